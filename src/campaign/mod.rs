@@ -1,0 +1,103 @@
+//! Campaigns: the compiled form the bidder serves, and the file format campaign managers write.
+//!
+//! [`file`] owns the contract with people (TOML, every key documented in the README, unknown keys
+//! refused, errors as `path:line:col: message`); this module owns what a file compiles to. A compiled
+//! [`Campaign`] is immutable plain data with every value already in its compared form, so the request
+//! path never parses, normalises or validates anything a person wrote.
+
+pub mod file;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::pricing::Pricing;
+use crate::targeting::Targeting;
+
+pub use file::parse;
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// The file stem unless the file sets `id`; letters, digits, `.`, `_` and `-` only.
+    pub id: String,
+    pub name: String,
+    pub advertiser: String,
+    /// Advertiser domains, lower case (checked against the request's `badv`).
+    pub adomain: Vec<String>,
+    /// The ad's own IAB categories, upper case (checked against the request's `bcat`).
+    pub cat: Vec<String>,
+    /// `status = "active"`; a paused campaign is loaded and validated but never bids.
+    pub active: bool,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub timezone: Tz,
+    pub pricing: Pricing,
+    pub targeting: Targeting,
+    pub creatives: Vec<Creative>,
+    /// The file it was compiled from.
+    pub path: PathBuf,
+}
+
+impl Campaign {
+    /// Active, and `now` lies in `[start, end]` where those are set.
+    pub fn in_flight(&self, now: DateTime<Utc>) -> bool {
+        self.active && self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| now <= e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Banner,
+    Video,
+    Native,
+}
+
+#[derive(Debug, Clone)]
+pub struct Creative {
+    pub id: String,
+    pub format: Format,
+    /// Required for banners; optional for video (players scale), absent for native.
+    pub w: Option<u32>,
+    pub h: Option<u32>,
+    /// The markup, with precis' own macros still in it (expanded per bid).
+    pub adm: String,
+    /// Where a click lands.
+    pub landing: String,
+}
+
+/// One problem in a campaign file, at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Why a campaign file was refused: every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CampaignError {
+    pub path: PathBuf,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for CampaignError {
+    /// One `path:line:col: message` line per problem, as compilers print them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                d.line,
+                d.col,
+                d.message
+            )?;
+        }
+        Ok(())
+    }
+}

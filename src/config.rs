@@ -1,0 +1,129 @@
+//! Configuration: `precis.toml` (optional), overridden by command-line flags.
+//!
+//! Read once at start; the running bidder never re-reads it (campaigns, not configuration, are what
+//! people edit while it runs). Unknown keys are errors, as in campaign files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::pricing::{Currency, Rates};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the bidder listens. Loopback unless an operator says otherwise.
+    pub listen: SocketAddr,
+    /// Base of the URLs precis puts in bids (win/billing notices, clicks); default `http://{listen}`.
+    pub public_url: Option<String>,
+    /// The campaign directory.
+    pub campaigns: PathBuf,
+    /// Units of each currency per one US dollar, e.g. `EUR = 0.92`. USD is always known.
+    pub currencies: BTreeMap<String, f64>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Time a client has to send its request headers before the connection is closed.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send its request body; slower ones get 408.
+    pub body_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            campaigns: PathBuf::from("campaigns"),
+            currencies: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 256 * 1024,
+            header_timeout_ms: 2_000,
+            body_timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads `path`. When `required` is false a missing file means the defaults.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        config.rates().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// The currency table, checked.
+    pub fn rates(&self) -> Result<Rates, String> {
+        let mut rates = Vec::new();
+        for (code, &rate) in &self.currencies {
+            let currency = Currency::parse(code)
+                .ok_or_else(|| format!("currencies: `{code}` is not an ISO-4217 code"))?;
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!(
+                    "currencies: {code} = {rate} must be a positive number of {code} per USD"
+                ));
+            }
+            rates.push((currency, rate));
+        }
+        Ok(Rates::new(rates))
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+impl Limits {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+}

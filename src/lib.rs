@@ -1,0 +1,23 @@
+//! precis: a real-time OpenRTB bidder that serves campaigns from a folder of TOML files.
+//!
+//! The modules follow a bid request through the bidder:
+//!
+//! ```text
+//! bytes ─ openrtb::decode ─ targeting::Facts ─ auction::run ─┬─ targeting (who/where/when/what)
+//!                                                             ├─ pricing (eCPM, currency)
+//!                                                             └─ openrtb::response ─ bytes
+//! campaigns/*.toml ─ campaign::parse ─ reload::Store (arc-swap) ─ auction::rank ─┘
+//! ```
+//!
+//! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places.
+
+pub mod auction;
+pub mod campaign;
+pub mod config;
+pub mod geo;
+pub mod metrics;
+pub mod openrtb;
+pub mod pricing;
+pub mod reload;
+pub mod server;
+pub mod targeting;

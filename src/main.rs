@@ -1,0 +1,207 @@
+//! The `precis` command: `serve` runs the bidder, `check` validates campaign files.
+//! This is the binary edge: errors become `anyhow` reports and exit codes here, nowhere else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use precis::auction::Urls;
+use precis::config::Config;
+use precis::metrics::Metrics;
+use precis::reload::{self, Store};
+use precis::server::{self, App};
+
+#[derive(Parser)]
+#[command(
+    name = "precis",
+    version,
+    about = "A real-time OpenRTB bidder that serves campaigns from a folder of TOML files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve bid requests for the campaigns in the campaign directory, reloading it as it changes.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Campaign directory [default: campaigns].
+        #[arg(long)]
+        campaigns: Option<PathBuf>,
+        /// Base URL put in win, billing and click URLs [default: http://LISTEN].
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Validate campaign files (or directories of them); print every error as path:line:col: message.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Files or directories to check [default: campaigns].
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// Configuration file; used when present if not named [default: precis.toml].
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let (path, required) = match &self.config {
+            Some(path) => (path.clone(), true),
+            None => (PathBuf::from("precis.toml"), false),
+        };
+        Ok(Config::load(&path, required)?)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            campaigns,
+            public_url,
+        } => config.load().and_then(|mut config| {
+            config.listen = listen.unwrap_or(config.listen);
+            config.campaigns = campaigns.unwrap_or(config.campaigns);
+            config.public_url = public_url.or(config.public_url);
+            serve(config)
+        }),
+        Command::Check { config, paths } => config.load().and_then(|config| check(&config, paths)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("precis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    if paths.is_empty() {
+        paths.push(config.campaigns.clone());
+    }
+    let rates = config.rates().map_err(anyhow::Error::msg)?;
+    let files = reload::campaign_files(&paths).context("cannot list campaign files")?;
+    let (loaded, refused) = reload::compile(&files, &Default::default(), &rates);
+    for error in &refused {
+        println!("{error}");
+    }
+    let problems: usize = refused.iter().map(|e| e.diagnostics.len()).sum();
+    if problems > 0 {
+        println!(
+            "{problems} error(s) in {} of {} file(s)",
+            refused.len(),
+            files.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let active = loaded.values().filter(|l| l.campaign.active).count();
+    println!(
+        "ok: {} campaign file(s), {active} active, {} paused",
+        loaded.len(),
+        loaded.len() - active
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let rates = config.rates().map_err(anyhow::Error::msg)?;
+        let store = Arc::new(Store::open(&config.campaigns, rates).with_context(|| {
+            format!(
+                "cannot read campaign directory {}",
+                config.campaigns.display()
+            )
+        })?);
+        log_reload(&Ok(store.snapshot()));
+        let metrics = Arc::new(Metrics::default());
+        let counted = metrics.clone();
+        let (trigger, _watcher) = reload::spawn(store.clone(), move |result| {
+            counted.reloaded(result.is_ok());
+            log_reload(result);
+        })
+        .context("cannot watch the campaign directory")?;
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local = listener.local_addr()?;
+        let public = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
+        let app = Arc::new(App {
+            store,
+            metrics,
+            urls: Urls {
+                public: public.trim_end_matches('/').to_owned(),
+            },
+            limits: config.limits.clone(),
+        });
+
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading campaigns");
+                trigger.poke();
+            }
+        });
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            }
+        };
+        tracing::info!("listening on {local}");
+        server::serve(listener, app, shutdown).await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn log_reload(result: &std::io::Result<Arc<reload::Snapshot>>) {
+    match result {
+        Ok(snapshot) => {
+            for error in &snapshot.refused {
+                tracing::error!(
+                    "refused campaign file (last good version, if any, keeps serving):\n{error}"
+                );
+            }
+            tracing::info!(
+                generation = snapshot.generation,
+                live = snapshot.ranked.len(),
+                refused = snapshot.refused.len(),
+                "campaigns loaded"
+            );
+        }
+        Err(e) => tracing::error!("cannot read campaign directory, keeping current campaigns: {e}"),
+    }
+}

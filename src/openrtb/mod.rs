@@ -1,0 +1,319 @@
+//! OpenRTB 2.5/2.6: the bid request as exchanges send it and the bid response precis answers.
+//!
+//! Only the fields the bidder reads are decoded; every other field is skipped by the parser without
+//! being stored. Every field is decoded leniently (see [`lenient`]) because real exchanges bend the spec;
+//! [`decode`] refuses only what cannot be a bid request at all (not JSON, no `id`, no `imp`).
+//! This module never looks at campaigns: it turns bytes into plain data and back.
+
+pub mod lenient;
+pub mod response;
+
+use serde::Deserialize;
+
+/// Why a body is not a bid request. The text is what the exchange sees in the 400 answer.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("body is not a JSON bid request: {0}")]
+    Json(String),
+    #[error("body is not a JSON object")]
+    NotObject,
+    #[error("bid request has no id")]
+    MissingId,
+    #[error("bid request has no imp")]
+    MissingImp,
+    #[error("imp[{0}] has no id")]
+    MissingImpId(usize),
+}
+
+/// Decodes and checks a bid request body.
+pub fn decode(body: &[u8]) -> Result<BidRequest, DecodeError> {
+    // Serde would read an array as a struct written positionally; a bid request is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::NotObject);
+    }
+    let request: BidRequest =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+    if request.id.as_deref().is_none_or(|id| id.trim().is_empty()) {
+        return Err(DecodeError::MissingId);
+    }
+    if request.imp.is_empty() {
+        return Err(DecodeError::MissingImp);
+    }
+    if let Some(index) = request.imp.iter().position(|imp| imp.id.is_empty()) {
+        return Err(DecodeError::MissingImpId(index));
+    }
+    Ok(request)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BidRequest {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::objects")]
+    pub imp: Vec<Imp>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub site: Option<Site>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub app: Option<App>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub device: Option<Device>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub user: Option<User>,
+    /// Currencies the exchange accepts bids in; empty means USD.
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub cur: Vec<String>,
+    /// Blocked advertiser categories (IAB content taxonomy; a parent blocks its children).
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub bcat: Vec<String>,
+    /// Blocked advertiser domains.
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub badv: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub tmax: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Imp {
+    #[serde(default, deserialize_with = "imp_id")]
+    pub id: String,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub banner: Option<Banner>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub video: Option<Video>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub native: Option<Native>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub bidfloor: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub bidfloorcur: Option<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub pmp: Option<Pmp>,
+}
+
+fn imp_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(lenient::string(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Banner {
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub w: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub h: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::objects")]
+    pub format: Vec<Format>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Format {
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub w: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub h: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Video {
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub w: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub h: Option<u32>,
+}
+
+/// The imp offers a native slot. Its `request` (a string or an object) is the creative's business,
+/// not the bidder's, so nothing inside is decoded.
+#[derive(Debug, Default, Deserialize)]
+pub struct Native {}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Pmp {
+    /// 1: only the deals listed may bid. precis holds no deals, so it does not bid on such imps.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub private_auction: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Site {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub domain: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub page: Option<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub cat: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub sectioncat: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub pagecat: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub content: Option<Content>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct App {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub bundle: Option<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub cat: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub sectioncat: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub pagecat: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub content: Option<Content>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Content {
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub cat: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Device {
+    /// OpenRTB device type (list 5.21 / AdCOM 7.3).
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub devicetype: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub os: Option<String>,
+    /// OpenRTB connection type (list 5.22 / AdCOM 7.4).
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub connectiontype: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub geo: Option<Geo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Geo {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub country: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub region: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub city: Option<String>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub lat: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub lon: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct User {
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub yob: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub gender: Option<String>,
+    /// Comma-separated in the spec; some exchanges send an array.
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub keywords: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub kwarray: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::objects")]
+    pub data: Vec<Data>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub geo: Option<Geo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Data {
+    #[serde(default, deserialize_with = "lenient::objects")]
+    pub segment: Vec<Segment>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Segment {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_sent_as_strings_and_strings_sent_as_numbers_are_understood() {
+        let request = decode(
+            br#"{"id": 42, "imp": [{"id": 1, "bidfloor": "0.75", "banner": {"w": "300", "h": 250.0}}],
+                 "device": {"devicetype": "4", "geo": {"lat": "31.2", "lon": 121}}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.id.as_deref(), Some("42"));
+        let imp = &request.imp[0];
+        assert_eq!(imp.id, "1");
+        assert_eq!(imp.bidfloor, Some(0.75));
+        let banner = imp.banner.as_ref().unwrap();
+        assert_eq!((banner.w, banner.h), (Some(300), Some(250)));
+        let device = request.device.unwrap();
+        assert_eq!(device.devicetype, Some(4));
+        assert_eq!(device.geo.unwrap().lat, Some(31.2));
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_treated_as_absent_not_fatal() {
+        let request = decode(
+            br#"{"id": "r", "imp": [{"id": "1", "banner": "big", "bidfloor": {"x": 1}, "video": [1, 2]}, 7],
+                 "device": "phone", "user": {"yob": true, "data": [{"segment": "x"}, null]},
+                 "cur": "EUR", "bcat": [1, "IAB25", null], "site": {"cat": {"a": []}}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.imp.len(), 1);
+        assert!(request.imp[0].banner.is_none() && request.imp[0].video.is_none());
+        assert_eq!(request.imp[0].bidfloor, None);
+        assert!(request.device.is_none());
+        assert_eq!(request.user.as_ref().unwrap().yob, None);
+        assert_eq!(request.cur, vec!["EUR"]);
+        assert_eq!(request.bcat, vec!["1", "IAB25"]);
+        assert!(request.site.unwrap().cat.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_a_bid_request_is_refused_with_a_reason() {
+        assert!(matches!(decode(b"{not json"), Err(DecodeError::Json(_))));
+        assert_eq!(decode(b"[]").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(decode(b"").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(
+            decode(br#"{"imp": [{"id": "1"}]}"#).unwrap_err(),
+            DecodeError::MissingId
+        );
+        assert_eq!(
+            decode(br#"{"id": " ", "imp": [{"id": "1"}]}"#).unwrap_err(),
+            DecodeError::MissingId
+        );
+        assert_eq!(
+            decode(br#"{"id": "r", "imp": []}"#).unwrap_err(),
+            DecodeError::MissingImp
+        );
+        assert_eq!(
+            decode(br#"{"id": "r", "imp": {}}"#).unwrap_err(),
+            DecodeError::MissingImp
+        );
+        assert_eq!(
+            decode(br#"{"id": "r", "imp": [{"id": "1"}, {}]}"#).unwrap_err(),
+            DecodeError::MissingImpId(1)
+        );
+    }
+
+    #[test]
+    fn deeply_nested_json_is_skipped_or_refused_without_exhausting_the_stack() {
+        let nest = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let in_imp = format!(r#"{{"id": "r", "imp": {}}}"#, nest(100_000));
+        assert_eq!(
+            decode(in_imp.as_bytes()).unwrap_err(),
+            DecodeError::MissingImp
+        );
+        let in_ext = format!(
+            r#"{{"id": "r", "imp": [{{"id": "1"}}], "ext": {}}}"#,
+            nest(100_000)
+        );
+        assert_eq!(decode(in_ext.as_bytes()).unwrap().imp.len(), 1);
+        let unclosed = format!(
+            r#"{{"id": "r", "imp": [{{"id": "1", "banner": {}"#,
+            "[".repeat(100_000)
+        );
+        assert!(matches!(
+            decode(unclosed.as_bytes()),
+            Err(DecodeError::Json(_))
+        ));
+    }
+}

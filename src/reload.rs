@@ -1,0 +1,249 @@
+//! Reload: the campaign directory → an immutable [`Snapshot`], swapped in atomically.
+//!
+//! Requests read the current snapshot through arc-swap without ever waiting; a reload parses,
+//! validates and ranks off the request path and publishes the result with one pointer swap, so a
+//! request sees either the old campaigns or the new ones, never a mix. Validation is per file: a file
+//! that fails keeps its last good version serving (a new broken file is simply not loaded), and its
+//! errors are kept for `/status`. Unchanged files are not parsed again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::auction;
+use crate::campaign::{self, Campaign, CampaignError, Diagnostic};
+use crate::pricing::Rates;
+
+/// Everything the bidder serves from, as of one reload.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Counts reloads since start; 1 is the first load.
+    pub generation: u64,
+    pub loaded_at: DateTime<Utc>,
+    /// Active campaigns in auction order (see [`auction::rank`]).
+    pub ranked: Vec<Arc<Campaign>>,
+    /// Every loaded campaign (paused ones too), by file.
+    pub files: BTreeMap<PathBuf, Loaded>,
+    /// Files refused in this reload, with why. A refused file may still serve its last good version.
+    pub refused: Vec<CampaignError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub campaign: Arc<Campaign>,
+    /// Hash of the file contents it was compiled from.
+    hash: u64,
+}
+
+/// The live campaigns and how to refresh them.
+pub struct Store {
+    dir: PathBuf,
+    rates: Rates,
+    current: ArcSwap<Snapshot>,
+    /// Serialises reloads (the watcher, SIGHUP and the admin route may ask at once). Held only by
+    /// the reloading thread, never by a request.
+    reloading: Mutex<()>,
+}
+
+impl Store {
+    /// Loads `dir` for the first time. Fails only if the directory cannot be listed.
+    pub fn open(dir: &Path, rates: Rates) -> std::io::Result<Store> {
+        let empty = Snapshot {
+            generation: 0,
+            loaded_at: Utc::now(),
+            ranked: Vec::new(),
+            files: BTreeMap::new(),
+            refused: Vec::new(),
+        };
+        let store = Store {
+            dir: dir.to_owned(),
+            rates,
+            current: ArcSwap::from_pointee(empty),
+            reloading: Mutex::new(()),
+        };
+        store.reload()?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn rates(&self) -> &Rates {
+        &self.rates
+    }
+
+    /// The current snapshot. Wait-free; hold it for the length of one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Re-reads the directory and swaps in the result. On an error listing the directory the
+    /// current snapshot stays as it is.
+    pub fn reload(&self) -> std::io::Result<Arc<Snapshot>> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let previous = self.current.load_full();
+        let paths = campaign_files(std::slice::from_ref(&self.dir))?;
+        let (files, refused) = compile(&paths, &previous.files, &self.rates);
+        let next = Arc::new(Snapshot {
+            generation: previous.generation + 1,
+            loaded_at: Utc::now(),
+            ranked: auction::rank(files.values().map(|l| l.campaign.clone()), &self.rates),
+            files,
+            refused,
+        });
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+/// The campaign files named by `paths`: each `*.toml` in a directory (not hidden, not descending),
+/// or a file named directly. Sorted, so duplicate ids are resolved the same way every time.
+pub fn campaign_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            std::fs::metadata(path)?;
+            files.push(path.clone());
+            continue;
+        }
+        for entry in std::fs::read_dir(path)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !name.starts_with('.') && name.ends_with(".toml") && path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Compiles `paths`, reusing `previous` for files whose contents have not changed and falling back
+/// to it for files that fail. Returns what loaded (by file) and what was refused.
+pub fn compile(
+    paths: &[PathBuf],
+    previous: &BTreeMap<PathBuf, Loaded>,
+    rates: &Rates,
+) -> (BTreeMap<PathBuf, Loaded>, Vec<CampaignError>) {
+    let mut files = BTreeMap::new();
+    let mut refused = Vec::new();
+    let mut owners: HashMap<String, PathBuf> = HashMap::new();
+    for path in paths {
+        let last_good = previous.get(path);
+        let result = std::fs::read(path)
+            .map_err(|e| whole_file_error(path, format!("cannot read: {e}")))
+            .and_then(|bytes| {
+                let hash = content_hash(&bytes);
+                if let Some(good) = last_good.filter(|l| l.hash == hash) {
+                    return Ok(good.clone());
+                }
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| whole_file_error(path, "not UTF-8 text".into()))?;
+                let campaign = campaign::parse(&text, path, rates)?;
+                Ok(Loaded {
+                    campaign: Arc::new(campaign),
+                    hash,
+                })
+            });
+        let loaded = match result {
+            Ok(loaded) => Some(loaded),
+            Err(error) => {
+                refused.push(error);
+                last_good.cloned()
+            }
+        };
+        let Some(loaded) = loaded else { continue };
+        match owners.get(&loaded.campaign.id) {
+            Some(owner) => refused.push(whole_file_error(
+                path,
+                format!(
+                    "campaign id `{}` is already used by {}",
+                    loaded.campaign.id,
+                    owner.display()
+                ),
+            )),
+            None => {
+                owners.insert(loaded.campaign.id.clone(), path.clone());
+                files.insert(path.clone(), loaded);
+            }
+        }
+    }
+    (files, refused)
+}
+
+fn whole_file_error(path: &Path, message: String) -> CampaignError {
+    CampaignError {
+        path: path.to_owned(),
+        diagnostics: vec![Diagnostic {
+            line: 1,
+            col: 1,
+            message,
+        }],
+    }
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Asks for a reload; many asks in quick succession become one reload.
+#[derive(Clone)]
+pub struct Trigger(mpsc::Sender<()>);
+
+impl Trigger {
+    pub fn poke(&self) {
+        // Full means a reload is already pending, which will see this change too.
+        let _ = self.0.try_send(());
+    }
+}
+
+/// How long to wait for a burst of file events (an editor's write, rename and chmod) to settle.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Starts the reload task and a watcher on the campaign directory. Keep the returned watcher alive:
+/// dropping it stops watching. `after` is told about each reload (for metrics and logs).
+pub fn spawn(
+    store: Arc<Store>,
+    after: impl Fn(&std::io::Result<Arc<Snapshot>>) + Send + Sync + 'static,
+) -> notify::Result<(Trigger, notify::RecommendedWatcher)> {
+    use notify::Watcher;
+
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let trigger = Trigger(tx);
+    let from_watcher = trigger.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            from_watcher.poke();
+        }
+    })?;
+    watcher.watch(store.dir(), notify::RecursiveMode::NonRecursive)?;
+
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            tokio::time::sleep(SETTLE).await;
+            while rx.try_recv().is_ok() {}
+            let store = store.clone();
+            let outcome = tokio::task::spawn_blocking(move || store.reload()).await;
+            match outcome {
+                Ok(result) => after(&result),
+                Err(e) => tracing::error!("reload task failed: {e}"),
+            }
+        }
+    });
+    Ok((trigger, watcher))
+}

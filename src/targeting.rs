@@ -1,0 +1,555 @@
+//! Targeting: what a request says about who, where, when and on what ([`Facts`]), and the compiled
+//! predicates a campaign holds against them ([`Targeting`]).
+//!
+//! A request is normalised into `Facts` once, whatever the number of campaigns; each campaign's
+//! targeting is a short list of [`Term`]s, one per key its file sets, so an unset key costs nothing.
+//! Semantics (the campaign-file contract): values in one key are alternatives, all included keys must
+//! hold, and any excluded key that holds vetoes. A fact the request does not carry never satisfies an
+//! included key and never vetoes. Nothing here allocates per campaign or can fail on request data.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::geo::{Country, Point, Region};
+use crate::openrtb::{BidRequest, Geo};
+
+/// The targetable facts of one bid request, normalised to the forms campaigns are compiled to.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub now: DateTime<Utc>,
+    pub country: Option<Country>,
+    pub region: Option<Region>,
+    /// Lower case.
+    pub city: Option<String>,
+    pub point: Option<Point>,
+    /// The OpenRTB `devicetype` code.
+    pub device_type: Option<u32>,
+    /// Normalised with [`normalize_os`].
+    pub os: Option<String>,
+    /// The OpenRTB `connectiontype` code.
+    pub connection: Option<u32>,
+    /// User tags, lower case: segment ids and names, keywords, kwarray.
+    pub tags: Vec<String>,
+    /// Site/app/content categories, upper case.
+    pub categories: Vec<String>,
+    pub age: Option<u32>,
+    pub gender: Option<Gender>,
+    /// `site.domain` (or the host of `site.page`), lower case.
+    pub site: Option<String>,
+    /// `app.bundle`, lower case.
+    pub app: Option<String>,
+}
+
+impl Facts {
+    pub fn from_request(request: &BidRequest, now: DateTime<Utc>) -> Facts {
+        let device = request.device.as_ref();
+        let user = request.user.as_ref();
+        // Device geo is where the device is now; user geo is the home location: prefer the device.
+        let geos = [
+            device.and_then(|d| d.geo.as_ref()),
+            user.and_then(|u| u.geo.as_ref()),
+        ];
+        let first = |read: fn(&Geo) -> Option<&str>| {
+            geos.iter()
+                .flatten()
+                .find_map(|g| read(g).filter(|v| !v.trim().is_empty()))
+        };
+
+        let country = first(|g| g.country.as_deref()).and_then(Country::parse);
+        let point = geos
+            .iter()
+            .flatten()
+            .find_map(|g| Point::new(g.lat?, g.lon?).filter(|p| p.lat != 0.0 || p.lon != 0.0));
+
+        let mut tags = Vec::new();
+        let mut categories = Vec::new();
+        if let Some(user) = user {
+            for segment in user.data.iter().flat_map(|d| &d.segment) {
+                tags.extend(
+                    segment
+                        .id
+                        .iter()
+                        .chain(&segment.name)
+                        .map(|t| t.as_str())
+                        .filter_map(tag_form),
+                );
+            }
+            for keywords in &user.keywords {
+                tags.extend(keywords.split(',').filter_map(tag_form));
+            }
+            tags.extend(user.kwarray.iter().map(|t| t.as_str()).filter_map(tag_form));
+        }
+        if let Some(site) = &request.site {
+            let content = site.content.iter().flat_map(|c| &c.cat);
+            categories.extend(
+                site.cat
+                    .iter()
+                    .chain(&site.sectioncat)
+                    .chain(&site.pagecat)
+                    .chain(content)
+                    .filter_map(|c| category_form(c)),
+            );
+        }
+        if let Some(app) = &request.app {
+            let content = app.content.iter().flat_map(|c| &c.cat);
+            categories.extend(
+                app.cat
+                    .iter()
+                    .chain(&app.sectioncat)
+                    .chain(&app.pagecat)
+                    .chain(content)
+                    .filter_map(|c| category_form(c)),
+            );
+        }
+
+        let year = now.year() as u32;
+        Facts {
+            now,
+            country,
+            region: first(|g| g.region.as_deref()).and_then(Region::parse),
+            city: first(|g| g.city.as_deref()).map(|c| c.trim().to_lowercase()),
+            point,
+            device_type: device.and_then(|d| d.devicetype),
+            os: device
+                .and_then(|d| d.os.as_deref())
+                .map(normalize_os)
+                .filter(|os| !os.is_empty()),
+            connection: device.and_then(|d| d.connectiontype),
+            tags,
+            categories,
+            age: user
+                .and_then(|u| u.yob)
+                .filter(|yob| (1900..=year).contains(yob))
+                .map(|yob| year - yob),
+            gender: user
+                .and_then(|u| u.gender.as_deref())
+                .and_then(Gender::parse),
+            site: request.site.as_ref().and_then(|s| {
+                s.domain
+                    .as_deref()
+                    .and_then(host_form)
+                    .or_else(|| s.page.as_deref().and_then(host_form))
+            }),
+            app: request
+                .app
+                .as_ref()
+                .and_then(|a| a.bundle.as_deref())
+                .map(|b| b.trim().to_lowercase())
+                .filter(|b| !b.is_empty()),
+        }
+    }
+}
+
+/// A tag as compared: trimmed, lower case, with no empty path segments (`Sports / Outdoor/` is `sports/outdoor`).
+pub fn tag_form(text: &str) -> Option<String> {
+    let parts: Vec<String> = text
+        .split('/')
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// An IAB category as compared: trimmed, upper case.
+pub fn category_form(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_ascii_uppercase())
+}
+
+/// A host name as compared: lower case, without scheme, port, path or a trailing dot.
+pub fn host_form(text: &str) -> Option<String> {
+    let text = text.trim();
+    let text = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let host = text
+        .split(['/', '?', '#', ':'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.');
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// `child` equals `parent` or lies below it in a hierarchy written with `separator`
+/// (`sports/outdoor/running` is within `sports`; `IAB17-3` is within `IAB17`; `sportswear` is not).
+pub fn within(child: &str, parent: &str, separator: char) -> bool {
+    child
+        .strip_prefix(parent)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(separator))
+}
+
+/// `host` is `domain` or one of its subdomains.
+pub fn on_domain(host: &str, domain: &str) -> bool {
+    host.strip_suffix(domain)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+}
+
+/// Operating system names as exchanges spell them (`iOS`, `iPhone OS`, `OS X`, `Android`) in one form.
+pub fn normalize_os(text: &str) -> String {
+    let squashed: String = text
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    match squashed.as_str() {
+        "ios" | "iphoneos" | "iphone" | "ipados" | "ipad" => "ios".into(),
+        "osx" | "macos" | "macosx" | "mac" => "macos".into(),
+        s if s.starts_with("windows") => "windows".into(),
+        _ => squashed,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gender {
+    Male,
+    Female,
+    Other,
+}
+
+impl Gender {
+    pub fn parse(text: &str) -> Option<Gender> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "m" | "male" => Some(Gender::Male),
+            "f" | "female" => Some(Gender::Female),
+            "o" | "other" => Some(Gender::Other),
+            _ => None,
+        }
+    }
+}
+
+/// Campaign device type names and the OpenRTB `devicetype` codes each covers.
+/// Code 1 ("mobile/tablet") is covered by both phone and tablet; 7 (set-top box) also by ctv.
+pub const DEVICE_TYPES: &[(&str, &[u32])] = &[
+    ("mobile", &[1, 4, 5]),
+    ("phone", &[1, 4]),
+    ("tablet", &[1, 5]),
+    ("desktop", &[2]),
+    ("ctv", &[3, 7]),
+    ("connected_device", &[6]),
+    ("set_top_box", &[7]),
+    ("dooh", &[8]),
+];
+
+/// Campaign connection names and the OpenRTB `connectiontype` codes each covers.
+pub const CONNECTIONS: &[(&str, &[u32])] = &[
+    ("ethernet", &[1]),
+    ("wifi", &[2]),
+    ("cellular", &[3, 4, 5, 6, 7]),
+    ("2g", &[4]),
+    ("3g", &[5]),
+    ("4g", &[6]),
+    ("5g", &[7]),
+];
+
+/// A set of small OpenRTB enum codes as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Codes(u32);
+
+impl Codes {
+    /// The union of the codes the given names cover in `table`; `Err(name)` for a name not in it.
+    pub fn from_names<'a>(
+        table: &[(&str, &[u32])],
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Codes, String> {
+        let mut bits = 0;
+        for name in names {
+            let key = name.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+            let (_, codes) = table
+                .iter()
+                .find(|(n, _)| *n == key)
+                .ok_or_else(|| name.to_owned())?;
+            bits |= codes.iter().fold(0, |acc, c| acc | (1 << c));
+        }
+        Ok(Codes(bits))
+    }
+
+    pub fn contains(&self, code: u32) -> bool {
+        code < 32 && self.0 & (1 << code) != 0
+    }
+}
+
+/// Hours of the week a campaign runs, in its own time zone: bit `day * 24 + hour`, Monday = day 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Week([u64; 3]);
+
+impl Week {
+    /// `days` as Monday-based indexes and `hours` as local `[from, to)` ranges; empty means all.
+    pub fn new(days: &[u32], hours: &[(u32, u32)]) -> Week {
+        let all_days: Vec<u32> = (0..7).collect();
+        let days = if days.is_empty() { &all_days[..] } else { days };
+        let hours = if hours.is_empty() {
+            &[(0, 24)][..]
+        } else {
+            hours
+        };
+        let mut bits = [0u64; 3];
+        for &day in days {
+            for &(from, to) in hours {
+                for hour in from..to.min(24) {
+                    let bit = (day * 24 + hour) as usize;
+                    bits[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+        }
+        Week(bits)
+    }
+
+    pub fn contains(&self, now: DateTime<Utc>, tz: Tz) -> bool {
+        let local = now.with_timezone(&tz);
+        let bit = (local.weekday().num_days_from_monday() * 24 + local.hour()) as usize;
+        self.0[bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
+
+/// A circle on the map: "within `km` of this point".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Circle {
+    pub center: Point,
+    pub km: f64,
+}
+
+/// One targeting key of a campaign, compiled. Lists hold values already in their compared form.
+#[derive(Debug, Clone)]
+pub enum Term {
+    Countries(Vec<Country>),
+    Regions(Vec<Region>),
+    /// Lower case.
+    Cities(Vec<String>),
+    Near(Vec<Circle>),
+    Schedule {
+        week: Week,
+        tz: Tz,
+    },
+    DeviceTypes(Codes),
+    /// Normalised with [`normalize_os`].
+    Os(Vec<String>),
+    Connection(Codes),
+    /// In [`tag_form`]; a tag matches itself and every descendant.
+    TagsAny(Vec<String>),
+    TagsAll(Vec<String>),
+    /// In [`category_form`]; `IAB17` matches `IAB17-*`.
+    Categories(Vec<String>),
+    /// Inclusive.
+    Age {
+        min: u32,
+        max: u32,
+    },
+    Gender(Vec<Gender>),
+    /// Host names; subdomains match.
+    Sites(Vec<String>),
+    /// Bundle ids, lower case.
+    Apps(Vec<String>),
+}
+
+impl Term {
+    /// Does the request carry this fact, with a value this term names?
+    pub fn holds(&self, facts: &Facts) -> bool {
+        let has_tag = |want: &String| facts.tags.iter().any(|t| within(t, want, '/'));
+        match self {
+            Term::Countries(list) => facts.country.is_some_and(|c| list.contains(&c)),
+            Term::Regions(list) => facts
+                .region
+                .as_ref()
+                .is_some_and(|r| list.iter().any(|want| want.contains(r, facts.country))),
+            Term::Cities(list) => facts.city.as_ref().is_some_and(|c| list.contains(c)),
+            Term::Near(circles) => facts
+                .point
+                .is_some_and(|p| circles.iter().any(|c| c.center.km_to(&p) <= c.km)),
+            Term::Schedule { week, tz } => week.contains(facts.now, *tz),
+            Term::DeviceTypes(codes) => facts.device_type.is_some_and(|d| codes.contains(d)),
+            Term::Os(list) => facts.os.as_ref().is_some_and(|os| list.contains(os)),
+            Term::Connection(codes) => facts.connection.is_some_and(|c| codes.contains(c)),
+            Term::TagsAny(list) => list.iter().any(has_tag),
+            Term::TagsAll(list) => list.iter().all(has_tag),
+            Term::Categories(list) => facts
+                .categories
+                .iter()
+                .any(|c| list.iter().any(|want| within(c, want, '-'))),
+            Term::Age { min, max } => facts.age.is_some_and(|a| (*min..=*max).contains(&a)),
+            Term::Gender(list) => facts.gender.is_some_and(|g| list.contains(&g)),
+            Term::Sites(list) => facts
+                .site
+                .as_ref()
+                .is_some_and(|s| list.iter().any(|d| on_domain(s, d))),
+            Term::Apps(list) => facts.app.as_ref().is_some_and(|a| list.contains(a)),
+        }
+    }
+}
+
+/// A campaign's targeting: every included term must hold, no excluded term may.
+#[derive(Debug, Clone, Default)]
+pub struct Targeting {
+    pub include: Vec<Term>,
+    pub exclude: Vec<Term>,
+}
+
+impl Targeting {
+    pub fn matches(&self, facts: &Facts) -> bool {
+        self.include.iter().all(|t| t.holds(facts)) && !self.exclude.iter().any(|t| t.holds(facts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openrtb::decode;
+
+    fn facts(json: &str) -> Facts {
+        // 2026-03-04 is a Wednesday; 10:30 UTC is 18:30 in Shanghai.
+        let now = "2026-03-04T10:30:00Z".parse().unwrap();
+        Facts::from_request(&decode(json.as_bytes()).unwrap(), now)
+    }
+
+    fn request(extra: &str) -> String {
+        format!(r#"{{"id": "r", "imp": [{{"id": "1"}}] {extra}}}"#)
+    }
+
+    #[test]
+    fn geo_terms_read_device_geo_and_fall_back_to_user_geo() {
+        let f = facts(&request(
+            r#", "device": {"geo": {"country": "CN", "region": "SH", "city": " Shanghai "}}"#,
+        ));
+        assert!(Term::Countries(vec![Country::parse("CHN").unwrap()]).holds(&f));
+        assert!(!Term::Countries(vec![Country::parse("USA").unwrap()]).holds(&f));
+        assert!(Term::Regions(vec![Region::parse("CN-SH").unwrap()]).holds(&f));
+        assert!(Term::Cities(vec!["shanghai".into()]).holds(&f));
+
+        let f = facts(&request(
+            r#", "device": {"geo": {"country": ""}}, "user": {"geo": {"country": "DEU", "lat": 48.14, "lon": 11.58}}"#,
+        ));
+        assert_eq!(f.country, Country::parse("DEU"));
+        let munich = Circle {
+            center: Point::new(48.137, 11.575).unwrap(),
+            km: 5.0,
+        };
+        let berlin = Circle {
+            center: Point::new(52.52, 13.40).unwrap(),
+            km: 50.0,
+        };
+        assert!(Term::Near(vec![berlin.clone(), munich]).holds(&f));
+        assert!(!Term::Near(vec![berlin]).holds(&f));
+    }
+
+    #[test]
+    fn schedule_is_evaluated_in_the_campaign_time_zone() {
+        let f = facts(&request(""));
+        let evenings = Week::new(&[2], &[(18, 24)]);
+        assert!(
+            Term::Schedule {
+                week: evenings.clone(),
+                tz: chrono_tz::Asia::Shanghai
+            }
+            .holds(&f)
+        );
+        assert!(
+            !Term::Schedule {
+                week: evenings,
+                tz: chrono_tz::UTC
+            }
+            .holds(&f)
+        );
+        let weekends = Week::new(&[5, 6], &[]);
+        assert!(
+            !Term::Schedule {
+                week: weekends,
+                tz: chrono_tz::Asia::Shanghai
+            }
+            .holds(&f)
+        );
+        let office = Week::new(&[], &[(8, 12)]);
+        assert!(
+            Term::Schedule {
+                week: office,
+                tz: chrono_tz::UTC
+            }
+            .holds(&f)
+        );
+    }
+
+    #[test]
+    fn device_os_and_connection_map_openrtb_codes_and_spellings() {
+        let f = facts(&request(
+            r#", "device": {"devicetype": 1, "os": "iPhone OS", "connectiontype": 6}"#,
+        ));
+        let types =
+            |names: &[&str]| Codes::from_names(DEVICE_TYPES, names.iter().copied()).unwrap();
+        assert!(Term::DeviceTypes(types(&["phone"])).holds(&f));
+        assert!(Term::DeviceTypes(types(&["tablet"])).holds(&f));
+        assert!(!Term::DeviceTypes(types(&["desktop", "ctv"])).holds(&f));
+        assert!(Term::Os(vec![normalize_os("ios")]).holds(&f));
+        assert!(!Term::Os(vec![normalize_os("Android")]).holds(&f));
+        let nets = |names: &[&str]| Codes::from_names(CONNECTIONS, names.iter().copied()).unwrap();
+        assert!(Term::Connection(nets(&["cellular"])).holds(&f));
+        assert!(Term::Connection(nets(&["4g"])).holds(&f));
+        assert!(!Term::Connection(nets(&["wifi"])).holds(&f));
+        assert_eq!(
+            Codes::from_names(DEVICE_TYPES, ["toaster"]),
+            Err("toaster".to_owned())
+        );
+        assert_eq!(normalize_os("OS X"), "macos");
+    }
+
+    #[test]
+    fn tags_come_from_segments_keywords_and_kwarray_and_match_descendants() {
+        let f = facts(&request(
+            r#", "user": {"keywords": "Sports/Outdoor/Running/Trail, cooking", "kwarray": ["travel"],
+                "data": [{"segment": [{"id": "auto/suv"}, {"name": "Beauty"}]}]}"#,
+        ));
+        for tag in [
+            "sports",
+            "sports/outdoor/running",
+            "cooking",
+            "travel",
+            "auto",
+            "beauty",
+        ] {
+            assert!(Term::TagsAny(vec![tag.into()]).holds(&f), "{tag}");
+        }
+        assert!(!Term::TagsAny(vec!["sports/indoor".into(), "sport".into()]).holds(&f));
+        assert!(Term::TagsAll(vec!["sports".into(), "travel".into()]).holds(&f));
+        assert!(!Term::TagsAll(vec!["sports".into(), "finance".into()]).holds(&f));
+    }
+
+    #[test]
+    fn categories_sites_and_apps_match_their_hierarchies() {
+        let f = facts(&request(
+            r#", "site": {"page": "https://www.News.example/a?b", "cat": ["IAB17-3"], "content": {"cat": ["iab2"]}}"#,
+        ));
+        assert_eq!(f.site.as_deref(), Some("www.news.example"));
+        assert!(Term::Categories(vec!["IAB17".into()]).holds(&f));
+        assert!(Term::Categories(vec!["IAB2".into()]).holds(&f));
+        assert!(!Term::Categories(vec!["IAB1".into()]).holds(&f));
+        assert!(Term::Sites(vec!["news.example".into()]).holds(&f));
+        assert!(!Term::Sites(vec!["ews.example".into()]).holds(&f));
+        let f = facts(&request(r#", "app": {"bundle": "com.Example.Reader"}"#));
+        assert!(Term::Apps(vec!["com.example.reader".into()]).holds(&f));
+    }
+
+    #[test]
+    fn age_and_gender_come_from_the_user() {
+        let f = facts(&request(r#", "user": {"yob": 1996, "gender": "F"}"#));
+        assert_eq!(f.age, Some(30));
+        assert!(Term::Age { min: 25, max: 30 }.holds(&f));
+        assert!(!Term::Age { min: 31, max: 40 }.holds(&f));
+        assert!(Term::Gender(vec![Gender::Female]).holds(&f));
+        assert!(!Term::Gender(vec![Gender::Male]).holds(&f));
+        assert_eq!(facts(&request(r#", "user": {"yob": 3000}"#)).age, None);
+    }
+
+    #[test]
+    fn unknown_facts_neither_satisfy_an_include_nor_veto_through_an_exclude() {
+        let f = facts(&request(""));
+        let country = Term::Countries(vec![Country::parse("USA").unwrap()]);
+        let included = Targeting {
+            include: vec![country.clone()],
+            exclude: vec![],
+        };
+        let excluded = Targeting {
+            include: vec![],
+            exclude: vec![country],
+        };
+        assert!(!included.matches(&f));
+        assert!(excluded.matches(&f));
+        let f = facts(&request(r#", "device": {"geo": {"country": "USA"}}"#));
+        assert!(included.matches(&f));
+        assert!(!excluded.matches(&f));
+    }
+}
