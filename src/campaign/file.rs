@@ -12,6 +12,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
 use super::{Campaign, CampaignError, Creative, Diagnostic, Format};
@@ -132,13 +133,10 @@ pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, Campa
         source,
         diagnostics: Vec::new(),
     };
-    let campaign = match toml::from_str::<File>(source) {
-        Ok(file) => check.compile(file, path, rates),
-        Err(e) => {
-            check.error(e.span().unwrap_or(0..0), e.message().trim_end().to_owned());
-            None
-        }
-    };
+    let campaign = check
+        .read(source)
+        .and_then(|file| check.compile(file, path, rates));
+    check.diagnostics.sort_by_key(|d| (d.line, d.col));
     match campaign {
         Some(campaign) if check.diagnostics.is_empty() => Ok(campaign),
         _ => Err(CampaignError {
@@ -173,6 +171,30 @@ struct Checker<'s> {
 }
 
 impl Checker<'_> {
+    /// The file's structure. Serde stops at the first unknown key or wrong type; to report them all,
+    /// each entry at fault is recorded, taken out of the document, and the rest read again.
+    fn read(&mut self, source: &str) -> Option<File> {
+        let mut document = match DeTable::parse(source) {
+            Ok(document) => document,
+            Err(e) => {
+                self.error(e.span().unwrap_or(0..0), e.message().trim_end());
+                return None;
+            }
+        };
+        loop {
+            match File::deserialize(toml::de::Deserializer::from(document.clone())) {
+                Ok(file) => return Some(file),
+                Err(e) => {
+                    let span = e.span().unwrap_or(0..0);
+                    self.error(span.clone(), e.message().trim_end());
+                    if !remove_entry_at(document.get_mut(), &span) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let offset = span.start.min(self.source.len());
         let before = &self.source[..self.source.floor_char_boundary(offset)];
@@ -661,9 +683,208 @@ impl Checker<'_> {
     }
 }
 
+/// Removes the entry whose key or value `span` points at, looking into nested tables first.
+/// False when it points at no single entry (a missing key points at its table): nothing to remove.
+fn remove_entry_at(table: &mut DeTable<'_>, span: &Range<usize>) -> bool {
+    let at = |s: Range<usize>| s == *span;
+    if let Some(key) = table
+        .iter()
+        .find(|(k, v)| at(k.span()) || at(v.span()))
+        .map(|(k, _)| k.clone())
+    {
+        table.remove(&key);
+        return true;
+    }
+    for (_, value) in table.iter_mut() {
+        let removed = match value.get_mut() {
+            DeValue::Table(inner) => remove_entry_at(inner, span),
+            DeValue::Array(items) => items.iter_mut().any(|item| match item.get_mut() {
+                DeValue::Table(inner) => remove_entry_at(inner, span),
+                _ => false,
+            }),
+            _ => false,
+        };
+        if removed {
+            return true;
+        }
+    }
+    // A wrong value inside a list: the whole key goes.
+    let within = |s: Range<usize>| s.start <= span.start && span.end <= s.end;
+    let holder = table
+        .iter()
+        .find(|(_, v)| !v.get_ref().is_table() && within(v.span()))
+        .map(|(k, _)| k.clone());
+    holder.is_some_and(|key| table.remove(&key).is_some())
+}
+
 #[derive(Clone, Copy)]
 enum Bound {
     Positive,
     /// In (0, 1].
     Rate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::Country;
+
+    const FULL: &str = r#"
+name = "Spring running shoes"
+advertiser = "acme"
+adomain = ["acme.example"]
+cat = ["iab17-3"]
+start = 2026-03-01T00:00:00+08:00
+end = 2026-05-31
+timezone = "Asia/Shanghai"
+
+[pricing]
+model = "cpc"
+cpc = 0.35
+ctr = 0.01
+max_cpm = 5.0
+
+[targeting]
+countries = ["CHN", "US"]
+days = ["mon", "Friday"]
+hours = [[8, 12], [18, 24]]
+tags_any = ["Sports/Outdoor/Running"]
+tags_all = []
+
+[targeting.exclude]
+tags = ["kids"]
+
+[[creative]]
+id = "run-300x250"
+format = "banner"
+w = 300
+h = 250
+adm = "<a href='${CLICK_URL}'>run</a>"
+landing = "https://acme.example/run"
+"#;
+
+    fn compile(source: &str) -> Result<Campaign, CampaignError> {
+        parse(
+            source,
+            Path::new("campaigns/spring-run.toml"),
+            &Rates::default(),
+        )
+    }
+
+    /// The problems in `source`, as `line:col: message`.
+    fn problems(source: &str) -> Vec<String> {
+        let error = compile(source).expect_err("the file should be refused");
+        error
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_file_compiles_to_its_meaning() {
+        let c = compile(FULL).unwrap();
+        assert_eq!(c.id, "spring-run");
+        assert_eq!(c.cat, ["IAB17-3"]);
+        assert_eq!(c.start.unwrap().to_rfc3339(), "2026-02-28T16:00:00+00:00");
+        // A bare end date runs to the end of that day in the campaign's time zone.
+        assert_eq!(
+            c.end.unwrap().to_rfc3339(),
+            "2026-05-31T15:59:59.999999999+00:00"
+        );
+        assert!((c.pricing.ecpm() - 3.5).abs() < 1e-9);
+        // countries, tags_any and the schedule; the empty tags_all sets nothing.
+        assert_eq!(c.targeting.include.len(), 3);
+        assert!(
+            matches!(&c.targeting.include[0], Term::Countries(list) if list == &[Country::parse("CHN").unwrap(), Country::parse("USA").unwrap()])
+        );
+        assert!(matches!(&c.targeting.exclude[..], [Term::TagsAny(tags)] if tags == &["kids"]));
+        assert_eq!(c.creatives[0].w, Some(300));
+        assert!(c.in_flight("2026-04-01T00:00:00Z".parse().unwrap()));
+        assert!(!c.in_flight("2026-06-01T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn every_problem_in_a_file_is_reported_at_its_line_and_column() {
+        let broken = FULL
+            .replace(
+                "timezone = \"Asia/Shanghai\"",
+                "timezone = \"Asia/Shanghaii\"",
+            )
+            .replace("countries = [", "contries = [")
+            .replace("hours = [[8, 12]", "hours = [[8, 25]")
+            .replace("w = 300", "w = \"300\"")
+            .replace(
+                "landing = \"https://acme.example/run\"",
+                "landing = \"acme.example/run\"",
+            );
+        let found = problems(&broken);
+        let expected = [
+            "8:12: unknown time zone `Asia/Shanghaii`",
+            "17:1: unknown field `contries`",
+            "19:9: hours [8, 25] must be [from, to)",
+            "29:5: invalid type: string \"300\", expected u32",
+            "26:1: banner creative `run-300x250` needs a size",
+            "32:11: `landing` must be an http(s) URL",
+        ];
+        for want in expected {
+            assert!(
+                found.iter().any(|f| f.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn pricing_must_name_what_its_model_needs_and_nothing_else() {
+        let cpc_without_ctr = FULL.replace("ctr = 0.01\n", "");
+        assert!(problems(&cpc_without_ctr)[0].ends_with("model \"cpc\" needs `ctr`"));
+        let stray = FULL.replace("ctr = 0.01", "ctr = 0.01\ncvr = 0.2");
+        assert!(problems(&stray)[0].contains("`cvr` is not used by model \"cpc\""));
+        let cps_without_cap =
+            "model = \"cps\"\ncommission = 0.1\norder_value = 80\ncvr = 0.02\nctr = 0.01";
+        let cps = FULL.replace(
+            "model = \"cpc\"\ncpc = 0.35\nctr = 0.01\nmax_cpm = 5.0",
+            cps_without_cap,
+        );
+        assert!(problems(&cps)[0].contains("needs `max_cpm`"));
+        let unpriced = FULL.replace("max_cpm = 5.0", "max_cpm = 5.0\ncurrency = \"EUR\"");
+        assert!(problems(&unpriced)[0].contains("no exchange rate for `EUR`"));
+        let eur = Rates::new([(Currency::parse("EUR").unwrap(), 0.9)]);
+        assert!(parse(&unpriced, Path::new("x.toml"), &eur).is_ok());
+    }
+
+    #[test]
+    fn flights_creatives_and_ids_are_checked_for_meaning() {
+        let backwards = FULL.replace("end = 2026-05-31", "end = 2026-02-01");
+        assert!(
+            problems(&backwards)
+                .iter()
+                .any(|p| p.ends_with("`end` is before `start`"))
+        );
+        let empty_adm = FULL.replace("adm = \"<a href='${CLICK_URL}'>run</a>\"", "adm = \"  \"");
+        assert!(problems(&empty_adm)[0].contains("has an empty `adm`"));
+        let bad_id = format!("id = \"spring run\"\n{FULL}");
+        assert!(problems(&bad_id)[0].starts_with("1:6: campaign id `spring run`"));
+        let unknown_device =
+            FULL.replace("tags_all = []", "device_types = [\"phone\", \"toaster\"]");
+        assert!(
+            problems(&unknown_device)[0]
+                .contains("unknown device type `toaster` (one of: mobile, phone")
+        );
+        let nested = FULL.replace(
+            "tags = [\"kids\"]",
+            "tags = [\"kids\"]\n[targeting.exclude.exclude]\ncities = [\"x\"]",
+        );
+        assert!(problems(&nested)[0].contains("cannot be nested"));
+        let no_creative = &FULL[..FULL.find("[[creative]]").unwrap()];
+        assert!(problems(no_creative)[0].contains("at least one [[creative]]"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_refused_where_it_breaks() {
+        assert!(problems("name = \"x\"\nadomain = [\"a.example\"\n")[0].starts_with("2:"));
+        assert!(problems("")[0].contains("missing field `pricing`"));
+    }
 }
