@@ -125,7 +125,7 @@ fn fitting<'c>(
     campaign: &'c Campaign,
     imp: &Imp,
 ) -> Option<(&'c Creative, Option<u32>, Option<u32>)> {
-    campaign.creatives.iter().find_map(|c| match c.format {
+    campaign.creatives.iter().find_map(|c| match &c.format {
         Format::Banner => {
             let banner = imp.banner.as_ref()?;
             let size = (c.w?, c.h?);
@@ -136,9 +136,24 @@ fn fitting<'c>(
                 .any(|(w, h)| (w, h) == (Some(size.0), Some(size.1)))
                 .then_some((c, c.w, c.h))
         }
-        Format::Video => {
+        Format::Video(v) => {
             let video = imp.video.as_ref()?;
-            Some((c, c.w.or(video.w), c.h.or(video.h)))
+            let mime = video.mimes.is_empty()
+                || video
+                    .mimes
+                    .iter()
+                    .any(|m| m.trim().eq_ignore_ascii_case(&v.mime));
+            let long_enough = video.minduration.is_none_or(|min| v.duration >= min);
+            let short_enough = video
+                .maxduration
+                .is_none_or(|max| max == 0 || v.duration <= max);
+            let mut protocols = video.protocols.iter().chain(&video.protocol).peekable();
+            let protocol = protocols.peek().is_none() || protocols.any(|&p| p == v.protocol);
+            (mime && long_enough && short_enough && protocol).then_some((
+                c,
+                c.w.or(video.w),
+                c.h.or(video.h),
+            ))
         }
         Format::Native => imp.native.as_ref().map(|_| (c, None, None)),
     })
@@ -219,5 +234,150 @@ fn bid<'a>(
         nurl: event("win") + "&price=${AUCTION_PRICE}",
         burl: event("imp") + "&price=${AUCTION_PRICE}",
         id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openrtb::decode;
+    use std::path::Path;
+
+    const BANNER: &str = r#"[[creative]]
+id = "mrec"
+format = "banner"
+w = 300
+h = 250
+adm = "<a href='${CLICK_URL}'>ad</a>"
+landing = "https://shop.example/""#;
+
+    const VIDEO: &str = r#"[[creative]]
+id = "spot"
+format = "video"
+mime = "video/mp4"
+duration = 30
+vast = "3.0"
+adm = "<VAST version='3.0'/>"
+landing = "https://shop.example/""#;
+
+    fn rates() -> Rates {
+        Rates::new([(Currency::parse("EUR").unwrap(), 0.5)])
+    }
+
+    fn campaign(id: &str, pricing: &str, creative: &str) -> Arc<Campaign> {
+        let text = format!("adomain = [\"shop.example\"]\n[pricing]\n{pricing}\n{creative}");
+        Arc::new(crate::campaign::parse(&text, Path::new(&format!("{id}.toml")), &rates()).unwrap())
+    }
+
+    /// The winning campaign id and price of each imp, in order.
+    fn winners(ranked: &[Arc<Campaign>], request: &str) -> Vec<(String, String, f64)> {
+        let request = decode(request.as_bytes()).unwrap();
+        let facts = Facts::from_request(&request, chrono::Utc::now());
+        let urls = Urls {
+            public: "http://127.0.0.1:8080".into(),
+        };
+        let Some(response) = run(ranked, &request, &facts, &rates(), &urls) else {
+            return Vec::new();
+        };
+        let cur = response.cur.clone();
+        response.seatbid[0]
+            .bid
+            .iter()
+            .map(|b| (b.cid.to_owned(), cur.clone(), b.price))
+            .collect()
+    }
+
+    const MREC: &str = r#"{"id": "r", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}"#;
+
+    #[test]
+    fn ties_go_to_the_higher_max_cpm_then_the_lower_id() {
+        let a = campaign("a", "model = \"cpm\"\ncpm = 2.0", BANNER);
+        let b = campaign("b", "model = \"cpm\"\ncpm = 2.0\nmax_cpm = 9.0", BANNER);
+        let c = campaign(
+            "c",
+            "model = \"cpc\"\ncpc = 0.2\nctr = 0.01\nmax_cpm = 9.0",
+            BANNER,
+        );
+        let ranked = rank([a.clone(), c.clone(), b.clone()], &rates());
+        let ids: Vec<&str> = ranked.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c", "a"]);
+        assert_eq!(winners(&ranked, MREC), [("b".into(), "USD".into(), 2.0)]);
+        // Prices in other currencies are ranked in USD: 3 EUR is 6 USD.
+        let eur = campaign(
+            "eur",
+            "model = \"cpm\"\ncpm = 3.0\ncurrency = \"EUR\"",
+            BANNER,
+        );
+        let ranked = rank([a, eur], &rates());
+        assert_eq!(winners(&ranked, MREC), [("eur".into(), "USD".into(), 6.0)]);
+    }
+
+    #[test]
+    fn the_best_campaign_without_a_fitting_creative_yields_to_the_next() {
+        let video = campaign("video", "model = \"cpm\"\ncpm = 9.0", VIDEO);
+        let banner = campaign("banner", "model = \"cpm\"\ncpm = 1.0", BANNER);
+        let ranked = rank([video, banner], &rates());
+        let both = r#"{"id": "r", "imp": [{"id": "b", "banner": {"format": [{"w": 728, "h": 90}, {"w": 300, "h": 250}]}},
+                                         {"id": "v", "video": {"mimes": ["video/mp4"], "protocols": [2, 3]}}]}"#;
+        let won: Vec<String> = winners(&ranked, both).into_iter().map(|w| w.0).collect();
+        assert_eq!(won, ["banner", "video"]);
+    }
+
+    #[test]
+    fn video_plays_only_where_the_player_can_play_it() {
+        let ranked = rank(
+            [campaign("video", "model = \"cpm\"\ncpm = 2.0", VIDEO)],
+            &rates(),
+        );
+        let with = |video: &str| {
+            winners(
+                &ranked,
+                &format!(r#"{{"id": "r", "imp": [{{"id": "1", "video": {video}}}]}}"#),
+            )
+        };
+        assert_eq!(with("{}").len(), 1);
+        assert_eq!(
+            with(
+                r#"{"mimes": ["video/MP4"], "minduration": 15, "maxduration": 30, "protocol": 3}"#
+            )
+            .len(),
+            1
+        );
+        assert_eq!(with(r#"{"maxduration": 0}"#).len(), 1);
+        assert!(with(r#"{"mimes": ["video/webm"]}"#).is_empty());
+        assert!(with(r#"{"maxduration": 15}"#).is_empty());
+        assert!(with(r#"{"minduration": 60}"#).is_empty());
+        assert!(with(r#"{"protocols": [7, 8]}"#).is_empty());
+    }
+
+    #[test]
+    fn floors_and_currencies_are_converted_and_unknown_ones_mean_no_bid() {
+        let ranked = rank(
+            [campaign("a", "model = \"cpm\"\ncpm = 2.0", BANNER)],
+            &rates(),
+        );
+        let with = |extra: &str, imp: &str| {
+            winners(
+                &ranked,
+                &format!(
+                    r#"{{"id": "r", "imp": [{{"id": "1", "banner": {{"w": 300, "h": 250}} {imp}}}] {extra}}}"#
+                ),
+            )
+        };
+        assert_eq!(with("", r#", "bidfloor": 2.0"#).len(), 1);
+        assert!(with("", r#", "bidfloor": 2.01"#).is_empty());
+        // 1 EUR is 2 USD: at the floor; 1.01 EUR is above the bid.
+        assert_eq!(
+            with("", r#", "bidfloor": 1, "bidfloorcur": "EUR""#).len(),
+            1
+        );
+        assert!(with("", r#", "bidfloor": 1.01, "bidfloorcur": "EUR""#).is_empty());
+        assert!(with("", r#", "bidfloor": 0.1, "bidfloorcur": "XYZ""#).is_empty());
+        assert_eq!(
+            with(r#", "cur": ["JPY", "EUR"]"#, ""),
+            [("a".into(), "EUR".into(), 1.0)]
+        );
+        assert!(with(r#", "cur": ["JPY"]"#, "").is_empty());
+        assert!(with("", r#", "pmp": {"private_auction": 1}"#).is_empty());
     }
 }

@@ -200,6 +200,7 @@ fn log_reload(result: &std::io::Result<Arc<reload::Snapshot>>) {
                 generation = snapshot.generation,
                 live = snapshot.ranked.len(),
                 refused = snapshot.refused.len(),
+                took_ms = snapshot.took.as_millis() as u64,
                 "campaigns loaded"
             );
         }

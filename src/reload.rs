@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -26,6 +26,8 @@ pub struct Snapshot {
     /// Counts reloads since start; 1 is the first load.
     pub generation: u64,
     pub loaded_at: DateTime<Utc>,
+    /// How long the reload that made this snapshot took (listing, reading, compiling, ranking).
+    pub took: Duration,
     /// Active campaigns in auction order (see [`auction::rank`]).
     pub ranked: Vec<Arc<Campaign>>,
     /// Every loaded campaign (paused ones too), by file.
@@ -57,6 +59,7 @@ impl Store {
         let empty = Snapshot {
             generation: 0,
             loaded_at: Utc::now(),
+            took: Duration::ZERO,
             ranked: Vec::new(),
             files: BTreeMap::new(),
             refused: Vec::new(),
@@ -91,13 +94,16 @@ impl Store {
             .reloading
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = Instant::now();
         let previous = self.current.load_full();
         let paths = campaign_files(std::slice::from_ref(&self.dir))?;
         let (files, refused) = compile(&paths, &previous.files, &self.rates);
+        let ranked = auction::rank(files.values().map(|l| l.campaign.clone()), &self.rates);
         let next = Arc::new(Snapshot {
             generation: previous.generation + 1,
             loaded_at: Utc::now(),
-            ranked: auction::rank(files.values().map(|l| l.campaign.clone()), &self.rates),
+            took: started.elapsed(),
+            ranked,
             files,
             refused,
         });

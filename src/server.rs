@@ -215,6 +215,7 @@ pub fn status(snapshot: &Snapshot) -> serde_json::Value {
     serde_json::json!({
         "generation": snapshot.generation,
         "loaded_at": snapshot.loaded_at.to_rfc3339(),
+        "reload_ms": snapshot.took.as_secs_f64() * 1000.0,
         "campaigns_loaded": snapshot.files.len(),
         "campaigns_live": snapshot.ranked.len(),
         "live": snapshot.ranked.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),

@@ -109,7 +109,10 @@ impl Facts {
             region: first(|g| g.region.as_deref()).and_then(Region::parse),
             city: first(|g| g.city.as_deref()).map(|c| c.trim().to_lowercase()),
             point,
-            device_type: device.and_then(|d| d.devicetype),
+            // A request for a DOOH screen is from a DOOH device, whatever `device` says or omits.
+            device_type: device
+                .and_then(|d| d.devicetype)
+                .or(request.dooh.as_ref().map(|_| DOOH)),
             os: device
                 .and_then(|d| d.os.as_deref())
                 .map(normalize_os)
@@ -215,6 +218,9 @@ impl Gender {
     }
 }
 
+/// The OpenRTB `devicetype` of out-of-home screens.
+const DOOH: u32 = 8;
+
 /// Campaign device type names and the OpenRTB `devicetype` codes each covers.
 /// Code 1 ("mobile/tablet") is covered by both phone and tablet; 7 (set-top box) also by ctv.
 pub const DEVICE_TYPES: &[(&str, &[u32])] = &[
@@ -225,7 +231,7 @@ pub const DEVICE_TYPES: &[(&str, &[u32])] = &[
     ("ctv", &[3, 7]),
     ("connected_device", &[6]),
     ("set_top_box", &[7]),
-    ("dooh", &[8]),
+    ("dooh", &[DOOH]),
 ];
 
 /// Campaign connection names and the OpenRTB `connectiontype` codes each covers.
@@ -485,6 +491,9 @@ mod tests {
             Err("toaster".to_owned())
         );
         assert_eq!(normalize_os("OS X"), "macos");
+        let screen = facts(&request(r#", "dooh": {"id": "screen-7"}"#));
+        assert!(Term::DeviceTypes(types(&["dooh"])).holds(&screen));
+        assert!(!Term::DeviceTypes(types(&["desktop"])).holds(&screen));
     }
 
     #[test]

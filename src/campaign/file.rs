@@ -15,7 +15,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
-use super::{Campaign, CampaignError, Creative, Diagnostic, Format};
+use super::{Campaign, CampaignError, Creative, Diagnostic, Format, VAST_VERSIONS, Video};
 use crate::geo::{Country, Point, Region};
 use crate::pricing::{Currency, Model, Pricing, Rates};
 use crate::targeting::{
@@ -116,6 +116,10 @@ struct CreativeFile {
     h: Option<Spanned<u32>>,
     adm: Spanned<String>,
     landing: Spanned<String>,
+    /// Video only: media content type, length in seconds, VAST version.
+    mime: Option<Spanned<String>>,
+    duration: Option<Spanned<u32>>,
+    vast: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -631,30 +635,44 @@ impl Checker<'_> {
                 c.w.as_ref().map(|w| *w.get_ref()),
                 c.h.as_ref().map(|h| *h.get_ref()),
             );
+            let sized = matches!((w, h), (Some(1..), Some(1..)));
             let format = match c.format {
-                CreativeFormat::Banner => Format::Banner,
-                CreativeFormat::Video => Format::Video,
-                CreativeFormat::Native => Format::Native,
+                CreativeFormat::Banner => {
+                    if !sized {
+                        self.error(
+                            spot.clone(),
+                            format!("banner creative `{id}` needs a size: w and h above 0"),
+                        );
+                    }
+                    Format::Banner
+                }
+                CreativeFormat::Video => {
+                    if !sized && (w.is_some() || h.is_some()) {
+                        self.error(
+                            spot.clone(),
+                            format!("video creative `{id}` needs both w and h above 0, or neither"),
+                        );
+                    }
+                    Format::Video(self.video(c, spot.clone()))
+                }
+                CreativeFormat::Native => {
+                    if w.is_some() || h.is_some() {
+                        self.error(spot.clone(), format!("native creative `{id}` takes no w or h: native ads are laid out by the app"));
+                    }
+                    Format::Native
+                }
             };
-            match (format, w, h) {
-                (Format::Banner, Some(1..), Some(1..))
-                | (Format::Video, None, None)
-                | (Format::Video, Some(1..), Some(1..))
-                | (Format::Native, None, None) => {}
-                (Format::Banner, _, _) => self.error(
-                    spot.clone(),
-                    format!("banner creative `{id}` needs a size: w and h above 0"),
-                ),
-                (Format::Video, _, _) => self.error(
-                    spot.clone(),
-                    format!("video creative `{id}` needs both w and h above 0, or neither"),
-                ),
-                (Format::Native, _, _) => self.error(
-                    spot.clone(),
-                    format!(
-                        "native creative `{id}` takes no w or h: native ads are laid out by the app"
-                    ),
-                ),
+            if c.format != CreativeFormat::Video {
+                let video_only = [
+                    ("mime", c.mime.as_ref().map(|v| v.span())),
+                    ("duration", c.duration.as_ref().map(|v| v.span())),
+                    ("vast", c.vast.as_ref().map(|v| v.span())),
+                ];
+                for (key, span) in video_only {
+                    if let Some(span) = span {
+                        self.error(span, format!("`{key}` is for video creatives only"));
+                    }
+                }
             }
             if c.adm.get_ref().trim().is_empty() {
                 self.error(c.adm.span(), format!("creative `{id}` has an empty `adm`"));
@@ -680,6 +698,87 @@ impl Checker<'_> {
             });
         }
         creatives
+    }
+
+    /// A video creative's playback needs: all three are required, because a player that cannot
+    /// play the creative makes the impression worthless.
+    fn video(&mut self, c: &CreativeFile, spot: Range<usize>) -> Video {
+        let id = c.id.get_ref();
+        let mime = match &c.mime {
+            Some(m) if m.get_ref().contains('/') => m.get_ref().trim().to_ascii_lowercase(),
+            Some(m) => {
+                self.error(
+                    m.span(),
+                    format!(
+                        "`mime` must be a content type such as \"video/mp4\", not `{}`",
+                        m.get_ref()
+                    ),
+                );
+                String::new()
+            }
+            None => {
+                self.error(
+                    spot.clone(),
+                    format!("video creative `{id}` needs `mime` (e.g. \"video/mp4\")"),
+                );
+                String::new()
+            }
+        };
+        let duration = match &c.duration {
+            Some(d) if *d.get_ref() > 0 => *d.get_ref(),
+            Some(d) => {
+                self.error(d.span(), "`duration` must be a positive number of seconds");
+                0
+            }
+            None => {
+                self.error(
+                    spot.clone(),
+                    format!("video creative `{id}` needs `duration` in seconds"),
+                );
+                0
+            }
+        };
+        let known = || {
+            VAST_VERSIONS
+                .iter()
+                .map(|(v, _)| format!("\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let protocol = match &c.vast {
+            Some(v) => match VAST_VERSIONS
+                .iter()
+                .find(|(name, _)| *name == v.get_ref().trim())
+            {
+                Some((_, code)) => *code,
+                None => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "unknown VAST version `{}` (one of: {})",
+                            v.get_ref(),
+                            known()
+                        ),
+                    );
+                    0
+                }
+            },
+            None => {
+                self.error(
+                    spot,
+                    format!(
+                        "video creative `{id}` needs `vast`, its VAST version (one of: {})",
+                        known()
+                    ),
+                );
+                0
+            }
+        };
+        Video {
+            mime,
+            duration,
+            protocol,
+        }
     }
 }
 
@@ -878,6 +977,27 @@ landing = "https://acme.example/run"
             "tags = [\"kids\"]\n[targeting.exclude.exclude]\ncities = [\"x\"]",
         );
         assert!(problems(&nested)[0].contains("cannot be nested"));
+        let video = FULL.replace(
+            "format = \"banner\"\nw = 300\nh = 250",
+            "format = \"video\"\nvast = \"5.0\"",
+        );
+        let found = problems(&video);
+        assert!(
+            found.iter().any(|p| p.contains("needs `mime`")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("needs `duration`")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("unknown VAST version `5.0`")),
+            "{found:?}"
+        );
+        let stray = FULL.replace("w = 300", "w = 300\nduration = 15");
+        assert!(problems(&stray)[0].contains("`duration` is for video creatives only"));
         let no_creative = &FULL[..FULL.find("[[creative]]").unwrap()];
         assert!(problems(no_creative)[0].contains("at least one [[creative]]"));
     }

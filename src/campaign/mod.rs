@@ -47,12 +47,27 @@ impl Campaign {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     Banner,
-    Video,
+    Video(Video),
     Native,
 }
+
+/// What a player must support to play a video creative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Video {
+    /// Content type of the media file, lower case (`video/mp4`).
+    pub mime: String,
+    /// Seconds.
+    pub duration: u32,
+    /// The OpenRTB protocol code of its VAST version (see [`VAST_VERSIONS`]).
+    pub protocol: u32,
+}
+
+/// VAST versions a campaign file may name, and the OpenRTB protocol code (list 5.8) of each.
+pub const VAST_VERSIONS: &[(&str, u32)] =
+    &[("2.0", 2), ("3.0", 3), ("4.0", 7), ("4.1", 11), ("4.2", 13)];
 
 #[derive(Debug, Clone)]
 pub struct Creative {

@@ -21,17 +21,29 @@ pub enum DecodeError {
     MissingId,
     #[error("bid request has no imp")]
     MissingImp,
-    #[error("imp[{0}] has no id")]
-    MissingImpId(usize),
+    #[error("imp id `{0}` is used by more than one imp")]
+    DuplicateImpId(String),
+    #[error("{0} must be 0 or 1")]
+    BadGdpr(&'static str),
+    #[error("{0} must be a string")]
+    BadConsent(&'static str),
+    #[error("a DOOH request cannot also be for a site or an app")]
+    DoohWithSiteOrApp,
 }
 
 /// Decodes and checks a bid request body.
+///
+/// Refused: what is not a JSON object, has no `id` or no `imp`, repeats an imp id (a bid could not
+/// say which imp it is for), carries a privacy signal that cannot be read (`gdpr` other than 0/1,
+/// a `consent` that is not a string: a bidder must not guess at a legal signal), or is for a DOOH
+/// screen and a site or app at once. Imps without an id are dropped: no bid could refer to them
+/// (Prebid stored-request imps arrive that way).
 pub fn decode(body: &[u8]) -> Result<BidRequest, DecodeError> {
     // Serde would read an array as a struct written positionally; a bid request is an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(DecodeError::NotObject);
     }
-    let request: BidRequest =
+    let mut request: BidRequest =
         serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
     if request.id.as_deref().is_none_or(|id| id.trim().is_empty()) {
         return Err(DecodeError::MissingId);
@@ -39,10 +51,51 @@ pub fn decode(body: &[u8]) -> Result<BidRequest, DecodeError> {
     if request.imp.is_empty() {
         return Err(DecodeError::MissingImp);
     }
-    if let Some(index) = request.imp.iter().position(|imp| imp.id.is_empty()) {
-        return Err(DecodeError::MissingImpId(index));
+    request.imp.retain(|imp| !imp.id.is_empty());
+    let mut ids: Vec<&str> = request.imp.iter().map(|imp| imp.id.as_str()).collect();
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(DecodeError::DuplicateImpId(pair[0].to_owned()));
+    }
+    let regs = request.regs.as_ref();
+    let user = request.user.as_ref();
+    check_gdpr("regs.gdpr", regs.and_then(|r| r.gdpr.as_ref()))?;
+    check_gdpr(
+        "regs.ext.gdpr",
+        regs.and_then(|r| r.ext.as_ref()?.gdpr.as_ref()),
+    )?;
+    check_consent("user.consent", user.and_then(|u| u.consent.as_ref()))?;
+    check_consent(
+        "user.ext.consent",
+        user.and_then(|u| u.ext.as_ref()?.consent.as_ref()),
+    )?;
+    if request.dooh.is_some() && (request.site.is_some() || request.app.is_some()) {
+        return Err(DecodeError::DoohWithSiteOrApp);
     }
     Ok(request)
+}
+
+fn check_gdpr(field: &'static str, value: Option<&serde_json::Value>) -> Result<(), DecodeError> {
+    let flag = match value {
+        None => return Ok(()),
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => None,
+    };
+    match flag {
+        Some(0 | 1) => Ok(()),
+        _ => Err(DecodeError::BadGdpr(field)),
+    }
+}
+
+fn check_consent(
+    field: &'static str,
+    value: Option<&serde_json::Value>,
+) -> Result<(), DecodeError> {
+    match value {
+        None | Some(serde_json::Value::String(_)) => Ok(()),
+        Some(_) => Err(DecodeError::BadConsent(field)),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +112,11 @@ pub struct BidRequest {
     pub device: Option<Device>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub user: Option<User>,
+    /// A digital out-of-home screen (2.6). Only its presence is read.
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub dooh: Option<Dooh>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub regs: Option<Regs>,
     /// Currencies the exchange accepts bids in; empty means USD.
     #[serde(default, deserialize_with = "lenient::strings")]
     pub cur: Vec<String>,
@@ -74,7 +132,8 @@ pub struct BidRequest {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Imp {
-    #[serde(default, deserialize_with = "imp_id")]
+    /// `impid` in OpenRTB 1.x.
+    #[serde(default, alias = "impid", deserialize_with = "imp_id")]
     pub id: String,
     #[serde(default, deserialize_with = "lenient::object")]
     pub banner: Option<Banner>,
@@ -118,12 +177,52 @@ pub struct Video {
     pub w: Option<u32>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub h: Option<u32>,
+    /// Content types the player plays (`video/mp4`); empty means any.
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub mimes: Vec<String>,
+    /// Seconds.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub minduration: Option<u32>,
+    /// Seconds; 0 means no limit.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub maxduration: Option<u32>,
+    /// Accepted response protocols (list 5.8: 2 = VAST 2.0, 3 = VAST 3.0, 7 = VAST 4.0, …).
+    #[serde(default, deserialize_with = "lenient::numbers")]
+    pub protocols: Vec<u32>,
+    /// The single protocol of OpenRTB 2.2 and earlier.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub protocol: Option<u32>,
 }
 
 /// The imp offers a native slot. Its `request` (a string or an object) is the creative's business,
 /// not the bidder's, so nothing inside is decoded.
 #[derive(Debug, Default, Deserialize)]
 pub struct Native {}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Dooh {}
+
+/// Privacy signals: 2.6 puts them at the top level, 2.5 under `ext`. Kept as raw JSON so that
+/// [`decode`] can refuse values of the wrong type instead of guessing.
+#[derive(Debug, Default, Deserialize)]
+pub struct Regs {
+    #[serde(default)]
+    pub gdpr: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub ext: Option<RegsExt>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RegsExt {
+    #[serde(default)]
+    pub gdpr: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UserExt {
+    #[serde(default)]
+    pub consent: Option<serde_json::Value>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Pmp {
@@ -211,6 +310,11 @@ pub struct User {
     pub data: Vec<Data>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub geo: Option<Geo>,
+    /// The TCF consent string (2.6).
+    #[serde(default)]
+    pub consent: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub ext: Option<UserExt>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +366,7 @@ mod tests {
         assert_eq!(request.imp[0].bidfloor, None);
         assert!(request.device.is_none());
         assert_eq!(request.user.as_ref().unwrap().yob, None);
+        // A lone value where a list belongs is a list of one.
         assert_eq!(request.cur, vec!["EUR"]);
         assert_eq!(request.bcat, vec!["1", "IAB25"]);
         assert!(request.site.unwrap().cat.is_empty());
@@ -285,12 +390,81 @@ mod tests {
             DecodeError::MissingImp
         );
         assert_eq!(
-            decode(br#"{"id": "r", "imp": {}}"#).unwrap_err(),
+            decode(br#"{"id": "r", "imp": 7}"#).unwrap_err(),
             DecodeError::MissingImp
         );
         assert_eq!(
-            decode(br#"{"id": "r", "imp": [{"id": "1"}, {}]}"#).unwrap_err(),
-            DecodeError::MissingImpId(1)
+            decode(br#"{"id": "r", "imp": [{"id": "1"}, {"id": 1}]}"#).unwrap_err(),
+            DecodeError::DuplicateImpId("1".into())
+        );
+    }
+
+    #[test]
+    fn imps_without_an_id_are_dropped_and_openrtb1_impid_is_read() {
+        let lone =
+            decode(br#"{"id": "r", "imp": {"id": "9", "video": {"protocols": ["3", 7, "x"]}}}"#)
+                .unwrap();
+        assert_eq!(lone.imp[0].id, "9");
+        assert_eq!(lone.imp[0].video.as_ref().unwrap().protocols, vec![3, 7]);
+        let request = decode(br#"{"id": "r", "imp": [{}, {"id": "2"}, {"banner": {}}]}"#).unwrap();
+        assert_eq!(request.imp.len(), 1);
+        assert_eq!(request.imp[0].id, "2");
+        assert!(
+            decode(br#"{"id": "r", "imp": [{}]}"#)
+                .unwrap()
+                .imp
+                .is_empty()
+        );
+        assert_eq!(
+            decode(br#"{"id": "r", "imp": [{"impid": "a"}]}"#)
+                .unwrap()
+                .imp[0]
+                .id,
+            "a"
+        );
+    }
+
+    #[test]
+    fn privacy_signals_that_cannot_be_read_are_refused_not_guessed() {
+        let with = |extra: &str| {
+            decode(format!(r#"{{"id": "r", "imp": [{{"id": "1"}}], {extra}}}"#).as_bytes())
+        };
+        assert!(with(r#""regs": {"gdpr": 1}, "user": {"consent": "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"}"#).is_ok());
+        assert!(
+            with(r#""regs": {"ext": {"gdpr": "0"}}, "user": {"ext": {"consent": ""}}"#).is_ok()
+        );
+        assert_eq!(
+            with(r#""regs": {"gdpr": 2}"#).unwrap_err(),
+            DecodeError::BadGdpr("regs.gdpr")
+        );
+        assert_eq!(
+            with(r#""regs": {"ext": {"gdpr": true}}"#).unwrap_err(),
+            DecodeError::BadGdpr("regs.ext.gdpr")
+        );
+        assert_eq!(
+            with(r#""user": {"ext": {"consent": 1}}"#).unwrap_err(),
+            DecodeError::BadConsent("user.ext.consent")
+        );
+        assert_eq!(
+            with(r#""user": {"consent": {}}"#).unwrap_err(),
+            DecodeError::BadConsent("user.consent")
+        );
+    }
+
+    #[test]
+    fn a_screen_is_not_also_a_site_or_an_app() {
+        let with = |extra: &str| {
+            decode(format!(r#"{{"id": "r", "imp": [{{"id": "1"}}], {extra}}}"#).as_bytes())
+        };
+        assert!(with(r#""dooh": {"id": "screen-1"}"#).is_ok());
+        assert!(with(r#""site": {}, "app": {}"#).is_ok());
+        assert_eq!(
+            with(r#""dooh": {}, "site": {}"#).unwrap_err(),
+            DecodeError::DoohWithSiteOrApp
+        );
+        assert_eq!(
+            with(r#""dooh": {}, "app": {}"#).unwrap_err(),
+            DecodeError::DoohWithSiteOrApp
         );
     }
 
