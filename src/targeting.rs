@@ -62,7 +62,6 @@ impl Facts {
             .find_map(|g| Point::new(g.lat?, g.lon?).filter(|p| p.lat != 0.0 || p.lon != 0.0));
 
         let mut tags = Vec::new();
-        let mut categories = Vec::new();
         if let Some(user) = user {
             for segment in user.data.iter().flat_map(|d| &d.segment) {
                 tags.extend(
@@ -79,30 +78,12 @@ impl Facts {
             }
             tags.extend(user.kwarray.iter().map(|t| t.as_str()).filter_map(tag_form));
         }
-        if let Some(site) = &request.site {
-            let content = site.content.iter().flat_map(|c| &c.cat);
-            categories.extend(
-                site.cat
-                    .iter()
-                    .chain(&site.sectioncat)
-                    .chain(&site.pagecat)
-                    .chain(content)
-                    .filter_map(|c| category_form(c)),
-            );
-        }
-        if let Some(app) = &request.app {
-            let content = app.content.iter().flat_map(|c| &c.cat);
-            categories.extend(
-                app.cat
-                    .iter()
-                    .chain(&app.sectioncat)
-                    .chain(&app.pagecat)
-                    .chain(content)
-                    .filter_map(|c| category_form(c)),
-            );
-        }
-
         let year = now.year() as u32;
+        let properties = request.site.iter().chain(&request.app);
+        let categories = properties
+            .flat_map(|p| p.categories())
+            .filter_map(|c| category_form(c))
+            .collect();
         Facts {
             now,
             country,

@@ -105,9 +105,9 @@ pub struct BidRequest {
     #[serde(default, deserialize_with = "lenient::objects")]
     pub imp: Vec<Imp>,
     #[serde(default, deserialize_with = "lenient::object")]
-    pub site: Option<Site>,
+    pub site: Option<Property>,
     #[serde(default, deserialize_with = "lenient::object")]
-    pub app: Option<App>,
+    pub app: Option<Property>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub device: Option<Device>,
     #[serde(default, deserialize_with = "lenient::object")]
@@ -231,24 +231,14 @@ pub struct Pmp {
     pub private_auction: Option<u32>,
 }
 
+/// The site or app the ad would appear in: `site` and `app` share this shape (each reads the
+/// fields that are its own: `domain` and `page` for a site, `bundle` for an app).
 #[derive(Debug, Default, Deserialize)]
-pub struct Site {
+pub struct Property {
     #[serde(default, deserialize_with = "lenient::string")]
     pub domain: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub page: Option<String>,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    pub cat: Vec<String>,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    pub sectioncat: Vec<String>,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    pub pagecat: Vec<String>,
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub content: Option<Content>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct App {
     #[serde(default, deserialize_with = "lenient::string")]
     pub bundle: Option<String>,
     #[serde(default, deserialize_with = "lenient::strings")]
@@ -259,6 +249,18 @@ pub struct App {
     pub pagecat: Vec<String>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub content: Option<Content>,
+}
+
+impl Property {
+    /// Every IAB category the property declares, for itself, its section, page and content.
+    pub fn categories(&self) -> impl Iterator<Item = &String> {
+        let content = self.content.iter().flat_map(|c| &c.cat);
+        self.cat
+            .iter()
+            .chain(&self.sectioncat)
+            .chain(&self.pagecat)
+            .chain(content)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
