@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -143,16 +143,23 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
     answer
 }
 
-/// The request body, within the size and time limits.
+/// The request body, within the size and time limits. When it cannot be read whole, the answer
+/// says `Connection: close`: the rest of the body is still on the wire, so the connection cannot
+/// carry another request, and a client that pools connections must know not to reuse it.
 async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outcome, Answer)> {
     let limit = app.limits.max_body_bytes;
+    let refuse = |outcome, status, message: &str| {
+        let mut answer = error(status, message);
+        answer
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        (outcome, answer)
+    };
     let too_large = || {
-        (
+        refuse(
             Outcome::TooLarge,
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("body over {limit} bytes"),
-            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body over {limit} bytes"),
         )
     };
     let declared = request
@@ -164,14 +171,16 @@ async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outc
     }
     let collect = Limited::new(request.into_body(), limit).collect();
     match tokio::time::timeout(app.limits.body_timeout(), collect).await {
-        Err(_) => Err((
+        Err(_) => Err(refuse(
             Outcome::Timeout,
-            error(StatusCode::REQUEST_TIMEOUT, "body not received in time"),
+            StatusCode::REQUEST_TIMEOUT,
+            "body not received in time",
         )),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err((
+        Ok(Err(e)) => Err(refuse(
             Outcome::BadRequest,
-            error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read body: {e}"),
         )),
         Ok(Ok(body)) => Ok(body.to_bytes()),
     }
