@@ -67,14 +67,19 @@ pub fn run<'a>(
             continue;
         };
         for (campaign, memo) in ranked.iter().zip(eligible.iter_mut()) {
-            let ok = *memo.get_or_insert_with(|| {
-                campaign.in_flight(facts.now)
-                    && !blocks.bar(campaign)
-                    && campaign.targeting.matches(facts)
-            });
-            let Some((creative, w, h)) = ok.then(|| fitting(campaign, imp)).flatten() else {
+            // Cheapest and most selective first: the creative fit (a few integer compares), then
+            // the request-wide checks, decided once per campaign and remembered for later imps.
+            let Some((creative, w, h)) = fitting(campaign, imp) else {
                 continue;
             };
+            let ok = *memo.get_or_insert_with(|| {
+                campaign.in_flight(facts.now)
+                    && campaign.targeting.matches(facts)
+                    && !blocks.bar(campaign)
+            });
+            if !ok {
+                continue;
+            }
             let price = rates
                 .convert(campaign.pricing.ecpm(), campaign.pricing.currency, currency)
                 .unwrap_or(0.0);
@@ -179,6 +184,9 @@ impl Blocks {
 
     /// Does the exchange block this campaign's advertiser or categories?
     fn bar(&self, campaign: &Campaign) -> bool {
+        if self.domains.is_empty() && self.categories.is_empty() {
+            return false;
+        }
         let domain = campaign
             .adomain
             .iter()
