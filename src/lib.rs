@@ -14,6 +14,7 @@
 pub mod auction;
 pub mod campaign;
 pub mod config;
+pub mod eventlog;
 pub mod events;
 pub mod geo;
 pub mod metrics;

@@ -1,0 +1,384 @@
+//! The event log: an append-only directory of JSON Lines files, written by one dedicated thread.
+//!
+//! Request handlers hand events over through a bounded queue and never wait for the disk: when the
+//! queue is full, [`EventLog::submit`] says so at once and the caller answers 503 (exchanges and
+//! pixels retry), so nothing is dropped silently. The writer appends to `events-YYYYMMDDTHH.jsonl`
+//! (UTC hour), starts `…T HH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and
+//! fsyncs on a timer and when the log is closed: a graceful shutdown loses nothing it accepted.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::events::Event;
+
+/// How the log is written.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dir: PathBuf,
+    /// Events the queue holds before submitters are turned away.
+    pub queue: usize,
+    /// A file that reaches this size is closed and the next one started.
+    pub max_file_bytes: u64,
+    /// How often buffered lines are flushed and fsynced.
+    pub sync_every: Duration,
+}
+
+/// Counters the writer keeps, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events in the queue, not yet written.
+    pub queued: AtomicU64,
+    pub written: AtomicU64,
+    /// Events turned away because the queue was full.
+    pub refused: AtomicU64,
+    /// Lines that could not be written or files that could not be synced.
+    pub write_errors: AtomicU64,
+}
+
+enum Message {
+    Event(Box<Event>),
+    /// Flush, fsync and stop.
+    Close,
+}
+
+/// The handle request handlers use. Cheap to share; [`EventLog::close`] once at shutdown.
+pub struct EventLog {
+    sender: SyncSender<Message>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    pub stats: Arc<Stats>,
+}
+
+/// The queue is full: answer 503 and let the sender retry.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("the event log is not keeping up; retry")]
+pub struct Busy;
+
+impl EventLog {
+    /// Creates the directory if needed and starts the writer thread.
+    pub fn open(settings: Settings) -> io::Result<EventLog> {
+        std::fs::create_dir_all(&settings.dir)?;
+        let (sender, receiver) = mpsc::sync_channel(settings.queue.max(1));
+        let stats = Arc::new(Stats::default());
+        let writer = Writer {
+            settings,
+            stats: stats.clone(),
+            file: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("event-log".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok(EventLog {
+            sender,
+            writer: Mutex::new(Some(handle)),
+            stats,
+        })
+    }
+
+    /// Queues `event` for writing, without waiting.
+    pub fn submit(&self, event: Event) -> Result<(), Busy> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        match self.sender.try_send(Message::Event(Box::new(event))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Busy)
+            }
+        }
+    }
+
+    /// Writes everything queued so far, fsyncs and stops the writer; later submissions are refused.
+    /// Blocks until done: call it from a blocking context, after the server stopped taking requests.
+    pub fn close(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // Blocking send: the Close goes behind every event already accepted.
+            let _ = self.sender.send(Message::Close);
+            if handle.join().is_err() {
+                tracing::error!("event log writer panicked");
+            }
+        }
+    }
+}
+
+struct Writer {
+    settings: Settings,
+    stats: Arc<Stats>,
+    file: Option<Open>,
+}
+
+/// The file being appended to.
+struct Open {
+    hour: String,
+    index: u32,
+    bytes: u64,
+    out: BufWriter<File>,
+}
+
+impl Writer {
+    fn run(mut self, receiver: Receiver<Message>) {
+        let mut last_sync = Instant::now();
+        loop {
+            let wait = self.settings.sync_every.saturating_sub(last_sync.elapsed());
+            match receiver.recv_timeout(wait) {
+                Ok(Message::Event(event)) => {
+                    self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                    self.write(&event);
+                }
+                Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if last_sync.elapsed() >= self.settings.sync_every {
+                self.sync();
+                last_sync = Instant::now();
+            }
+        }
+        self.sync();
+    }
+
+    fn write(&mut self, event: &Event) {
+        let mut line = match serde_json::to_vec(event) {
+            Ok(line) => line,
+            Err(e) => return self.failed("cannot encode event", &e),
+        };
+        line.push(b'\n');
+        let result = self.file_for(event.ts, line.len() as u64).and_then(|open| {
+            open.out.write_all(&line)?;
+            open.bytes += line.len() as u64;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.stats.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.failed("cannot write event", &e),
+        }
+    }
+
+    /// The file a line of `len` bytes stamped `ts` goes to: the current one, unless the hour
+    /// changed or the line would take it past the size limit.
+    fn file_for(&mut self, ts: DateTime<Utc>, len: u64) -> io::Result<&mut Open> {
+        let hour = ts.format("%Y%m%dT%H").to_string();
+        let stale = match &self.file {
+            None => true,
+            Some(open) => {
+                open.hour != hour
+                    || (open.bytes > 0 && open.bytes + len > self.settings.max_file_bytes)
+            }
+        };
+        if stale {
+            let index = match self.file.take() {
+                Some(mut old) if old.hour == hour => {
+                    finish(&mut old)?;
+                    old.index + 1
+                }
+                Some(mut old) => {
+                    finish(&mut old)?;
+                    0
+                }
+                None => 0,
+            };
+            self.file = Some(open_file(&self.settings, hour, index)?);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no open event file"))
+    }
+
+    fn sync(&mut self) {
+        if let Some(open) = &mut self.file
+            && let Err(e) = finish(open)
+        {
+            self.failed("cannot sync event log", &e);
+        }
+    }
+
+    fn failed(&self, what: &str, error: &dyn std::fmt::Display) {
+        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("{what}: {error}");
+    }
+}
+
+/// Flushes buffered lines and fsyncs them.
+fn finish(open: &mut Open) -> io::Result<()> {
+    open.out.flush()?;
+    open.out.get_ref().sync_data()
+}
+
+/// Opens the first file of `hour`, from `index` on, that still has room: after a restart the
+/// writer appends to the hour's last file instead of starting over.
+fn open_file(settings: &Settings, hour: String, mut index: u32) -> io::Result<Open> {
+    loop {
+        let path = path_of(&settings.dir, &hour, index);
+        let bytes = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if bytes < settings.max_file_bytes {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&path)?;
+            let mut out = BufWriter::with_capacity(64 * 1024, file);
+            // A crash can leave a last line cut short: start on a line of our own (readers skip
+            // the broken one).
+            if bytes > 0 && !ends_with_newline(out.get_mut(), bytes)? {
+                out.write_all(b"\n")?;
+            }
+            return Ok(Open {
+                hour,
+                index,
+                bytes,
+                out,
+            });
+        }
+        index += 1;
+    }
+}
+
+fn ends_with_newline(file: &mut File, len: u64) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut last = [0u8];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+fn path_of(dir: &Path, hour: &str, index: u32) -> PathBuf {
+    match index {
+        0 => dir.join(format!("events-{hour}.jsonl")),
+        n => dir.join(format!("events-{hour}.{n}.jsonl")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Kind;
+
+    fn event(bid: &str, ts: &str) -> Event {
+        Event {
+            ts: ts.parse().unwrap(),
+            event: Kind::Win,
+            bid: bid.into(),
+            request: "r".into(),
+            imp: "1".into(),
+            campaign: "c".into(),
+            creative: "k".into(),
+            bid_price: 2.0,
+            cur: "USD".into(),
+            price: Some(1.5),
+            value: None,
+            order: None,
+            spend_usd: 0.0015,
+            revenue_usd: 0.0,
+            user: None,
+            country: None,
+            device: None,
+            os: None,
+        }
+    }
+
+    fn settings(dir: &Path, max_file_bytes: u64) -> Settings {
+        Settings {
+            dir: dir.into(),
+            queue: 1024,
+            max_file_bytes,
+            sync_every: Duration::from_millis(50),
+        }
+    }
+
+    /// Every line of every file, in file-name order, and the file names.
+    fn read_back(dir: &Path) -> (Vec<Event>, Vec<String>) {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut events = Vec::new();
+        for name in &names {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            events.extend(
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<Event>(l).ok()),
+            );
+        }
+        (events, names)
+    }
+
+    #[test]
+    fn everything_accepted_is_on_disk_after_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(settings(dir.path(), 1 << 20)).unwrap();
+        let sent: Vec<Event> = (0..500)
+            .map(|i| event(&format!("b{i}"), "2026-11-23T10:15:00Z"))
+            .collect();
+        for e in &sent {
+            log.submit(e.clone()).unwrap();
+        }
+        log.close();
+        assert_eq!(log.submit(event("late", "2026-11-23T10:16:00Z")), Err(Busy));
+        let (written, names) = read_back(dir.path());
+        assert_eq!(written, sent);
+        assert_eq!(names, ["events-20261123T10.jsonl"]);
+        assert_eq!(log.stats.written.load(Ordering::Relaxed), 500);
+        assert_eq!(log.stats.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn files_rotate_by_hour_and_by_size_and_a_restart_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let line_len = serde_json::to_vec(&event("b00", "2026-11-23T10:00:00Z"))
+            .unwrap()
+            .len() as u64
+            + 1;
+        let log = EventLog::open(settings(dir.path(), line_len * 3)).unwrap();
+        for i in 0..5 {
+            log.submit(event(&format!("b{i:02}"), "2026-11-23T10:00:00Z"))
+                .unwrap();
+        }
+        log.submit(event("b05", "2026-11-23T11:00:00Z")).unwrap();
+        log.close();
+        let log = EventLog::open(settings(dir.path(), line_len * 3)).unwrap();
+        log.submit(event("b06", "2026-11-23T11:30:00Z")).unwrap();
+        log.close();
+        let (written, names) = read_back(dir.path());
+        assert_eq!(
+            names,
+            [
+                "events-20261123T10.1.jsonl",
+                "events-20261123T10.jsonl",
+                "events-20261123T11.jsonl"
+            ]
+        );
+        let mut bids: Vec<String> = written.into_iter().map(|e| e.bid).collect();
+        bids.sort();
+        assert_eq!(bids, ["b00", "b01", "b02", "b03", "b04", "b05", "b06"]);
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_does_not_swallow_the_next_event() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("events-20261123T10.jsonl"),
+            "{\"ts\": \"2026-11-23T10:00",
+        )
+        .unwrap();
+        let log = EventLog::open(settings(dir.path(), 1 << 20)).unwrap();
+        log.submit(event("after", "2026-11-23T10:05:00Z")).unwrap();
+        log.close();
+        let (written, _) = read_back(dir.path());
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].bid, "after");
+    }
+}
