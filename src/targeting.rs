@@ -38,6 +38,9 @@ pub struct Facts {
     pub site: Option<String>,
     /// `app.bundle`, lower case.
     pub app: Option<String>,
+    /// Who the user is, as far as the request says: `user.id`, else `user.buyeruid`, else
+    /// `device.ifa`. Raw: it is hashed before it goes anywhere (tokens, logs).
+    pub user: Option<String>,
 }
 
 impl Facts {
@@ -114,6 +117,17 @@ impl Facts {
                     .and_then(host_form)
                     .or_else(|| s.page.as_deref().and_then(host_form))
             }),
+            user: [
+                user.and_then(|u| u.id.as_deref()),
+                user.and_then(|u| u.buyeruid.as_deref()),
+                device.and_then(|d| d.ifa.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            // All-zero ifas mean "limit ad tracking": not a user.
+            .find(|k| !k.is_empty() && k.bytes().any(|b| b != b'0' && b != b'-'))
+            .map(str::to_owned),
             app: request
                 .app
                 .as_ref()
@@ -522,6 +536,25 @@ mod tests {
         assert!(Term::Gender(vec![Gender::Female]).holds(&f));
         assert!(!Term::Gender(vec![Gender::Male]).holds(&f));
         assert_eq!(facts(&request(r#", "user": {"yob": 3000}"#)).age, None);
+    }
+
+    #[test]
+    fn the_user_is_the_exchange_id_else_the_buyer_id_else_the_device_ifa() {
+        let user = |extra: &str| facts(&request(extra)).user;
+        assert_eq!(
+            user(r#", "user": {"id": "u1", "buyeruid": "b1"}, "device": {"ifa": "i1"}"#).as_deref(),
+            Some("u1")
+        );
+        assert_eq!(
+            user(r#", "user": {"buyeruid": "b1"}, "device": {"ifa": "i1"}"#).as_deref(),
+            Some("b1")
+        );
+        assert_eq!(user(r#", "device": {"ifa": "i1"}"#).as_deref(), Some("i1"));
+        assert_eq!(
+            user(r#", "device": {"ifa": "00000000-0000-0000-0000-000000000000"}"#),
+            None
+        );
+        assert_eq!(user(""), None);
     }
 
     #[test]

@@ -281,6 +281,9 @@ pub struct Device {
     pub connectiontype: Option<u32>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub geo: Option<Geo>,
+    /// The advertising id of a mobile device.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub ifa: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +302,12 @@ pub struct Geo {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct User {
+    /// The exchange's id for the user.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub id: Option<String>,
+    /// The buyer's (our) id for the user, from cookie sync.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub buyeruid: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     pub yob: Option<u32>,
     #[serde(default, deserialize_with = "lenient::string")]
