@@ -19,6 +19,7 @@ use precis::openrtb::response::BidResponse;
 use precis::openrtb::{self, BidRequest};
 use precis::pricing::{Currency, Rates};
 use precis::targeting::{Facts, Term};
+use precis::token::Keys;
 
 const CAMPAIGNS: usize = 1_000;
 const SEED: u64 = 0x5eed_b1d5_0f0f_2026;
@@ -487,6 +488,7 @@ struct Bidder {
     ranked: Vec<Arc<Campaign>>,
     rates: Rates,
     urls: Urls,
+    keys: Keys,
     now: DateTime<Utc>,
 }
 
@@ -503,12 +505,22 @@ impl Bidder {
             urls: Urls {
                 public: "http://127.0.0.1:8080".to_owned(),
             },
+            keys: Keys::new(b"a bench secret of 32 bytes......", None).expect("a long secret"),
             now: NOW.parse().expect("NOW is a timestamp"),
         }
     }
 
+    /// The auction, including signing each bid's event token.
     fn auction<'a>(&'a self, request: &'a BidRequest, facts: &Facts) -> Option<BidResponse<'a>> {
-        auction::run(&self.ranked, request, facts, &self.rates, &self.urls)
+        auction::run(
+            &self.ranked,
+            request,
+            facts,
+            &self.rates,
+            &self.urls,
+            &self.keys,
+        )
+        .map(|a| a.response)
     }
 
     /// The whole bid path as the server runs it: the answer body, or `None` for a 204.

@@ -14,6 +14,7 @@ use crate::openrtb::response::{Bid, BidResponse, SEAT, SeatBid};
 use crate::openrtb::{BidRequest, Imp};
 use crate::pricing::{Currency, Rates};
 use crate::targeting::{Facts, category_form, host_form, on_domain, within};
+use crate::token::{Claims, Keys, Purpose};
 
 /// Orders campaigns for [`run`]: live ones only, highest eCPM (compared in USD) first, ties broken by
 /// higher `max_cpm`, then by id, so the same files always give the same winner.
@@ -46,6 +47,14 @@ pub struct Urls {
     pub public: String,
 }
 
+/// The answer to a request that gets at least one bid.
+#[derive(Debug)]
+pub struct Auctioned<'a> {
+    pub response: BidResponse<'a>,
+    /// What each bid's event token says, in the order of the bids: what the bid log records.
+    pub claims: Vec<Claims>,
+}
+
 /// Runs the auction for every imp. `None` when no imp gets a bid (the exchange hears 204).
 pub fn run<'a>(
     ranked: &'a [Arc<Campaign>],
@@ -53,7 +62,8 @@ pub fn run<'a>(
     facts: &Facts,
     rates: &Rates,
     urls: &Urls,
-) -> Option<BidResponse<'a>> {
+    keys: &Keys,
+) -> Option<Auctioned<'a>> {
     let currency = response_currency(request, rates)?;
     let blocks = Blocks::of(request);
     // Whether each campaign may bid on this request at all, decided once and shared by all imps.
@@ -85,18 +95,33 @@ pub fn run<'a>(
                 .unwrap_or(0.0);
             // Ranked by eCPM: if the best fitting campaign is under the floor, so is every other.
             if price > 0.0 && price >= floor {
-                bids.push(bid(campaign, creative, imp, price, w, h, urls));
+                let winner = Winner {
+                    campaign,
+                    creative,
+                    imp,
+                    price,
+                    w,
+                    h,
+                };
+                bids.push(winner.bid(request, facts, currency, urls, keys));
             }
             break;
         }
     }
-    (!bids.is_empty()).then(|| BidResponse {
-        id: request.id.as_deref().unwrap_or_default(),
-        cur: currency.to_string(),
-        seatbid: [SeatBid {
-            seat: SEAT,
-            bid: bids,
-        }],
+    if bids.is_empty() {
+        return None;
+    }
+    let (bids, claims) = bids.into_iter().unzip();
+    Some(Auctioned {
+        response: BidResponse {
+            id: request.id.as_deref().unwrap_or_default(),
+            cur: currency.to_string(),
+            seatbid: [SeatBid {
+                seat: SEAT,
+                bid: bids,
+            }],
+        },
+        claims,
     })
 }
 
@@ -211,37 +236,69 @@ fn next_bid_id() -> String {
     format!("{boot:x}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-fn bid<'a>(
+/// The campaign and creative that won an imp, at what price and size.
+struct Winner<'a> {
     campaign: &'a Campaign,
     creative: &'a Creative,
     imp: &'a Imp,
     price: f64,
     w: Option<u32>,
     h: Option<u32>,
-    urls: &Urls,
-) -> Bid<'a> {
-    let id = next_bid_id();
-    // Ids are restricted to URL-safe characters by the campaign file checks: no escaping needed.
-    let event = |path: &str| {
-        format!(
-            "{}/{path}?bid={id}&cid={}&crid={}",
-            urls.public, campaign.id, creative.id
-        )
-    };
-    Bid {
-        impid: &imp.id,
-        price: (price * 1e6).round() / 1e6,
-        adid: &creative.id,
-        crid: &creative.id,
-        cid: &campaign.id,
-        adomain: &campaign.adomain,
-        cat: &campaign.cat,
-        adm: creative.adm.replace("${CLICK_URL}", &event("click")),
-        w,
-        h,
-        nurl: event("win") + "&price=${AUCTION_PRICE}",
-        burl: event("imp") + "&price=${AUCTION_PRICE}",
-        id,
+}
+
+impl<'a> Winner<'a> {
+    /// The bid, with win, billing and click URLs that carry a signed token of what was bid.
+    fn bid(
+        self,
+        request: &BidRequest,
+        facts: &Facts,
+        currency: Currency,
+        urls: &Urls,
+        keys: &Keys,
+    ) -> (Bid<'a>, Claims) {
+        let Winner {
+            campaign,
+            creative,
+            imp,
+            price,
+            w,
+            h,
+        } = self;
+        let price = (price * 1e6).round() / 1e6;
+        let claims = Claims {
+            purpose: Purpose::Event,
+            issued: u32::try_from(facts.now.timestamp()).unwrap_or(0),
+            bid: next_bid_id(),
+            request: request.id.clone().unwrap_or_default(),
+            imp: imp.id.clone(),
+            campaign: campaign.id.clone(),
+            creative: creative.id.clone(),
+            bid_price: price,
+            cur: currency.to_string(),
+            user: facts.user.as_deref().map(|u| keys.user_hash(u)),
+            country: facts.country.map(|c| c.to_string()),
+            device: facts.device_type,
+            os: facts.os.clone(),
+        };
+        // Tokens are base64url: they go into URLs as they are.
+        let token = keys.sign(&claims);
+        let event = |path: &str| format!("{}/{path}?t={token}", urls.public);
+        let bid = Bid {
+            id: claims.bid.clone(),
+            impid: &imp.id,
+            price,
+            adid: &creative.id,
+            crid: &creative.id,
+            cid: &campaign.id,
+            adomain: &campaign.adomain,
+            cat: &campaign.cat,
+            adm: creative.adm.replace("${CLICK_URL}", &event("click")),
+            w,
+            h,
+            nurl: event("win") + "&price=${AUCTION_PRICE}",
+            burl: event("imp") + "&price=${AUCTION_PRICE}",
+        };
+        (bid, claims)
     }
 }
 
@@ -284,7 +341,10 @@ landing = "https://shop.example/""#;
         let urls = Urls {
             public: "http://127.0.0.1:8080".into(),
         };
-        let Some(response) = run(ranked, &request, &facts, &rates(), &urls) else {
+        let keys = Keys::new(b"a test secret of 32 bytes.......", None).unwrap();
+        let Some(Auctioned { response, .. }) =
+            run(ranked, &request, &facts, &rates(), &urls, &keys)
+        else {
             return Vec::new();
         };
         let cur = response.cur.clone();

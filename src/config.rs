@@ -24,6 +24,55 @@ pub struct Config {
     /// Units of each currency per one US dollar, e.g. `EUR = 0.92`. USD is always known.
     pub currencies: BTreeMap<String, f64>,
     pub limits: Limits,
+    pub events: Events,
+}
+
+/// The measurement loop: event log and event tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Events {
+    /// Directory of the event log.
+    pub dir: PathBuf,
+    /// Events waiting for the writer before event endpoints answer 503.
+    pub queue: usize,
+    /// Size at which a log file is closed and the next one started.
+    pub max_file_mb: u64,
+    /// How often the log is flushed and fsynced.
+    pub sync_ms: u64,
+    /// How long an event token stays valid after its bid.
+    pub token_ttl_secs: u32,
+    /// Log one bid line in this many bids (1: every bid; 0: none).
+    pub log_bids_every: u64,
+    /// Signs event tokens; `PRECIS_SECRET` overrides it. At least 16 bytes.
+    pub secret: Option<String>,
+    /// Also accepted while rotating secrets; `PRECIS_SECRET_PREVIOUS` overrides it.
+    pub previous_secret: Option<String>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            dir: PathBuf::from("logs"),
+            queue: 65_536,
+            max_file_mb: 256,
+            sync_ms: 1_000,
+            token_ttl_secs: 86_400,
+            log_bids_every: 1,
+            secret: None,
+            previous_secret: None,
+        }
+    }
+}
+
+impl Events {
+    /// The signing secret and the previous one, the environment taking precedence over the file.
+    pub fn secrets(&self) -> (Option<String>, Option<String>) {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        (
+            env("PRECIS_SECRET").or_else(|| self.secret.clone()),
+            env("PRECIS_SECRET_PREVIOUS").or_else(|| self.previous_secret.clone()),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +94,7 @@ impl Default for Config {
             campaigns: PathBuf::from("campaigns"),
             currencies: BTreeMap::new(),
             limits: Limits::default(),
+            events: Events::default(),
         }
     }
 }

@@ -7,8 +7,17 @@
 //! Amounts are in USD (converted when the event is logged) so that totals add up across currencies.
 //! No raw personal data: the user is a keyed hash, never an id or an IP.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use serde::{Deserialize, Serialize};
+
+use crate::campaign::Campaign;
+use crate::eventlog::{Busy, EventLog};
+use crate::pricing::{Currency, Model, Rates};
+use crate::token::{Claims, Keys, Purpose, TokenError};
 
 /// The steps of the measurement loop, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -69,4 +78,185 @@ pub struct Event {
     pub device: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+}
+
+impl Event {
+    /// An event of `kind` about the bid `claims` describe, logged at `ts`; amounts left at zero.
+    pub fn about(kind: Kind, claims: &Claims, ts: DateTime<Utc>) -> Event {
+        Event {
+            ts,
+            event: kind,
+            bid: claims.bid.clone(),
+            request: claims.request.clone(),
+            imp: claims.imp.clone(),
+            campaign: claims.campaign.clone(),
+            creative: claims.creative.clone(),
+            bid_price: claims.bid_price,
+            cur: claims.cur.clone(),
+            price: None,
+            value: None,
+            order: None,
+            spend_usd: 0.0,
+            revenue_usd: 0.0,
+            user: claims.user.map(|u| format!("{u:016x}")),
+            country: claims.country.clone(),
+            device: claims.device,
+            os: claims.os.clone(),
+        }
+    }
+}
+
+/// Why an event was not recorded. Each maps to a 4xx/503 answer and a metric.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Refusal {
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("`price` must be the clearing price, a number of at least 0")]
+    Price,
+    #[error("`value` must be the order amount, a number of at least 0")]
+    Value,
+    #[error("campaign `{0}` no longer serves creative `{1}`")]
+    Gone(String, String),
+    #[error(transparent)]
+    Busy(#[from] Busy),
+}
+
+/// What an accepted event request did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Logged.
+    New,
+    /// Seen before (exchanges retry, pixels fire twice): counted once, not logged again.
+    Again,
+}
+
+/// Accepts events: checks their token, prices them, logs each one once.
+pub struct Recorder {
+    pub log: EventLog,
+    pub keys: Keys,
+    ttl_secs: u32,
+    /// Events already logged, until their token expires: (kind, bid, order) → expiry.
+    seen: DashMap<(Kind, String, Option<String>), u32>,
+    log_bids_every: u64,
+    bids: AtomicU64,
+    /// Bid lines not logged because the log was busy (bid lines are a sample; events are not).
+    pub bid_lines_dropped: AtomicU64,
+}
+
+impl Recorder {
+    pub fn new(log: EventLog, keys: Keys, ttl_secs: u32, log_bids_every: u64) -> Recorder {
+        Recorder {
+            log,
+            keys,
+            ttl_secs,
+            seen: DashMap::new(),
+            log_bids_every,
+            bids: AtomicU64::new(0),
+            bid_lines_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The claims of a token of `purpose`, if it is genuine and current.
+    pub fn verify(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, Refusal> {
+        Ok(self.keys.verify(token, unix(now), self.ttl_secs, purpose)?)
+    }
+
+    /// Logs `event` unless the same one was logged before. A retry after [`Busy`] is accepted.
+    pub fn record(&self, event: Event) -> Result<Recorded, Refusal> {
+        let key = (event.event, event.bid.clone(), event.order.clone());
+        let expiry = unix(event.ts).saturating_add(self.ttl_secs);
+        match self.seen.entry(key) {
+            Entry::Occupied(_) => return Ok(Recorded::Again),
+            Entry::Vacant(slot) => {
+                slot.insert(expiry);
+            }
+        }
+        let key = (event.event, event.bid.clone(), event.order.clone());
+        self.log.submit(event).map_err(|busy| {
+            self.seen.remove(&key);
+            Refusal::Busy(busy)
+        })?;
+        Ok(Recorded::New)
+    }
+
+    /// Logs a sample of bids (one in `log_bids_every`), never waiting: the bid path does not
+    /// block on the log. Lines the busy log cannot take are counted.
+    pub fn bids(&self, claims: &[Claims], now: DateTime<Utc>) {
+        if self.log_bids_every == 0 {
+            return;
+        }
+        for claims in claims {
+            if self
+                .bids
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(self.log_bids_every)
+                && self
+                    .log
+                    .submit(Event::about(Kind::Bid, claims, now))
+                    .is_err()
+            {
+                self.bid_lines_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Forgets events whose tokens have expired (they can no longer arrive): bounds memory.
+    pub fn sweep(&self, now: DateTime<Utc>) {
+        let now = unix(now);
+        self.seen.retain(|_, expiry| *expiry > now);
+    }
+
+    /// Remembers the events already in the log, so that a retry after a restart still counts
+    /// once. Reads only the hours within the token lifetime. Returns how many it remembered.
+    pub fn remember(
+        &self,
+        dir: &std::path::Path,
+        now: DateTime<Utc>,
+    ) -> Result<usize, crate::report::ReportError> {
+        let horizon = now - chrono::Duration::seconds(self.ttl_secs.into());
+        let mut events = crate::report::events_in(dir, horizon..).map_err(|source| {
+            crate::report::ReportError::Read {
+                path: dir.to_owned(),
+                source,
+            }
+        })?;
+        let mut remembered = 0;
+        for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
+            let expiry = unix(event.ts).saturating_add(self.ttl_secs);
+            self.seen
+                .insert((event.event, event.bid, event.order), expiry);
+            remembered += 1;
+        }
+        events.finish()?;
+        Ok(remembered)
+    }
+}
+
+/// What the advertiser owes for an event, in USD: the campaign's price for the thing it pays for.
+pub fn revenue_usd(kind: Kind, campaign: &Campaign, value: Option<f64>, rates: &Rates) -> f64 {
+    let owed = match (kind, &campaign.pricing.model) {
+        (Kind::Imp, Model::Cpm { cpm }) => cpm / 1000.0,
+        (Kind::Click, Model::Cpc { cpc, .. }) => *cpc,
+        (Kind::Conv, Model::Cps { commission, .. }) => commission * value.unwrap_or(0.0),
+        _ => 0.0,
+    };
+    rates
+        .convert(owed, campaign.pricing.currency, Currency::USD)
+        .unwrap_or(0.0)
+}
+
+/// What a won impression costs, in USD: the clearing CPM / 1000.
+pub fn spend_usd(price: f64, cur: &str, rates: &Rates) -> f64 {
+    Currency::parse(cur)
+        .and_then(|c| rates.convert(price / 1000.0, c, Currency::USD))
+        .unwrap_or(0.0)
+}
+
+fn unix(ts: DateTime<Utc>) -> u32 {
+    u32::try_from(ts.timestamp()).unwrap_or(0)
 }

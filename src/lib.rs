@@ -21,5 +21,7 @@ pub mod metrics;
 pub mod openrtb;
 pub mod pricing;
 pub mod reload;
+pub mod report;
 pub mod server;
 pub mod targeting;
+pub mod token;

@@ -1,19 +1,26 @@
-//! The `precis` command: `serve` runs the bidder, `check` validates campaign files.
+//! The `precis` command: `serve` runs the bidder, `check` validates campaign files, `report` sums
+//! the event log.
 //! This is the binary edge: errors become `anyhow` reports and exit codes here, nowhere else.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use precis::auction::Urls;
 use precis::config::Config;
+use precis::eventlog::{EventLog, Settings};
+use precis::events::Recorder;
 use precis::metrics::Metrics;
 use precis::reload::{self, Store};
+use precis::report;
 use precis::server::{self, App};
+use precis::token::{Keys, MIN_SECRET_LEN};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +55,25 @@ enum Command {
         config: ConfigArgs,
         /// Files or directories to check [default: campaigns].
         paths: Vec<PathBuf>,
+    },
+    /// Totals of the event log per group: bids, wins, impressions, reach, clicks, conversions,
+    /// spend, revenue and their ratios (amounts in USD).
+    Report {
+        /// Event log directory: its *.jsonl files are read.
+        #[arg(long, default_value = "logs")]
+        logs: PathBuf,
+        /// Count events at or after this time: RFC 3339, or a date (its start, UTC).
+        #[arg(long, value_parser = report::parse_time)]
+        from: Option<DateTime<Utc>>,
+        /// Count events before this time: RFC 3339, or a date (its start, UTC).
+        #[arg(long, value_parser = report::parse_time)]
+        to: Option<DateTime<Utc>>,
+        /// What a row is.
+        #[arg(long, value_enum, default_value_t = report::By::Campaign)]
+        by: report::By,
+        /// How the rows are printed.
+        #[arg(long, value_enum, default_value_t = report::Format::Table)]
+        format: report::Format,
     },
 }
 
@@ -90,6 +116,13 @@ fn main() -> ExitCode {
             serve(config)
         }),
         Command::Check { config, paths } => config.load().and_then(|config| check(&config, paths)),
+        Command::Report {
+            logs,
+            from,
+            to,
+            by,
+            format,
+        } => report(&logs, report::Window { from, to }, by, format),
     };
     match result {
         Ok(code) => code,
@@ -128,6 +161,23 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn report(
+    logs: &Path,
+    window: report::Window,
+    by: report::By,
+    format: report::Format,
+) -> anyhow::Result<ExitCode> {
+    let (groups, skipped) = report::read(logs, by, window)?;
+    let mut out = std::io::stdout().lock();
+    report::write(&mut out, format, by, &groups)
+        .and_then(|()| out.flush())
+        .context("cannot write the report")?;
+    if skipped.lines > 0 {
+        eprintln!("precis: {skipped}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,6 +207,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
+        let recorder = Arc::new(recorder(&config.events)?);
         let app = Arc::new(App {
             store,
             metrics,
@@ -164,6 +215,15 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 public: public.trim_end_matches('/').to_owned(),
             },
             limits: config.limits.clone(),
+            recorder: recorder.clone(),
+        });
+        let sweeper = recorder.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                sweeper.sweep(chrono::Utc::now());
+            }
         });
 
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -183,9 +243,43 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         };
         tracing::info!("listening on {local}");
         server::serve(listener, app, shutdown).await;
-        tracing::info!("stopped");
+        // Requests are finished: write out every event they accepted.
+        tokio::task::spawn_blocking(move || recorder.log.close()).await?;
+        tracing::info!("stopped; event log flushed and synced");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The event log and the recorder in front of it, with the events already logged remembered.
+fn recorder(config: &precis::config::Events) -> anyhow::Result<Recorder> {
+    let keys = match config.secrets() {
+        (Some(current), previous) => {
+            Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes)).map_err(|e| {
+                anyhow::anyhow!("events secret: {e} (at least {MIN_SECRET_LEN} bytes)")
+            })?
+        }
+        (None, _) => {
+            tracing::warn!(
+                "no events secret (PRECIS_SECRET or [events] secret): using a random one, so event URLs of bids made before a restart will be refused after it"
+            );
+            let mut random = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+                .context("cannot read /dev/urandom for a random events secret")?;
+            Keys::new(&random, None)?
+        }
+    };
+    let log = EventLog::open(Settings {
+        dir: config.dir.clone(),
+        queue: config.queue,
+        max_file_bytes: config.max_file_mb.saturating_mul(1 << 20),
+        sync_every: std::time::Duration::from_millis(config.sync_ms.max(1)),
+    })
+    .with_context(|| format!("cannot open the event log in {}", config.dir.display()))?;
+    let recorder = Recorder::new(log, keys, config.token_ttl_secs, config.log_bids_every);
+    let remembered = recorder.remember(&config.dir, chrono::Utc::now())?;
+    tracing::info!(remembered, dir = %config.dir.display(), "event log open");
+    Ok(recorder)
 }
 
 fn log_reload(result: &std::io::Result<Arc<reload::Snapshot>>) {

@@ -6,6 +6,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::eventlog::Stats;
+use crate::events::Kind;
 use crate::reload::Snapshot;
 
 /// What became of one request to the bid endpoint.
@@ -43,11 +45,62 @@ impl Outcome {
     }
 }
 
+/// Why an event request was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Malformed, forged or of the wrong purpose.
+    BadToken,
+    Expired,
+    /// A price or value that is not an amount.
+    BadAmount,
+    /// The campaign or creative no longer exists.
+    Gone,
+    /// The event log's queue was full (503).
+    Busy,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 5] = [
+        Rejection::BadToken,
+        Rejection::Expired,
+        Rejection::BadAmount,
+        Rejection::Gone,
+        Rejection::Busy,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::BadToken => "bad_token",
+            Rejection::Expired => "expired",
+            Rejection::BadAmount => "bad_amount",
+            Rejection::Gone => "gone",
+            Rejection::Busy => "busy",
+        }
+    }
+}
+
+const KINDS: [Kind; 5] = [Kind::Bid, Kind::Win, Kind::Imp, Kind::Click, Kind::Conv];
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bid => "bid",
+        Kind::Win => "win",
+        Kind::Imp => "imp",
+        Kind::Click => "click",
+        Kind::Conv => "conv",
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     outcomes: [AtomicU64; 5],
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    /// Events logged, by kind (bids: see the bid lines below).
+    events: [AtomicU64; 5],
+    /// Events that arrived again and were counted once.
+    repeats: [AtomicU64; 5],
+    rejections: [AtomicU64; 5],
 }
 
 impl Metrics {
@@ -69,7 +122,17 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, snapshot: &Snapshot) -> String {
+    /// An event of `kind` was logged (`again`: it had been before, and was not logged twice).
+    pub fn event(&self, kind: Kind, again: bool) {
+        let counters = if again { &self.repeats } else { &self.events };
+        counters[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, why: Rejection) {
+        self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, snapshot: &Snapshot, log: &Stats, bid_lines_dropped: u64) -> String {
         let mut out = String::with_capacity(1024);
         out.push_str(
             "# HELP precis_bid_requests_total Requests to the bid endpoint, by outcome.\n",
@@ -125,6 +188,74 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        let labelled = [
+            (
+                "precis_events_total",
+                "Events logged, by kind.",
+                &self.events,
+            ),
+            (
+                "precis_event_repeats_total",
+                "Events received again and counted once.",
+                &self.repeats,
+            ),
+        ];
+        for (name, help, values) in labelled {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for kind in &KINDS[1..] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{}\"}} {}",
+                    kind_label(*kind),
+                    values[*kind as usize].load(Ordering::Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP precis_event_rejections_total Event requests turned away, by reason.\n# TYPE precis_event_rejections_total counter"
+        );
+        for why in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "precis_event_rejections_total{{reason=\"{}\"}} {}",
+                why.label(),
+                self.rejections[why as usize].load(Ordering::Relaxed)
+            );
+        }
+        let log_counters = [
+            (
+                "precis_event_log_written_total",
+                "Lines written to the event log.",
+                log.written.load(Ordering::Relaxed),
+            ),
+            (
+                "precis_event_log_refused_total",
+                "Lines the event log's full queue turned away.",
+                log.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "precis_event_log_write_errors_total",
+                "Lines or syncs that failed.",
+                log.write_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "precis_bid_lines_dropped_total",
+                "Sampled bid lines not logged because the log was busy.",
+                bid_lines_dropped,
+            ),
+        ];
+        for (name, help, value) in log_counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let queued = log.queued.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP precis_event_log_queued Events waiting for the writer (lag).\n# TYPE precis_event_log_queued gauge\nprecis_event_log_queued {queued}"
+        );
         out
     }
 }

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub ranked: Vec<Arc<Campaign>>,
     /// Every loaded campaign (paused ones too), by file.
     pub files: BTreeMap<PathBuf, Loaded>,
+    /// The same campaigns by id.
+    by_id: HashMap<String, Arc<Campaign>>,
     /// Files refused in this reload, with why. A refused file may still serve its last good version.
     pub refused: Vec<CampaignError>,
 }
@@ -53,6 +55,13 @@ pub struct Store {
     reloading: Mutex<()>,
 }
 
+impl Snapshot {
+    /// A loaded campaign by id, paused ones included (events arrive after a campaign stops).
+    pub fn campaign(&self, id: &str) -> Option<&Arc<Campaign>> {
+        self.by_id.get(id)
+    }
+}
+
 impl Store {
     /// Loads `dir` for the first time. Fails only if the directory cannot be listed.
     pub fn open(dir: &Path, rates: Rates) -> std::io::Result<Store> {
@@ -62,6 +71,7 @@ impl Store {
             took: Duration::ZERO,
             ranked: Vec::new(),
             files: BTreeMap::new(),
+            by_id: HashMap::new(),
             refused: Vec::new(),
         };
         let store = Store {
@@ -104,6 +114,10 @@ impl Store {
             loaded_at: Utc::now(),
             took: started.elapsed(),
             ranked,
+            by_id: files
+                .values()
+                .map(|l| (l.campaign.id.clone(), l.campaign.clone()))
+                .collect(),
             files,
             refused,
         });

@@ -6,16 +6,21 @@
 //! Every request gets an answer (never a panic, never a hang): oversized bodies 413, slow bodies
 //! 408, slow headers a closed connection, and each outcome is counted.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPIRES, HeaderValue, LOCATION,
+    RETRY_AFTER,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,12 +28,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::auction::{self, Urls};
+use crate::auction::{self, Auctioned, Urls};
 use crate::config::Limits;
-use crate::metrics::{Metrics, Outcome};
+use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
+use crate::metrics::{Metrics, Outcome, Rejection};
 use crate::openrtb;
 use crate::reload::{Snapshot, Store};
 use crate::targeting::Facts;
+use crate::token::{Claims, Purpose, TokenError};
 
 /// Everything a request handler reads.
 pub struct App {
@@ -36,6 +43,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub urls: Urls,
     pub limits: Limits,
+    pub recorder: Arc<Recorder>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -96,17 +104,28 @@ async fn handle(
         (&Method::POST, "/openrtb2/bid") => bid(&app, request).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/status") => json(StatusCode::OK, status(&app.store.snapshot())),
-        (&Method::GET, "/metrics") => {
-            text(StatusCode::OK, app.metrics.render(&app.store.snapshot()))
-        }
+        (&Method::GET, "/metrics") => text(
+            StatusCode::OK,
+            app.metrics.render(
+                &app.store.snapshot(),
+                &app.recorder.log.stats,
+                app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
+            ),
+        ),
+        (&Method::GET, "/win") => notice(&app, Kind::Win, request.uri().query()),
+        (&Method::GET, "/imp") => notice(&app, Kind::Imp, request.uri().query()),
+        (&Method::GET, "/click") => click(&app, request.uri().query()),
+        (&Method::GET | &Method::POST, "/conv") => conversion(&app, request).await,
         (&Method::POST, "/admin/reload") if peer.ip().is_loopback() => reload(&app).await,
         (_, "/admin/reload") if !peer.ip().is_loopback() => error(
             StatusCode::FORBIDDEN,
             "admin routes answer loopback clients only",
         ),
-        (_, "/openrtb2/bid" | "/healthz" | "/status" | "/metrics" | "/admin/reload") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            "/openrtb2/bid" | "/healthz" | "/status" | "/metrics" | "/admin/reload" | "/win"
+            | "/imp" | "/click" | "/conv",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     };
     Ok(answer)
@@ -123,17 +142,22 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
             Ok(request) => {
                 let snapshot = app.store.snapshot();
                 let facts = Facts::from_request(&request, Utc::now());
+                let keys = &app.recorder.keys;
                 match auction::run(
                     &snapshot.ranked,
                     &request,
                     &facts,
                     app.store.rates(),
                     &app.urls,
+                    keys,
                 ) {
-                    Some(response) => (
-                        Outcome::Bid,
-                        with_body(StatusCode::OK, "application/json", response.to_json()),
-                    ),
+                    Some(Auctioned { response, claims }) => {
+                        app.recorder.bids(&claims, facts.now);
+                        (
+                            Outcome::Bid,
+                            with_body(StatusCode::OK, "application/json", response.to_json()),
+                        )
+                    }
                     None => (Outcome::NoBid, no_content()),
                 }
             }
@@ -184,6 +208,190 @@ async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outc
         )),
         Ok(Ok(body)) => Ok(body.to_bytes()),
     }
+}
+
+/// The parameters of an event URL.
+fn params(query: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// An amount sent as a parameter: a finite number of at least 0. An exchange that did not
+/// substitute `${AUCTION_PRICE}` sends the macro itself, which is not one.
+fn amount(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// `/win` and `/imp`: the exchange reports a win (price required) or a billable impression.
+fn notice(app: &App, kind: Kind, query: Option<&str>) -> Answer {
+    let params = params(query);
+    let now = Utc::now();
+    let recorded = (|| {
+        let claims = app.recorder.verify(
+            params.get("t").map_or("", String::as_str),
+            Purpose::Event,
+            now,
+        )?;
+        let price = match params.get("price") {
+            Some(text) => Some(amount(text).ok_or(Refusal::Price)?),
+            None if kind == Kind::Imp => None,
+            None => return Err(Refusal::Price),
+        };
+        let rates = app.store.rates();
+        let mut event = Event::about(kind, &claims, now);
+        event.price = price;
+        if kind == Kind::Win {
+            event.spend_usd = spend_usd(price.unwrap_or(0.0), &claims.cur, rates);
+        }
+        if let Some(campaign) = app.store.snapshot().campaign(&claims.campaign) {
+            event.revenue_usd = revenue_usd(kind, campaign, None, rates);
+        }
+        app.recorder.record(event)
+    })();
+    match (kind, recorded) {
+        (_, Err(refusal)) => refused(app, &refusal),
+        (Kind::Imp, Ok(again)) => {
+            app.metrics.event(kind, again == Recorded::Again);
+            pixel()
+        }
+        (_, Ok(again)) => {
+            app.metrics.event(kind, again == Recorded::Again);
+            no_content()
+        }
+    }
+}
+
+/// `/click`: log the click and send the user on to the creative's landing page, with a click
+/// token (`pclid`) the advertiser returns with a conversion. The destination comes from the
+/// campaign file, never from the request: no open redirect.
+fn click(app: &App, query: Option<&str>) -> Answer {
+    let params = params(query);
+    let now = Utc::now();
+    let claims = match app.recorder.verify(
+        params.get("t").map_or("", String::as_str),
+        Purpose::Event,
+        now,
+    ) {
+        Ok(claims) => claims,
+        Err(refusal) => return refused(app, &refusal),
+    };
+    let snapshot = app.store.snapshot();
+    let campaign = snapshot.campaign(&claims.campaign);
+    let creative = campaign.and_then(|c| c.creatives.iter().find(|k| k.id == claims.creative));
+    let (Some(campaign), Some(creative)) = (campaign, creative) else {
+        return refused(app, &Refusal::Gone(claims.campaign, claims.creative));
+    };
+    let mut event = Event::about(Kind::Click, &claims, now);
+    event.revenue_usd = revenue_usd(Kind::Click, campaign, None, app.store.rates());
+    match app.recorder.record(event) {
+        Ok(again) => app.metrics.event(Kind::Click, again == Recorded::Again),
+        // The user still gets where they clicked; the lost click is counted.
+        Err(refusal) => tracing::warn!("click not logged: {refusal}"),
+    }
+    let pclid = app.recorder.keys.sign(&Claims {
+        purpose: Purpose::Click,
+        issued: u32::try_from(now.timestamp()).unwrap_or(0),
+        ..claims
+    });
+    redirect(&with_param(&creative.landing, "pclid", &pclid))
+}
+
+/// `/conv`: the advertiser reports an order after a click, by query or form body.
+async fn conversion(app: &App, request: Request<Incoming>) -> Answer {
+    let mut params = params(request.uri().query());
+    if request.method() == Method::POST {
+        match read_body(app, request).await {
+            Ok(body) => params.extend(form_urlencoded::parse(&body).into_owned()),
+            Err((_, answer)) => return answer,
+        }
+    }
+    let now = Utc::now();
+    let recorded = (|| {
+        let claims = app.recorder.verify(
+            params.get("pclid").map_or("", String::as_str),
+            Purpose::Click,
+            now,
+        )?;
+        let value = params
+            .get("value")
+            .map(|v| amount(v).ok_or(Refusal::Value))
+            .transpose()?;
+        let mut event = Event::about(Kind::Conv, &claims, now);
+        event.value = value;
+        event.order = params.get("order").map(|o| o.chars().take(128).collect());
+        if let Some(campaign) = app.store.snapshot().campaign(&claims.campaign) {
+            event.revenue_usd = revenue_usd(Kind::Conv, campaign, value, app.store.rates());
+        }
+        app.recorder.record(event)
+    })();
+    match recorded {
+        Ok(again) => {
+            app.metrics.event(Kind::Conv, again == Recorded::Again);
+            no_content()
+        }
+        Err(refusal) => refused(app, &refusal),
+    }
+}
+
+/// The answer to an event request turned away, counted by reason.
+fn refused(app: &App, refusal: &Refusal) -> Answer {
+    let (why, status) = match refusal {
+        Refusal::Token(TokenError::Expired) => (Rejection::Expired, StatusCode::GONE),
+        Refusal::Token(TokenError::Malformed) => (Rejection::BadToken, StatusCode::BAD_REQUEST),
+        Refusal::Token(_) => (Rejection::BadToken, StatusCode::FORBIDDEN),
+        Refusal::Price | Refusal::Value => (Rejection::BadAmount, StatusCode::BAD_REQUEST),
+        Refusal::Gone(..) => (Rejection::Gone, StatusCode::NOT_FOUND),
+        Refusal::Busy(_) => (Rejection::Busy, StatusCode::SERVICE_UNAVAILABLE),
+    };
+    app.metrics.rejected(why);
+    let mut answer = error(status, &refusal.to_string());
+    if why == Rejection::Busy {
+        answer
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    answer
+}
+
+/// `url` with `name=value` added to its query (before any fragment).
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let (base, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(b, f)| (b, Some(f)));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!("{base}{separator}{name}={value}");
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn redirect(location: &str) -> Answer {
+    let mut answer = no_content();
+    *answer.status_mut() = StatusCode::FOUND;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        answer.headers_mut().insert(LOCATION, value);
+    }
+    answer
+}
+
+/// A 1×1 transparent GIF that no cache keeps: the impression pixel.
+fn pixel() -> Answer {
+    const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+    let mut answer = with_body(StatusCode::OK, "image/gif", Bytes::from_static(GIF));
+    answer.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    answer
+        .headers_mut()
+        .insert(EXPIRES, HeaderValue::from_static("0"));
+    answer
 }
 
 async fn reload(app: &App) -> Answer {

@@ -700,23 +700,31 @@ async fn bids_carry_notice_urls_on_the_public_url_and_expand_the_click_macro() {
         .start();
     let response = server.bid(&banner_request(300, 250)).await.expect("a bid");
     let bid = &bids(&response)[0];
-    let id = str_of(bid, "id");
-    for (key, path) in [("nurl", "win"), ("burl", "imp")] {
-        let url = str_of(bid, key);
-        assert!(
-            url.starts_with(&format!("https://bid.example.com/{path}?")),
-            "{key}: {url}"
-        );
-        assert!(url.contains(&format!("bid={id}")), "{key}: {url}");
-        assert!(url.contains("${AUCTION_PRICE}"), "{key}: {url}");
-    }
+    // One signed token (base64url) names the bid in all three URLs.
+    let token = |url: &str, path: &str| {
+        let prefix = format!("https://bid.example.com/{path}?t=");
+        let rest = url
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{path}: {url}"));
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
+            .collect();
+        assert!(token.len() > 40, "{path}: {url}");
+        token
+    };
+    let nurl = str_of(bid, "nurl");
+    let burl = str_of(bid, "burl");
+    let win = token(nurl, "win");
+    assert!(nurl.ends_with("&price=${AUCTION_PRICE}"), "{nurl}");
+    assert!(burl.ends_with("&price=${AUCTION_PRICE}"), "{burl}");
+    assert_eq!(token(burl, "imp"), win);
     let adm = str_of(bid, "adm");
     assert!(!adm.contains("${CLICK_URL}"), "{adm}");
-    assert!(
-        adm.contains(&format!(
-            "https://bid.example.com/click?bid={id}&cid=rect&crid=b300x250"
-        )),
-        "{adm}"
-    );
+    let click = adm
+        .split('"')
+        .find(|part| part.contains("/click?"))
+        .unwrap_or_else(|| panic!("{adm}"));
+    assert_eq!(token(click, "click"), win);
     assert_eq!(bid["adomain"], json!(["advertiser.example"]));
 }

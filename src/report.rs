@@ -1,0 +1,1315 @@
+//! Reports: what the event log says was bought and what it returned, per campaign, creative, day,
+//! hour, country, device type or OS.
+//!
+//! This module owns the reading side of the event log (`events` owns the record, `eventlog` the
+//! writing): it streams every `*.jsonl` file of a log directory line by line, adds each event in the
+//! time window to the [`Totals`] of its group, and renders the groups as a table, CSV or JSON.
+//!
+//! Two rules keep it usable on a day of logs (tens of millions of lines): it must never load a whole
+//! file (one line in memory at a time; memory grows with the groups and, for reach, with the distinct
+//! users per group, never with the lines), and it must never need the campaign files: every line
+//! carries the ids and dimensions it is grouped by, and its amounts already in USD. Parsing is the
+//! cost, so [`read`] parses files in parallel, and a file named for an hour outside the window is
+//! not opened at all. [`events_in`] is the same stream for the bidder, which replays recent events
+//! at start.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use serde::Serialize;
+
+use crate::events::{Event, Kind};
+
+/// What a report groups events by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum By {
+    Campaign,
+    /// Campaign and creative: creative ids are only unique within a campaign.
+    Creative,
+    /// The UTC day of the event.
+    Day,
+    /// The UTC hour of the event.
+    Hour,
+    Country,
+    /// The OpenRTB device type, by name.
+    Device,
+    Os,
+}
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people: money with 2 decimals, rates as percentages, a TOTAL line.
+    Table,
+    /// A header row and one row per group, raw numbers.
+    Csv,
+    /// A list of objects, one per group, raw numbers; ratios with a zero denominator are null.
+    Json,
+}
+
+/// The group an event falls in. Groups sort by this key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupKey {
+    Campaign(String),
+    Creative {
+        campaign: String,
+        creative: String,
+    },
+    Day(NaiveDate),
+    /// The start of the hour.
+    Hour(DateTime<Utc>),
+    Country(String),
+    /// The device type's name ([`device_name`]).
+    Device(String),
+    Os(String),
+}
+
+/// The value a group gets when the event does not carry the dimension.
+pub const UNKNOWN: &str = "unknown";
+
+impl By {
+    /// The names of the key columns (and JSON fields) of a report grouped this way.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            By::Campaign => &["campaign"],
+            By::Creative => &["campaign", "creative"],
+            By::Day => &["day"],
+            By::Hour => &["hour"],
+            By::Country => &["country"],
+            By::Device => &["device"],
+            By::Os => &["os"],
+        }
+    }
+
+    /// The group `event` falls in.
+    pub fn key(self, event: &Event) -> GroupKey {
+        let known = |value: &Option<String>| match value.as_deref() {
+            Some(v) if !v.is_empty() => v.to_owned(),
+            _ => UNKNOWN.to_owned(),
+        };
+        match self {
+            By::Campaign => GroupKey::Campaign(event.campaign.clone()),
+            By::Creative => GroupKey::Creative {
+                campaign: event.campaign.clone(),
+                creative: event.creative.clone(),
+            },
+            By::Day => GroupKey::Day(event.ts.date_naive()),
+            By::Hour => GroupKey::Hour(
+                event
+                    .ts
+                    .with_nanosecond(0)
+                    .and_then(|t| t.with_second(0))
+                    .and_then(|t| t.with_minute(0))
+                    .unwrap_or(event.ts),
+            ),
+            By::Country => GroupKey::Country(known(&event.country)),
+            By::Device => GroupKey::Device(device_name(event.device)),
+            By::Os => GroupKey::Os(known(&event.os)),
+        }
+    }
+}
+
+impl GroupKey {
+    /// The values of the key columns, as printed.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            GroupKey::Campaign(v)
+            | GroupKey::Country(v)
+            | GroupKey::Device(v)
+            | GroupKey::Os(v) => {
+                vec![v.clone()]
+            }
+            GroupKey::Creative { campaign, creative } => vec![campaign.clone(), creative.clone()],
+            GroupKey::Day(day) => vec![day.format("%Y-%m-%d").to_string()],
+            GroupKey::Hour(hour) => vec![hour.format("%Y-%m-%dT%H").to_string()],
+        }
+    }
+}
+
+/// The name of an OpenRTB `devicetype` code; an unlisted code is shown as its number.
+pub fn device_name(code: Option<u32>) -> String {
+    let name = match code {
+        None => UNKNOWN,
+        Some(1) => "mobile",
+        Some(2) => "desktop",
+        Some(3) => "ctv",
+        Some(4) => "phone",
+        Some(5) => "tablet",
+        Some(6) => "connected_device",
+        Some(7) => "set_top_box",
+        Some(8) => "dooh",
+        Some(other) => return other.to_string(),
+    };
+    name.to_owned()
+}
+
+/// The counts and amounts of one group, and the figures derived from them.
+///
+/// Amounts are summed in whole nano-dollars: exactly, and to the same total whatever order the
+/// events are added in (a float sum of millions of 0.0017s drifts in its last digits, and the drift
+/// would depend on the order files are read in).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub bids: u64,
+    pub wins: u64,
+    pub impressions: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    /// Sum of `spend_usd`, nano-USD.
+    spend: i64,
+    /// Sum of `revenue_usd`, nano-USD.
+    revenue: i64,
+    /// The distinct users among the impressions.
+    users: HashSet<String>,
+}
+
+const NANOS_PER_USD: f64 = 1e9;
+
+impl Totals {
+    pub fn add(&mut self, event: &Event) {
+        match event.event {
+            Kind::Bid => self.bids += 1,
+            Kind::Win => self.wins += 1,
+            Kind::Imp => {
+                self.impressions += 1;
+                if let Some(user) = &event.user
+                    && !self.users.contains(user)
+                {
+                    self.users.insert(user.clone());
+                }
+            }
+            Kind::Click => self.clicks += 1,
+            Kind::Conv => self.conversions += 1,
+        }
+        let nanos = |usd: f64| (usd * NANOS_PER_USD).round() as i64;
+        self.spend = self.spend.saturating_add(nanos(event.spend_usd));
+        self.revenue = self.revenue.saturating_add(nanos(event.revenue_usd));
+    }
+
+    /// Adds another group's totals to these; a user in both counts once in the reach.
+    pub fn merge(&mut self, other: Totals) {
+        self.bids += other.bids;
+        self.wins += other.wins;
+        self.impressions += other.impressions;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+        self.spend = self.spend.saturating_add(other.spend);
+        self.revenue = self.revenue.saturating_add(other.revenue);
+        self.users.extend(other.users);
+    }
+
+    /// What the won impressions cost, USD: the sum of `spend_usd`.
+    pub fn spend(&self) -> f64 {
+        self.spend as f64 / NANOS_PER_USD
+    }
+
+    /// What the advertisers owe, USD: the sum of `revenue_usd`.
+    pub fn revenue(&self) -> f64 {
+        self.revenue as f64 / NANOS_PER_USD
+    }
+
+    /// Distinct users among the impressions (impressions without a user are not counted).
+    pub fn reach(&self) -> u64 {
+        self.users.len() as u64
+    }
+
+    /// Wins per bid.
+    pub fn win_rate(&self) -> Option<f64> {
+        ratio(self.wins as f64, self.bids as f64)
+    }
+
+    /// Clicks per impression.
+    pub fn ctr(&self) -> Option<f64> {
+        ratio(self.clicks as f64, self.impressions as f64)
+    }
+
+    /// Conversions per click.
+    pub fn cvr(&self) -> Option<f64> {
+        ratio(self.conversions as f64, self.clicks as f64)
+    }
+
+    pub fn cost_per_click(&self) -> Option<f64> {
+        ratio(self.spend(), self.clicks as f64)
+    }
+
+    pub fn cost_per_order(&self) -> Option<f64> {
+        ratio(self.spend(), self.conversions as f64)
+    }
+
+    /// Revenue per unit of spend.
+    pub fn roi(&self) -> Option<f64> {
+        ratio(self.revenue(), self.spend())
+    }
+}
+
+/// `n / d`, or `None` when `d` is zero.
+fn ratio(n: f64, d: f64) -> Option<f64> {
+    (d != 0.0).then(|| n / d)
+}
+
+/// The events a report counts: `from <= ts < to`, each bound optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl RangeBounds<DateTime<Utc>> for Window {
+    fn start_bound(&self) -> Bound<&DateTime<Utc>> {
+        self.from.as_ref().map_or(Bound::Unbounded, Bound::Included)
+    }
+
+    fn end_bound(&self) -> Bound<&DateTime<Utc>> {
+        self.to.as_ref().map_or(Bound::Unbounded, Bound::Excluded)
+    }
+}
+
+/// Reads a window bound: RFC 3339 (`2026-03-01T08:00:00+08:00`) or a date (`2026-03-01`, the start
+/// of that day UTC).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, ReportError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|day| day.and_time(Default::default()).and_utc())
+        .map_err(|_| ReportError::Time(text.to_owned()))
+}
+
+/// Lines that are not events: a line cut short by a crash, or one being written while we read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Skipped {
+    pub lines: u64,
+    /// The file and 1-based line number of the first one.
+    pub first: Option<(PathBuf, u64)>,
+}
+
+impl Skipped {
+    fn note(&mut self, path: &Path, line: u64) {
+        self.lines += 1;
+        if self.first.is_none() {
+            self.first = Some((path.to_owned(), line));
+        }
+    }
+
+    fn merge(&mut self, other: Skipped) {
+        self.lines += other.lines;
+        self.first = match (self.first.take(), other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.lines {
+            1 => write!(f, "skipped 1 line that is not an event")?,
+            n => write!(f, "skipped {n} lines that are not events")?,
+        }
+        if let Some((path, line)) = &self.first {
+            write!(f, " (first at {}:{line})", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// `source` is the error's source, not part of its message: the binary prints the chain.
+    #[error("cannot list the event log directory {}", path.display())]
+    List { path: PathBuf, source: io::Error },
+    #[error("cannot read {}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error(
+        "not a time: `{0}` (expected RFC 3339 like 2026-03-01T08:00:00Z, or a date like 2026-03-01)"
+    )]
+    Time(String),
+    #[error("empty window: --from {} is not before --to {}", from.to_rfc3339(), to.to_rfc3339())]
+    EmptyWindow {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+}
+
+/// The event log files in `dir`: every `*.jsonl` file (not hidden ones), sorted by name.
+pub fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".jsonl") && !name.starts_with('.') && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The hour a log file holds, from its name `events-YYYYMMDDTHH[.N].jsonl`. The writer names a file
+/// after the hour of the events in it (`eventlog`), so a file of an hour outside a window need not be
+/// opened. `None` for any other name: such a file is read.
+fn file_hour(path: &Path) -> Option<DateTime<Utc>> {
+    let name = path.file_name()?.to_str()?.strip_prefix("events-")?;
+    let (day, rest) = name.split_at_checked(8)?;
+    let (hour, rest) = rest.strip_prefix('T')?.split_at_checked(2)?;
+    if !rest.starts_with('.') || !hour.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let day = NaiveDate::parse_from_str(day, "%Y%m%d").ok()?;
+    Some(day.and_hms_opt(hour.parse().ok()?, 0, 0)?.and_utc())
+}
+
+/// Whether any instant of the hour starting at `hour` is in `range`.
+fn hour_overlaps(hour: DateTime<Utc>, range: &impl RangeBounds<DateTime<Utc>>) -> bool {
+    let after_start = match range.start_bound() {
+        Bound::Included(from) | Bound::Excluded(from) => hour + TimeDelta::hours(1) > *from,
+        Bound::Unbounded => true,
+    };
+    let before_end = match range.end_bound() {
+        Bound::Included(to) => hour <= *to,
+        Bound::Excluded(to) => hour < *to,
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
+}
+
+/// The log files in `dir` that may hold events in `range`.
+fn files_for(dir: &Path, range: &impl RangeBounds<DateTime<Utc>>) -> io::Result<Vec<PathBuf>> {
+    let mut files = log_files(dir)?;
+    files.retain(|path| file_hour(path).is_none_or(|hour| hour_overlaps(hour, range)));
+    Ok(files)
+}
+
+/// Streams the events of the log files in `dir` (sorted by name) whose timestamp is in `range`,
+/// one line in memory at a time. Files whose name says they hold another hour are not opened.
+/// Lines that are not events are skipped and counted; a read error ends the stream: see
+/// [`Events::finish`].
+pub fn events_in(dir: &Path, range: impl RangeBounds<DateTime<Utc>>) -> io::Result<Events> {
+    let range = (range.start_bound().cloned(), range.end_bound().cloned());
+    Ok(Events::new(files_for(dir, &range)?, range))
+}
+
+/// The events of some log files, as [`events_in`] streams them.
+pub struct Events {
+    files: std::vec::IntoIter<PathBuf>,
+    range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
+    /// The file being read and the number of the last line read from it.
+    open: Option<(PathBuf, BufReader<File>, u64)>,
+    line: Vec<u8>,
+    skipped: Skipped,
+    error: Option<(PathBuf, io::Error)>,
+}
+
+impl Events {
+    fn new(files: Vec<PathBuf>, range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>)) -> Events {
+        Events {
+            files: files.into_iter(),
+            range,
+            open: None,
+            line: Vec::with_capacity(1024),
+            skipped: Skipped::default(),
+            error: None,
+        }
+    }
+
+    /// The lines skipped so far.
+    pub fn skipped(&self) -> &Skipped {
+        &self.skipped
+    }
+
+    /// The lines skipped, or the read error that ended the stream early.
+    pub fn finish(self) -> Result<Skipped, ReportError> {
+        match self.error {
+            Some((path, source)) => Err(ReportError::Read { path, source }),
+            None => Ok(self.skipped),
+        }
+    }
+
+    fn fail(&mut self, path: PathBuf, error: io::Error) -> Option<Event> {
+        self.error = Some((path, error));
+        self.open = None;
+        self.files = Vec::new().into_iter();
+        None
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            let Some((path, reader, number)) = &mut self.open else {
+                let path = self.files.next()?;
+                match File::open(&path) {
+                    Ok(file) => {
+                        self.open = Some((path, BufReader::with_capacity(1 << 16, file), 0))
+                    }
+                    Err(e) => return self.fail(path, e),
+                }
+                continue;
+            };
+            // Bytes, not a String: a line cut short may end inside a UTF-8 sequence, and that is a
+            // skipped line, not an error.
+            self.line.clear();
+            match reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => {
+                    self.open = None;
+                    continue;
+                }
+                Ok(_) => *number += 1,
+                Err(e) => {
+                    let path = path.clone();
+                    return self.fail(path, e);
+                }
+            }
+            let text = self.line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Event>(text) {
+                Ok(event) if self.range.contains(&event.ts) => return Some(event),
+                Ok(_) => {}
+                Err(_) => self.skipped.note(path, *number),
+            }
+        }
+    }
+}
+
+/// The totals per group of the events in `window`, and the lines skipped.
+///
+/// Parsing JSON is the cost, so files are read in parallel, one thread per core, each summing into
+/// its own groups; the groups are then merged (every figure is an exact sum, so the result does not
+/// depend on which thread read what).
+pub fn read(
+    dir: &Path,
+    by: By,
+    window: Window,
+) -> Result<(BTreeMap<GroupKey, Totals>, Skipped), ReportError> {
+    if let (Some(from), Some(to)) = (window.from, window.to)
+        && from >= to
+    {
+        return Err(ReportError::EmptyWindow { from, to });
+    }
+    let files = files_for(dir, &window).map_err(|source| ReportError::List {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let range = (window.start_bound().cloned(), window.end_bound().cloned());
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<(BTreeMap<GroupKey, Totals>, Skipped), ReportError> {
+        let mut groups = BTreeMap::<GroupKey, Totals>::new();
+        let mut skipped = Skipped::default();
+        while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let mut events = Events::new(vec![path.clone()], range);
+            for event in events.by_ref() {
+                groups.entry(by.key(&event)).or_default().add(&event);
+            }
+            skipped.merge(events.finish()?);
+        }
+        Ok((groups, skipped))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len())
+        .max(1);
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut groups = BTreeMap::<GroupKey, Totals>::new();
+    let mut skipped = Skipped::default();
+    for part in parts {
+        let (part, part_skipped) = part?;
+        skipped.merge(part_skipped);
+        for (key, totals) in part {
+            match groups.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(totals);
+                }
+                Entry::Occupied(mut slot) => slot.get_mut().merge(totals),
+            }
+        }
+    }
+    Ok((groups, skipped))
+}
+
+/// Writes `groups` (as [`read`] returns them) in `format`.
+pub fn write(
+    out: &mut impl Write,
+    format: Format,
+    by: By,
+    groups: &BTreeMap<GroupKey, Totals>,
+) -> io::Result<()> {
+    match format {
+        Format::Table => write_table(out, by, groups),
+        Format::Csv => write_csv(out, by, groups),
+        Format::Json => write_json(out, groups),
+    }
+}
+
+/// The figures of a group, in column order, as the JSON object of that group.
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creative: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hour: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<&'a str>,
+    bids: u64,
+    wins: u64,
+    win_rate: Option<f64>,
+    impressions: u64,
+    reach: u64,
+    clicks: u64,
+    ctr: Option<f64>,
+    conversions: u64,
+    cvr: Option<f64>,
+    spend: f64,
+    revenue: f64,
+    cost_per_click: Option<f64>,
+    cost_per_order: Option<f64>,
+    roi: Option<f64>,
+}
+
+/// The figure columns, in the order of [`Row`].
+const FIGURES: [&str; 14] = [
+    "bids",
+    "wins",
+    "win_rate",
+    "impressions",
+    "reach",
+    "clicks",
+    "ctr",
+    "conversions",
+    "cvr",
+    "spend",
+    "revenue",
+    "cost_per_click",
+    "cost_per_order",
+    "roi",
+];
+
+impl<'a> Row<'a> {
+    fn new(key: &'a GroupKey, t: &Totals) -> Row<'a> {
+        let mut row = Row {
+            campaign: None,
+            creative: None,
+            day: None,
+            hour: None,
+            country: None,
+            device: None,
+            os: None,
+            bids: t.bids,
+            wins: t.wins,
+            win_rate: t.win_rate(),
+            impressions: t.impressions,
+            reach: t.reach(),
+            clicks: t.clicks,
+            ctr: t.ctr(),
+            conversions: t.conversions,
+            cvr: t.cvr(),
+            spend: t.spend(),
+            revenue: t.revenue(),
+            cost_per_click: t.cost_per_click(),
+            cost_per_order: t.cost_per_order(),
+            roi: t.roi(),
+        };
+        match key {
+            GroupKey::Campaign(c) => row.campaign = Some(c),
+            GroupKey::Creative { campaign, creative } => {
+                row.campaign = Some(campaign);
+                row.creative = Some(creative);
+            }
+            GroupKey::Day(_) => row.day = key.values().pop(),
+            GroupKey::Hour(_) => row.hour = key.values().pop(),
+            GroupKey::Country(c) => row.country = Some(c),
+            GroupKey::Device(d) => row.device = Some(d),
+            GroupKey::Os(o) => row.os = Some(o),
+        }
+        row
+    }
+}
+
+/// A JSON list of objects: the group key fields and the figures; null for a ratio over zero.
+pub fn write_json(out: &mut impl Write, groups: &BTreeMap<GroupKey, Totals>) -> io::Result<()> {
+    let rows: Vec<Row> = groups.iter().map(|(k, t)| Row::new(k, t)).collect();
+    serde_json::to_writer_pretty(&mut *out, &rows)?;
+    writeln!(out)
+}
+
+/// A header row and one row per group, raw numbers; an empty field for a ratio over zero.
+pub fn write_csv(
+    out: &mut impl Write,
+    by: By,
+    groups: &BTreeMap<GroupKey, Totals>,
+) -> io::Result<()> {
+    let header: Vec<&str> = by.columns().iter().chain(&FIGURES).copied().collect();
+    writeln!(out, "{}", header.join(","))?;
+    for (key, t) in groups {
+        let mut fields: Vec<String> = key.values().iter().map(|v| csv_field(v)).collect();
+        let raw = |r: Option<f64>| r.map(|r| r.to_string()).unwrap_or_default();
+        fields.extend([
+            t.bids.to_string(),
+            t.wins.to_string(),
+            raw(t.win_rate()),
+            t.impressions.to_string(),
+            t.reach().to_string(),
+            t.clicks.to_string(),
+            raw(t.ctr()),
+            t.conversions.to_string(),
+            raw(t.cvr()),
+            t.spend().to_string(),
+            t.revenue().to_string(),
+            raw(t.cost_per_click()),
+            raw(t.cost_per_order()),
+            raw(t.roi()),
+        ]);
+        writeln!(out, "{}", fields.join(","))?;
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (countries and OS names come
+/// from bid requests).
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// Aligned columns: keys on the left, figures on the right; counts with thousands separators,
+/// money (USD) with 2 decimals, rates as percentages, ROI as a multiple; then a TOTAL line (its reach
+/// counts each user once across groups).
+pub fn write_table(
+    out: &mut impl Write,
+    by: By,
+    groups: &BTreeMap<GroupKey, Totals>,
+) -> io::Result<()> {
+    let keys = by.columns().len();
+    let mut rows: Vec<Vec<String>> = vec![
+        by.columns()
+            .iter()
+            .chain(&FIGURES)
+            .map(|c| c.to_string())
+            .collect(),
+    ];
+    let mut total = Totals::default();
+    for (key, t) in groups {
+        total.merge(t.clone());
+        rows.push(key.values().into_iter().chain(figures(t)).collect());
+    }
+    let mut last = vec![String::new(); keys];
+    last[0] = "TOTAL".to_owned();
+    last.extend(figures(&total));
+    rows.push(last);
+
+    let mut widths = vec![0; keys + FIGURES.len()];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(width - cell.chars().count());
+            if i < keys {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// The figure cells of a table row.
+fn figures(t: &Totals) -> Vec<String> {
+    let percent = |r: Option<f64>| r.map(|r| format!("{:.2}%", r * 100.0)).unwrap_or_default();
+    let money = |m: Option<f64>| m.map(|m| thousands(&format!("{m:.2}"))).unwrap_or_default();
+    let count = |n: u64| thousands(&n.to_string());
+    vec![
+        count(t.bids),
+        count(t.wins),
+        percent(t.win_rate()),
+        count(t.impressions),
+        count(t.reach()),
+        count(t.clicks),
+        percent(t.ctr()),
+        count(t.conversions),
+        percent(t.cvr()),
+        money(Some(t.spend())),
+        money(Some(t.revenue())),
+        money(t.cost_per_click()),
+        money(t.cost_per_order()),
+        money(t.roi()),
+    ]
+}
+
+/// `1234567.89` → `1,234,567.89`: separators in the integer part of a formatted number.
+fn thousands(number: &str) -> String {
+    let (sign, rest) = match number.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", number),
+    };
+    let (int, frac) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
+    let mut grouped = String::new();
+    for (i, digit) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}{grouped}{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event of `kind` for campaign `shoes`, creative `c1`, at `ts`.
+    fn event(kind: Kind, bid: &str, ts: &str) -> Event {
+        Event {
+            ts: ts.parse().unwrap(),
+            event: kind,
+            bid: bid.to_owned(),
+            request: format!("r-{bid}"),
+            imp: "1".to_owned(),
+            campaign: "shoes".to_owned(),
+            creative: "c1".to_owned(),
+            bid_price: 3.0,
+            cur: "USD".to_owned(),
+            price: None,
+            value: None,
+            order: None,
+            spend_usd: 0.0,
+            revenue_usd: 0.0,
+            user: None,
+            country: Some("CHN".to_owned()),
+            device: Some(4),
+            os: Some("ios".to_owned()),
+        }
+    }
+
+    fn win(bid: &str, ts: &str, price: f64) -> Event {
+        Event {
+            price: Some(price),
+            spend_usd: price / 1000.0,
+            ..event(Kind::Win, bid, ts)
+        }
+    }
+
+    fn imp(bid: &str, ts: &str, user: &str) -> Event {
+        Event {
+            user: Some(user.to_owned()),
+            ..event(Kind::Imp, bid, ts)
+        }
+    }
+
+    /// Writes `events` as the writer does: one file per hour of their timestamps.
+    fn write_log(dir: &Path, events: &[Event]) {
+        let mut files = BTreeMap::<String, String>::new();
+        for event in events {
+            let name = format!("events-{}.jsonl", event.ts.format("%Y%m%dT%H"));
+            let file = files.entry(name).or_default();
+            file.push_str(&serde_json::to_string(event).unwrap());
+            file.push('\n');
+        }
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    }
+
+    /// Campaign `shoes` (CPS, 8% commission): on 2026-03-01, 4 bids, 2 wins at CPM 1.5 and 2.5,
+    /// 2 impressions of user u1; on 2026-03-02, an impression of u2, a click and a 120.00 order.
+    /// Campaign `boots` (creative `c9`, no device): one bid on 2026-03-01. The last file ends with
+    /// a line cut short (its 4th line); a file that is not `.jsonl` is ignored.
+    fn log_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(
+            dir.path(),
+            &[
+                event(Kind::Bid, "b1", "2026-03-01T10:00:00Z"),
+                event(Kind::Bid, "b2", "2026-03-01T10:00:01Z"),
+                event(Kind::Bid, "b3", "2026-03-01T10:00:02Z"),
+                event(Kind::Bid, "b4", "2026-03-01T10:00:03Z"),
+                win("b1", "2026-03-01T10:00:04Z", 1.5),
+                win("b2", "2026-03-01T10:00:05Z", 2.5),
+                imp("b1", "2026-03-01T10:00:06Z", "u1"),
+                imp("b2", "2026-03-01T11:59:59Z", "u1"),
+                Event {
+                    campaign: "boots".to_owned(),
+                    creative: "c9".to_owned(),
+                    device: None,
+                    ..event(Kind::Bid, "b5", "2026-03-01T10:30:00Z")
+                },
+                imp("b3", "2026-03-02T09:00:00Z", "u2"),
+                event(Kind::Click, "b3", "2026-03-02T09:00:10Z"),
+                Event {
+                    value: Some(120.0),
+                    order: Some("o-1".to_owned()),
+                    revenue_usd: 0.08 * 120.0,
+                    ..event(Kind::Conv, "b3", "2026-03-02T09:30:00Z")
+                },
+            ],
+        );
+        let last = dir.path().join("events-20260302T09.jsonl");
+        let cut = serde_json::to_string(&event(Kind::Bid, "b6", "2026-03-02T09:40:00Z")).unwrap();
+        let text = std::fs::read_to_string(&last).unwrap() + &cut[..cut.len() / 2];
+        std::fs::write(&last, text).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a log").unwrap();
+        dir
+    }
+
+    fn report(by: By, window: Window) -> (BTreeMap<GroupKey, Totals>, Skipped) {
+        let dir = log_dir();
+        read(dir.path(), by, window).unwrap()
+    }
+
+    fn campaign(id: &str) -> GroupKey {
+        GroupKey::Campaign(id.to_owned())
+    }
+
+    fn day(d: &str) -> GroupKey {
+        GroupKey::Day(d.parse().unwrap())
+    }
+
+    #[test]
+    fn by_campaign_counts_every_step_and_derives_the_ratios() {
+        let (groups, skipped) = report(By::Campaign, Window::default());
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            [&campaign("boots"), &campaign("shoes")]
+        );
+        let shoes = &groups[&campaign("shoes")];
+        assert_eq!(
+            (
+                shoes.bids,
+                shoes.wins,
+                shoes.impressions,
+                shoes.reach(),
+                shoes.clicks,
+                shoes.conversions
+            ),
+            (4, 2, 3, 2, 1, 1)
+        );
+        assert_eq!(shoes.spend(), 0.004);
+        assert_eq!(shoes.revenue(), 9.6);
+        assert_eq!(shoes.win_rate(), Some(0.5));
+        assert_eq!(shoes.ctr(), Some(1.0 / 3.0));
+        assert_eq!(shoes.cvr(), Some(1.0));
+        assert_eq!(shoes.cost_per_click(), Some(0.004));
+        assert_eq!(shoes.cost_per_order(), Some(0.004));
+        assert_eq!(shoes.roi(), Some(9.6 / 0.004));
+
+        let boots = &groups[&campaign("boots")];
+        assert_eq!((boots.bids, boots.wins, boots.impressions), (1, 0, 0));
+        assert_eq!(boots.win_rate(), Some(0.0));
+        assert_eq!((boots.ctr(), boots.cvr(), boots.roi()), (None, None, None));
+
+        assert_eq!(skipped.lines, 1);
+        let (path, line) = skipped.first.unwrap();
+        assert!(path.ends_with("events-20260302T09.jsonl"), "{path:?}");
+        assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn by_day_splits_at_midnight_utc() {
+        let (groups, _) = report(By::Day, Window::default());
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            [&day("2026-03-01"), &day("2026-03-02")]
+        );
+        let first = &groups[&day("2026-03-01")];
+        assert_eq!(
+            (
+                first.bids,
+                first.wins,
+                first.impressions,
+                first.reach(),
+                first.clicks,
+                first.conversions
+            ),
+            (5, 2, 2, 1, 0, 0)
+        );
+        assert_eq!(first.spend(), 0.004);
+        assert_eq!(first.revenue(), 0.0);
+        assert_eq!(first.win_rate(), Some(0.4));
+        assert_eq!(first.ctr(), Some(0.0));
+        assert_eq!(first.cvr(), None);
+        assert_eq!(first.cost_per_click(), None);
+        assert_eq!(first.roi(), Some(0.0));
+
+        let second = &groups[&day("2026-03-02")];
+        assert_eq!(
+            (
+                second.bids,
+                second.wins,
+                second.impressions,
+                second.reach(),
+                second.clicks,
+                second.conversions
+            ),
+            (0, 0, 1, 1, 1, 1)
+        );
+        assert_eq!(second.spend(), 0.0);
+        assert_eq!(second.revenue(), 9.6);
+        assert_eq!(second.win_rate(), None);
+        assert_eq!(second.cost_per_order(), Some(0.0));
+        assert_eq!(second.roi(), None);
+    }
+
+    #[test]
+    fn the_window_includes_from_and_excludes_to() {
+        let at = |t: &str| Some(parse_time(t).unwrap());
+        let (groups, _) = report(
+            By::Day,
+            Window {
+                from: at("2026-03-02"),
+                to: None,
+            },
+        );
+        assert_eq!(groups.keys().collect::<Vec<_>>(), [&day("2026-03-02")]);
+
+        let (groups, _) = report(
+            By::Day,
+            Window {
+                from: None,
+                to: at("2026-03-02"),
+            },
+        );
+        assert_eq!(groups.keys().collect::<Vec<_>>(), [&day("2026-03-01")]);
+
+        // b2's bid is at 10:00:01 exactly, b3's at 10:00:02: [10:00:01, 10:00:02) holds one bid.
+        let (groups, _) = report(
+            By::Campaign,
+            Window {
+                from: at("2026-03-01T10:00:01Z"),
+                to: at("2026-03-01T18:00:02+08:00"),
+            },
+        );
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[&campaign("shoes")].bids, 1);
+
+        let dir = log_dir();
+        let empty = Window {
+            from: at("2026-03-02"),
+            to: at("2026-03-01"),
+        };
+        assert!(matches!(
+            read(dir.path(), By::Day, empty),
+            Err(ReportError::EmptyWindow { .. })
+        ));
+    }
+
+    #[test]
+    fn times_are_rfc_3339_or_dates() {
+        assert_eq!(
+            parse_time("2026-03-01").unwrap(),
+            "2026-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            parse_time("2026-03-01T08:00:00+08:00").unwrap(),
+            "2026-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        for bad in ["2026-03-01T08:00", "yesterday", "2026-02-30", ""] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_groupings() {
+        let (groups, _) = report(By::Creative, Window::default());
+        let keys: Vec<Vec<String>> = groups.keys().map(GroupKey::values).collect();
+        assert_eq!(keys, [["boots", "c9"], ["shoes", "c1"]]);
+
+        let (groups, _) = report(By::Hour, Window::default());
+        let keys: Vec<Vec<String>> = groups.keys().map(GroupKey::values).collect();
+        assert_eq!(
+            keys,
+            [["2026-03-01T10"], ["2026-03-01T11"], ["2026-03-02T09"]]
+        );
+        assert_eq!(groups.values().map(|t| t.bids).sum::<u64>(), 5);
+
+        let (groups, _) = report(By::Device, Window::default());
+        let keys: Vec<Vec<String>> = groups.keys().map(GroupKey::values).collect();
+        assert_eq!(keys, [["phone"], ["unknown"]]);
+
+        let (groups, _) = report(By::Country, Window::default());
+        assert_eq!(groups.len(), 1);
+        assert!(groups.contains_key(&GroupKey::Country("CHN".to_owned())));
+
+        let names: Vec<String> = (1..=9).map(|c| device_name(Some(c))).collect();
+        let expected = [
+            "mobile",
+            "desktop",
+            "ctv",
+            "phone",
+            "tablet",
+            "connected_device",
+            "set_top_box",
+            "dooh",
+            "9",
+        ];
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn json_has_exactly_the_figures_and_the_key_fields_with_null_ratios() {
+        let (groups, _) = report(By::Creative, Window::default());
+        let mut out = Vec::new();
+        write(&mut out, Format::Json, By::Creative, &groups).unwrap();
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_slice(&out).unwrap();
+        assert_eq!(rows.len(), 2);
+        let mut fields: Vec<&str> = rows[0].keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        let mut expected: Vec<&str> = FIGURES
+            .iter()
+            .chain(&["campaign", "creative"])
+            .copied()
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(fields, expected);
+
+        let boots = &rows[0];
+        assert_eq!(boots["campaign"], "boots");
+        assert_eq!(boots["creative"], "c9");
+        assert_eq!(boots["bids"], 1);
+        assert_eq!(boots["win_rate"], 0.0);
+        for ratio in ["ctr", "cvr", "cost_per_click", "cost_per_order", "roi"] {
+            assert!(boots[ratio].is_null(), "{ratio}");
+        }
+        let shoes = &rows[1];
+        assert_eq!(shoes["reach"], 2);
+        assert_eq!(shoes["conversions"], 1);
+        assert_eq!(shoes["revenue"], 9.6);
+        assert_eq!(shoes["cvr"], 1.0);
+
+        let (groups, _) = report(By::Day, Window::default());
+        let mut out = Vec::new();
+        write(&mut out, Format::Json, By::Day, &groups).unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(rows[0]["day"], "2026-03-01");
+        assert!(rows[0].get("campaign").is_none());
+    }
+
+    #[test]
+    fn csv_has_a_header_and_raw_numbers() {
+        let (groups, _) = report(By::Campaign, Window::default());
+        let mut out = Vec::new();
+        write(&mut out, Format::Csv, By::Campaign, &groups).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "campaign,bids,wins,win_rate,impressions,reach,clicks,ctr,conversions,cvr,spend,revenue,\
+             cost_per_click,cost_per_order,roi"
+        );
+        assert_eq!(lines[1], "boots,1,0,0,0,0,0,,0,,0,0,,,");
+        let shoes: Vec<&str> = lines[2].split(',').collect();
+        assert_eq!(
+            &shoes[..10],
+            [
+                "shoes",
+                "4",
+                "2",
+                "0.5",
+                "3",
+                "2",
+                "1",
+                &(1.0f64 / 3.0).to_string(),
+                "1",
+                "1"
+            ]
+        );
+        assert_eq!(shoes[10..12], ["0.004", "9.6"]);
+        assert_eq!(lines.len(), 3);
+
+        assert_eq!(csv_field("Windows, 10"), "\"Windows, 10\"");
+        assert_eq!(csv_field("a \"b\""), "\"a \"\"b\"\"\"");
+    }
+
+    #[test]
+    fn the_table_is_aligned_with_money_percentages_and_a_total() {
+        let (groups, _) = report(By::Campaign, Window::default());
+        let mut out = Vec::new();
+        write(&mut out, Format::Table, By::Campaign, &groups).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("campaign  bids"), "{text}");
+        let cells: Vec<Vec<&str>> = lines
+            .iter()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            cells[2],
+            [
+                "shoes", "4", "2", "50.00%", "3", "2", "1", "33.33%", "1", "100.00%", "0.00",
+                "9.60", "0.00", "0.00", "2,400.00"
+            ]
+        );
+        assert_eq!(
+            cells[3],
+            [
+                "TOTAL", "5", "2", "40.00%", "3", "2", "1", "33.33%", "1", "100.00%", "0.00",
+                "9.60", "0.00", "0.00", "2,400.00"
+            ]
+        );
+        // Right-aligned figures: every line that has the last column ends at the same place.
+        assert_eq!(lines[0].len(), lines[2].len(), "{text}");
+        assert_eq!(lines[2].len(), lines[3].len(), "{text}");
+
+        assert_eq!(thousands("1234567.89"), "1,234,567.89");
+        assert_eq!(thousands("-1234"), "-1,234");
+        assert_eq!(thousands("999.00"), "999.00");
+    }
+
+    #[test]
+    fn no_log_directory_is_an_error_and_an_empty_one_an_empty_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            read(&missing, By::Campaign, Window::default()),
+            Err(ReportError::List { .. })
+        ));
+        let (groups, skipped) = read(dir.path(), By::Campaign, Window::default()).unwrap();
+        assert!(groups.is_empty());
+        assert_eq!(skipped, Skipped::default());
+    }
+
+    #[test]
+    fn files_named_for_hours_outside_the_window_are_not_read() {
+        let dir = log_dir();
+        // Not events at all: reading this file would count two skipped lines.
+        std::fs::write(dir.path().join("events-20260228T23.jsonl"), "x\ny\n").unwrap();
+        std::fs::write(dir.path().join("events-20260303T00.1.jsonl"), "x\ny\n").unwrap();
+        let window = |from, to| Window {
+            from: Some(parse_time(from).unwrap()),
+            to: Some(parse_time(to).unwrap()),
+        };
+        let (groups, skipped) =
+            read(dir.path(), By::Day, window("2026-03-01", "2026-03-03")).unwrap();
+        assert_eq!(groups.values().map(|t| t.bids).sum::<u64>(), 5);
+        assert_eq!(skipped.lines, 1);
+        // The last minute of an hour still opens that hour's file.
+        let (groups, skipped) = read(
+            dir.path(),
+            By::Day,
+            window("2026-02-28T23:59:59Z", "2026-03-01T10:00:01Z"),
+        )
+        .unwrap();
+        assert_eq!(groups[&day("2026-03-01")].bids, 1);
+        assert_eq!(skipped.lines, 2);
+        let (_, skipped) = read(dir.path(), By::Day, Window::default()).unwrap();
+        assert_eq!(skipped.lines, 5);
+
+        let hour = |name: &str| file_hour(Path::new(name)).map(|h| h.to_rfc3339());
+        assert_eq!(
+            hour("logs/events-20260301T10.jsonl").as_deref(),
+            Some("2026-03-01T10:00:00+00:00")
+        );
+        assert_eq!(
+            hour("events-20260301T23.12.jsonl").as_deref(),
+            Some("2026-03-01T23:00:00+00:00")
+        );
+        for other in [
+            "old.jsonl",
+            "events-20260301T24.jsonl",
+            "events-20260301T1.jsonl",
+            "events-20260301.jsonl",
+            "events-20260301T10x.jsonl",
+        ] {
+            assert_eq!(hour(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn events_in_streams_the_events_of_a_range() {
+        let dir = log_dir();
+        let from: DateTime<Utc> = "2026-03-02T09:00:10Z".parse().unwrap();
+        let mut events = events_in(dir.path(), from..).unwrap();
+        let kinds: Vec<Kind> = events.by_ref().map(|e| e.event).collect();
+        assert_eq!(kinds, [Kind::Click, Kind::Conv]);
+        assert_eq!(events.skipped().lines, 1);
+        assert_eq!(events.finish().unwrap().lines, 1);
+    }
+
+    #[test]
+    fn amounts_add_up_exactly() {
+        let mut totals = Totals::default();
+        for i in 0..7916 {
+            totals.add(&win(&format!("b{i}"), "2026-03-01T10:00:00Z", 1.7));
+        }
+        assert_eq!(totals.spend(), 13.4572);
+        assert_eq!(totals.spend().to_string(), "13.4572");
+    }
+
+    #[test]
+    fn many_files_read_in_parallel_give_the_figures_of_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = Vec::new();
+        for hour in 0..24 {
+            for i in 0..50 {
+                let ts = format!("2026-03-01T{hour:02}:{i:02}:00Z");
+                let bid = format!("b{hour}-{i}");
+                events.push(event(Kind::Bid, &bid, &ts));
+                if i % 3 == 0 {
+                    events.push(win(&bid, &ts, 1.0 + f64::from(i) / 7.0));
+                    events.push(imp(&bid, &ts, &format!("u{}", i % 11)));
+                }
+            }
+        }
+        write_log(dir.path(), &events);
+        for hour in [5, 17] {
+            let path = dir.path().join(format!("events-20260301T{hour:02}.jsonl"));
+            let text = std::fs::read_to_string(&path).unwrap() + "{\"ts\":\n";
+            std::fs::write(path, text).unwrap();
+        }
+
+        let (groups, skipped) = read(dir.path(), By::Campaign, Window::default()).unwrap();
+        let mut one_pass = Totals::default();
+        let mut stream = events_in(dir.path(), ..).unwrap();
+        for event in stream.by_ref() {
+            one_pass.add(&event);
+        }
+        assert_eq!(groups[&campaign("shoes")], one_pass);
+        assert_eq!(one_pass.bids, 24 * 50);
+        assert_eq!(one_pass.reach(), 11);
+        assert_eq!(skipped, stream.finish().unwrap());
+        assert_eq!(skipped.lines, 2);
+        let (path, _) = skipped.first.unwrap();
+        assert!(path.ends_with("events-20260301T05.jsonl"), "{path:?}");
+    }
+}

@@ -1,0 +1,650 @@
+//! Event tokens: the `t=` of the win, impression and click URLs precis puts in its bids, and the
+//! `pclid` it hands to landing pages for conversions.
+//!
+//! This module owns signing and verifying them, and the keyed user hash that keeps raw user ids
+//! out of tokens and logs. A token is a compact binary payload followed by the first 16 bytes of
+//! its HMAC-SHA256, in URL-safe base64 without padding, so it goes in a URL as it is.
+//!
+//! What it must never do: trust a field it has not verified (the signature is checked before
+//! any field is read), panic on input (every length is checked against the bytes that are left),
+//! or compare signatures in variable time (the comparison is `subtle`'s, through `Mac`).
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The shortest secret [`Keys::new`] accepts, in bytes.
+pub const MIN_SECRET_LEN: usize = 16;
+/// The longest string field a token carries, in bytes (ids in precis are at most 128).
+pub const MAX_FIELD_LEN: usize = 255;
+/// How far in the future a token's issue time may be (clock skew between instances), seconds.
+pub const MAX_FUTURE_SECS: u32 = 300;
+
+const VERSION: u8 = 1;
+/// Bytes of the HMAC kept in a token: 128 bits.
+const TAG_LEN: usize = 16;
+/// Longer tokens are refused before decoding: a full token with every field at its limit is ~2.8k.
+const MAX_TOKEN_LEN: usize = 4096;
+/// Domain separation: what the same key signs for tokens and hashes for users never collide.
+const TOKEN_DOMAIN: &[u8] = b"token\0";
+const USER_DOMAIN: &[u8] = b"user\0";
+
+const HAS_USER: u8 = 1;
+const HAS_COUNTRY: u8 = 2;
+const HAS_DEVICE: u8 = 4;
+const HAS_OS: u8 = 8;
+
+/// What a token may be used for. A token of one purpose never verifies as the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// In a bid's `nurl`, `burl` and click URL: win, impression, click.
+    Event,
+    /// The `pclid` given to the landing page: accepted only by the conversion endpoint.
+    Click,
+}
+
+/// What a token carries: everything its event needs to be logged without another lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub purpose: Purpose,
+    /// When the token was signed, unix seconds.
+    pub issued: u32,
+    pub bid: String,
+    pub request: String,
+    pub imp: String,
+    pub campaign: String,
+    pub creative: String,
+    /// What precis bid, CPM in `cur`.
+    pub bid_price: f64,
+    /// Three letters (ISO 4217).
+    pub cur: String,
+    /// [`Keys::user_hash`] of the user key.
+    pub user: Option<u64>,
+    pub country: Option<String>,
+    /// OpenRTB `devicetype`.
+    pub device: Option<u32>,
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("bad token signature")]
+    BadSignature,
+    /// Past its time to live, or issued more than [`MAX_FUTURE_SECS`] in the future.
+    #[error("token expired or not yet valid")]
+    Expired,
+    #[error("token not valid for this endpoint")]
+    WrongPurpose,
+    #[error("secret shorter than 16 bytes")]
+    WeakSecret,
+}
+
+/// The signing secret, and during a rotation the previous one, still accepted.
+#[derive(Clone)]
+pub struct Keys {
+    current: HmacSha256,
+    previous: Option<HmacSha256>,
+}
+
+impl fmt::Debug for Keys {
+    /// Never shows the secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field("previous", &self.previous.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keys {
+    /// Refuses secrets shorter than [`MIN_SECRET_LEN`] bytes.
+    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Keys, TokenError> {
+        let key = |secret: &[u8]| {
+            if secret.len() < MIN_SECRET_LEN {
+                return Err(TokenError::WeakSecret);
+            }
+            HmacSha256::new_from_slice(secret).map_err(|_| TokenError::WeakSecret)
+        };
+        Ok(Keys {
+            current: key(current)?,
+            previous: previous.map(key).transpose()?,
+        })
+    }
+
+    /// Signs with the current key. String fields longer than [`MAX_FIELD_LEN`] bytes are cut at a
+    /// char boundary: request and imp ids come from exchanges and may be any length.
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.seal(encode(claims))
+    }
+
+    /// The claims of a token signed with the current or the previous key, for `purpose`, issued
+    /// at most `ttl_secs` before `now` (the boundary included) and at most [`MAX_FUTURE_SECS`]
+    /// after it.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: u32,
+        ttl_secs: u32,
+        purpose: Purpose,
+    ) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Malformed)?;
+        let (payload, tag) = bytes
+            .split_last_chunk::<TAG_LEN>()
+            .ok_or(TokenError::Malformed)?;
+        let signed_by = |key: &HmacSha256| tagger(key, payload).verify_truncated_left(tag).is_ok();
+        if !signed_by(&self.current) && !self.previous.as_ref().is_some_and(signed_by) {
+            return Err(TokenError::BadSignature);
+        }
+        let claims = decode(payload)?;
+        if claims.purpose != purpose {
+            return Err(TokenError::WrongPurpose);
+        }
+        let (now, issued) = (u64::from(now), u64::from(claims.issued));
+        if now > issued + u64::from(ttl_secs) || issued > now + u64::from(MAX_FUTURE_SECS) {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// A keyed hash of a user key (user.id, buyeruid or ifa), so that tokens and logs never hold
+    /// the raw id: the first 8 bytes of HMAC-SHA256 under the current key. The same key and id
+    /// always give the same value; a new current key gives new values.
+    pub fn user_hash(&self, user_key: &str) -> u64 {
+        let mut mac = self.current.clone();
+        mac.update(USER_DOMAIN);
+        mac.update(user_key.as_bytes());
+        let out = mac.finalize().into_bytes();
+        let mut first = [0; 8];
+        first.copy_from_slice(&out[..8]);
+        u64::from_be_bytes(first)
+    }
+
+    /// Appends the tag of `payload` under the current key and encodes the whole.
+    fn seal(&self, mut payload: Vec<u8>) -> String {
+        let tag = tagger(&self.current, &payload).finalize().into_bytes();
+        payload.extend_from_slice(&tag[..TAG_LEN]);
+        URL_SAFE_NO_PAD.encode(payload)
+    }
+}
+
+/// The MAC of a token payload, ready to finalize or verify.
+fn tagger(key: &HmacSha256, payload: &[u8]) -> HmacSha256 {
+    let mut mac = key.clone();
+    mac.update(TOKEN_DOMAIN);
+    mac.update(payload);
+    mac
+}
+
+// The payload, all integers big-endian:
+//   version u8 | purpose u8 | issued u32 | bid_price f64 bits | flags u8 |
+//   bid, request, imp, campaign, creative, cur: str |
+//   user u64 (HAS_USER) | country str (HAS_COUNTRY) | device varint (HAS_DEVICE) | os str (HAS_OS)
+// where str is a u8 length then UTF-8, and varint is LEB128 (a devicetype takes one byte).
+
+fn encode(claims: &Claims) -> Vec<u8> {
+    let flag = |present: bool, bit: u8| if present { bit } else { 0 };
+    let flags = flag(claims.user.is_some(), HAS_USER)
+        | flag(claims.country.is_some(), HAS_COUNTRY)
+        | flag(claims.device.is_some(), HAS_DEVICE)
+        | flag(claims.os.is_some(), HAS_OS);
+    let purpose = match claims.purpose {
+        Purpose::Event => 0,
+        Purpose::Click => 1,
+    };
+    let mut out = Vec::with_capacity(160);
+    out.extend([VERSION, purpose]);
+    out.extend(claims.issued.to_be_bytes());
+    out.extend(claims.bid_price.to_bits().to_be_bytes());
+    out.push(flags);
+    for field in [
+        &claims.bid,
+        &claims.request,
+        &claims.imp,
+        &claims.campaign,
+        &claims.creative,
+        &claims.cur,
+    ] {
+        put_str(&mut out, field);
+    }
+    if let Some(user) = claims.user {
+        out.extend(user.to_be_bytes());
+    }
+    if let Some(country) = &claims.country {
+        put_str(&mut out, country);
+    }
+    if let Some(mut device) = claims.device {
+        while device >= 0x80 {
+            out.push(device as u8 | 0x80);
+            device >>= 7;
+        }
+        out.push(device as u8);
+    }
+    if let Some(os) = &claims.os {
+        put_str(&mut out, os);
+    }
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, field: &str) {
+    let field = clip(field);
+    out.push(field.len() as u8);
+    out.extend_from_slice(field.as_bytes());
+}
+
+/// `text` cut to at most [`MAX_FIELD_LEN`] bytes, at a char boundary.
+fn clip(text: &str) -> &str {
+    &text[..text.floor_char_boundary(MAX_FIELD_LEN)]
+}
+
+/// Reads a verified payload; anything out of shape (including trailing bytes) is `Malformed`.
+fn decode(payload: &[u8]) -> Result<Claims, TokenError> {
+    let mut r = Reader(payload);
+    let [version] = r.array()?;
+    if version != VERSION {
+        return Err(TokenError::Malformed);
+    }
+    let purpose = match r.array()? {
+        [0] => Purpose::Event,
+        [1] => Purpose::Click,
+        _ => return Err(TokenError::Malformed),
+    };
+    let issued = u32::from_be_bytes(r.array()?);
+    let bid_price = f64::from_bits(u64::from_be_bytes(r.array()?));
+    let [flags] = r.array()?;
+    if flags & !(HAS_USER | HAS_COUNTRY | HAS_DEVICE | HAS_OS) != 0 {
+        return Err(TokenError::Malformed);
+    }
+    let (bid, request, imp) = (r.string()?, r.string()?, r.string()?);
+    let (campaign, creative, cur) = (r.string()?, r.string()?, r.string()?);
+    let user = match flags & HAS_USER {
+        0 => None,
+        _ => Some(u64::from_be_bytes(r.array()?)),
+    };
+    let country = match flags & HAS_COUNTRY {
+        0 => None,
+        _ => Some(r.string()?),
+    };
+    let device = match flags & HAS_DEVICE {
+        0 => None,
+        _ => Some(r.varint()?),
+    };
+    let os = match flags & HAS_OS {
+        0 => None,
+        _ => Some(r.string()?),
+    };
+    if !r.0.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    Ok(Claims {
+        purpose,
+        issued,
+        bid,
+        request,
+        imp,
+        campaign,
+        creative,
+        bid_price,
+        cur,
+        user,
+        country,
+        device,
+        os,
+    })
+}
+
+/// The bytes not read yet.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], TokenError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(TokenError::Malformed)?;
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn string(&mut self) -> Result<String, TokenError> {
+        let [len] = self.array()?;
+        let (head, rest) = self
+            .0
+            .split_at_checked(usize::from(len))
+            .ok_or(TokenError::Malformed)?;
+        self.0 = rest;
+        let text = std::str::from_utf8(head).map_err(|_| TokenError::Malformed)?;
+        Ok(text.to_owned())
+    }
+
+    /// LEB128, at most 5 bytes, refusing bits beyond a u32.
+    fn varint(&mut self) -> Result<u32, TokenError> {
+        let mut value = 0;
+        for shift in [0, 7, 14, 21, 28] {
+            let [byte] = self.array()?;
+            if shift == 28 && byte > 0x0f {
+                return Err(TokenError::Malformed);
+            }
+            value |= u32::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(TokenError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u32 = 86_400;
+    const NOW: u32 = 1_767_225_600; // 2026-01-01
+
+    fn keys() -> Keys {
+        Keys::new(b"correct horse battery staple", None).unwrap()
+    }
+
+    /// A typical bid: a precis bid id, a UUID request id, ids from the example campaigns.
+    fn full() -> Claims {
+        Claims {
+            purpose: Purpose::Event,
+            issued: NOW,
+            bid: "19b7a0c2f4e10-2a".into(),
+            request: "0f6c2a9e-3b1d-4c8e-9a55-7d2e1f4b6a30".into(),
+            imp: "1".into(),
+            campaign: "kestrel-black-friday".into(),
+            creative: "kestrel-bf-300x250".into(),
+            bid_price: 2.345678,
+            cur: "USD".into(),
+            user: Some(keys().user_hash("a1b2c3d4-user")),
+            country: Some("USA".into()),
+            device: Some(4),
+            os: Some("ios".into()),
+        }
+    }
+
+    fn minimal() -> Claims {
+        Claims {
+            purpose: Purpose::Click,
+            issued: 0,
+            bid: String::new(),
+            request: String::new(),
+            imp: String::new(),
+            campaign: String::new(),
+            creative: String::new(),
+            bid_price: 0.0,
+            cur: String::new(),
+            user: None,
+            country: None,
+            device: None,
+            os: None,
+        }
+    }
+
+    fn check(keys: &Keys, token: &str) -> Result<Claims, TokenError> {
+        keys.verify(token, NOW, DAY, Purpose::Event)
+    }
+
+    /// xorshift64: a tiny seeded PRNG, so failures reproduce.
+    fn rng(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    #[test]
+    fn full_and_minimal_claims_round_trip() {
+        let keys = keys();
+        assert_eq!(check(&keys, &keys.sign(&full())), Ok(full()));
+        let token = keys.sign(&minimal());
+        assert_eq!(keys.verify(&token, 0, 0, Purpose::Click), Ok(minimal()));
+        // Non-ASCII text, extreme numbers and a multi-byte devicetype survive too.
+        let odd = Claims {
+            imp: "été-1".into(),
+            bid_price: 1e-9,
+            user: Some(u64::MAX),
+            device: Some(u32::MAX),
+            issued: u32::MAX,
+            ..full()
+        };
+        assert_eq!(
+            keys.verify(&keys.sign(&odd), u32::MAX, 0, Purpose::Event),
+            Ok(odd)
+        );
+    }
+
+    #[test]
+    fn tokens_are_url_safe_and_short_for_a_typical_bid() {
+        let token = keys().sign(&full());
+        assert!(token.len() < 200, "{} chars: {token}", token.len());
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+    }
+
+    #[test]
+    fn the_previous_key_is_accepted_during_rotation_and_unknown_keys_never() {
+        let old = Keys::new(b"the old secret, retiring", None).unwrap();
+        let rotating = Keys::new(
+            b"the new secret, current!",
+            Some(b"the old secret, retiring"),
+        )
+        .unwrap();
+        let rotated = Keys::new(b"the new secret, current!", None).unwrap();
+        let stranger = Keys::new(b"someone else's secret", None).unwrap();
+
+        let before = old.sign(&full());
+        assert_eq!(check(&rotating, &before), Ok(full()));
+        assert_eq!(check(&rotated, &before), Err(TokenError::BadSignature));
+        // New tokens are signed with the current key, which the old deployment does not know.
+        let after = rotating.sign(&full());
+        assert_eq!(check(&rotated, &after), Ok(full()));
+        assert_eq!(check(&old, &after), Err(TokenError::BadSignature));
+        assert_eq!(
+            check(&rotating, &stranger.sign(&full())),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn secrets_shorter_than_16_bytes_are_refused() {
+        assert_eq!(
+            Keys::new(&[7; 15], None).unwrap_err(),
+            TokenError::WeakSecret
+        );
+        assert_eq!(
+            Keys::new(&[7; 16], Some(&[7; 15])).unwrap_err(),
+            TokenError::WeakSecret
+        );
+        assert!(Keys::new(&[7; 16], Some(&[8; 16])).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let shown = format!("{:?}", keys());
+        assert!(!shown.contains("horse"), "{shown}");
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let keys = keys();
+        let bytes = URL_SAFE_NO_PAD.decode(keys.sign(&full())).unwrap();
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let token = URL_SAFE_NO_PAD.encode(&flipped);
+            assert_eq!(
+                check(&keys, &token),
+                Err(TokenError::BadSignature),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_changed_character_is_refused() {
+        let keys = keys();
+        let token = keys.sign(&full());
+        for at in 0..token.len() {
+            let mut changed = token.clone().into_bytes();
+            changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(check(&keys, &changed).is_err(), "char {at}");
+        }
+    }
+
+    #[test]
+    fn truncated_and_extended_tokens_are_refused() {
+        let keys = keys();
+        let token = keys.sign(&full());
+        for len in 0..token.len() {
+            assert!(check(&keys, &token[..len]).is_err(), "length {len}");
+        }
+        for extra in ["A", "AA", "AAAA", "=", "=="] {
+            assert!(check(&keys, &(token.clone() + extra)).is_err(), "{extra}");
+        }
+        assert_eq!(check(&keys, &"A".repeat(5000)), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn random_garbage_is_refused_without_panic() {
+        let keys = keys();
+        let mut next = rng(0x9e37_79b9_7f4a_7c15);
+        let alphabet: Vec<char> = "ABCXYZabcxyz0189-_=+/%. é\0".chars().collect();
+        for _ in 0..1000 {
+            let len = (next() % 300) as usize;
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            assert!(check(&keys, &text).is_err(), "{text:?}");
+            // Well-formed base64 of random bytes gets as far as the signature check.
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            assert!(check(&keys, &URL_SAFE_NO_PAD.encode(bytes)).is_err());
+        }
+    }
+
+    #[test]
+    fn validly_signed_but_malformed_payloads_are_refused() {
+        let keys = keys();
+        let good = encode(&full());
+        assert_eq!(check(&keys, &keys.seal(good.clone())), Ok(full()));
+        let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut payload = good.clone();
+            edit(&mut payload);
+            check(&keys, &keys.seal(payload))
+        };
+        let malformed = Err(TokenError::Malformed);
+        assert_eq!(with(&|p| p.push(0)), malformed, "trailing byte");
+        assert_eq!(
+            with(&|p| p.truncate(p.len() - 1)),
+            malformed,
+            "missing byte"
+        );
+        assert_eq!(with(&|p| p[0] = 2), malformed, "unknown version");
+        assert_eq!(with(&|p| p[1] = 2), malformed, "unknown purpose");
+        assert_eq!(with(&|p| p[14] |= 0x10), malformed, "unknown flag");
+        assert_eq!(with(&|p| p[15] = 255), malformed, "length past the end");
+        assert_eq!(with(&|p| p[16] = 0xff), malformed, "invalid UTF-8");
+        assert_eq!(check(&keys, &keys.seal(Vec::new())), malformed, "empty");
+        // A devicetype whose LEB128 runs past 32 bits.
+        let device = Claims {
+            user: None,
+            country: None,
+            os: None,
+            ..full()
+        };
+        let mut payload = encode(&device);
+        payload.pop();
+        payload.extend([0xff, 0xff, 0xff, 0xff, 0x1f]);
+        assert_eq!(check(&keys, &keys.seal(payload)), malformed);
+    }
+
+    #[test]
+    fn a_token_lives_exactly_its_ttl() {
+        let keys = keys();
+        let token = keys.sign(&full());
+        let at = |now| keys.verify(&token, now, DAY, Purpose::Event).map(|_| ());
+        assert_eq!(at(NOW + DAY), Ok(()));
+        assert_eq!(at(NOW + DAY + 1), Err(TokenError::Expired));
+        // Another instance's clock may run a little ahead, not more.
+        assert_eq!(at(NOW - MAX_FUTURE_SECS), Ok(()));
+        assert_eq!(at(NOW - MAX_FUTURE_SECS - 1), Err(TokenError::Expired));
+        // No overflow at the ends of time.
+        let last = keys.sign(&Claims {
+            issued: u32::MAX,
+            ..full()
+        });
+        assert!(
+            keys.verify(&last, u32::MAX, u32::MAX, Purpose::Event)
+                .is_ok()
+        );
+        assert_eq!(
+            keys.verify(&last, 0, u32::MAX, Purpose::Event),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn click_and_event_tokens_are_not_interchangeable() {
+        let keys = keys();
+        let event = keys.sign(&full());
+        let click = keys.sign(&Claims {
+            purpose: Purpose::Click,
+            ..full()
+        });
+        assert_eq!(
+            keys.verify(&event, NOW, DAY, Purpose::Click),
+            Err(TokenError::WrongPurpose)
+        );
+        assert_eq!(
+            keys.verify(&click, NOW, DAY, Purpose::Event),
+            Err(TokenError::WrongPurpose)
+        );
+        assert!(keys.verify(&click, NOW, DAY, Purpose::Click).is_ok());
+    }
+
+    #[test]
+    fn user_hash_is_stable_and_keyed() {
+        let keys = keys();
+        let same = Keys::new(b"correct horse battery staple", Some(b"an older secret!")).unwrap();
+        let other = Keys::new(b"another secret entirely", None).unwrap();
+        assert_eq!(keys.user_hash("user-1"), same.user_hash("user-1"));
+        assert_ne!(keys.user_hash("user-1"), keys.user_hash("user-2"));
+        assert_ne!(keys.user_hash("user-1"), other.user_hash("user-1"));
+        // Pinned: a change here would split every user's history in two.
+        assert_eq!(keys.user_hash("user-1"), 5_523_073_951_777_571_745);
+    }
+
+    #[test]
+    fn overlong_fields_are_cut_at_a_char_boundary() {
+        let long = "é".repeat(200);
+        let cut = clip(&long);
+        assert_eq!(cut.len(), 254);
+        assert!(long.starts_with(cut));
+        assert_eq!(clip("short"), "short");
+        // An exchange's over-long request id is signed cut short, not refused and never a panic.
+        let keys = keys();
+        let claims = Claims {
+            request: "r".repeat(1000),
+            ..full()
+        };
+        let back = keys
+            .verify(&keys.sign(&claims), claims.issued, 60, Purpose::Event)
+            .unwrap();
+        assert_eq!(back.request, "r".repeat(MAX_FIELD_LEN));
+    }
+}

@@ -1,0 +1,187 @@
+//! `precis report`: the real binary reads a log directory written as the event log writer writes it
+//! (one JSON line per event, one file per hour) and prints figures that match the events exactly.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use precis::events::{Event, Kind};
+use serde_json::Value;
+
+const PRECIS: &str = env!("CARGO_BIN_EXE_precis");
+
+fn event(kind: Kind, bid: &str, ts: &str) -> Event {
+    Event {
+        ts: ts.parse().expect("timestamp"),
+        event: kind,
+        bid: bid.to_owned(),
+        request: format!("r-{bid}"),
+        imp: "1".to_owned(),
+        campaign: "shoes".to_owned(),
+        creative: "run-300x250".to_owned(),
+        bid_price: 3.0,
+        cur: "USD".to_owned(),
+        price: None,
+        value: None,
+        order: None,
+        spend_usd: 0.0,
+        revenue_usd: 0.0,
+        user: None,
+        country: Some("USA".to_owned()),
+        device: Some(2),
+        os: Some("windows".to_owned()),
+    }
+}
+
+/// A CPC campaign (0.35 per click): 4 bids, 2 wins at CPM 1.5 and 2.5, 3 impressions (user u1
+/// twice, then u2), 1 click, 1 order of 120.00; then a line cut short by a crash.
+fn log_dir() -> tempfile::TempDir {
+    let win = |bid, ts, price: f64| Event {
+        price: Some(price),
+        spend_usd: price / 1000.0,
+        ..event(Kind::Win, bid, ts)
+    };
+    let imp = |bid, ts, user: &str| Event {
+        user: Some(user.to_owned()),
+        ..event(Kind::Imp, bid, ts)
+    };
+    let hour10 = [
+        event(Kind::Bid, "b1", "2026-03-01T10:00:00Z"),
+        event(Kind::Bid, "b2", "2026-03-01T10:00:00Z"),
+        event(Kind::Bid, "b3", "2026-03-01T10:00:01Z"),
+        event(Kind::Bid, "b4", "2026-03-01T10:00:01Z"),
+        win("b1", "2026-03-01T10:00:02Z", 1.5),
+        win("b2", "2026-03-01T10:00:02Z", 2.5),
+        imp("b1", "2026-03-01T10:00:03Z", "u1"),
+        imp("b2", "2026-03-01T10:00:03Z", "u1"),
+    ];
+    let hour11 = [
+        imp("b3", "2026-03-01T11:00:00Z", "u2"),
+        Event {
+            revenue_usd: 0.35,
+            ..event(Kind::Click, "b1", "2026-03-01T11:00:05Z")
+        },
+        Event {
+            value: Some(120.0),
+            order: Some("o-1".to_owned()),
+            ..event(Kind::Conv, "b1", "2026-03-01T11:30:00Z")
+        },
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "events-20260301T10.jsonl", &hour10, "");
+    let cut = serde_json::to_string(&event(Kind::Bid, "b5", "2026-03-01T11:40:00Z")).expect("json");
+    write(
+        dir.path(),
+        "events-20260301T11.jsonl",
+        &hour11,
+        &cut[..cut.len() / 2],
+    );
+    dir
+}
+
+fn write(dir: &Path, name: &str, events: &[Event], tail: &str) {
+    let mut text = String::new();
+    for event in events {
+        text.push_str(&serde_json::to_string(event).expect("json"));
+        text.push('\n');
+    }
+    text.push_str(tail);
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+fn report(args: &[&str]) -> Output {
+    Command::new(PRECIS)
+        .arg("report")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run precis report")
+}
+
+#[test]
+fn json_report_matches_the_events() {
+    let dir = log_dir();
+    let logs = dir.path().to_str().expect("utf-8 path");
+    let output = report(&["--logs", logs, "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 line that is not an event"),
+        "{stderr}"
+    );
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let rows = rows.as_array().expect("a list");
+    assert_eq!(rows.len(), 1);
+    let shoes = &rows[0];
+    let expected = serde_json::json!({
+        "campaign": "shoes",
+        "bids": 4,
+        "wins": 2,
+        "win_rate": 0.5,
+        "impressions": 3,
+        "reach": 2,
+        "clicks": 1,
+        "ctr": 1.0 / 3.0,
+        "conversions": 1,
+        "cvr": 1.0,
+        "spend": 0.004,
+        "revenue": 0.35,
+        "cost_per_click": 0.004,
+        "cost_per_order": 0.004,
+        "roi": 0.35 / 0.004,
+    });
+    assert_eq!(shoes, &expected);
+}
+
+#[test]
+fn json_report_by_hour_with_a_window() {
+    let dir = log_dir();
+    let logs = dir.path().to_str().expect("utf-8 path");
+    let output = report(&[
+        "--logs",
+        logs,
+        "--by",
+        "hour",
+        "--from",
+        "2026-03-01T10:00:01Z",
+        "--to",
+        "2026-03-01",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "an empty window is an error");
+
+    let output = report(&[
+        "--logs",
+        logs,
+        "--format",
+        "json",
+        "--by",
+        "hour",
+        "--from",
+        "2026-03-01T10:00:01Z",
+        "--to",
+        "2026-03-01T11:00:00Z",
+    ]);
+    assert!(output.status.success());
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1));
+    let hour = &rows[0];
+    assert_eq!(hour["hour"], "2026-03-01T10");
+    assert_eq!(hour["bids"], 2);
+    assert_eq!(hour["wins"], 2);
+    assert_eq!(hour["impressions"], 2);
+    assert_eq!(hour["reach"], 1);
+    assert!(hour["cvr"].is_null() && hour["cost_per_click"].is_null());
+    assert!(output.stderr.is_empty(), "the cut line's hour is not read");
+}
+
+#[test]
+fn a_missing_log_directory_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("logs");
+    let output = report(&["--logs", missing.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot list the event log directory"),
+        "{stderr}"
+    );
+}
