@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use precis::auction::{self, Urls};
+use precis::auction::{self, Ranked, Urls};
 use precis::campaign::{self, Campaign};
 use precis::openrtb::response::BidResponse;
 use precis::openrtb::{self, BidRequest};
@@ -485,7 +485,7 @@ fn cases(now: DateTime<Utc>) -> Vec<Case> {
 
 /// What the server holds between requests: a ranked snapshot, the rates, its URLs and (here) a clock.
 struct Bidder {
-    ranked: Vec<Arc<Campaign>>,
+    ranked: Vec<Ranked>,
     rates: Rates,
     urls: Urls,
     keys: Keys,
@@ -498,7 +498,8 @@ impl Bidder {
             (Currency::parse("EUR").expect("EUR"), 0.92),
             (Currency::parse("GBP").expect("GBP"), 0.79),
         ]);
-        let ranked = auction::rank(campaigns(&rates), &rates);
+        // The files' priors: nothing has been learned in a bench.
+        let ranked = auction::rank(campaigns(&rates), &rates, |c| c.pricing.ecpm());
         Bidder {
             ranked,
             rates,
@@ -535,7 +536,7 @@ impl Bidder {
         let dayparts: Vec<bool> = self
             .ranked
             .iter()
-            .flat_map(|c| &c.targeting.include)
+            .flat_map(|r| &r.campaign.targeting.include)
             .filter_map(|term| match term {
                 Term::Schedule { week, tz } => Some(week.contains(self.now, *tz)),
                 _ => None,
@@ -553,6 +554,7 @@ impl Bidder {
             let matching = self
                 .ranked
                 .iter()
+                .map(|r| &r.campaign)
                 .filter(|c| c.in_flight(self.now) && c.targeting.matches(&case.facts))
                 .count();
             let bids = self

@@ -16,28 +16,46 @@ use crate::pricing::{Currency, Rates};
 use crate::targeting::{Facts, category_form, host_form, on_domain, within};
 use crate::token::{Claims, Keys, Purpose};
 
-/// Orders campaigns for [`run`]: live ones only, highest eCPM (compared in USD) first, ties broken by
-/// higher `max_cpm`, then by id, so the same files always give the same winner.
+/// A live campaign in auction order, with the price it bids now.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    pub campaign: Arc<Campaign>,
+    /// Its eCPM in the campaign currency, capped at `max_cpm`: from the file's priors, or learned
+    /// (see [`crate::learning`]).
+    pub ecpm: f64,
+}
+
+/// Orders campaigns for [`run`]: live ones only, highest eCPM (as `ecpm` prices them, compared in
+/// USD) first, ties broken by higher `max_cpm`, then by id, so the same data always gives the same
+/// winner.
 pub fn rank(
     campaigns: impl IntoIterator<Item = Arc<Campaign>>,
     rates: &Rates,
-) -> Vec<Arc<Campaign>> {
+    ecpm: impl Fn(&Campaign) -> f64,
+) -> Vec<Ranked> {
     let usd = |c: &Campaign, amount: f64| {
         rates
             .convert(amount, c.pricing.currency, Currency::USD)
             .unwrap_or(0.0)
     };
-    let mut ranked: Vec<(f64, f64, Arc<Campaign>)> = campaigns
+    let mut ranked: Vec<(f64, f64, Ranked)> = campaigns
         .into_iter()
         .filter(|c| c.active)
-        .map(|c| (usd(&c, c.pricing.ecpm()), usd(&c, c.pricing.max_cpm), c))
+        .map(|campaign| {
+            let ecpm = ecpm(&campaign);
+            (
+                usd(&campaign, ecpm),
+                usd(&campaign, campaign.pricing.max_cpm),
+                Ranked { campaign, ecpm },
+            )
+        })
         .collect();
     ranked.sort_by(|a, b| {
         b.0.total_cmp(&a.0)
             .then(b.1.total_cmp(&a.1))
-            .then_with(|| a.2.id.cmp(&b.2.id))
+            .then_with(|| a.2.campaign.id.cmp(&b.2.campaign.id))
     });
-    ranked.into_iter().map(|(_, _, c)| c).collect()
+    ranked.into_iter().map(|(_, _, r)| r).collect()
 }
 
 /// Where precis' own URLs (win and billing notices, clicks) point.
@@ -57,7 +75,7 @@ pub struct Auctioned<'a> {
 
 /// Runs the auction for every imp. `None` when no imp gets a bid (the exchange hears 204).
 pub fn run<'a>(
-    ranked: &'a [Arc<Campaign>],
+    ranked: &'a [Ranked],
     request: &'a BidRequest,
     facts: &Facts,
     rates: &Rates,
@@ -76,7 +94,7 @@ pub fn run<'a>(
         let Some(floor) = floor(imp, currency, rates) else {
             continue;
         };
-        for (campaign, memo) in ranked.iter().zip(eligible.iter_mut()) {
+        for (Ranked { campaign, ecpm }, memo) in ranked.iter().zip(eligible.iter_mut()) {
             // Cheapest and most selective first: the creative fit (a few integer compares), then
             // the request-wide checks, decided once per campaign and remembered for later imps.
             let Some((creative, w, h)) = fitting(campaign, imp) else {
@@ -91,7 +109,7 @@ pub fn run<'a>(
                 continue;
             }
             let price = rates
-                .convert(campaign.pricing.ecpm(), campaign.pricing.currency, currency)
+                .convert(*ecpm, campaign.pricing.currency, currency)
                 .unwrap_or(0.0);
             // Ranked by eCPM: if the best fitting campaign is under the floor, so is every other.
             if price > 0.0 && price >= floor {
@@ -335,7 +353,7 @@ landing = "https://shop.example/""#;
     }
 
     /// The winning campaign id and price of each imp, in order.
-    fn winners(ranked: &[Arc<Campaign>], request: &str) -> Vec<(String, String, f64)> {
+    fn winners(ranked: &[Ranked], request: &str) -> Vec<(String, String, f64)> {
         let request = decode(request.as_bytes()).unwrap();
         let facts = Facts::from_request(&request, chrono::Utc::now());
         let urls = Urls {
@@ -366,8 +384,10 @@ landing = "https://shop.example/""#;
             "model = \"cpc\"\ncpc = 0.2\nctr = 0.01\nmax_cpm = 9.0",
             BANNER,
         );
-        let ranked = rank([a.clone(), c.clone(), b.clone()], &rates());
-        let ids: Vec<&str> = ranked.iter().map(|c| c.id.as_str()).collect();
+        let ranked = rank([a.clone(), c.clone(), b.clone()], &rates(), |c| {
+            c.pricing.ecpm()
+        });
+        let ids: Vec<&str> = ranked.iter().map(|r| r.campaign.id.as_str()).collect();
         assert_eq!(ids, ["b", "c", "a"]);
         assert_eq!(winners(&ranked, MREC), [("b".into(), "USD".into(), 2.0)]);
         // Prices in other currencies are ranked in USD: 3 EUR is 6 USD.
@@ -376,7 +396,7 @@ landing = "https://shop.example/""#;
             "model = \"cpm\"\ncpm = 3.0\ncurrency = \"EUR\"",
             BANNER,
         );
-        let ranked = rank([a, eur], &rates());
+        let ranked = rank([a, eur], &rates(), |c| c.pricing.ecpm());
         assert_eq!(winners(&ranked, MREC), [("eur".into(), "USD".into(), 6.0)]);
     }
 
@@ -384,7 +404,7 @@ landing = "https://shop.example/""#;
     fn the_best_campaign_without_a_fitting_creative_yields_to_the_next() {
         let video = campaign("video", "model = \"cpm\"\ncpm = 9.0", VIDEO);
         let banner = campaign("banner", "model = \"cpm\"\ncpm = 1.0", BANNER);
-        let ranked = rank([video, banner], &rates());
+        let ranked = rank([video, banner], &rates(), |c| c.pricing.ecpm());
         let both = r#"{"id": "r", "imp": [{"id": "b", "banner": {"format": [{"w": 728, "h": 90}, {"w": 300, "h": 250}]}},
                                          {"id": "v", "video": {"mimes": ["video/mp4"], "protocols": [2, 3]}}]}"#;
         let won: Vec<String> = winners(&ranked, both).into_iter().map(|w| w.0).collect();
@@ -396,6 +416,7 @@ landing = "https://shop.example/""#;
         let ranked = rank(
             [campaign("video", "model = \"cpm\"\ncpm = 2.0", VIDEO)],
             &rates(),
+            |c| c.pricing.ecpm(),
         );
         let with = |video: &str| {
             winners(
@@ -423,6 +444,7 @@ landing = "https://shop.example/""#;
         let ranked = rank(
             [campaign("a", "model = \"cpm\"\ncpm = 2.0", BANNER)],
             &rates(),
+            |c| c.pricing.ecpm(),
         );
         let with = |extra: &str, imp: &str| {
             winners(

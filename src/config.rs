@@ -25,6 +25,29 @@ pub struct Config {
     pub currencies: BTreeMap<String, f64>,
     pub limits: Limits,
     pub events: Events,
+    pub learning: Learning,
+}
+
+/// How measured clicks and conversions feed back into prices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Learning {
+    /// A campaign's prior CTR weighs as much as this many measured impressions.
+    pub prior_impressions: f64,
+    /// A campaign's prior CVR weighs as much as this many measured clicks.
+    pub prior_clicks: f64,
+    /// How often campaigns are re-ranked at their learned prices.
+    pub reprice_secs: u64,
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Learning {
+            prior_impressions: 1_000.0,
+            prior_clicks: 100.0,
+            reprice_secs: 10,
+        }
+    }
 }
 
 /// The measurement loop: event log and event tokens.
@@ -95,6 +118,7 @@ impl Default for Config {
             currencies: BTreeMap::new(),
             limits: Limits::default(),
             events: Events::default(),
+            learning: Learning::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Amounts are in USD (converted when the event is logged) so that totals add up across currencies.
 //! No raw personal data: the user is a keyed hash, never an id or an IP.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -16,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::campaign::Campaign;
 use crate::eventlog::{Busy, EventLog};
+use crate::learning::Learned;
 use crate::pricing::{Currency, Model, Rates};
+use crate::report::{ReportError, events_in};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 /// The steps of the measurement loop, in order.
@@ -139,13 +142,22 @@ pub struct Recorder {
     seen: DashMap<(Kind, String, Option<String>), u32>,
     log_bids_every: u64,
     bids: AtomicU64,
+    /// Fed every logged event: the measurements that price CPC and CPS campaigns.
+    learned: Arc<Learned>,
     /// Bid lines not logged because the log was busy (bid lines are a sample; events are not).
     pub bid_lines_dropped: AtomicU64,
 }
 
 impl Recorder {
-    pub fn new(log: EventLog, keys: Keys, ttl_secs: u32, log_bids_every: u64) -> Recorder {
+    pub fn new(
+        log: EventLog,
+        keys: Keys,
+        ttl_secs: u32,
+        log_bids_every: u64,
+        learned: Arc<Learned>,
+    ) -> Recorder {
         Recorder {
+            learned,
             log,
             keys,
             ttl_secs,
@@ -177,10 +189,11 @@ impl Recorder {
             }
         }
         let key = (event.event, event.bid.clone(), event.order.clone());
-        self.log.submit(event).map_err(|busy| {
+        self.log.submit(event.clone()).map_err(|busy| {
             self.seen.remove(&key);
             Refusal::Busy(busy)
         })?;
+        self.learned.observe(&event);
         Ok(Recorded::New)
     }
 
@@ -211,29 +224,27 @@ impl Recorder {
         self.seen.retain(|_, expiry| *expiry > now);
     }
 
-    /// Remembers the events already in the log, so that a retry after a restart still counts
-    /// once. Reads only the hours within the token lifetime. Returns how many it remembered.
-    pub fn remember(
-        &self,
-        dir: &std::path::Path,
-        now: DateTime<Utc>,
-    ) -> Result<usize, crate::report::ReportError> {
+    /// Reads the whole log back: every event counts toward what campaigns have learned, and
+    /// those within the token lifetime are remembered, so that a retry after a restart still
+    /// counts once. Returns how many events it read.
+    pub fn replay(&self, dir: &std::path::Path, now: DateTime<Utc>) -> Result<usize, ReportError> {
         let horizon = now - chrono::Duration::seconds(self.ttl_secs.into());
-        let mut events = crate::report::events_in(dir, horizon..).map_err(|source| {
-            crate::report::ReportError::Read {
-                path: dir.to_owned(),
-                source,
-            }
+        let mut events = events_in(dir, ..).map_err(|source| ReportError::Read {
+            path: dir.to_owned(),
+            source,
         })?;
-        let mut remembered = 0;
+        let mut read = 0;
         for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
-            let expiry = unix(event.ts).saturating_add(self.ttl_secs);
-            self.seen
-                .insert((event.event, event.bid, event.order), expiry);
-            remembered += 1;
+            self.learned.observe(&event);
+            if event.ts >= horizon {
+                let expiry = unix(event.ts).saturating_add(self.ttl_secs);
+                self.seen
+                    .insert((event.event, event.bid, event.order), expiry);
+            }
+            read += 1;
         }
         events.finish()?;
-        Ok(remembered)
+        Ok(read)
     }
 }
 

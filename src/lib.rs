@@ -17,6 +17,7 @@ pub mod config;
 pub mod eventlog;
 pub mod events;
 pub mod geo;
+pub mod learning;
 pub mod metrics;
 pub mod openrtb;
 pub mod pricing;

@@ -16,6 +16,7 @@ use precis::auction::Urls;
 use precis::config::Config;
 use precis::eventlog::{EventLog, Settings};
 use precis::events::Recorder;
+use precis::learning::{Learned, Priors};
 use precis::metrics::Metrics;
 use precis::reload::{self, Store};
 use precis::report;
@@ -184,12 +185,21 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let rates = config.rates().map_err(anyhow::Error::msg)?;
-        let store = Arc::new(Store::open(&config.campaigns, rates).with_context(|| {
-            format!(
-                "cannot read campaign directory {}",
-                config.campaigns.display()
-            )
-        })?);
+        let learning = &config.learning;
+        let priors = Priors {
+            impressions: learning.prior_impressions.max(0.0),
+            clicks: learning.prior_clicks.max(0.0),
+        };
+        let learned = Arc::new(Learned::new(priors));
+        let recorder = Arc::new(recorder(&config.events, learned.clone())?);
+        let store = Arc::new(Store::open(&config.campaigns, rates, learned).with_context(
+            || {
+                format!(
+                    "cannot read campaign directory {}",
+                    config.campaigns.display()
+                )
+            },
+        )?);
         log_reload(&Ok(store.snapshot()));
         let metrics = Arc::new(Metrics::default());
         let counted = metrics.clone();
@@ -207,7 +217,6 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
-        let recorder = Arc::new(recorder(&config.events)?);
         let app = Arc::new(App {
             store,
             metrics,
@@ -217,12 +226,19 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             limits: config.limits.clone(),
             recorder: recorder.clone(),
         });
-        let sweeper = recorder.clone();
+        let (sweeper, pricer) = (recorder.clone(), app.store.clone());
+        let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs.max(1));
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut every = tokio::time::interval(reprice_every);
             loop {
                 every.tick().await;
-                sweeper.sweep(chrono::Utc::now());
+                let (sweeper, pricer) = (sweeper.clone(), pricer.clone());
+                // Off the request threads: repricing ranks every campaign.
+                let _ = tokio::task::spawn_blocking(move || {
+                    sweeper.sweep(chrono::Utc::now());
+                    pricer.reprice();
+                })
+                .await;
             }
         });
 
@@ -251,7 +267,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// The event log and the recorder in front of it, with the events already logged remembered.
-fn recorder(config: &precis::config::Events) -> anyhow::Result<Recorder> {
+fn recorder(config: &precis::config::Events, learned: Arc<Learned>) -> anyhow::Result<Recorder> {
     let keys = match config.secrets() {
         (Some(current), previous) => {
             Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes)).map_err(|e| {
@@ -276,9 +292,15 @@ fn recorder(config: &precis::config::Events) -> anyhow::Result<Recorder> {
         sync_every: std::time::Duration::from_millis(config.sync_ms.max(1)),
     })
     .with_context(|| format!("cannot open the event log in {}", config.dir.display()))?;
-    let recorder = Recorder::new(log, keys, config.token_ttl_secs, config.log_bids_every);
-    let remembered = recorder.remember(&config.dir, chrono::Utc::now())?;
-    tracing::info!(remembered, dir = %config.dir.display(), "event log open");
+    let recorder = Recorder::new(
+        log,
+        keys,
+        config.token_ttl_secs,
+        config.log_bids_every,
+        learned,
+    );
+    let replayed = recorder.replay(&config.dir, chrono::Utc::now())?;
+    tracing::info!(replayed, dir = %config.dir.display(), "event log open");
     Ok(recorder)
 }
 

@@ -16,20 +16,21 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::auction;
+use crate::auction::{self, Ranked};
 use crate::campaign::{self, Campaign, CampaignError, Diagnostic};
+use crate::learning::Learned;
 use crate::pricing::Rates;
 
-/// Everything the bidder serves from, as of one reload.
-#[derive(Debug)]
+/// Everything the bidder serves from, as of one reload (and the latest repricing).
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Counts reloads since start; 1 is the first load.
     pub generation: u64,
     pub loaded_at: DateTime<Utc>,
     /// How long the reload that made this snapshot took (listing, reading, compiling, ranking).
     pub took: Duration,
-    /// Active campaigns in auction order (see [`auction::rank`]).
-    pub ranked: Vec<Arc<Campaign>>,
+    /// Active campaigns in auction order, with their current prices (see [`auction::rank`]).
+    pub ranked: Vec<Ranked>,
     /// Every loaded campaign (paused ones too), by file.
     pub files: BTreeMap<PathBuf, Loaded>,
     /// The same campaigns by id.
@@ -49,6 +50,8 @@ pub struct Loaded {
 pub struct Store {
     dir: PathBuf,
     rates: Rates,
+    /// What campaigns have measured: sets the price of CPC and CPS campaigns.
+    learned: Arc<Learned>,
     current: ArcSwap<Snapshot>,
     /// Serialises reloads (the watcher, SIGHUP and the admin route may ask at once). Held only by
     /// the reloading thread, never by a request.
@@ -64,7 +67,7 @@ impl Snapshot {
 
 impl Store {
     /// Loads `dir` for the first time. Fails only if the directory cannot be listed.
-    pub fn open(dir: &Path, rates: Rates) -> std::io::Result<Store> {
+    pub fn open(dir: &Path, rates: Rates, learned: Arc<Learned>) -> std::io::Result<Store> {
         let empty = Snapshot {
             generation: 0,
             loaded_at: Utc::now(),
@@ -77,6 +80,7 @@ impl Store {
         let store = Store {
             dir: dir.to_owned(),
             rates,
+            learned,
             current: ArcSwap::from_pointee(empty),
             reloading: Mutex::new(()),
         };
@@ -97,6 +101,23 @@ impl Store {
         self.current.load_full()
     }
 
+    /// Ranks the current campaigns again at the prices learned since, and swaps that in.
+    pub fn reprice(&self) -> Arc<Snapshot> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = Snapshot::clone(&self.current.load());
+        next.ranked = self.rank(next.ranked.iter().map(|r| r.campaign.clone()));
+        let next = Arc::new(next);
+        self.current.store(next.clone());
+        next
+    }
+
+    fn rank(&self, campaigns: impl IntoIterator<Item = Arc<Campaign>>) -> Vec<Ranked> {
+        auction::rank(campaigns, &self.rates, |c| self.learned.ecpm(c))
+    }
+
     /// Re-reads the directory and swaps in the result. On an error listing the directory the
     /// current snapshot stays as it is.
     pub fn reload(&self) -> std::io::Result<Arc<Snapshot>> {
@@ -108,7 +129,7 @@ impl Store {
         let previous = self.current.load_full();
         let paths = campaign_files(std::slice::from_ref(&self.dir))?;
         let (files, refused) = compile(&paths, &previous.files, &self.rates);
-        let ranked = auction::rank(files.values().map(|l| l.campaign.clone()), &self.rates);
+        let ranked = self.rank(files.values().map(|l| l.campaign.clone()));
         let next = Arc::new(Snapshot {
             generation: previous.generation + 1,
             loaded_at: Utc::now(),

@@ -435,7 +435,7 @@ pub fn status(snapshot: &Snapshot) -> serde_json::Value {
         "reload_ms": snapshot.took.as_secs_f64() * 1000.0,
         "campaigns_loaded": snapshot.files.len(),
         "campaigns_live": snapshot.ranked.len(),
-        "live": snapshot.ranked.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        "live": snapshot.ranked.iter().map(|r| r.campaign.id.as_str()).collect::<Vec<_>>(),
         "refused": refused,
     })
 }

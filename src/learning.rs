@@ -1,0 +1,198 @@
+//! Learning: each campaign's click-through and conversion rates, measured from its own events and
+//! smoothed toward the prior its file declares, and the eCPM that follows from them.
+//!
+//! A campaign starts at its prior (`ctr`, `cvr`) and moves toward what it measures as evidence
+//! accumulates: the prior counts as `prior_impressions` impressions (for CTR) and `prior_clicks`
+//! clicks (for CVR) of data, a Beta prior in effect. Counting is one sharded-map update per event,
+//! off the bid path; the bid path reads prices that [`crate::reload::Store::reprice`] computed from
+//! these counts, never the counts themselves.
+
+use dashmap::DashMap;
+
+use crate::campaign::Campaign;
+use crate::events::{Event, Kind};
+use crate::pricing::Model;
+
+/// What one campaign has measured so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub impressions: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub spend_usd: f64,
+    pub revenue_usd: f64,
+}
+
+/// How much the file's priors weigh against measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Priors {
+    /// The prior CTR counts as this many impressions of data.
+    pub impressions: f64,
+    /// The prior CVR counts as this many clicks of data.
+    pub clicks: f64,
+}
+
+/// Measured counts of every campaign, by id.
+#[derive(Debug)]
+pub struct Learned {
+    counts: DashMap<String, Counts>,
+    priors: Priors,
+}
+
+impl Learned {
+    pub fn new(priors: Priors) -> Learned {
+        Learned {
+            counts: DashMap::new(),
+            priors,
+        }
+    }
+
+    /// Counts a logged event (each event once: the recorder has already removed repeats).
+    pub fn observe(&self, event: &Event) {
+        if event.event == Kind::Bid {
+            return;
+        }
+        let mut counts = self.counts.entry(event.campaign.clone()).or_default();
+        match event.event {
+            Kind::Imp => counts.impressions += 1,
+            Kind::Click => counts.clicks += 1,
+            Kind::Conv => counts.conversions += 1,
+            Kind::Win | Kind::Bid => {}
+        }
+        counts.spend_usd += event.spend_usd;
+        counts.revenue_usd += event.revenue_usd;
+    }
+
+    pub fn counts(&self, campaign: &str) -> Counts {
+        self.counts.get(campaign).map(|c| *c).unwrap_or_default()
+    }
+
+    /// The campaign's pricing model with its CTR and CVR replaced by the learned ones.
+    pub fn model(&self, campaign: &Campaign) -> Model {
+        let counts = self.counts(&campaign.id);
+        let ctr = |prior: f64| {
+            smooth(
+                counts.clicks,
+                counts.impressions,
+                prior,
+                self.priors.impressions,
+            )
+        };
+        let cvr = |prior: f64| smooth(counts.conversions, counts.clicks, prior, self.priors.clicks);
+        match campaign.pricing.model {
+            Model::Cpm { cpm } => Model::Cpm { cpm },
+            Model::Cpc { cpc, ctr: prior } => Model::Cpc {
+                cpc,
+                ctr: ctr(prior),
+            },
+            Model::Cps {
+                commission,
+                order_value,
+                cvr: cvr_prior,
+                ctr: ctr_prior,
+            } => Model::Cps {
+                commission,
+                order_value,
+                cvr: cvr(cvr_prior),
+                ctr: ctr(ctr_prior),
+            },
+        }
+    }
+
+    /// What the campaign bids per thousand impressions now: its learned eCPM, capped at `max_cpm`,
+    /// in the campaign currency.
+    pub fn ecpm(&self, campaign: &Campaign) -> f64 {
+        self.model(campaign).ecpm().min(campaign.pricing.max_cpm)
+    }
+}
+
+/// `successes / trials`, with the prior rate counting as `weight` trials of evidence.
+fn smooth(successes: u64, trials: u64, prior: f64, weight: f64) -> f64 {
+    (successes as f64 + prior * weight) / (trials as f64 + weight)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::Rates;
+    use std::path::Path;
+
+    fn campaign(pricing: &str) -> Campaign {
+        let text = format!(
+            "adomain = [\"a.example\"]\n[pricing]\n{pricing}\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\nadm = \"x\"\nlanding = \"https://a.example/\""
+        );
+        crate::campaign::parse(&text, Path::new("shoes.toml"), &Rates::default()).unwrap()
+    }
+
+    fn event(kind: Kind) -> Event {
+        Event {
+            ts: chrono::Utc::now(),
+            event: kind,
+            bid: "b".into(),
+            request: "r".into(),
+            imp: "1".into(),
+            campaign: "shoes".into(),
+            creative: "c".into(),
+            bid_price: 1.0,
+            cur: "USD".into(),
+            price: None,
+            value: None,
+            order: None,
+            spend_usd: 0.001,
+            revenue_usd: 0.0,
+            user: None,
+            country: None,
+            device: None,
+            os: None,
+        }
+    }
+
+    #[test]
+    fn the_prior_holds_without_data_and_gives_way_to_measurement() {
+        let learned = Learned::new(Priors {
+            impressions: 1000.0,
+            clicks: 100.0,
+        });
+        let cpc = campaign("model = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 50");
+        assert!((learned.ecpm(&cpc) - 5.0).abs() < 1e-9);
+        // 1000 impressions and 50 clicks measured: (50 + 10) / (1000 + 1000) = 3%.
+        for i in 0..1000 {
+            learned.observe(&event(Kind::Imp));
+            if i % 20 == 0 {
+                learned.observe(&event(Kind::Click));
+            }
+        }
+        assert!(
+            (learned.ecpm(&cpc) - 0.5 * 0.03 * 1000.0).abs() < 1e-9,
+            "{}",
+            learned.ecpm(&cpc)
+        );
+        assert_eq!(learned.counts("shoes").impressions, 1000);
+        assert_eq!(learned.counts("other"), Counts::default());
+        // The cap still holds.
+        let capped = campaign("model = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 10");
+        assert_eq!(learned.ecpm(&capped), 10.0);
+    }
+
+    #[test]
+    fn conversions_move_the_cvr_of_cps_campaigns_and_cpm_prices_never_move() {
+        let learned = Learned::new(Priors {
+            impressions: 1000.0,
+            clicks: 100.0,
+        });
+        let cps = campaign(
+            "model = \"cps\"\ncommission = 0.1\norder_value = 100\ncvr = 0.02\nctr = 0.01\nmax_cpm = 50",
+        );
+        let before = learned.ecpm(&cps);
+        for _ in 0..100 {
+            learned.observe(&event(Kind::Click));
+            learned.observe(&event(Kind::Conv));
+        }
+        // CVR (100 + 2) / (100 + 100) = 51%, CTR (100 + 10) / (0 + 1000) = 11%.
+        let expected: f64 = 0.1 * 100.0 * 0.51 * 0.11 * 1000.0;
+        assert!((learned.ecpm(&cps) - expected.min(50.0)).abs() < 1e-9);
+        assert!(learned.ecpm(&cps) > before);
+        let cpm = campaign("model = \"cpm\"\ncpm = 2.0");
+        assert_eq!(learned.ecpm(&cpm), 2.0);
+    }
+}
