@@ -11,7 +11,7 @@ use dashmap::DashMap;
 
 use crate::campaign::Campaign;
 use crate::events::{Event, Kind};
-use crate::pricing::Model;
+use crate::pricing::{Currency, Model, Rates};
 
 /// What one campaign has measured so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -106,6 +106,47 @@ impl Learned {
     }
 }
 
+/// Impressions a campaign must have before its CTR and ROI are judged against its KPIs.
+pub const KPI_MIN_IMPRESSIONS: u64 = 1_000;
+
+/// The campaign's KPIs that its measurements fall short of, in words; empty while there is too
+/// little data to judge (see [`KPI_MIN_IMPRESSIONS`]; cost per order is judged from the first
+/// order, or as soon as spend alone exceeds the maximum).
+pub fn shortfalls(campaign: &Campaign, counts: &Counts, rates: &Rates) -> Vec<String> {
+    let kpi = &campaign.kpi;
+    let mut out = Vec::new();
+    let judged = counts.impressions >= KPI_MIN_IMPRESSIONS;
+    let ctr = counts.clicks as f64 / counts.impressions.max(1) as f64;
+    if let Some(min) = kpi.min_ctr.filter(|min| judged && ctr < *min) {
+        out.push(format!(
+            "ctr {:.3}% is below min_ctr {:.3}% after {} impressions",
+            ctr * 100.0,
+            min * 100.0,
+            counts.impressions
+        ));
+    }
+    if let Some(min) = kpi.min_roi.filter(|_| judged && counts.spend_usd > 0.0) {
+        let roi = counts.revenue_usd / counts.spend_usd;
+        if roi < min {
+            out.push(format!(
+                "roi {roi:.2} is below min_roi {min:.2} after {} impressions",
+                counts.impressions
+            ));
+        }
+    }
+    let currency = campaign.pricing.currency;
+    let spend = rates
+        .convert(counts.spend_usd, Currency::USD, currency)
+        .unwrap_or(0.0);
+    if let Some(max) = kpi.max_cost_per_order {
+        let per_order = spend / counts.conversions.max(1) as f64;
+        if (counts.conversions > 0 || spend > max) && per_order > max {
+            out.push(format!("cost per order {per_order:.2} {currency} is above max_cost_per_order {max:.2} after {} orders", counts.conversions));
+        }
+    }
+    out
+}
+
 /// `successes / trials`, with the prior rate counting as `weight` trials of evidence.
 fn smooth(successes: u64, trials: u64, prior: f64, weight: f64) -> f64 {
     (successes as f64 + prior * weight) / (trials as f64 + weight)
@@ -114,7 +155,6 @@ fn smooth(successes: u64, trials: u64, prior: f64, weight: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::Rates;
     use std::path::Path;
 
     fn campaign(pricing: &str) -> Campaign {
@@ -172,6 +212,59 @@ mod tests {
         // The cap still holds.
         let capped = campaign("model = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 10");
         assert_eq!(learned.ecpm(&capped), 10.0);
+    }
+
+    #[test]
+    fn kpis_are_judged_only_once_there_is_enough_data() {
+        let mut c = campaign("model = \"cpm\"\ncpm = 2.0");
+        c.kpi = crate::campaign::Kpi {
+            min_ctr: Some(0.01),
+            min_roi: Some(1.5),
+            max_cost_per_order: Some(20.0),
+        };
+        let rates = Rates::default();
+        let few = Counts {
+            impressions: 999,
+            clicks: 0,
+            conversions: 0,
+            spend_usd: 1.0,
+            revenue_usd: 0.1,
+        };
+        assert!(shortfalls(&c, &few, &rates).is_empty());
+        let enough = Counts {
+            impressions: 2000,
+            clicks: 10,
+            conversions: 0,
+            spend_usd: 4.0,
+            revenue_usd: 4.0,
+        };
+        let found = shortfalls(&c, &enough, &rates);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("ctr 0.500% is below min_ctr 1.000%"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("roi 1.00 is below min_roi 1.50"),
+            "{found:?}"
+        );
+        // No order yet, but already more spent than one order may cost.
+        let costly = Counts {
+            spend_usd: 25.0,
+            revenue_usd: 50.0,
+            ..enough
+        };
+        assert!(
+            shortfalls(&c, &costly, &rates)[1].starts_with("cost per order 25.00 USD is above")
+        );
+        let fine = Counts {
+            impressions: 2000,
+            clicks: 40,
+            conversions: 2,
+            spend_usd: 4.0,
+            revenue_usd: 8.0,
+        };
+        assert!(shortfalls(&c, &fine, &rates).is_empty());
     }
 
     #[test]

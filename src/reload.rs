@@ -96,6 +96,10 @@ impl Store {
         &self.rates
     }
 
+    pub fn learned(&self) -> &Learned {
+        &self.learned
+    }
+
     /// The current snapshot. Wait-free; hold it for the length of one request.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()

@@ -28,9 +28,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::auction::{self, Auctioned, Urls};
+use crate::auction::{self, Auctioned, Ranked, Urls};
 use crate::config::Limits;
 use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
+use crate::learning;
 use crate::metrics::{Metrics, Outcome, Rejection};
 use crate::openrtb;
 use crate::reload::{Snapshot, Store};
@@ -103,7 +104,9 @@ async fn handle(
     let answer = match (request.method(), request.uri().path()) {
         (&Method::POST, "/openrtb2/bid") => bid(&app, request).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/status") => json(StatusCode::OK, status(&app.store.snapshot())),
+        (&Method::GET, "/status") => {
+            json(StatusCode::OK, status(&app.store, &app.store.snapshot()))
+        }
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             app.metrics.render(
@@ -399,7 +402,7 @@ async fn reload(app: &App) -> Answer {
     match tokio::task::spawn_blocking(move || store.reload()).await {
         Ok(Ok(snapshot)) => {
             app.metrics.reloaded(true);
-            json(StatusCode::OK, status(&snapshot))
+            json(StatusCode::OK, status(&app.store, &snapshot))
         }
         Ok(Err(e)) => {
             app.metrics.reloaded(false);
@@ -416,7 +419,26 @@ async fn reload(app: &App) -> Answer {
 }
 
 /// What `/status` shows: which campaigns are live and which files were refused, and why.
-pub fn status(snapshot: &Snapshot) -> serde_json::Value {
+pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
+    // Each live campaign's current price, what it measured, and the KPIs it falls short of.
+    let campaigns: Vec<_> = snapshot
+        .ranked
+        .iter()
+        .map(|Ranked { campaign, ecpm }| {
+            let counts = store.learned().counts(&campaign.id);
+            serde_json::json!({
+                "id": campaign.id,
+                "ecpm": ecpm,
+                "currency": campaign.pricing.currency.to_string(),
+                "impressions": counts.impressions,
+                "clicks": counts.clicks,
+                "conversions": counts.conversions,
+                "spend_usd": counts.spend_usd,
+                "revenue_usd": counts.revenue_usd,
+                "kpi_alerts": learning::shortfalls(campaign, &counts, store.rates()),
+            })
+        })
+        .collect();
     let refused: Vec<_> = snapshot
         .refused
         .iter()
@@ -437,6 +459,7 @@ pub fn status(snapshot: &Snapshot) -> serde_json::Value {
         "campaigns_live": snapshot.ranked.len(),
         "live": snapshot.ranked.iter().map(|r| r.campaign.id.as_str()).collect::<Vec<_>>(),
         "refused": refused,
+        "campaigns": campaigns,
     })
 }
 

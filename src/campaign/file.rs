@@ -15,7 +15,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
-use super::{Campaign, CampaignError, Creative, Diagnostic, Format, VAST_VERSIONS, Video};
+use super::{Campaign, CampaignError, Creative, Diagnostic, Format, Kpi, VAST_VERSIONS, Video};
 use crate::geo::{Country, Point, Region};
 use crate::pricing::{Currency, Model, Pricing, Rates};
 use crate::targeting::{
@@ -45,6 +45,15 @@ struct File {
     pricing: Spanned<PricingFile>,
     targeting: Option<TargetingFile>,
     creative: List<Spanned<CreativeFile>>,
+    kpi: Option<KpiFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KpiFile {
+    min_ctr: Option<Spanned<f64>>,
+    min_roi: Option<Spanned<f64>>,
+    max_cost_per_order: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -294,6 +303,7 @@ impl Checker<'_> {
             }
         }
         let creatives = self.creatives(&file.creative);
+        let kpi = file.kpi.as_ref().map(|k| self.kpi(k)).unwrap_or_default();
 
         Some(Campaign {
             name: file.name.unwrap_or_else(|| id.clone()),
@@ -308,6 +318,7 @@ impl Checker<'_> {
             pricing: pricing?,
             targeting,
             creatives,
+            kpi,
             path: path.to_owned(),
         })
     }
@@ -443,6 +454,20 @@ impl Checker<'_> {
             max_cpm,
             currency,
         })
+    }
+
+    fn kpi(&mut self, k: &KpiFile) -> Kpi {
+        let mut read = |name: &str, value: &Option<Spanned<f64>>, bound: Bound| {
+            value
+                .as_ref()
+                .filter(|v| self.bounded(name, v, bound))
+                .map(|v| *v.get_ref())
+        };
+        Kpi {
+            min_ctr: read("min_ctr", &k.min_ctr, Bound::Rate),
+            min_roi: read("min_roi", &k.min_roi, Bound::Positive),
+            max_cost_per_order: read("max_cost_per_order", &k.max_cost_per_order, Bound::Positive),
+        }
     }
 
     fn bounded(&mut self, name: &str, value: &Spanned<f64>, bound: Bound) -> bool {
@@ -853,6 +878,10 @@ tags_all = []
 [targeting.exclude]
 tags = ["kids"]
 
+[kpi]
+min_ctr = 0.005
+max_cost_per_order = 40
+
 [[creative]]
 id = "run-300x250"
 format = "banner"
@@ -899,6 +928,14 @@ landing = "https://acme.example/run"
         );
         assert!(matches!(&c.targeting.exclude[..], [Term::TagsAny(tags)] if tags == &["kids"]));
         assert_eq!(c.creatives[0].w, Some(300));
+        assert_eq!(
+            c.kpi,
+            Kpi {
+                min_ctr: Some(0.005),
+                min_roi: None,
+                max_cost_per_order: Some(40.0)
+            }
+        );
         assert!(c.in_flight("2026-04-01T00:00:00Z".parse().unwrap()));
         assert!(!c.in_flight("2026-06-01T00:00:00Z".parse().unwrap()));
     }
@@ -922,9 +959,9 @@ landing = "https://acme.example/run"
             "8:12: unknown time zone `Asia/Shanghaii`",
             "17:1: unknown field `contries`",
             "19:9: hours [8, 25] must be [from, to)",
-            "29:5: invalid type: string \"300\", expected u32",
-            "26:1: banner creative `run-300x250` needs a size",
-            "32:11: `landing` must be an http(s) URL",
+            "33:5: invalid type: string \"300\", expected u32",
+            "30:1: banner creative `run-300x250` needs a size",
+            "36:11: `landing` must be an http(s) URL",
         ];
         for want in expected {
             assert!(
@@ -998,6 +1035,16 @@ landing = "https://acme.example/run"
         );
         let stray = FULL.replace("w = 300", "w = 300\nduration = 15");
         assert!(problems(&stray)[0].contains("`duration` is for video creatives only"));
+        let bad_kpi = FULL.replace("min_ctr = 0.005", "min_ctr = 5\nmax_roi = 2");
+        let found = problems(&bad_kpi);
+        assert!(
+            found.iter().any(|p| p.contains("`min_ctr` must be a rate")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("unknown field `max_roi`")),
+            "{found:?}"
+        );
         let no_creative = &FULL[..FULL.find("[[creative]]").unwrap()];
         assert!(problems(no_creative)[0].contains("at least one [[creative]]"));
     }

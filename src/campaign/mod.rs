@@ -36,6 +36,8 @@ pub struct Campaign {
     pub pricing: Pricing,
     pub targeting: Targeting,
     pub creatives: Vec<Creative>,
+    /// What the advertiser expects; shortfalls are flagged once enough data exists.
+    pub kpi: Kpi,
     /// The file it was compiled from.
     pub path: PathBuf,
 }
@@ -45,6 +47,17 @@ impl Campaign {
     pub fn in_flight(&self, now: DateTime<Utc>) -> bool {
         self.active && self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| now <= e)
     }
+}
+
+/// Key performance indicators a campaign declares (`[kpi]`). Each is optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Kpi {
+    /// Clicks per impression, at least.
+    pub min_ctr: Option<f64>,
+    /// Revenue over spend, at least.
+    pub min_roi: Option<f64>,
+    /// Spend per conversion, at most, in the campaign currency.
+    pub max_cost_per_order: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
