@@ -16,7 +16,7 @@ use precis::auction::Urls;
 use precis::config::Config;
 use precis::eventlog::{EventLog, Settings};
 use precis::events::Recorder;
-use precis::learning::{Learned, Priors};
+use precis::learning::{self, Learned, Priors};
 use precis::metrics::Metrics;
 use precis::reload::{self, Store};
 use precis::report;
@@ -60,6 +60,12 @@ enum Command {
     /// Totals of the event log per group: bids, wins, impressions, reach, clicks, conversions,
     /// spend, revenue and their ratios (amounts in USD).
     Report {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Campaign directory whose [kpi] tables flag campaigns (with --by campaign)
+        /// [default: the configured campaigns, when present].
+        #[arg(long)]
+        campaigns: Option<PathBuf>,
         /// Event log directory: its *.jsonl files are read.
         #[arg(long, default_value = "logs")]
         logs: PathBuf,
@@ -118,12 +124,24 @@ fn main() -> ExitCode {
         }),
         Command::Check { config, paths } => config.load().and_then(|config| check(&config, paths)),
         Command::Report {
+            config,
+            campaigns,
             logs,
             from,
             to,
             by,
             format,
-        } => report(&logs, report::Window { from, to }, by, format),
+        } => config.load().and_then(|config| {
+            let campaigns = campaigns.unwrap_or(config.campaigns.clone());
+            report(
+                &config,
+                &campaigns,
+                &logs,
+                report::Window { from, to },
+                by,
+                format,
+            )
+        }),
     };
     match result {
         Ok(code) => code,
@@ -163,6 +181,8 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 fn report(
+    config: &Config,
+    campaigns: &Path,
     logs: &Path,
     window: report::Window,
     by: report::By,
@@ -173,6 +193,37 @@ fn report(
     report::write(&mut out, format, by, &groups)
         .and_then(|()| out.flush())
         .context("cannot write the report")?;
+    // KPI shortfalls: after the table; on stderr for csv and json, which stay exactly their fields.
+    if by == report::By::Campaign && campaigns.is_dir() {
+        let rates = config.rates().map_err(anyhow::Error::msg)?;
+        let files = reload::campaign_files(&[campaigns.to_owned()])
+            .context("cannot list campaign files")?;
+        let (loaded, _) = reload::compile(&files, &Default::default(), &rates);
+        let mut alerts = Vec::new();
+        for loaded in loaded.values() {
+            let campaign = &loaded.campaign;
+            if let Some(totals) = groups.get(&report::GroupKey::Campaign(campaign.id.clone())) {
+                let found = learning::shortfalls(campaign, &totals.counts(), &rates);
+                alerts.extend(found.into_iter().map(|a| format!("{}: {a}", campaign.id)));
+            }
+        }
+        if !alerts.is_empty() {
+            let text = format!(
+                "KPI alerts:\n{}\n",
+                alerts
+                    .iter()
+                    .map(|a| format!("  {a}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            match format {
+                report::Format::Table => {
+                    writeln!(out, "\n{text}").context("cannot write the report")?
+                }
+                _ => eprint!("{text}"),
+            }
+        }
+    }
     if skipped.lines > 0 {
         eprintln!("precis: {skipped}");
     }

@@ -193,6 +193,17 @@ impl Totals {
         self.revenue = self.revenue.saturating_add(nanos(event.revenue_usd));
     }
 
+    /// The counts KPIs are judged on (see [`crate::learning::shortfalls`]).
+    pub fn counts(&self) -> crate::learning::Counts {
+        crate::learning::Counts {
+            impressions: self.impressions,
+            clicks: self.clicks,
+            conversions: self.conversions,
+            spend_usd: self.spend(),
+            revenue_usd: self.revenue(),
+        }
+    }
+
     /// Adds another group's totals to these; a user in both counts once in the reach.
     pub fn merge(&mut self, other: Totals) {
         self.bids += other.bids;

@@ -185,3 +185,77 @@ fn a_missing_log_directory_fails() {
         "{stderr}"
     );
 }
+
+/// A campaign file for `shoes` with KPIs: at least 1% CTR, at most 10.00 per order.
+const SHOES_WITH_KPIS: &str = r#"adomain = ["shoes.example"]
+[pricing]
+model = "cpc"
+cpc = 0.35
+ctr = 0.01
+max_cpm = 5.0
+[kpi]
+min_ctr = 0.01
+max_cost_per_order = 10.0
+[[creative]]
+id = "run-300x250"
+format = "banner"
+w = 300
+h = 250
+adm = "<a href='${CLICK_URL}'>run</a>"
+landing = "https://shoes.example/"
+"#;
+
+#[test]
+fn campaigns_short_of_their_kpis_are_flagged_once_there_is_enough_data() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let campaigns = tempfile::tempdir().expect("temp dir");
+    std::fs::write(campaigns.path().join("shoes.toml"), SHOES_WITH_KPIS).expect("write");
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "--logs",
+            logs.path().to_str().expect("utf-8"),
+            "--campaigns",
+        ];
+        all.push(campaigns.path().to_str().expect("utf-8"));
+        all.extend(args);
+        let out = report(&all);
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // 999 impressions and no click: too little data to judge the CTR.
+    let imps: Vec<Event> = (0..999)
+        .map(|i| event(Kind::Imp, &format!("b{i}"), "2026-03-01T10:00:00Z"))
+        .collect();
+    write(logs.path(), "events-20260301T10.jsonl", &imps, "");
+    assert!(!run(&[]).0.contains("KPI alerts"));
+    // The 1,000th impression makes it judgeable: 0% CTR is short of 1%.
+    let more = [
+        event(Kind::Imp, "b999", "2026-03-01T11:00:00Z"),
+        Event {
+            price: Some(20_000.0),
+            spend_usd: 20.0,
+            ..event(Kind::Win, "b999", "2026-03-01T11:00:00Z")
+        },
+    ];
+    write(logs.path(), "events-20260301T11.jsonl", &more, "");
+    let (table, _) = run(&[]);
+    assert!(
+        table.contains(
+            "KPI alerts:\n  shoes: ctr 0.000% is below min_ctr 1.000% after 1000 impressions"
+        ),
+        "{table}"
+    );
+    // 20.00 spent without an order is already over 10.00 per order.
+    assert!(
+        table.contains("shoes: cost per order 20.00 USD is above max_cost_per_order 10.00"),
+        "{table}"
+    );
+    // JSON stays exactly its fields; the flags go to stderr.
+    let (json, stderr) = run(&["--format", "json"]);
+    let rows: Value = serde_json::from_str(&json).expect("json");
+    assert!(rows[0].get("kpi_alerts").is_none());
+    assert!(stderr.contains("shoes: ctr 0.000% is below"), "{stderr}");
+}
