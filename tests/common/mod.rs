@@ -40,6 +40,7 @@ pub struct Server {
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
     client: Client<HttpConnector, Full<Bytes>>,
+    launch: Launch,
 }
 
 /// What to start a [`Server`] with.
@@ -48,7 +49,19 @@ pub struct Setup {
     campaigns: Vec<(String, String)>,
     config: Option<String>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
+
+/// How `precis serve` is run in a server's directory: kept so that it can be run again there.
+struct Launch {
+    config: Option<PathBuf>,
+    args: Vec<String>,
+    /// Environment variables set for the process, on top of the test's (minus the secrets).
+    env: Vec<(String, String)>,
+}
+
+/// The variables that hold the events secrets: never inherited from the test's environment.
+const SECRET_VARS: [&str; 2] = ["PRECIS_SECRET", "PRECIS_SECRET_PREVIOUS"];
 
 impl Setup {
     /// A campaign file `name` (e.g. `shoes.toml`) in the campaign directory.
@@ -79,6 +92,12 @@ impl Setup {
         self
     }
 
+    /// An environment variable for `precis serve`, e.g. `PRECIS_SECRET`.
+    pub fn env(mut self, name: &str, value: &str) -> Setup {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Writes the files, spawns the binary and waits for it to log its port.
     pub fn start(self) -> Server {
         let root = tempfile::tempdir().expect("temp dir");
@@ -87,17 +106,47 @@ impl Setup {
         for (name, text) in &self.campaigns {
             std::fs::write(campaigns.join(name), text).expect("write campaign");
         }
+        let config = self.config.map(|config| {
+            let path = root.path().join("precis.toml");
+            std::fs::write(&path, config).expect("write config");
+            path
+        });
+        let launch = Launch {
+            config,
+            args: self.args,
+            env: self.env,
+        };
+        let log = Arc::new(Mutex::new(String::new()));
+        let (child, addr) = launch.spawn(root.path(), &log);
+        Server {
+            root,
+            child,
+            exit: None,
+            addr,
+            log,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            launch,
+        }
+    }
+}
+
+impl Launch {
+    /// Spawns `precis serve` in `root` and waits for it to log its port. Its stderr is appended to
+    /// `log`, for failure messages, and drained so the process never blocks on a full pipe.
+    fn spawn(&self, root: &Path, log: &Arc<Mutex<String>>) -> (Child, SocketAddr) {
         let mut command = Command::new(PRECIS);
         command
-            .current_dir(root.path())
+            .current_dir(root)
             .env("RUST_LOG", "info")
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--campaigns"])
-            .arg(&campaigns);
+            .arg(root.join("campaigns"));
+        for name in SECRET_VARS {
+            command.env_remove(name);
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(config) = &self.config {
-            let path = root.path().join("precis.toml");
-            std::fs::write(&path, config).expect("write config");
-            command.arg("--config").arg(path);
+            command.arg("--config").arg(config);
         }
         command
             .args(&self.args)
@@ -106,10 +155,7 @@ impl Setup {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn precis");
 
-        // Read stderr until the port is logged, then keep draining it (for failure messages, and so
-        // the process never blocks on a full pipe).
         let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
         let (port_tx, port_rx) = mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
@@ -142,17 +188,10 @@ impl Setup {
                 );
             }
         };
-        let addr: SocketAddr = format!("127.0.0.1:{port}")
+        let addr = format!("127.0.0.1:{port}")
             .parse()
             .unwrap_or_else(|_| panic!("bad port in log: {port}"));
-        Server {
-            root,
-            child,
-            exit: None,
-            addr,
-            log,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+        (child, addr)
     }
 }
 
@@ -234,21 +273,103 @@ impl Server {
         }
     }
 
+    /// Stops the server with SIGTERM (it must exit 0), then runs it again in the same directory,
+    /// as it was started but with the environment variables `env` set (an empty value unsets
+    /// one for precis). The port changes; the campaign and log directories stay.
+    pub async fn restart(&mut self, env: &[(&str, &str)]) {
+        if self.exit.is_none() {
+            self.stop().await;
+        }
+        for (name, value) in env {
+            self.launch.env.retain(|(n, _)| n != name);
+            self.launch
+                .env
+                .push(((*name).to_owned(), (*value).to_owned()));
+        }
+        let (child, addr) = self.launch.spawn(self.root.path(), &self.log);
+        self.child = child;
+        self.addr = addr;
+        self.exit = None;
+    }
+
+    /// The server's event log directory (the default `logs`, relative to its directory).
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.path().join("logs")
+    }
+
+    /// Every line of every event log file, parsed, in file-name order.
+    pub fn logged_events(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs_dir())
+            .expect("read the log directory")
+            .map(|entry| entry.expect("log directory entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(path).expect("read a log file");
+                text.lines()
+                    .map(|line| parse_json(line.as_bytes()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// `precis report --logs <logs> --format json --by BY`, run in the server's directory: its
+    /// rows. The report must succeed and skip nothing.
+    pub fn report(&self, by: &str) -> Vec<Value> {
+        let output = Command::new(PRECIS)
+            .current_dir(self.root.path())
+            .arg("report")
+            .arg("--logs")
+            .arg(self.logs_dir())
+            .args(["--format", "json", "--by", by])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run precis report");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "precis report failed: {stderr}");
+        assert!(stderr.is_empty(), "precis report complained: {stderr}");
+        match parse_json(&output.stdout) {
+            Value::Array(rows) => rows,
+            other => panic!("the JSON report is not a list: {other}"),
+        }
+    }
+
+    /// Sends SIGTERM and asserts a clean exit (status 0).
+    pub async fn stop(&mut self) {
+        let status = self.terminate().await;
+        assert!(status.success(), "exit {status}; stderr:\n{}", self.log());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Any request; the answer's status, headers and whole body.
+    /// Any request with a JSON body; the answer's status, headers and whole body.
     pub async fn request(
         &self,
         method: Method,
         path: &str,
         body: impl Into<Bytes>,
     ) -> (StatusCode, HeaderMap, Bytes) {
+        self.send(method, path, "application/json", body).await
+    }
+
+    /// Any request with a body of `content_type`; the answer's status, headers and whole body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<Bytes>,
+    ) -> (StatusCode, HeaderMap, Bytes) {
         let request = Request::builder()
             .method(method.clone())
             .uri(self.url(path))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(Full::new(body.into()))
             .expect("request");
         let exchange = async {
@@ -330,10 +451,17 @@ impl Server {
 
     /// `precis_bid_requests_total{outcome="..."}`.
     pub async fn outcome_count(&self, outcome: &str) -> f64 {
-        let series = format!("precis_bid_requests_total{{outcome=\"{outcome}\"}}");
+        self.metric(&format!(
+            "precis_bid_requests_total{{outcome=\"{outcome}\"}}"
+        ))
+        .await
+    }
+
+    /// One series of `/metrics`, e.g. `precis_events_total{kind="win"}`; fails when it is missing.
+    pub async fn metric(&self, series: &str) -> f64 {
         let metrics = self.metrics().await;
         *metrics
-            .get(&series)
+            .get(series)
             .unwrap_or_else(|| panic!("no {series} in /metrics: {metrics:?}"))
     }
 
@@ -341,6 +469,16 @@ impl Server {
     /// it waited for and the last thing it saw.
     pub async fn eventually<T>(
         &self,
+        what: &str,
+        probe: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        self.eventually_every(POLL, what, probe).await
+    }
+
+    /// [`Server::eventually`], looking again `every` so long.
+    pub async fn eventually_every<T>(
+        &self,
+        every: Duration,
         what: &str,
         mut probe: impl AsyncFnMut() -> Result<T, String>,
     ) -> T {
@@ -352,7 +490,7 @@ impl Server {
                     "gave up after {DEADLINE:?} waiting for {what}; last saw: {seen}\nprecis stderr:\n{}",
                     self.log()
                 ),
-                Err(_) => tokio::time::sleep(POLL).await,
+                Err(_) => tokio::time::sleep(every).await,
             }
         }
     }
@@ -513,10 +651,15 @@ impl Campaign {
 
     /// A banner creative `b{w}x{h}`.
     pub fn banner(self, w: u32, h: u32) -> Campaign {
+        self.banner_to(w, h, "https://advertiser.example/landing")
+    }
+
+    /// A banner creative `b{w}x{h}` whose click leads to `landing`.
+    pub fn banner_to(self, w: u32, h: u32, landing: &str) -> Campaign {
         self.creative(&format!(
             "id = \"b{w}x{h}\"\nformat = \"banner\"\nw = {w}\nh = {h}\n\
              adm = '<a href=\"${{CLICK_URL}}\"><img src=\"https://cdn.advertiser.example/{w}x{h}.png\"></a>'\n\
-             landing = \"https://advertiser.example/landing\""
+             landing = \"{landing}\""
         ))
     }
 

@@ -1,0 +1,899 @@
+//! The measurement loop end to end: the real bidder bids, the test plays the exchange, the browser
+//! and the advertiser (win and billing notices, the pixel, the click, the conversion), stops the
+//! bidder with SIGTERM and reads its event log back with `precis report`. What the report says must
+//! be exactly what was sent and accepted: each event once however often it arrives, refused ones
+//! never, and nothing lost on the way to disk. Every wait is a poll to a deadline.
+
+#[allow(dead_code)]
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Server, Setup, banner_imp, banner_request, bids, parse_json, request, str_of, with};
+use hyper::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The macro an exchange replaces with the clearing price.
+const AUCTION_PRICE: &str = "${AUCTION_PRICE}";
+const SECRET: &str = "measurement-secret-number-one";
+const OTHER_SECRET: &str = "measurement-secret-number-two";
+
+/// How an advertiser pays, and how much.
+#[derive(Debug, Clone, Copy)]
+enum Pay {
+    /// Per thousand impressions.
+    Cpm(f64),
+    /// Per click.
+    Cpc(f64),
+    /// A commission on each order's value.
+    Cps(f64),
+}
+
+/// A campaign of these tests: it pays `pay` and bids only on `w`x`h` banners (each campaign its
+/// own size, so the test decides who wins), whose clicks land on `landing`.
+#[derive(Debug)]
+struct Offer {
+    id: &'static str,
+    pay: Pay,
+    w: u32,
+    h: u32,
+    landing: &'static str,
+}
+
+/// CPM, landing without a query: the click adds `?pclid=`.
+const BRAND: Offer = Offer {
+    id: "brand",
+    pay: Pay::Cpm(2.5),
+    w: 300,
+    h: 250,
+    landing: "https://brand.example/welcome",
+};
+
+/// CPC, landing with a query: the click adds `&pclid=`.
+const CLICKS: Offer = Offer {
+    id: "clicks",
+    pay: Pay::Cpc(0.4),
+    w: 728,
+    h: 90,
+    landing: "https://clicks.example/go?src=precis",
+};
+
+/// CPS, landing with a query and a fragment: `&pclid=` goes before the fragment.
+const SHOP: Offer = Offer {
+    id: "shop",
+    pay: Pay::Cps(0.08),
+    w: 320,
+    h: 50,
+    landing: "https://shop.example/cart?step=1#basket",
+};
+
+const OFFERS: [&Offer; 3] = [&BRAND, &CLICKS, &SHOP];
+
+impl Offer {
+    /// The campaign file.
+    fn toml(&self) -> String {
+        // Priors that make each eCPM a few dollars, under a cap that never binds.
+        let pricing = match self.pay {
+            Pay::Cpm(cpm) => format!("model = \"cpm\"\ncpm = {cpm:?}"),
+            Pay::Cpc(cpc) => format!("model = \"cpc\"\ncpc = {cpc:?}\nctr = 0.01\nmax_cpm = 50.0"),
+            Pay::Cps(commission) => format!(
+                "model = \"cps\"\ncommission = {commission:?}\norder_value = 50.0\ncvr = 0.05\nctr = 0.01\nmax_cpm = 50.0"
+            ),
+        };
+        common::Campaign::priced(&pricing)
+            .banner_to(self.w, self.h, self.landing)
+            .toml()
+    }
+
+    fn creative(&self) -> String {
+        format!("b{}x{}", self.w, self.h)
+    }
+
+    /// A bid request for one banner of this offer's size, from `user` when there is one.
+    fn request(&self, user: Option<&str>) -> Value {
+        let request = banner_request(self.w, self.h);
+        match user {
+            Some(user) => with(request, json!({ "user": { "id": user } })),
+            None => request,
+        }
+    }
+
+    /// What the advertiser owes for an impression, USD (campaigns here are priced in USD).
+    fn owed_per_imp(&self) -> f64 {
+        match self.pay {
+            Pay::Cpm(cpm) => cpm / 1000.0,
+            _ => 0.0,
+        }
+    }
+
+    /// What the advertiser owes for a click, USD.
+    fn owed_per_click(&self) -> f64 {
+        match self.pay {
+            Pay::Cpc(cpc) => cpc,
+            _ => 0.0,
+        }
+    }
+
+    /// What the advertiser owes for an order of `value`, USD.
+    fn owed_per_order(&self, value: f64) -> f64 {
+        match self.pay {
+            Pay::Cps(commission) => commission * value,
+            _ => 0.0,
+        }
+    }
+}
+
+/// A server with these campaigns, and `setup`'s configuration and environment.
+fn serving(setup: Setup, offers: &[&Offer]) -> Server {
+    offers
+        .iter()
+        .fold(setup, |setup, offer| {
+            setup.campaign(&format!("{}.toml", offer.id), offer.toml())
+        })
+        .start()
+}
+
+/// One bid precis made: who it was for, and the event URLs in it.
+struct Bid {
+    id: String,
+    offer: &'static Offer,
+    user: Option<String>,
+    /// `nurl` and `burl`, with the price macro still in them.
+    nurl: String,
+    burl: String,
+    /// The click URL the `adm` carries.
+    click: String,
+}
+
+impl Bid {
+    /// The bid of `offer` in a bid response.
+    fn of(bid: &Value, offer: &'static Offer, user: Option<&str>) -> Bid {
+        assert_eq!(str_of(bid, "cid"), offer.id, "{bid}");
+        let adm = str_of(bid, "adm");
+        let click = adm
+            .split_once("href=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .unwrap_or_else(|| panic!("no link in adm: {adm}"))
+            .0;
+        assert!(!click.contains("${CLICK_URL}"), "unexpanded: {adm}");
+        Bid {
+            id: str_of(bid, "id").to_owned(),
+            offer,
+            user: user.map(str::to_owned),
+            nurl: str_of(bid, "nurl").to_owned(),
+            burl: str_of(bid, "burl").to_owned(),
+            click: click.to_owned(),
+        }
+    }
+
+    /// The event token (`t=`) of the bid's URLs.
+    fn token(&self) -> &str {
+        let (_, query) = self.nurl.split_once("t=").expect("a token in nurl");
+        query.split('&').next().unwrap_or_default()
+    }
+
+    /// The win notice as the exchange sends it: the clearing price in place of the macro.
+    fn win(&self, price: &str) -> String {
+        local(&self.nurl.replace(AUCTION_PRICE, price))
+    }
+
+    /// The billing notice (`burl`) with the clearing price in place of the macro.
+    fn imp(&self, price: &str) -> String {
+        local(&self.burl.replace(AUCTION_PRICE, price))
+    }
+
+    /// The click URL as the browser follows it.
+    fn click(&self) -> String {
+        local(&self.click)
+    }
+}
+
+/// The path and query of a URL precis made: what to ask whichever address the server has now.
+fn local(url: &str) -> String {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("not a loopback URL: {url}"));
+    let start = rest.find('/').unwrap_or_else(|| panic!("no path: {url}"));
+    rest[start..].to_owned()
+}
+
+/// `text` with the character at `at` changed.
+fn tampered(text: &str, at: usize) -> String {
+    let changed = if text.as_bytes()[at] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    format!("{}{changed}{}", &text[..at], &text[at + 1..])
+}
+
+/// Bids once for `offer` and returns the only bid.
+async fn bid_on(server: &Server, offer: &'static Offer, user: Option<&str>) -> Bid {
+    let response = server
+        .bid(&offer.request(user))
+        .await
+        .unwrap_or_else(|| panic!("{} did not bid", offer.id));
+    let bids = bids(&response);
+    assert_eq!(bids.len(), 1, "{response}");
+    Bid::of(&bids[0], offer, user)
+}
+
+/// How a conversion is reported.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// `GET /conv?pclid=..&value=..`.
+    Query,
+    /// `POST /conv` with the same parameters as a form body.
+    Form,
+}
+
+/// A conversion: the click it follows, the order amount and the order id, each optional.
+struct Order<'a> {
+    pclid: &'a str,
+    value: Option<&'a str>,
+    id: Option<&'a str>,
+}
+
+impl Order<'_> {
+    /// The request that reports it.
+    fn request(&self, via: Via) -> (Method, String, Bytes) {
+        let mut params = format!("pclid={}", self.pclid);
+        if let Some(value) = self.value {
+            params += &format!("&value={value}");
+        }
+        if let Some(id) = self.id {
+            params += &format!("&order={id}");
+        }
+        match via {
+            Via::Query => (Method::GET, format!("/conv?{params}"), Bytes::new()),
+            Via::Form => (Method::POST, "/conv".to_owned(), Bytes::from(params)),
+        }
+    }
+}
+
+// The events as the exchange, the browser and the advertiser send them, each asserted accepted.
+
+/// Fires the win notice at `price` and checks it is accepted.
+async fn send_win(server: &Server, bid: &Bid, price: &str) {
+    let (status, _, body) = server.get(&bid.win(price)).await;
+    assert!(status.is_success(), "win answered {status}: {body:?}");
+}
+
+/// Fires the billing notice and checks it answers the pixel, uncached.
+async fn send_imp(server: &Server, bid: &Bid, price: &str) {
+    let (status, headers, body) = server.get(&bid.imp(price)).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(headers["content-type"], "image/gif");
+    assert!(body.starts_with(b"GIF89a"), "not a GIF: {body:?}");
+    let cache = headers["cache-control"].to_str().expect("ascii");
+    assert!(
+        cache.contains("no-cache") && cache.contains("no-store"),
+        "cache-control: {cache}"
+    );
+}
+
+/// Follows the click URL: a 302 to the campaign's landing page with `pclid` added. Returns it.
+async fn send_click(server: &Server, bid: &Bid) -> String {
+    let (status, headers, body) = server.get(&bid.click()).await;
+    assert_eq!(status, StatusCode::FOUND, "click answered {body:?}");
+    let location = headers["location"].to_str().expect("ascii location");
+    let landing = bid.offer.landing;
+    let (base, fragment) = landing.split_once('#').unwrap_or((landing, ""));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let pclid = location
+        .strip_prefix(&format!("{base}{separator}pclid="))
+        .and_then(|rest| match fragment {
+            "" => Some(rest),
+            _ => rest.strip_suffix(&format!("#{fragment}")),
+        })
+        .unwrap_or_else(|| panic!("click to {location}, expected {landing} with a pclid"));
+    assert!(
+        !pclid.is_empty()
+            && pclid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "pclid {pclid:?}"
+    );
+    pclid.to_owned()
+}
+
+/// Reports the order, by query or by form, and checks it is accepted.
+async fn send_order(server: &Server, order: &Order<'_>, via: Via) {
+    let (method, path, body) = order.request(via);
+    let (status, _, body) = server
+        .send(method, &path, "application/x-www-form-urlencoded", body)
+        .await;
+    assert!(
+        status.is_success(),
+        "conversion answered {status}: {body:?}"
+    );
+}
+
+/// What the report must say of one group: counted from what the test sent and saw accepted.
+#[derive(Debug, Default)]
+struct Tally {
+    bids: u64,
+    wins: u64,
+    impressions: u64,
+    users: HashSet<String>,
+    clicks: u64,
+    conversions: u64,
+    spend: f64,
+    revenue: f64,
+}
+
+impl Tally {
+    /// Asserts that a report row holds exactly these figures.
+    fn assert_row(&self, row: &Value) {
+        let count = |key: &str| {
+            row[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no count `{key}` in {row}"))
+        };
+        let counts = [
+            ("bids", self.bids),
+            ("wins", self.wins),
+            ("impressions", self.impressions),
+            ("reach", self.users.len() as u64),
+            ("clicks", self.clicks),
+            ("conversions", self.conversions),
+        ];
+        for (key, expected) in counts {
+            assert_eq!(count(key), expected, "{key} in {row}\nexpected {self:?}");
+        }
+        for (key, expected) in [("spend", self.spend), ("revenue", self.revenue)] {
+            let amount = row[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no amount `{key}` in {row}"));
+            assert!(
+                (amount - expected).abs() < 1e-9,
+                "{key} {amount}, expected {expected}, in {row}"
+            );
+        }
+    }
+}
+
+/// Plays the loop against a server, fires each event once and keeps the books: what the report
+/// must say per campaign.
+struct Books<'a> {
+    server: &'a Server,
+    campaigns: BTreeMap<&'static str, Tally>,
+}
+
+impl<'a> Books<'a> {
+    fn new(server: &'a Server) -> Books<'a> {
+        Books {
+            server,
+            campaigns: BTreeMap::new(),
+        }
+    }
+
+    fn tally(&mut self, bid: &Bid) -> &mut Tally {
+        self.campaigns.entry(bid.offer.id).or_default()
+    }
+
+    async fn bid(&mut self, offer: &'static Offer, user: Option<&str>) -> Bid {
+        let bid = bid_on(self.server, offer, user).await;
+        self.tally(&bid).bids += 1;
+        bid
+    }
+
+    async fn win(&mut self, bid: &Bid, price: &str) {
+        send_win(self.server, bid, price).await;
+        let tally = self.tally(bid);
+        tally.wins += 1;
+        tally.spend += amount(price) / 1000.0;
+    }
+
+    async fn imp(&mut self, bid: &Bid, price: &str) {
+        send_imp(self.server, bid, price).await;
+        let tally = self.tally(bid);
+        tally.impressions += 1;
+        tally.revenue += bid.offer.owed_per_imp();
+        tally.users.extend(bid.user.clone());
+    }
+
+    async fn click(&mut self, bid: &Bid) -> String {
+        let pclid = send_click(self.server, bid).await;
+        let tally = self.tally(bid);
+        tally.clicks += 1;
+        tally.revenue += bid.offer.owed_per_click();
+        pclid
+    }
+
+    async fn order(&mut self, bid: &Bid, order: &Order<'_>, via: Via) {
+        send_order(self.server, order, via).await;
+        let tally = self.tally(bid);
+        tally.conversions += 1;
+        tally.revenue += bid.offer.owed_per_order(order.value.map_or(0.0, amount));
+    }
+
+    /// What the report must say, now that the loop is played.
+    fn ledger(self) -> Ledger {
+        Ledger(self.campaigns)
+    }
+}
+
+/// The [`Tally`] of each campaign.
+struct Ledger(BTreeMap<&'static str, Tally>);
+
+impl Ledger {
+    /// Stops the server and checks `precis report` against the books, by campaign and by creative.
+    async fn assert_report(&self, server: &mut Server) {
+        server.stop().await;
+        let rows = server.report("campaign");
+        let campaigns: Vec<&str> = rows.iter().map(|r| str_of(r, "campaign")).collect();
+        let expected: Vec<&str> = self.0.keys().copied().collect();
+        assert_eq!(campaigns, expected, "{rows:?}");
+        for row in &rows {
+            self.0[str_of(row, "campaign")].assert_row(row);
+        }
+        let rows = server.report("creative");
+        assert_eq!(rows.len(), self.0.len(), "{rows:?}");
+        for row in &rows {
+            let offer = OFFERS
+                .iter()
+                .find(|o| o.id == str_of(row, "campaign"))
+                .expect("a campaign of the test");
+            assert_eq!(str_of(row, "creative"), offer.creative(), "{row}");
+            self.0[offer.id].assert_row(row);
+        }
+    }
+}
+
+fn amount(text: &str) -> f64 {
+    text.parse()
+        .unwrap_or_else(|_| panic!("not an amount: {text}"))
+}
+
+/// `precis_events_total` and `precis_event_repeats_total` of each kind, in that order.
+async fn event_counts(server: &Server, kind: &str) -> (f64, f64) {
+    let metrics = server.metrics().await;
+    let series = |name: &str| {
+        let series = format!("{name}{{kind=\"{kind}\"}}");
+        *metrics
+            .get(&series)
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+    };
+    (
+        series("precis_events_total"),
+        series("precis_event_repeats_total"),
+    )
+}
+
+/// `precis_event_rejections_total{reason="REASON"}`.
+async fn rejections(server: &Server, reason: &str) -> f64 {
+    server
+        .metric(&format!(
+            "precis_event_rejections_total{{reason=\"{reason}\"}}"
+        ))
+        .await
+}
+
+/// Asserts that an event request was turned away: a 4xx with a JSON `error`.
+fn assert_refused(what: &str, (status, headers, body): &(StatusCode, HeaderMap, Bytes)) {
+    assert!(
+        status.is_client_error(),
+        "{what}: answered {status}, expected 4xx: {body:?}"
+    );
+    assert_eq!(headers["content-type"], "application/json", "{what}");
+    let error = parse_json(body);
+    assert!(
+        error["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{what}: {error}"
+    );
+}
+
+#[tokio::test]
+async fn the_closed_loop_reconciles_exactly_with_what_was_sent() {
+    let mut server = serving(Server::setup(), &OFFERS);
+    let mut books = Books::new(&server);
+    for offer in OFFERS {
+        // Ann is seen twice: reach counts her once. The fourth bid is won but never rendered, the
+        // fifth lost.
+        let ann = books.bid(offer, Some("ann")).await;
+        let bob = books.bid(offer, Some("bob")).await;
+        let ann_again = books.bid(offer, Some("ann")).await;
+        let unrendered = books.bid(offer, Some("cyd")).await;
+        books.bid(offer, None).await;
+
+        // Each rendered bid is clicked and followed by an order: by query, by form, and one
+        // without an amount (a conversion that earns no commission).
+        let funnel = [
+            (&ann, "1.234567", Some("120.50"), Some("A-1"), Via::Query),
+            (&bob, "0.98", Some("80"), Some("B-1"), Via::Form),
+            (&ann_again, "2.5", None, None, Via::Query),
+        ];
+        for (bid, price, value, id, via) in funnel {
+            books.win(bid, price).await;
+            books.imp(bid, price).await;
+            let pclid = books.click(bid).await;
+            let order = Order {
+                pclid: &pclid,
+                value,
+                id,
+            };
+            books.order(bid, &order, via).await;
+        }
+        books.win(&unrendered, "0.000001").await;
+    }
+    books.ledger().assert_report(&mut server).await;
+}
+
+#[tokio::test]
+async fn each_event_counts_once_however_often_it_arrives() {
+    let mut server = serving(Server::setup(), &OFFERS);
+    let mut books = Books::new(&server);
+    for offer in OFFERS {
+        let bid = books.bid(offer, Some("dee")).await;
+        books.win(&bid, "1.5").await;
+        send_win(&server, &bid, "1.5").await;
+        books.imp(&bid, "1.5").await;
+        send_imp(&server, &bid, "1.5").await;
+        let pclid = books.click(&bid).await;
+        // A second click still takes the user to the landing page, and its pclid is as good.
+        let again = send_click(&server, &bid).await;
+        let first = Order {
+            pclid: &pclid,
+            value: Some("40"),
+            id: Some("o-1"),
+        };
+        books.order(&bid, &first, Via::Query).await;
+        send_order(&server, &first, Via::Form).await;
+        let retried = Order {
+            pclid: &again,
+            ..first
+        };
+        send_order(&server, &retried, Via::Query).await;
+        // Another order after the same click is another conversion.
+        let second = Order {
+            pclid: &pclid,
+            value: Some("25.5"),
+            id: Some("o-2"),
+        };
+        books.order(&bid, &second, Via::Query).await;
+    }
+    let n = OFFERS.len() as f64;
+    for (kind, logged, repeated) in [
+        ("win", n, n),
+        ("imp", n, n),
+        ("click", n, n),
+        ("conv", 2.0 * n, 2.0 * n),
+    ] {
+        assert_eq!(
+            event_counts(&server, kind).await,
+            (logged, repeated),
+            "{kind}: (precis_events_total, precis_event_repeats_total)"
+        );
+    }
+    books.ledger().assert_report(&mut server).await;
+}
+
+#[tokio::test]
+async fn forged_misused_and_malformed_events_are_refused_and_never_logged() {
+    let mut server = serving(Server::setup().env("PRECIS_SECRET", SECRET), &[&BRAND]);
+    let other = serving(
+        Server::setup().env("PRECIS_SECRET", OTHER_SECRET),
+        &[&BRAND],
+    );
+    let foreign = bid_on(&other, &BRAND, Some("eve")).await;
+
+    let mut books = Books::new(&server);
+    // Never gets a valid event: everything sent for it is refused.
+    let target = books.bid(&BRAND, Some("eve")).await;
+    // Clicked, for a click token to misuse.
+    let clicked = books.bid(&BRAND, Some("eve")).await;
+    let pclid = books.click(&clicked).await;
+
+    let token = target.token();
+    let forged = tampered(token, token.len() / 2);
+    let forged_pclid = tampered(&pclid, pclid.len() / 2);
+    let get = |path: String| (Method::GET, path, Bytes::new());
+    let bad_token = [
+        ("no token", get("/win?price=1.5".into())),
+        ("tampered", get(format!("/win?t={forged}&price=1.5"))),
+        ("tampered imp", get(format!("/imp?t={forged}&price=1.5"))),
+        ("tampered click", get(format!("/click?t={forged}"))),
+        ("another server's token", get(foreign.win("1.5"))),
+        ("a pclid on /win", get(format!("/win?t={pclid}&price=1.5"))),
+        ("a pclid on /click", get(format!("/click?t={pclid}"))),
+        (
+            "an event token as pclid",
+            get(format!("/conv?pclid={token}&value=10")),
+        ),
+        (
+            "tampered pclid",
+            get(format!("/conv?pclid={forged_pclid}&value=10")),
+        ),
+    ];
+    let form = |body: String| (Method::POST, "/conv".to_owned(), Bytes::from(body));
+    let bad_amount = [
+        ("unsubstituted win price", get(local(&target.nurl))),
+        ("unsubstituted imp price", get(local(&target.burl))),
+        ("negative price", get(target.win("-1"))),
+        ("non-numeric price", get(target.win("abc"))),
+        ("NaN price", get(target.win("NaN"))),
+        ("empty price", get(target.win(""))),
+        ("negative imp price", get(target.imp("-0.5"))),
+        (
+            "negative value",
+            get(format!("/conv?pclid={pclid}&value=-5")),
+        ),
+        (
+            "non-numeric value",
+            get(format!("/conv?pclid={pclid}&value=lots")),
+        ),
+        (
+            "negative value by form",
+            form(format!("pclid={pclid}&value=-5&order=x")),
+        ),
+        (
+            "infinite value by form",
+            form(format!("pclid={pclid}&value=inf")),
+        ),
+    ];
+    for (reason, cases) in [("bad_token", &bad_token[..]), ("bad_amount", &bad_amount)] {
+        for (what, (method, path, body)) in cases {
+            let answer = server
+                .send(
+                    method.clone(),
+                    path,
+                    "application/x-www-form-urlencoded",
+                    body.clone(),
+                )
+                .await;
+            assert_refused(what, &answer);
+        }
+        assert_eq!(
+            rejections(&server, reason).await,
+            cases.len() as f64,
+            "{reason}"
+        );
+    }
+    books.ledger().assert_report(&mut server).await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_never_logged() {
+    let mut server = serving(
+        Server::setup().config("[events]\ntoken_ttl_secs = 1\n"),
+        &[&BRAND],
+    );
+    let mut books = Books::new(&server);
+    let bid = books.bid(&BRAND, Some("fay")).await;
+    // Probed with a price that is not one: while the token lives the answer is 400 and nothing
+    // is logged, so the probe itself cannot record the win.
+    let probe = bid.win("not-a-price");
+    server
+        .eventually_every(
+            Duration::from_millis(500),
+            "the token to expire",
+            async || match server.get(&probe).await {
+                (StatusCode::GONE, _, _) => Ok(()),
+                (status, _, body) => Err(format!("{status} {body:?}")),
+            },
+        )
+        .await;
+    for (what, path) in [
+        ("win", bid.win("1.5")),
+        ("imp", bid.imp("1.5")),
+        ("click", bid.click()),
+    ] {
+        let answer = server.get(&path).await;
+        assert_eq!(answer.0, StatusCode::GONE, "{what}");
+        assert_refused(what, &answer);
+    }
+    assert_eq!(rejections(&server, "expired").await, 4.0);
+    books.ledger().assert_report(&mut server).await;
+    let logged: Vec<String> = server
+        .logged_events()
+        .iter()
+        .map(|e| str_of(e, "event").to_owned())
+        .filter(|e| e != "bid")
+        .collect();
+    assert!(logged.is_empty(), "logged {logged:?}");
+}
+
+#[tokio::test]
+async fn a_burst_of_events_then_sigterm_leaves_every_accepted_one_in_the_log() {
+    // Synced only at shutdown: whatever is on disk got there through the graceful stop.
+    let server = serving(
+        Server::setup().config("[events]\nsync_ms = 3600000\n"),
+        &[&BRAND],
+    );
+    const REQUESTS: usize = 40;
+    const IMPS: usize = 50;
+    let mut made = Vec::new();
+    for r in 0..REQUESTS {
+        let imps = (0..IMPS)
+            .map(|i| banner_imp(&format!("{r}-{i}"), BRAND.w, BRAND.h))
+            .collect();
+        let response = server.bid(&request(imps)).await.expect("a bid per imp");
+        let bids = bids(&response);
+        assert_eq!(bids.len(), IMPS, "{response}");
+        made.extend(bids.iter().map(|b| Bid::of(b, &BRAND, None)));
+    }
+
+    // A handful of tasks, each firing the win and the impression of its share of the bids.
+    let server = Arc::new(server);
+    let made = Arc::new(made);
+    const TASKS: usize = 8;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let (server, made) = (server.clone(), made.clone());
+        tasks.spawn(async move {
+            let mut accepted = Vec::new();
+            for bid in made.iter().skip(task).step_by(TASKS) {
+                for (kind, path) in [("win", bid.win("0.75")), ("imp", bid.imp("0.75"))] {
+                    let (status, _, body) = server.get(&path).await;
+                    match status {
+                        s if s.is_success() => accepted.push((kind, bid.id.clone())),
+                        // The log could not keep up: the sender would retry. Not logged.
+                        StatusCode::SERVICE_UNAVAILABLE => {}
+                        other => panic!("{kind} answered {other}: {body:?}"),
+                    }
+                }
+            }
+            accepted
+        });
+    }
+    let mut accepted = HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        accepted.extend(done.expect("a sender task"));
+    }
+    assert!(!accepted.is_empty());
+
+    let mut server = Arc::into_inner(server).expect("the tasks are done");
+    server.stop().await;
+    let mut logged = HashSet::new();
+    let mut bid_lines = 0;
+    for event in server.logged_events() {
+        match str_of(&event, "event") {
+            "bid" => bid_lines += 1,
+            kind => {
+                let key = (kind.to_owned(), str_of(&event, "bid").to_owned());
+                assert!(logged.insert(key), "logged twice: {event}");
+            }
+        }
+    }
+    let accepted: HashSet<(String, String)> = accepted
+        .into_iter()
+        .map(|(kind, bid)| (kind.to_owned(), bid))
+        .collect();
+    assert_eq!(logged.len(), accepted.len(), "events logged vs accepted");
+    assert!(logged == accepted, "the log differs from what was accepted");
+    assert_eq!(bid_lines, REQUESTS * IMPS);
+}
+
+#[tokio::test]
+async fn events_replayed_after_a_restart_count_once_and_old_tokens_still_verify() {
+    let mut server = serving(Server::setup().env("PRECIS_SECRET", SECRET), &[&SHOP]);
+    let bid = bid_on(&server, &SHOP, Some("gus")).await;
+    send_win(&server, &bid, "1.75").await;
+    let pclid = send_click(&server, &bid).await;
+    let order = Order {
+        pclid: &pclid,
+        value: Some("60"),
+        id: Some("o-1"),
+    };
+    send_order(&server, &order, Via::Query).await;
+
+    server.restart(&[]).await;
+    // The exchange, the browser and the advertiser retry what they sent before the restart.
+    send_win(&server, &bid, "1.75").await;
+    send_click(&server, &bid).await;
+    send_order(&server, &order, Via::Query).await;
+    for kind in ["win", "click", "conv"] {
+        assert_eq!(event_counts(&server, kind).await, (0.0, 1.0), "{kind}");
+    }
+    // The tokens signed before the restart still verify for new events.
+    send_imp(&server, &bid, "1.75").await;
+    let another = Order {
+        id: Some("o-2"),
+        value: Some("20"),
+        ..order
+    };
+    send_order(&server, &another, Via::Form).await;
+    assert_eq!(event_counts(&server, "imp").await, (1.0, 0.0));
+    assert_eq!(event_counts(&server, "conv").await, (1.0, 1.0));
+
+    let tally = Tally {
+        bids: 1,
+        wins: 1,
+        impressions: 1,
+        users: HashSet::from(["gus".to_owned()]),
+        clicks: 1,
+        conversions: 2,
+        spend: 1.75 / 1000.0,
+        revenue: SHOP.owed_per_order(60.0 + 20.0),
+    };
+    Ledger(BTreeMap::from([(SHOP.id, tally)]))
+        .assert_report(&mut server)
+        .await;
+}
+
+#[tokio::test]
+async fn tokens_signed_with_the_previous_secret_verify_during_a_rotation() {
+    let mut server = serving(Server::setup().env("PRECIS_SECRET", SECRET), &[&BRAND]);
+    let old = bid_on(&server, &BRAND, None).await;
+
+    server
+        .restart(&[
+            ("PRECIS_SECRET", OTHER_SECRET),
+            ("PRECIS_SECRET_PREVIOUS", SECRET),
+        ])
+        .await;
+    send_win(&server, &old, "1.0").await;
+    let new = bid_on(&server, &BRAND, None).await;
+    send_win(&server, &new, "1.0").await;
+
+    // Rotation over: the old secret is no longer accepted, the new one is.
+    server.restart(&[("PRECIS_SECRET_PREVIOUS", "")]).await;
+    let answer = server.get(&old.imp("1.0")).await;
+    assert_refused("a token of a retired secret", &answer);
+    assert_eq!(rejections(&server, "bad_token").await, 1.0);
+    send_imp(&server, &new, "1.0").await;
+    assert_eq!(event_counts(&server, "imp").await, (1.0, 0.0));
+}
+
+/// Bids on [`BRAND`] with single- and two-imp requests and one request nobody bids on, wins one
+/// bid, stops the server: the ids of the bids made, of the bids logged as `bid` lines, and the
+/// report row.
+async fn bids_made_and_logged(setup: Setup) -> (Vec<String>, Vec<String>, Value) {
+    let mut server = serving(setup, &[&BRAND]);
+    let banner = || banner_imp("1", BRAND.w, BRAND.h);
+    let mut made = Vec::new();
+    for imps in [
+        vec![banner()],
+        vec![banner(), banner_imp("2", BRAND.w, BRAND.h)],
+        vec![banner()],
+    ] {
+        let response = server.bid(&request(imps)).await.expect("a bid");
+        made.extend(bids(&response).iter().map(|b| Bid::of(b, &BRAND, None)));
+    }
+    assert!(server.bid(&banner_request(1, 1)).await.is_none());
+    send_win(&server, &made[0], "1.0").await;
+    server.stop().await;
+
+    let logged = server
+        .logged_events()
+        .into_iter()
+        .filter(|e| e["event"] == "bid")
+        .map(|e| str_of(&e, "bid").to_owned())
+        .collect();
+    let mut rows = server.report("campaign");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    (
+        made.into_iter().map(|b| b.id).collect(),
+        logged,
+        rows.remove(0),
+    )
+}
+
+#[tokio::test]
+async fn every_bid_is_logged_by_default() {
+    let (made, logged, row) = bids_made_and_logged(Server::setup()).await;
+    assert_eq!(made.len(), 4);
+    assert_eq!(logged, made);
+    assert_eq!(
+        (row["bids"].as_u64(), row["wins"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(row["win_rate"], 0.25);
+}
+
+#[tokio::test]
+async fn no_bid_is_logged_when_bid_logging_is_off() {
+    let setup = Server::setup().config("[events]\nlog_bids_every = 0\n");
+    let (made, logged, row) = bids_made_and_logged(setup).await;
+    assert_eq!(made.len(), 4);
+    assert_eq!(logged, Vec::<String>::new());
+    assert_eq!(
+        (row["bids"].as_u64(), row["wins"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(row["win_rate"].is_null(), "{row}");
+}
