@@ -897,3 +897,63 @@ async fn no_bid_is_logged_when_bid_logging_is_off() {
     );
     assert!(row["win_rate"].is_null(), "{row}");
 }
+
+/// The price `CLICKS` bids now.
+async fn clicks_price(server: &Server) -> f64 {
+    let response = server
+        .bid(&CLICKS.request(None))
+        .await
+        .expect("clicks bids");
+    common::price_of(&bids(&response)[0])
+}
+
+#[tokio::test]
+async fn measured_clicks_move_the_price_of_a_cpc_campaign() {
+    // The prior (1% CTR) weighs as 10 impressions; repricing every second.
+    let setup = Server::setup().config("[learning]\nprior_impressions = 10\nreprice_secs = 1\n");
+    let server = serving(setup, &[&CLICKS]);
+    // 0.40 per click at the prior 1% CTR: 4.00 per thousand.
+    common::assert_price(clicks_price(&server).await, 4.0);
+
+    // 30 impressions and no click: CTR (0 + 0.1) / (30 + 10) = 0.25%, so 1.00 per thousand.
+    let mut shown = Vec::new();
+    for _ in 0..30 {
+        let bid = bid_on(&server, &CLICKS, None).await;
+        send_imp(&server, &bid, "1.0").await;
+        shown.push(bid);
+    }
+    let lowered = server
+        .eventually("the price to fall to 1.00", async || {
+            let price = clicks_price(&server).await;
+            if (price - 1.0).abs() < 1e-9 {
+                Ok(price)
+            } else {
+                Err(format!("price {price}"))
+            }
+        })
+        .await;
+    common::assert_price(lowered, 1.0);
+
+    // 20 of them clicked: CTR (20 + 0.1) / 40 = 50.25%: 201 per thousand, capped at max_cpm 50.
+    for bid in &shown[..20] {
+        send_click(&server, bid).await;
+    }
+    let raised = server
+        .eventually("the price to rise", async || {
+            let price = clicks_price(&server).await;
+            if price > 4.0 {
+                Ok(price)
+            } else {
+                Err(format!("price {price}"))
+            }
+        })
+        .await;
+    common::assert_price(raised, 50.0);
+    let status = server.status().await;
+    let learned = &status["campaigns"][0];
+    assert_eq!(
+        (learned["impressions"].as_u64(), learned["clicks"].as_u64()),
+        (Some(30), Some(20)),
+        "{status}"
+    );
+}
