@@ -286,6 +286,7 @@ mod tests {
             country: None,
             device: None,
             os: None,
+            weight: 1,
         }
     }
 

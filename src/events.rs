@@ -81,6 +81,17 @@ pub struct Event {
     pub device: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+    /// How many bids a sampled bid line stands for (`[events] log_bids_every`); 1 for any other line.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(weight: &u64) -> bool {
+    *weight == 1
 }
 
 impl Event {
@@ -105,6 +116,7 @@ impl Event {
             country: claims.country.clone(),
             device: claims.device,
             os: claims.os.clone(),
+            weight: 1,
         }
     }
 }

@@ -184,6 +184,7 @@ mod tests {
             country: None,
             device: None,
             os: None,
+            weight: 1,
         }
     }
 

@@ -175,7 +175,7 @@ const NANOS_PER_USD: f64 = 1e9;
 impl Totals {
     pub fn add(&mut self, event: &Event) {
         match event.event {
-            Kind::Bid => self.bids += 1,
+            Kind::Bid => self.bids += event.weight.max(1),
             Kind::Win => self.wins += 1,
             Kind::Imp => {
                 self.impressions += 1;
@@ -829,6 +829,7 @@ mod tests {
             country: Some("CHN".to_owned()),
             device: Some(4),
             os: Some("ios".to_owned()),
+            weight: 1,
         }
     }
 
@@ -952,6 +953,22 @@ mod tests {
         let (path, line) = skipped.first.unwrap();
         assert!(path.ends_with("events-20260302T09.jsonl"), "{path:?}");
         assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn a_sampled_bid_line_counts_as_the_bids_it_stands_for() {
+        let mut totals = Totals::default();
+        totals.add(&Event {
+            weight: 10,
+            ..event(Kind::Bid, "b1", "2026-03-01T10:00:00Z")
+        });
+        totals.add(&event(Kind::Bid, "b2", "2026-03-01T10:00:00Z"));
+        totals.add(&event(Kind::Win, "b1", "2026-03-01T10:00:01Z"));
+        assert_eq!(totals.bids, 11);
+        assert_eq!(totals.win_rate(), Some(1.0 / 11.0));
+        // A line written before the field existed stands for one bid.
+        let old = r#"{"ts":"2026-03-01T10:00:00Z","event":"bid","bid":"b","request":"r","imp":"1","campaign":"c","creative":"k","bid_price":1.0,"cur":"USD"}"#;
+        assert_eq!(serde_json::from_str::<Event>(old).unwrap().weight, 1);
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn event(kind: Kind, bid: &str, ts: &str) -> Event {
         country: Some("USA".to_owned()),
         device: Some(2),
         os: Some("windows".to_owned()),
+        weight: 1,
     }
 }
 
