@@ -499,7 +499,7 @@ impl Bidder {
             (Currency::parse("GBP").expect("GBP"), 0.79),
         ]);
         // The files' priors: nothing has been learned in a bench.
-        let ranked = auction::rank(campaigns(&rates), &rates, |c| c.pricing.ecpm());
+        let ranked = auction::rank(campaigns(&rates), &rates, Ranked::from_file);
         Bidder {
             ranked,
             rates,

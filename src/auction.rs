@@ -23,15 +23,28 @@ pub struct Ranked {
     /// Its eCPM in the campaign currency, capped at `max_cpm`: from the file's priors, or learned
     /// (see [`crate::learning`]).
     pub ecpm: f64,
+    /// Indexes into its creatives, best first: among those that fit an imp, the first is served.
+    pub creatives: Vec<usize>,
 }
 
-/// Orders campaigns for [`run`]: live ones only, highest eCPM (as `ecpm` prices them, compared in
+impl Ranked {
+    /// At the file's priors, creatives in file order: before anything is measured.
+    pub fn from_file(campaign: Arc<Campaign>) -> Ranked {
+        Ranked {
+            ecpm: campaign.pricing.ecpm(),
+            creatives: (0..campaign.creatives.len()).collect(),
+            campaign,
+        }
+    }
+}
+
+/// Orders campaigns for [`run`]: live ones only, highest eCPM (as `price` prices them, compared in
 /// USD) first, ties broken by higher `max_cpm`, then by id, so the same data always gives the same
 /// winner.
 pub fn rank(
     campaigns: impl IntoIterator<Item = Arc<Campaign>>,
     rates: &Rates,
-    ecpm: impl Fn(&Campaign) -> f64,
+    price: impl Fn(Arc<Campaign>) -> Ranked,
 ) -> Vec<Ranked> {
     let usd = |c: &Campaign, amount: f64| {
         rates
@@ -42,11 +55,12 @@ pub fn rank(
         .into_iter()
         .filter(|c| c.active)
         .map(|campaign| {
-            let ecpm = ecpm(&campaign);
+            let ranked = price(campaign);
+            let campaign = &ranked.campaign;
             (
-                usd(&campaign, ecpm),
-                usd(&campaign, campaign.pricing.max_cpm),
-                Ranked { campaign, ecpm },
+                usd(campaign, ranked.ecpm),
+                usd(campaign, campaign.pricing.max_cpm),
+                ranked,
             )
         })
         .collect();
@@ -94,10 +108,11 @@ pub fn run<'a>(
         let Some(floor) = floor(imp, currency, rates) else {
             continue;
         };
-        for (Ranked { campaign, ecpm }, memo) in ranked.iter().zip(eligible.iter_mut()) {
+        for (entry, memo) in ranked.iter().zip(eligible.iter_mut()) {
+            let campaign = &entry.campaign;
             // Cheapest and most selective first: the creative fit (a few integer compares), then
             // the request-wide checks, decided once per campaign and remembered for later imps.
-            let Some((creative, w, h)) = fitting(campaign, imp) else {
+            let Some((creative, w, h)) = fitting(entry, imp) else {
                 continue;
             };
             let ok = *memo.get_or_insert_with(|| {
@@ -109,7 +124,7 @@ pub fn run<'a>(
                 continue;
             }
             let price = rates
-                .convert(*ecpm, campaign.pricing.currency, currency)
+                .convert(entry.ecpm, campaign.pricing.currency, currency)
                 .unwrap_or(0.0);
             // Ranked by eCPM: if the best fitting campaign is under the floor, so is every other.
             if price > 0.0 && price >= floor {
@@ -168,12 +183,14 @@ fn floor(imp: &Imp, currency: Currency, rates: &Rates) -> Option<f64> {
     rates.convert(floor, floor_currency, currency)
 }
 
-/// The campaign's first creative that fits the imp, with the size to report.
-fn fitting<'c>(
-    campaign: &'c Campaign,
-    imp: &Imp,
-) -> Option<(&'c Creative, Option<u32>, Option<u32>)> {
-    campaign.creatives.iter().find_map(|c| match &c.format {
+/// The campaign's best creative (in [`Ranked::creatives`] order) that fits the imp, with the size
+/// to report.
+fn fitting<'c>(entry: &'c Ranked, imp: &Imp) -> Option<(&'c Creative, Option<u32>, Option<u32>)> {
+    let creatives = entry
+        .creatives
+        .iter()
+        .filter_map(|&i| entry.campaign.creatives.get(i));
+    creatives.into_iter().find_map(|c| match &c.format {
         Format::Banner => {
             let banner = imp.banner.as_ref()?;
             let size = (c.w?, c.h?);
@@ -384,9 +401,11 @@ landing = "https://shop.example/""#;
             "model = \"cpc\"\ncpc = 0.2\nctr = 0.01\nmax_cpm = 9.0",
             BANNER,
         );
-        let ranked = rank([a.clone(), c.clone(), b.clone()], &rates(), |c| {
-            c.pricing.ecpm()
-        });
+        let ranked = rank(
+            [a.clone(), c.clone(), b.clone()],
+            &rates(),
+            Ranked::from_file,
+        );
         let ids: Vec<&str> = ranked.iter().map(|r| r.campaign.id.as_str()).collect();
         assert_eq!(ids, ["b", "c", "a"]);
         assert_eq!(winners(&ranked, MREC), [("b".into(), "USD".into(), 2.0)]);
@@ -396,7 +415,7 @@ landing = "https://shop.example/""#;
             "model = \"cpm\"\ncpm = 3.0\ncurrency = \"EUR\"",
             BANNER,
         );
-        let ranked = rank([a, eur], &rates(), |c| c.pricing.ecpm());
+        let ranked = rank([a, eur], &rates(), Ranked::from_file);
         assert_eq!(winners(&ranked, MREC), [("eur".into(), "USD".into(), 6.0)]);
     }
 
@@ -404,7 +423,7 @@ landing = "https://shop.example/""#;
     fn the_best_campaign_without_a_fitting_creative_yields_to_the_next() {
         let video = campaign("video", "model = \"cpm\"\ncpm = 9.0", VIDEO);
         let banner = campaign("banner", "model = \"cpm\"\ncpm = 1.0", BANNER);
-        let ranked = rank([video, banner], &rates(), |c| c.pricing.ecpm());
+        let ranked = rank([video, banner], &rates(), Ranked::from_file);
         let both = r#"{"id": "r", "imp": [{"id": "b", "banner": {"format": [{"w": 728, "h": 90}, {"w": 300, "h": 250}]}},
                                          {"id": "v", "video": {"mimes": ["video/mp4"], "protocols": [2, 3]}}]}"#;
         let won: Vec<String> = winners(&ranked, both).into_iter().map(|w| w.0).collect();
@@ -416,7 +435,7 @@ landing = "https://shop.example/""#;
         let ranked = rank(
             [campaign("video", "model = \"cpm\"\ncpm = 2.0", VIDEO)],
             &rates(),
-            |c| c.pricing.ecpm(),
+            Ranked::from_file,
         );
         let with = |video: &str| {
             winners(
@@ -444,7 +463,7 @@ landing = "https://shop.example/""#;
         let ranked = rank(
             [campaign("a", "model = \"cpm\"\ncpm = 2.0", BANNER)],
             &rates(),
-            |c| c.pricing.ecpm(),
+            Ranked::from_file,
         );
         let with = |extra: &str, imp: &str| {
             winners(

@@ -7,7 +7,11 @@
 //! off the bid path; the bid path reads prices that [`crate::reload::Store::reprice`] computed from
 //! these counts, never the counts themselves.
 
+use std::sync::Arc;
+
 use dashmap::DashMap;
+
+use crate::auction::Ranked;
 
 use crate::campaign::Campaign;
 use crate::events::{Event, Kind};
@@ -23,6 +27,19 @@ pub struct Counts {
     pub revenue_usd: f64,
 }
 
+impl Counts {
+    fn add(&mut self, event: &Event) {
+        match event.event {
+            Kind::Imp => self.impressions += 1,
+            Kind::Click => self.clicks += 1,
+            Kind::Conv => self.conversions += 1,
+            Kind::Win | Kind::Bid => {}
+        }
+        self.spend_usd += event.spend_usd;
+        self.revenue_usd += event.revenue_usd;
+    }
+}
+
 /// How much the file's priors weigh against measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Priors {
@@ -36,6 +53,8 @@ pub struct Priors {
 #[derive(Debug)]
 pub struct Learned {
     counts: DashMap<String, Counts>,
+    /// The same, per (campaign, creative).
+    creatives: DashMap<(String, String), Counts>,
     priors: Priors,
 }
 
@@ -43,6 +62,7 @@ impl Learned {
     pub fn new(priors: Priors) -> Learned {
         Learned {
             counts: DashMap::new(),
+            creatives: DashMap::new(),
             priors,
         }
     }
@@ -52,19 +72,66 @@ impl Learned {
         if event.event == Kind::Bid {
             return;
         }
-        let mut counts = self.counts.entry(event.campaign.clone()).or_default();
-        match event.event {
-            Kind::Imp => counts.impressions += 1,
-            Kind::Click => counts.clicks += 1,
-            Kind::Conv => counts.conversions += 1,
-            Kind::Win | Kind::Bid => {}
-        }
-        counts.spend_usd += event.spend_usd;
-        counts.revenue_usd += event.revenue_usd;
+        self.counts
+            .entry(event.campaign.clone())
+            .or_default()
+            .add(event);
+        self.creatives
+            .entry((event.campaign.clone(), event.creative.clone()))
+            .or_default()
+            .add(event);
     }
 
     pub fn counts(&self, campaign: &str) -> Counts {
         self.counts.get(campaign).map(|c| *c).unwrap_or_default()
+    }
+
+    pub fn creative_counts(&self, campaign: &str, creative: &str) -> Counts {
+        let key = (campaign.to_owned(), creative.to_owned());
+        self.creatives.get(&key).map(|c| *c).unwrap_or_default()
+    }
+
+    /// The campaign's learned CTR (its prior when it has no `ctr`: CPM campaigns).
+    fn ctr(&self, campaign: &Campaign) -> f64 {
+        let counts = self.counts(&campaign.id);
+        let prior = match campaign.pricing.model {
+            Model::Cpc { ctr, .. } | Model::Cps { ctr, .. } => ctr,
+            Model::Cpm { .. } => 0.001,
+        };
+        smooth(
+            counts.clicks,
+            counts.impressions,
+            prior,
+            self.priors.impressions,
+        )
+    }
+
+    /// A creative's learned CTR, smoothed toward its campaign's.
+    pub fn creative_ctr(&self, campaign: &Campaign, creative: &str) -> f64 {
+        let counts = self.creative_counts(&campaign.id, creative);
+        smooth(
+            counts.clicks,
+            counts.impressions,
+            self.ctr(campaign),
+            self.priors.impressions,
+        )
+    }
+
+    /// The campaign as the auction should see it now: at its learned eCPM, with its creatives in
+    /// order of learned CTR (file order among equals).
+    pub fn ranked(&self, campaign: Arc<Campaign>) -> Ranked {
+        let ctrs: Vec<f64> = campaign
+            .creatives
+            .iter()
+            .map(|k| self.creative_ctr(&campaign, &k.id))
+            .collect();
+        let mut creatives: Vec<usize> = (0..ctrs.len()).collect();
+        creatives.sort_by(|&a, &b| ctrs[b].total_cmp(&ctrs[a]).then(a.cmp(&b)));
+        Ranked {
+            ecpm: self.ecpm(&campaign),
+            creatives,
+            campaign,
+        }
     }
 
     /// The campaign's pricing model with its CTR and CVR replaced by the learned ones.
@@ -213,6 +280,40 @@ mod tests {
         // The cap still holds.
         let capped = campaign("model = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 10");
         assert_eq!(learned.ecpm(&capped), 10.0);
+    }
+
+    #[test]
+    fn the_creative_that_gets_clicked_is_served_first() {
+        let learned = Learned::new(Priors {
+            impressions: 100.0,
+            clicks: 100.0,
+        });
+        let two = format!(
+            "{}\n[[creative]]\nid = \"d\"\nformat = \"banner\"\nw = 1\nh = 1\nadm = \"y\"\nlanding = \"https://a.example/\"",
+            "adomain = [\"a.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 50\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\nadm = \"x\"\nlanding = \"https://a.example/\""
+        );
+        let campaign = Arc::new(
+            crate::campaign::parse(&two, Path::new("shoes.toml"), &Rates::default()).unwrap(),
+        );
+        // Nothing measured: file order.
+        assert_eq!(learned.ranked(campaign.clone()).creatives, [0, 1]);
+        for _ in 0..200 {
+            learned.observe(&event(Kind::Imp));
+            learned.observe(&Event {
+                creative: "d".into(),
+                ..event(Kind::Imp)
+            });
+        }
+        for _ in 0..10 {
+            learned.observe(&Event {
+                creative: "d".into(),
+                ..event(Kind::Click)
+            });
+        }
+        let ranked = learned.ranked(campaign.clone());
+        assert_eq!(ranked.creatives, [1, 0]);
+        assert!(learned.creative_ctr(&campaign, "d") > learned.creative_ctr(&campaign, "c"));
+        assert!((ranked.ecpm - learned.ecpm(&campaign)).abs() < 1e-12);
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Store {
     }
 
     fn rank(&self, campaigns: impl IntoIterator<Item = Arc<Campaign>>) -> Vec<Ranked> {
-        auction::rank(campaigns, &self.rates, |c| self.learned.ecpm(c))
+        auction::rank(campaigns, &self.rates, |c| self.learned.ranked(c))
     }
 
     /// Re-reads the directory and swaps in the result. On an error listing the directory the

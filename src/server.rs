@@ -424,20 +424,42 @@ pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
     let campaigns: Vec<_> = snapshot
         .ranked
         .iter()
-        .map(|Ranked { campaign, ecpm }| {
-            let counts = store.learned().counts(&campaign.id);
-            serde_json::json!({
-                "id": campaign.id,
-                "ecpm": ecpm,
-                "currency": campaign.pricing.currency.to_string(),
-                "impressions": counts.impressions,
-                "clicks": counts.clicks,
-                "conversions": counts.conversions,
-                "spend_usd": counts.spend_usd,
-                "revenue_usd": counts.revenue_usd,
-                "kpi_alerts": learning::shortfalls(campaign, &counts, store.rates()),
-            })
-        })
+        .map(
+            |Ranked {
+                 campaign,
+                 ecpm,
+                 creatives,
+             }| {
+                let learned = store.learned();
+                let counts = learned.counts(&campaign.id);
+                // Best first: the order creatives are served in when several fit.
+                let creatives: Vec<_> = creatives
+                    .iter()
+                    .filter_map(|&i| campaign.creatives.get(i))
+                    .map(|k| {
+                        let c = learned.creative_counts(&campaign.id, &k.id);
+                        serde_json::json!({
+                            "id": k.id,
+                            "impressions": c.impressions,
+                            "clicks": c.clicks,
+                            "ctr": learned.creative_ctr(campaign, &k.id),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "id": campaign.id,
+                    "ecpm": ecpm,
+                    "currency": campaign.pricing.currency.to_string(),
+                    "impressions": counts.impressions,
+                    "clicks": counts.clicks,
+                    "conversions": counts.conversions,
+                    "spend_usd": counts.spend_usd,
+                    "revenue_usd": counts.revenue_usd,
+                    "kpi_alerts": learning::shortfalls(campaign, &counts, store.rates()),
+                    "creatives": creatives,
+                })
+            },
+        )
         .collect();
     let refused: Vec<_> = snapshot
         .refused
