@@ -123,6 +123,7 @@ pub fn run<'a>(
             if !ok {
                 continue;
             }
+            // Rounded to the micro-unit it is sent as, before it is held against the floor.
             let price = rates
                 .convert(entry.ecpm, campaign.pricing.currency, currency)
                 .unwrap_or(0.0);
@@ -299,7 +300,6 @@ impl<'a> Winner<'a> {
             w,
             h,
         } = self;
-        let price = (price * 1e6).round() / 1e6;
         let claims = Claims {
             purpose: Purpose::Event,
             issued: u32::try_from(facts.now.timestamp()).unwrap_or(0),
@@ -327,7 +327,10 @@ impl<'a> Winner<'a> {
             cid: &campaign.id,
             adomain: &campaign.adomain,
             cat: &campaign.cat,
-            adm: creative.adm.replace("${CLICK_URL}", &event("click")),
+            adm: creative
+                .adm
+                .replace("${CLICK_URL}", &event("click"))
+                .replace("${IMP_URL}", &event("imp")),
             w,
             h,
             nurl: event("win") + "&price=${AUCTION_PRICE}",

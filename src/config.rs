@@ -66,6 +66,8 @@ pub struct Events {
     pub token_ttl_secs: u32,
     /// Log one bid line in this many bids (1: every bid; 0: none).
     pub log_bids_every: u64,
+    /// How many conversions one click may bring.
+    pub max_orders_per_click: u32,
     /// Signs event tokens; `PRECIS_SECRET` overrides it. At least 16 bytes.
     pub secret: Option<String>,
     /// Also accepted while rotating secrets; `PRECIS_SECRET_PREVIOUS` overrides it.
@@ -81,6 +83,7 @@ impl Default for Events {
             sync_ms: 1_000,
             token_ttl_secs: 86_400,
             log_bids_every: 1,
+            max_orders_per_click: 3,
             secret: None,
             previous_secret: None,
         }
@@ -164,8 +167,33 @@ impl Config {
             message,
         };
         let config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        config.rates().map_err(invalid)?;
+        config.rates().map_err(&invalid)?;
+        config.check().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// Values that would stop the bidder working, refused at start.
+    fn check(&self) -> Result<(), String> {
+        let e = &self.events;
+        let l = &self.learning;
+        let positive = [
+            ("[events] queue", e.queue as f64),
+            ("[events] max_file_mb", e.max_file_mb as f64),
+            ("[events] sync_ms", e.sync_ms as f64),
+            ("[events] token_ttl_secs", e.token_ttl_secs.into()),
+            (
+                "[events] max_orders_per_click",
+                e.max_orders_per_click.into(),
+            ),
+            ("[learning] prior_impressions", l.prior_impressions),
+            ("[learning] prior_clicks", l.prior_clicks),
+            ("[learning] reprice_secs", l.reprice_secs as f64),
+            ("[limits] max_body_bytes", self.limits.max_body_bytes as f64),
+        ];
+        match positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            Some((name, value)) => Err(format!("{name} must be above 0, not {value}")),
+            None => Ok(()),
+        }
     }
 
     /// The currency table, checked.
@@ -174,6 +202,12 @@ impl Config {
         for (code, &rate) in &self.currencies {
             let currency = Currency::parse(code)
                 .ok_or_else(|| format!("currencies: `{code}` is not an ISO-4217 code"))?;
+            if currency == Currency::USD {
+                return Err(
+                    "currencies: rates are units per USD, so USD is always 1 and takes no entry"
+                        .into(),
+                );
+            }
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(format!(
                     "currencies: {code} = {rate} must be a positive number of {code} per USD"
@@ -183,14 +217,6 @@ impl Config {
         }
         Ok(Rates::new(rates))
     }
-
-    pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
-            .trim_end_matches('/')
-            .to_owned()
-    }
 }
 
 impl Limits {
@@ -199,5 +225,56 @@ impl Limits {
     }
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("precis.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path, true)
+    }
+
+    #[test]
+    fn the_sample_config_loads() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/precis.toml");
+        let config = Config::load(Path::new(sample), true).unwrap();
+        assert!(
+            config
+                .rates()
+                .unwrap()
+                .knows(Currency::parse("EUR").unwrap())
+        );
+        assert!(config.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn values_that_would_stop_the_bidder_are_refused_at_start() {
+        for (text, says) in [
+            (
+                "[events]\nmax_file_mb = 0",
+                "[events] max_file_mb must be above 0",
+            ),
+            ("[events]\nqueue = 0", "[events] queue must be above 0"),
+            (
+                "[learning]\nprior_impressions = 0",
+                "[learning] prior_impressions must be above 0",
+            ),
+            (
+                "[learning]\nprior_clicks = -1",
+                "[learning] prior_clicks must be above 0",
+            ),
+            ("[currencies]\nUSD = 1.0", "USD is always 1"),
+            ("[currencies]\nEUR = 0", "must be a positive number"),
+            ("[events]\nmax_file_gb = 1", "unknown field `max_file_gb`"),
+        ] {
+            let error = load(text).unwrap_err().to_string();
+            assert!(error.contains(says), "{text:?}: {error}");
+        }
+        assert!(load("").is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //! Request handlers hand events over through a bounded queue and never wait for the disk: when the
 //! queue is full, [`EventLog::submit`] says so at once and the caller answers 503 (exchanges and
 //! pixels retry), so nothing is dropped silently. The writer appends to `events-YYYYMMDDTHH.jsonl`
-//! (UTC hour), starts `…T HH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and
+//! (UTC hour), starts `events-YYYYMMDDTHH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and
 //! fsyncs on a timer and when the log is closed: a graceful shutdown loses nothing it accepted.
 
 use std::fs::{File, OpenOptions};
@@ -52,6 +52,7 @@ enum Message {
 /// The handle request handlers use. Cheap to share; [`EventLog::close`] once at shutdown.
 pub struct EventLog {
     sender: SyncSender<Message>,
+    capacity: usize,
     writer: Mutex<Option<JoinHandle<()>>>,
     pub stats: Arc<Stats>,
 }
@@ -65,7 +66,8 @@ impl EventLog {
     /// Creates the directory if needed and starts the writer thread.
     pub fn open(settings: Settings) -> io::Result<EventLog> {
         std::fs::create_dir_all(&settings.dir)?;
-        let (sender, receiver) = mpsc::sync_channel(settings.queue.max(1));
+        let capacity = settings.queue.max(1);
+        let (sender, receiver) = mpsc::sync_channel(capacity);
         let stats = Arc::new(Stats::default());
         let writer = Writer {
             settings,
@@ -77,9 +79,15 @@ impl EventLog {
             .spawn(move || writer.run(receiver))?;
         Ok(EventLog {
             sender,
+            capacity,
             writer: Mutex::new(Some(handle)),
             stats,
         })
+    }
+
+    /// How many events the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Queues `event` for writing, without waiting.
@@ -96,15 +104,27 @@ impl EventLog {
     }
 
     /// Writes everything queued so far, fsyncs and stops the writer; later submissions are refused.
-    /// Blocks until done: call it from a blocking context, after the server stopped taking requests.
-    pub fn close(&self) {
+    /// Blocks until done, or until `patience` runs out (a hung disk must not hang shutdown
+    /// forever: that is logged as an error). Call it from a blocking context, after the server
+    /// stopped taking requests.
+    pub fn close(&self, patience: Duration) {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
-            // Blocking send: the Close goes behind every event already accepted.
-            let _ = self.sender.send(Message::Close);
-            if handle.join().is_err() {
-                tracing::error!("event log writer panicked");
+        let Some(handle) = handle else { return };
+        // Blocking send: the Close goes behind every event already accepted.
+        let _ = self.sender.send(Message::Close);
+        let deadline = Instant::now() + patience;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                let queued = self.stats.queued.load(Ordering::Relaxed);
+                tracing::error!(
+                    "event log writer still busy after {patience:?} ({queued} events queued): giving up on it"
+                );
+                return;
             }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if handle.join().is_err() {
+            tracing::error!("event log writer panicked");
         }
     }
 }
@@ -129,10 +149,7 @@ impl Writer {
         loop {
             let wait = self.settings.sync_every.saturating_sub(last_sync.elapsed());
             match receiver.recv_timeout(wait) {
-                Ok(Message::Event(event)) => {
-                    self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                    self.write(&event);
-                }
+                Ok(Message::Event(event)) => self.take(&event),
                 Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -141,7 +158,18 @@ impl Writer {
                 last_sync = Instant::now();
             }
         }
+        // A submission that raced the Close is behind it: it was accepted, so it is written too.
+        while let Ok(message) = receiver.try_recv() {
+            if let Message::Event(event) = message {
+                self.take(&event);
+            }
+        }
         self.sync();
+    }
+
+    fn take(&mut self, event: &Event) {
+        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        self.write(event);
     }
 
     fn write(&mut self, event: &Event) {
@@ -216,7 +244,9 @@ fn finish(open: &mut Open) -> io::Result<()> {
 /// Opens the first file of `hour`, from `index` on, that still has room: after a restart the
 /// writer appends to the hour's last file instead of starting over.
 fn open_file(settings: &Settings, hour: String, mut index: u32) -> io::Result<Open> {
-    loop {
+    /// Files one hour may take: far beyond any real hour, and a stop to a search that could not end.
+    const FILES_PER_HOUR: u32 = 100_000;
+    while index < FILES_PER_HOUR {
         let path = path_of(&settings.dir, &hour, index);
         let bytes = match std::fs::metadata(&path) {
             Ok(meta) => meta.len(),
@@ -244,6 +274,9 @@ fn open_file(settings: &Settings, hour: String, mut index: u32) -> io::Result<Op
         }
         index += 1;
     }
+    Err(io::Error::other(format!(
+        "{FILES_PER_HOUR} log files for hour {hour}: none has room"
+    )))
 }
 
 fn ends_with_newline(file: &mut File, len: u64) -> io::Result<bool> {
@@ -327,7 +360,7 @@ mod tests {
         for e in &sent {
             log.submit(e.clone()).unwrap();
         }
-        log.close();
+        log.close(Duration::from_secs(10));
         assert_eq!(log.submit(event("late", "2026-11-23T10:16:00Z")), Err(Busy));
         let (written, names) = read_back(dir.path());
         assert_eq!(written, sent);
@@ -349,10 +382,10 @@ mod tests {
                 .unwrap();
         }
         log.submit(event("b05", "2026-11-23T11:00:00Z")).unwrap();
-        log.close();
+        log.close(Duration::from_secs(10));
         let log = EventLog::open(settings(dir.path(), line_len * 3)).unwrap();
         log.submit(event("b06", "2026-11-23T11:30:00Z")).unwrap();
-        log.close();
+        log.close(Duration::from_secs(10));
         let (written, names) = read_back(dir.path());
         assert_eq!(
             names,
@@ -377,7 +410,7 @@ mod tests {
         .unwrap();
         let log = EventLog::open(settings(dir.path(), 1 << 20)).unwrap();
         log.submit(event("after", "2026-11-23T10:05:00Z")).unwrap();
-        log.close();
+        log.close(Duration::from_secs(10));
         let (written, _) = read_back(dir.path());
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].bid, "after");

@@ -132,6 +132,8 @@ pub enum Refusal {
     Value,
     #[error("campaign `{0}` no longer serves creative `{1}`")]
     Gone(String, String),
+    #[error("this click has converted as often as a click may")]
+    TooManyOrders,
     #[error(transparent)]
     Busy(#[from] Busy),
 }
@@ -145,6 +147,17 @@ pub enum Recorded {
     Again,
 }
 
+/// What the recorder accepts and logs.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// How long after its bid an event is accepted.
+    pub token_ttl_secs: u32,
+    /// One bid line per this many bids; 0 for none.
+    pub log_bids_every: u64,
+    /// How many conversions one click may bring.
+    pub max_orders_per_click: u32,
+}
+
 /// Accepts events: checks their token, prices them, logs each one once.
 pub struct Recorder {
     pub log: EventLog,
@@ -152,6 +165,9 @@ pub struct Recorder {
     ttl_secs: u32,
     /// Events already logged, until their token expires: (kind, bid, order) → expiry.
     seen: DashMap<(Kind, String, Option<String>), u32>,
+    /// Orders counted per click (by bid), until the click token expires: bid → (orders, expiry).
+    orders: DashMap<String, (u32, u32)>,
+    max_orders_per_click: u32,
     log_bids_every: u64,
     bids: AtomicU64,
     /// Fed every logged event: the measurements that price CPC and CPS campaigns.
@@ -161,20 +177,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(
-        log: EventLog,
-        keys: Keys,
-        ttl_secs: u32,
-        log_bids_every: u64,
-        learned: Arc<Learned>,
-    ) -> Recorder {
+    pub fn new(log: EventLog, keys: Keys, policy: Policy, learned: Arc<Learned>) -> Recorder {
         Recorder {
             learned,
             log,
             keys,
-            ttl_secs,
+            ttl_secs: policy.token_ttl_secs,
             seen: DashMap::new(),
-            log_bids_every,
+            orders: DashMap::new(),
+            max_orders_per_click: policy.max_orders_per_click,
+            log_bids_every: policy.log_bids_every,
             bids: AtomicU64::new(0),
             bid_lines_dropped: AtomicU64::new(0),
         }
@@ -191,40 +203,69 @@ impl Recorder {
     }
 
     /// Logs `event` unless the same one was logged before. A retry after [`Busy`] is accepted.
+    /// A click converts at most `max_orders_per_click` times, whatever order ids are sent: the
+    /// click token sits in the landing page's URL, where anyone who sees it could replay it.
     pub fn record(&self, event: Event) -> Result<Recorded, Refusal> {
         let key = (event.event, event.bid.clone(), event.order.clone());
         let expiry = unix(event.ts).saturating_add(self.ttl_secs);
-        match self.seen.entry(key) {
+        match self.seen.entry(key.clone()) {
             Entry::Occupied(_) => return Ok(Recorded::Again),
             Entry::Vacant(slot) => {
+                if event.event == Kind::Conv && !self.count_order(&event.bid, expiry) {
+                    return Err(Refusal::TooManyOrders);
+                }
                 slot.insert(expiry);
             }
         }
-        let key = (event.event, event.bid.clone(), event.order.clone());
         self.log.submit(event.clone()).map_err(|busy| {
             self.seen.remove(&key);
+            if event.event == Kind::Conv {
+                self.uncount_order(&event.bid);
+            }
             Refusal::Busy(busy)
         })?;
         self.learned.observe(&event);
         Ok(Recorded::New)
     }
 
-    /// Logs a sample of bids (one in `log_bids_every`), never waiting: the bid path does not
-    /// block on the log. Lines the busy log cannot take are counted.
+    /// Counts one more order for the click of `bid`, unless it has had its share.
+    fn count_order(&self, bid: &str, expiry: u32) -> bool {
+        let mut orders = self.orders.entry(bid.to_owned()).or_insert((0, expiry));
+        if orders.0 >= self.max_orders_per_click {
+            return false;
+        }
+        orders.0 += 1;
+        true
+    }
+
+    fn uncount_order(&self, bid: &str) {
+        if let Some(mut orders) = self.orders.get_mut(bid) {
+            orders.0 = orders.0.saturating_sub(1);
+        }
+    }
+
+    /// Logs a sample of bids (one line in `log_bids_every`, carrying that weight), never waiting:
+    /// the bid path does not block on the log. Bid lines use at most half the log's queue, so
+    /// that events always find room; lines left out are counted.
     pub fn bids(&self, claims: &[Claims], now: DateTime<Utc>) {
         if self.log_bids_every == 0 {
             return;
         }
         for claims in claims {
-            if self
+            if !self
                 .bids
                 .fetch_add(1, Ordering::Relaxed)
                 .is_multiple_of(self.log_bids_every)
-                && self
-                    .log
-                    .submit(Event::about(Kind::Bid, claims, now))
-                    .is_err()
             {
+                continue;
+            }
+            let room =
+                self.log.stats.queued.load(Ordering::Relaxed) < self.log.capacity() as u64 / 2;
+            let line = Event {
+                weight: self.log_bids_every,
+                ..Event::about(Kind::Bid, claims, now)
+            };
+            if !room || self.log.submit(line).is_err() {
                 self.bid_lines_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -234,6 +275,7 @@ impl Recorder {
     pub fn sweep(&self, now: DateTime<Utc>) {
         let now = unix(now);
         self.seen.retain(|_, expiry| *expiry > now);
+        self.orders.retain(|_, (_, expiry)| *expiry > now);
     }
 
     /// Reads the whole log back: every event counts toward what campaigns have learned, and

@@ -3,9 +3,9 @@
 //!
 //! A campaign starts at its prior (`ctr`, `cvr`) and moves toward what it measures as evidence
 //! accumulates: the prior counts as `prior_impressions` impressions (for CTR) and `prior_clicks`
-//! clicks (for CVR) of data, a Beta prior in effect. Counting is one sharded-map update per event,
-//! off the bid path; the bid path reads prices that [`crate::reload::Store::reprice`] computed from
-//! these counts, never the counts themselves.
+//! clicks (for CVR) of data, a Beta prior in effect. Counting is two sharded-map updates per event
+//! (campaign and creative), off the bid path; the bid path reads prices and creative order that
+//! [`crate::reload::Store::reprice`] computed from these counts, never the counts themselves.
 
 use std::sync::Arc;
 
@@ -91,7 +91,8 @@ impl Learned {
         self.creatives.get(&key).map(|c| *c).unwrap_or_default()
     }
 
-    /// The campaign's learned CTR (its prior when it has no `ctr`: CPM campaigns).
+    /// The campaign's learned CTR. A CPM campaign declares no `ctr`; its creatives are compared
+    /// from a prior of 0.1%.
     fn ctr(&self, campaign: &Campaign) -> f64 {
         let counts = self.counts(&campaign.id);
         let prior = match campaign.pricing.model {
@@ -137,31 +138,21 @@ impl Learned {
     /// The campaign's pricing model with its CTR and CVR replaced by the learned ones.
     pub fn model(&self, campaign: &Campaign) -> Model {
         let counts = self.counts(&campaign.id);
-        let ctr = |prior: f64| {
-            smooth(
-                counts.clicks,
-                counts.impressions,
-                prior,
-                self.priors.impressions,
-            )
-        };
         let cvr = |prior: f64| smooth(counts.conversions, counts.clicks, prior, self.priors.clicks);
+        let ctr = self.ctr(campaign);
         match campaign.pricing.model {
             Model::Cpm { cpm } => Model::Cpm { cpm },
-            Model::Cpc { cpc, ctr: prior } => Model::Cpc {
-                cpc,
-                ctr: ctr(prior),
-            },
+            Model::Cpc { cpc, .. } => Model::Cpc { cpc, ctr },
             Model::Cps {
                 commission,
                 order_value,
-                cvr: cvr_prior,
-                ctr: ctr_prior,
+                cvr: prior,
+                ..
             } => Model::Cps {
                 commission,
                 order_value,
-                cvr: cvr(cvr_prior),
-                ctr: ctr(ctr_prior),
+                cvr: cvr(prior),
+                ctr,
             },
         }
     }
@@ -215,8 +206,14 @@ pub fn shortfalls(campaign: &Campaign, counts: &Counts, rates: &Rates) -> Vec<St
 }
 
 /// `successes / trials`, with the prior rate counting as `weight` trials of evidence.
+/// A rate, so never above 1: conversions can outnumber the clicks measured (clicks lost to a
+/// busy log, or replayed tokens), and clicks the impressions.
 fn smooth(successes: u64, trials: u64, prior: f64, weight: f64) -> f64 {
-    (successes as f64 + prior * weight) / (trials as f64 + weight)
+    let (successes, trials) = (successes as f64, trials as f64);
+    if trials + weight <= 0.0 {
+        return prior;
+    }
+    ((successes + prior * weight) / (trials + weight)).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]

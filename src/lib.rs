@@ -1,12 +1,16 @@
 //! precis: a real-time OpenRTB bidder that serves campaigns from a folder of TOML files.
 //!
-//! The modules follow a bid request through the bidder:
+//! The modules follow a bid request through the bidder, and its events back into pricing:
 //!
 //! ```text
 //! bytes ─ openrtb::decode ─ targeting::Facts ─ auction::run ─┬─ targeting (who/where/when/what)
 //!                                                             ├─ pricing (eCPM, currency)
+//!                                                             ├─ token (signed event URLs)
 //!                                                             └─ openrtb::response ─ bytes
 //! campaigns/*.toml ─ campaign::parse ─ reload::Store (arc-swap) ─ auction::rank ─┘
+//!
+//! /win /imp /click /conv ─ events::Recorder ─ eventlog (JSON Lines) ─ report (precis report)
+//!                                 └─ learning (CTR/CVR) ─ reload::Store::reprice ─ auction
 //! ```
 //!
 //! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places.

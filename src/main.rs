@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use precis::auction::Urls;
 use precis::config::Config;
 use precis::eventlog::{EventLog, Settings};
-use precis::events::Recorder;
+use precis::events::{Policy, Recorder};
 use precis::learning::{self, Learned, Priors};
 use precis::metrics::Metrics;
 use precis::reload::{self, Store};
@@ -238,8 +238,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let rates = config.rates().map_err(anyhow::Error::msg)?;
         let learning = &config.learning;
         let priors = Priors {
-            impressions: learning.prior_impressions.max(0.0),
-            clicks: learning.prior_clicks.max(0.0),
+            impressions: learning.prior_impressions,
+            clicks: learning.prior_clicks,
         };
         let learned = Arc::new(Learned::new(priors));
         let recorder = Arc::new(recorder(&config.events, learned.clone())?);
@@ -278,7 +278,7 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             recorder: recorder.clone(),
         });
         let (sweeper, pricer) = (recorder.clone(), app.store.clone());
-        let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs.max(1));
+        let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(reprice_every);
             loop {
@@ -311,7 +311,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!("listening on {local}");
         server::serve(listener, app, shutdown).await;
         // Requests are finished: write out every event they accepted.
-        tokio::task::spawn_blocking(move || recorder.log.close()).await?;
+        tokio::task::spawn_blocking(move || recorder.log.close(std::time::Duration::from_secs(30)))
+            .await?;
         tracing::info!("stopped; event log flushed and synced");
         Ok(ExitCode::SUCCESS)
     })
@@ -340,16 +341,15 @@ fn recorder(config: &precis::config::Events, learned: Arc<Learned>) -> anyhow::R
         dir: config.dir.clone(),
         queue: config.queue,
         max_file_bytes: config.max_file_mb.saturating_mul(1 << 20),
-        sync_every: std::time::Duration::from_millis(config.sync_ms.max(1)),
+        sync_every: std::time::Duration::from_millis(config.sync_ms),
     })
     .with_context(|| format!("cannot open the event log in {}", config.dir.display()))?;
-    let recorder = Recorder::new(
-        log,
-        keys,
-        config.token_ttl_secs,
-        config.log_bids_every,
-        learned,
-    );
+    let policy = Policy {
+        token_ttl_secs: config.token_ttl_secs,
+        log_bids_every: config.log_bids_every,
+        max_orders_per_click: config.max_orders_per_click,
+    };
+    let recorder = Recorder::new(log, keys, policy, learned);
     let replayed = recorder.replay(&config.dir, chrono::Utc::now())?;
     tracing::info!(replayed, dir = %config.dir.display(), "event log open");
     Ok(recorder)

@@ -57,15 +57,21 @@ pub enum Rejection {
     Gone,
     /// The event log's queue was full (503).
     Busy,
+    /// A click already converted as often as allowed.
+    TooManyOrders,
+    /// A conversion body too large, too slow or unreadable.
+    BadBody,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 5] = [
+    const ALL: [Rejection; 7] = [
         Rejection::BadToken,
         Rejection::Expired,
         Rejection::BadAmount,
         Rejection::Gone,
         Rejection::Busy,
+        Rejection::TooManyOrders,
+        Rejection::BadBody,
     ];
 
     fn label(self) -> &'static str {
@@ -75,6 +81,8 @@ impl Rejection {
             Rejection::BadAmount => "bad_amount",
             Rejection::Gone => "gone",
             Rejection::Busy => "busy",
+            Rejection::TooManyOrders => "too_many_orders",
+            Rejection::BadBody => "bad_body",
         }
     }
 }
@@ -100,7 +108,7 @@ pub struct Metrics {
     events: [AtomicU64; 5],
     /// Events that arrived again and were counted once.
     repeats: [AtomicU64; 5],
-    rejections: [AtomicU64; 5],
+    rejections: [AtomicU64; 7],
 }
 
 impl Metrics {

@@ -175,7 +175,7 @@ const NANOS_PER_USD: f64 = 1e9;
 impl Totals {
     pub fn add(&mut self, event: &Event) {
         match event.event {
-            Kind::Bid => self.bids += event.weight.max(1),
+            Kind::Bid => self.bids = self.bids.saturating_add(event.weight.max(1)),
             Kind::Win => self.wins += 1,
             Kind::Imp => {
                 self.impressions += 1;
@@ -206,11 +206,11 @@ impl Totals {
 
     /// Adds another group's totals to these; a user in both counts once in the reach.
     pub fn merge(&mut self, other: Totals) {
-        self.bids += other.bids;
-        self.wins += other.wins;
-        self.impressions += other.impressions;
-        self.clicks += other.clicks;
-        self.conversions += other.conversions;
+        self.bids = self.bids.saturating_add(other.bids);
+        self.wins = self.wins.saturating_add(other.wins);
+        self.impressions = self.impressions.saturating_add(other.impressions);
+        self.clicks = self.clicks.saturating_add(other.clicks);
+        self.conversions = self.conversions.saturating_add(other.conversions);
         self.spend = self.spend.saturating_add(other.spend);
         self.revenue = self.revenue.saturating_add(other.revenue);
         self.users.extend(other.users);

@@ -1,10 +1,12 @@
 //! The HTTP server: hyper on tokio, its routes, and the limits that keep bad clients harmless.
 //!
-//! Routes: `POST /openrtb2/bid` (the exchange's), `GET /healthz`, `GET /status`, `GET /metrics`, and
+//! Routes: `POST /openrtb2/bid` (the exchange's); the event routes `GET /win`, `GET /imp`,
+//! `GET /click`, `GET|POST /conv`; `GET /healthz`, `GET /status`, `GET /metrics`; and
 //! `POST /admin/reload` (loopback peers only). The bid route decodes, normalises, runs the auction and
-//! encodes inline: it is microseconds of CPU with nothing to wait on. Reloads run on blocking threads.
-//! Every request gets an answer (never a panic, never a hang): oversized bodies 413, slow bodies
-//! 408, slow headers a closed connection, and each outcome is counted.
+//! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
+//! the log's queue and never wait for disk. Reloads run on blocking threads. Every request gets an
+//! answer (never a panic, never a hang): oversized bodies 413, slow bodies 408, slow headers a closed
+//! connection; bid outcomes and event rejections are counted.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -239,8 +241,13 @@ fn notice(app: &App, kind: Kind, query: Option<&str>) -> Answer {
             Purpose::Event,
             now,
         )?;
-        let price = match params.get("price") {
-            Some(text) => Some(amount(text).ok_or(Refusal::Price)?),
+        // First price: the exchange cannot clear above what precis bid.
+        let price = match params
+            .get("price")
+            .map(|text| amount(text).filter(|p| *p <= claims.bid_price * (1.0 + 1e-9)))
+        {
+            Some(Some(price)) => Some(price),
+            Some(None) => return Err(Refusal::Price),
             None if kind == Kind::Imp => None,
             None => return Err(Refusal::Price),
         };
@@ -293,7 +300,10 @@ fn click(app: &App, query: Option<&str>) -> Answer {
     match app.recorder.record(event) {
         Ok(again) => app.metrics.event(Kind::Click, again == Recorded::Again),
         // The user still gets where they clicked; the lost click is counted.
-        Err(refusal) => tracing::warn!("click not logged: {refusal}"),
+        Err(refusal) => {
+            app.metrics.rejected(Rejection::Busy);
+            tracing::warn!("click not logged: {refusal}");
+        }
     }
     let pclid = app.recorder.keys.sign(&Claims {
         purpose: Purpose::Click,
@@ -309,7 +319,10 @@ async fn conversion(app: &App, request: Request<Incoming>) -> Answer {
     if request.method() == Method::POST {
         match read_body(app, request).await {
             Ok(body) => params.extend(form_urlencoded::parse(&body).into_owned()),
-            Err((_, answer)) => return answer,
+            Err((_, answer)) => {
+                app.metrics.rejected(Rejection::BadBody);
+                return answer;
+            }
         }
     }
     let now = Utc::now();
@@ -348,6 +361,7 @@ fn refused(app: &App, refusal: &Refusal) -> Answer {
         Refusal::Token(_) => (Rejection::BadToken, StatusCode::FORBIDDEN),
         Refusal::Price | Refusal::Value => (Rejection::BadAmount, StatusCode::BAD_REQUEST),
         Refusal::Gone(..) => (Rejection::Gone, StatusCode::NOT_FOUND),
+        Refusal::TooManyOrders => (Rejection::TooManyOrders, StatusCode::CONFLICT),
         Refusal::Busy(_) => (Rejection::Busy, StatusCode::SERVICE_UNAVAILABLE),
     };
     app.metrics.rejected(why);

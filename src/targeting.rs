@@ -81,12 +81,19 @@ impl Facts {
             }
             tags.extend(user.kwarray.iter().map(|t| t.as_str()).filter_map(tag_form));
         }
+        // Bounded and without repeats: matching costs tags × campaign terms.
+        tags.sort_unstable();
+        tags.dedup();
+        tags.truncate(MAX_TAGS);
         let year = now.year() as u32;
         let properties = request.site.iter().chain(&request.app);
-        let categories = properties
+        let mut categories: Vec<String> = properties
             .flat_map(|p| p.categories())
             .filter_map(|c| category_form(c))
             .collect();
+        categories.sort_unstable();
+        categories.dedup();
+        categories.truncate(MAX_CATEGORIES);
         Facts {
             now,
             country,
@@ -137,6 +144,11 @@ impl Facts {
         }
     }
 }
+
+/// Tags a request is matched on, at most (the first in sort order: more is abuse, not data).
+pub const MAX_TAGS: usize = 256;
+/// Categories a request is matched on, at most.
+pub const MAX_CATEGORIES: usize = 64;
 
 /// A tag as compared: trimmed, lower case, with no empty path segments (`Sports / Outdoor/` is `sports/outdoor`).
 pub fn tag_form(text: &str) -> Option<String> {

@@ -505,7 +505,7 @@ async fn the_closed_loop_reconciles_exactly_with_what_was_sent() {
         let funnel = [
             (&ann, "1.234567", Some("120.50"), Some("A-1"), Via::Query),
             (&bob, "0.98", Some("80"), Some("B-1"), Via::Form),
-            (&ann_again, "2.5", None, None, Via::Query),
+            (&ann_again, "1.9", None, None, Via::Query),
         ];
         for (bid, price, value, id, via) in funnel {
             books.win(bid, price).await;
@@ -618,6 +618,8 @@ async fn forged_misused_and_malformed_events_are_refused_and_never_logged() {
         ("NaN price", get(target.win("NaN"))),
         ("empty price", get(target.win(""))),
         ("negative imp price", get(target.imp("-0.5"))),
+        // First price: no exchange clears above the bid.
+        ("a win above the bid", get(target.win("1000"))),
         (
             "negative value",
             get(format!("/conv?pclid={pclid}&value=-5")),
@@ -896,6 +898,38 @@ async fn no_bid_is_logged_when_bid_logging_is_off() {
         (Some(0), Some(1))
     );
     assert!(row["win_rate"].is_null(), "{row}");
+}
+
+#[tokio::test]
+async fn sampled_bid_lines_still_count_every_bid() {
+    // One line in two, each standing for two bids: 4 bids, 2 lines, and the report says 4.
+    let setup = Server::setup().config("[events]\nlog_bids_every = 2\n");
+    let (made, logged, row) = bids_made_and_logged(setup).await;
+    assert_eq!(made.len(), 4);
+    assert_eq!(logged.len(), 2);
+    assert_eq!(
+        (row["bids"].as_u64(), row["wins"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(row["win_rate"], 0.25);
+}
+
+#[tokio::test]
+async fn a_click_converts_at_most_max_orders_per_click_times() {
+    let setup = Server::setup().config("[events]\nmax_orders_per_click = 2\n");
+    let server = serving(setup, &[&SHOP]);
+    let bid = bid_on(&server, &SHOP, None).await;
+    let pclid = send_click(&server, &bid).await;
+    let order = |id: &str| format!("/conv?pclid={pclid}&value=10&order={id}");
+    for id in ["o1", "o2"] {
+        assert!(server.get(&order(id)).await.0.is_success());
+    }
+    // A repeat of a counted order is still just a repeat; a third order is refused.
+    assert!(server.get(&order("o1")).await.0.is_success());
+    let (status, _, body) = server.get(&order("o3")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body:?}");
+    assert_eq!(rejections(&server, "too_many_orders").await, 1.0);
+    assert_eq!(event_counts(&server, "conv").await, (2.0, 1.0));
 }
 
 /// The price `CLICKS` bids now.

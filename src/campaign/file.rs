@@ -550,7 +550,7 @@ impl Checker<'_> {
                 Gender::parse,
             )));
         }
-        if let Some(age) = &t.age {
+        if let Some(age) = set(&t.age) {
             match age.get_ref()[..] {
                 [min, max] if 0 <= min && min <= max && max <= 150 => terms.push(Term::Age {
                     min: min as u32,
@@ -707,10 +707,11 @@ impl Checker<'_> {
                 .strip_prefix("https://")
                 .or_else(|| landing.strip_prefix("http://"))
                 .and_then(host_form);
-            if host.is_none() || landing.chars().any(char::is_whitespace) {
+            // It goes into a Location header as it is: visible ASCII only (percent-encode the rest).
+            if host.is_none() || !landing.bytes().all(|b| b.is_ascii_graphic()) {
                 self.error(
                     c.landing.span(),
-                    format!("`landing` must be an http(s) URL, not `{landing}`"),
+                    format!("`landing` must be an http(s) URL of visible ASCII (percent-encode the rest), not `{landing}`"),
                 );
             }
             creatives.push(Creative {
@@ -1033,6 +1034,8 @@ landing = "https://acme.example/run"
                 .any(|p| p.contains("unknown VAST version `5.0`")),
             "{found:?}"
         );
+        let accented = FULL.replace("https://acme.example/run", "https://acme.example/küche");
+        assert!(problems(&accented)[0].contains("visible ASCII (percent-encode the rest)"));
         let stray = FULL.replace("w = 300", "w = 300\nduration = 15");
         assert!(problems(&stray)[0].contains("`duration` is for video creatives only"));
         let bad_kpi = FULL.replace("min_ctr = 0.005", "min_ctr = 5\nmax_roi = 2");

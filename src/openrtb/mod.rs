@@ -2,7 +2,7 @@
 //!
 //! Only the fields the bidder reads are decoded; every other field is skipped by the parser without
 //! being stored. Every field is decoded leniently (see [`lenient`]) because real exchanges bend the spec;
-//! [`decode`] refuses only what cannot be a bid request at all (not JSON, no `id`, no `imp`).
+//! [`decode`] refuses only what cannot be bid on safely (see its doc).
 //! This module never looks at campaigns: it turns bytes into plain data and back.
 
 pub mod lenient;
@@ -31,6 +31,9 @@ pub enum DecodeError {
     DoohWithSiteOrApp,
 }
 
+/// Imps bid on per request; the rest are ignored (real requests carry a few, video pods dozens).
+pub const MAX_IMPS: usize = 64;
+
 /// Decodes and checks a bid request body.
 ///
 /// Refused: what is not a JSON object, has no `id` or no `imp`, repeats an imp id (a bid could not
@@ -52,6 +55,9 @@ pub fn decode(body: &[u8]) -> Result<BidRequest, DecodeError> {
         return Err(DecodeError::MissingImp);
     }
     request.imp.retain(|imp| !imp.id.is_empty());
+    // Each imp costs an auction, a signature and a log line: past any real request's count,
+    // the rest are not bid on.
+    request.imp.truncate(MAX_IMPS);
     let mut ids: Vec<&str> = request.imp.iter().map(|imp| imp.id.as_str()).collect();
     ids.sort_unstable();
     if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
@@ -126,8 +132,6 @@ pub struct BidRequest {
     /// Blocked advertiser domains.
     #[serde(default, deserialize_with = "lenient::strings")]
     pub badv: Vec<String>,
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub tmax: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
