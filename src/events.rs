@@ -16,10 +16,10 @@ use dashmap::mapref::entry::Entry;
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::Campaign;
+use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, EventLog};
 use crate::learning::Learned;
 use crate::pricing::{Currency, Model, Rates};
-use crate::report::{ReportError, events_in};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 /// The steps of the measurement loop, in order.
@@ -281,9 +281,9 @@ impl Recorder {
     /// Reads the whole log back: every event counts toward what campaigns have learned, and
     /// those within the token lifetime are remembered, so that a retry after a restart still
     /// counts once. Returns how many events it read.
-    pub fn replay(&self, dir: &std::path::Path, now: DateTime<Utc>) -> Result<usize, ReportError> {
+    pub fn replay(&self, dir: &std::path::Path, now: DateTime<Utc>) -> Result<usize, ReadError> {
         let horizon = now - chrono::Duration::seconds(self.ttl_secs.into());
-        let mut events = events_in(dir, ..).map_err(|source| ReportError::Read {
+        let mut events = events_in(dir, ..).map_err(|source| ReadError {
             path: dir.to_owned(),
             source,
         })?;

@@ -1,30 +1,28 @@
 //! Reports: what the event log says was bought and what it returned, per campaign, creative, day,
 //! hour, country, device type or OS.
 //!
-//! This module owns the reading side of the event log (`events` owns the record, `eventlog` the
-//! writing): it streams every `*.jsonl` file of a log directory line by line, adds each event in the
+//! This module owns aggregation and presentation: it streams the event log through
+//! [`crate::eventlog::read`] (which owns the file format with the writer), adds each event in the
 //! time window to the [`Totals`] of its group, and renders the groups as a table, CSV or JSON.
 //!
 //! Two rules keep it usable on a day of logs (tens of millions of lines): it must never load a whole
-//! file (one line in memory at a time; memory grows with the groups and, for reach, with the distinct
-//! users per group, never with the lines), and it must never need the campaign files: every line
-//! carries the ids and dimensions it is grouped by, and its amounts already in USD. Parsing is the
-//! cost, so [`read`] parses files in parallel, and a file named for an hour outside the window is
-//! not opened at all. [`events_in`] is the same stream for the bidder, which replays recent events
-//! at start.
+//! file (memory grows with the groups and, for reach, with the distinct users per group, never with
+//! the lines), and it must never need the campaign files: every line carries the ids and dimensions
+//! it is grouped by, and its amounts already in USD (KPI flags, which do need them, are the
+//! binary's). Parsing is the cost, so [`read`] parses files in parallel, and a file named for an hour
+//! outside the window is not opened at all.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::Serialize;
 
+use crate::eventlog::read::{Events, ReadError, Skipped, files_for};
 use crate::events::{Event, Kind};
 
 /// What a report groups events by.
@@ -293,51 +291,13 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, ReportError> {
         .map_err(|_| ReportError::Time(text.to_owned()))
 }
 
-/// Lines that are not events: a line cut short by a crash, or one being written while we read.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Skipped {
-    pub lines: u64,
-    /// The file and 1-based line number of the first one.
-    pub first: Option<(PathBuf, u64)>,
-}
-
-impl Skipped {
-    fn note(&mut self, path: &Path, line: u64) {
-        self.lines += 1;
-        if self.first.is_none() {
-            self.first = Some((path.to_owned(), line));
-        }
-    }
-
-    fn merge(&mut self, other: Skipped) {
-        self.lines += other.lines;
-        self.first = match (self.first.take(), other.first) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-    }
-}
-
-impl fmt::Display for Skipped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.lines {
-            1 => write!(f, "skipped 1 line that is not an event")?,
-            n => write!(f, "skipped {n} lines that are not events")?,
-        }
-        if let Some((path, line)) = &self.first {
-            write!(f, " (first at {}:{line})", path.display())?;
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// `source` is the error's source, not part of its message: the binary prints the chain.
     #[error("cannot list the event log directory {}", path.display())]
     List { path: PathBuf, source: io::Error },
-    #[error("cannot read {}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(
         "not a time: `{0}` (expected RFC 3339 like 2026-03-01T08:00:00Z, or a date like 2026-03-01)"
     )]
@@ -347,150 +307,6 @@ pub enum ReportError {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     },
-}
-
-/// The event log files in `dir`: every `*.jsonl` file (not hidden ones), sorted by name.
-pub fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".jsonl") && !name.starts_with('.') && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The hour a log file holds, from its name `events-YYYYMMDDTHH[.N].jsonl`. The writer names a file
-/// after the hour of the events in it (`eventlog`), so a file of an hour outside a window need not be
-/// opened. `None` for any other name: such a file is read.
-fn file_hour(path: &Path) -> Option<DateTime<Utc>> {
-    let name = path.file_name()?.to_str()?.strip_prefix("events-")?;
-    let (day, rest) = name.split_at_checked(8)?;
-    let (hour, rest) = rest.strip_prefix('T')?.split_at_checked(2)?;
-    if !rest.starts_with('.') || !hour.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let day = NaiveDate::parse_from_str(day, "%Y%m%d").ok()?;
-    Some(day.and_hms_opt(hour.parse().ok()?, 0, 0)?.and_utc())
-}
-
-/// Whether any instant of the hour starting at `hour` is in `range`.
-fn hour_overlaps(hour: DateTime<Utc>, range: &impl RangeBounds<DateTime<Utc>>) -> bool {
-    let after_start = match range.start_bound() {
-        Bound::Included(from) | Bound::Excluded(from) => hour + TimeDelta::hours(1) > *from,
-        Bound::Unbounded => true,
-    };
-    let before_end = match range.end_bound() {
-        Bound::Included(to) => hour <= *to,
-        Bound::Excluded(to) => hour < *to,
-        Bound::Unbounded => true,
-    };
-    after_start && before_end
-}
-
-/// The log files in `dir` that may hold events in `range`.
-fn files_for(dir: &Path, range: &impl RangeBounds<DateTime<Utc>>) -> io::Result<Vec<PathBuf>> {
-    let mut files = log_files(dir)?;
-    files.retain(|path| file_hour(path).is_none_or(|hour| hour_overlaps(hour, range)));
-    Ok(files)
-}
-
-/// Streams the events of the log files in `dir` (sorted by name) whose timestamp is in `range`,
-/// one line in memory at a time. Files whose name says they hold another hour are not opened.
-/// Lines that are not events are skipped and counted; a read error ends the stream: see
-/// [`Events::finish`].
-pub fn events_in(dir: &Path, range: impl RangeBounds<DateTime<Utc>>) -> io::Result<Events> {
-    let range = (range.start_bound().cloned(), range.end_bound().cloned());
-    Ok(Events::new(files_for(dir, &range)?, range))
-}
-
-/// The events of some log files, as [`events_in`] streams them.
-pub struct Events {
-    files: std::vec::IntoIter<PathBuf>,
-    range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
-    /// The file being read and the number of the last line read from it.
-    open: Option<(PathBuf, BufReader<File>, u64)>,
-    line: Vec<u8>,
-    skipped: Skipped,
-    error: Option<(PathBuf, io::Error)>,
-}
-
-impl Events {
-    fn new(files: Vec<PathBuf>, range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>)) -> Events {
-        Events {
-            files: files.into_iter(),
-            range,
-            open: None,
-            line: Vec::with_capacity(1024),
-            skipped: Skipped::default(),
-            error: None,
-        }
-    }
-
-    /// The lines skipped so far.
-    pub fn skipped(&self) -> &Skipped {
-        &self.skipped
-    }
-
-    /// The lines skipped, or the read error that ended the stream early.
-    pub fn finish(self) -> Result<Skipped, ReportError> {
-        match self.error {
-            Some((path, source)) => Err(ReportError::Read { path, source }),
-            None => Ok(self.skipped),
-        }
-    }
-
-    fn fail(&mut self, path: PathBuf, error: io::Error) -> Option<Event> {
-        self.error = Some((path, error));
-        self.open = None;
-        self.files = Vec::new().into_iter();
-        None
-    }
-}
-
-impl Iterator for Events {
-    type Item = Event;
-
-    fn next(&mut self) -> Option<Event> {
-        loop {
-            let Some((path, reader, number)) = &mut self.open else {
-                let path = self.files.next()?;
-                match File::open(&path) {
-                    Ok(file) => {
-                        self.open = Some((path, BufReader::with_capacity(1 << 16, file), 0))
-                    }
-                    Err(e) => return self.fail(path, e),
-                }
-                continue;
-            };
-            // Bytes, not a String: a line cut short may end inside a UTF-8 sequence, and that is a
-            // skipped line, not an error.
-            self.line.clear();
-            match reader.read_until(b'\n', &mut self.line) {
-                Ok(0) => {
-                    self.open = None;
-                    continue;
-                }
-                Ok(_) => *number += 1,
-                Err(e) => {
-                    let path = path.clone();
-                    return self.fail(path, e);
-                }
-            }
-            let text = self.line.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
-            match serde_json::from_slice::<Event>(text) {
-                Ok(event) if self.range.contains(&event.ts) => return Some(event),
-                Ok(_) => {}
-                Err(_) => self.skipped.note(path, *number),
-            }
-        }
-    }
 }
 
 /// The totals per group of the events in `window`, and the lines skipped.
@@ -807,6 +623,7 @@ fn thousands(number: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eventlog::read::{events_in, file_hour};
 
     /// An event of `kind` for campaign `shoes`, creative `c1`, at `ts`.
     fn event(kind: Kind, bid: &str, ts: &str) -> Event {

@@ -6,6 +6,8 @@
 //! (UTC hour), starts `events-YYYYMMDDTHH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and
 //! fsyncs on a timer and when the log is closed: a graceful shutdown loses nothing it accepted.
 
+pub mod read;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
