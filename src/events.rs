@@ -121,6 +121,35 @@ impl Event {
     }
 }
 
+#[cfg(test)]
+impl Event {
+    /// An event for tests: bid `bid` of campaign `shoes`, creative `c`, bid at 1.00 USD, at `ts`;
+    /// no amounts, no dimensions. Tests override what they are about.
+    pub fn example(kind: Kind, bid: &str, ts: &str) -> Event {
+        Event {
+            ts: ts.parse().expect("an RFC 3339 timestamp"),
+            event: kind,
+            bid: bid.into(),
+            request: "r".into(),
+            imp: "1".into(),
+            campaign: "shoes".into(),
+            creative: "c".into(),
+            bid_price: 1.0,
+            cur: "USD".into(),
+            price: None,
+            value: None,
+            order: None,
+            spend_usd: 0.0,
+            revenue_usd: 0.0,
+            user: None,
+            country: None,
+            device: None,
+            os: None,
+            weight: 1,
+        }
+    }
+}
+
 /// Why an event was not recorded. Each maps to a 4xx/503 answer and a metric.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Refusal {

@@ -230,25 +230,8 @@ mod tests {
 
     fn event(kind: Kind) -> Event {
         Event {
-            ts: chrono::Utc::now(),
-            event: kind,
-            bid: "b".into(),
-            request: "r".into(),
-            imp: "1".into(),
-            campaign: "shoes".into(),
-            creative: "c".into(),
-            bid_price: 1.0,
-            cur: "USD".into(),
-            price: None,
-            value: None,
-            order: None,
             spend_usd: 0.001,
-            revenue_usd: 0.0,
-            user: None,
-            country: None,
-            device: None,
-            os: None,
-            weight: 1,
+            ..Event::example(kind, "b", "2026-03-01T10:00:00Z")
         }
     }
 

@@ -628,25 +628,13 @@ mod tests {
     /// An event of `kind` for campaign `shoes`, creative `c1`, at `ts`.
     fn event(kind: Kind, bid: &str, ts: &str) -> Event {
         Event {
-            ts: ts.parse().unwrap(),
-            event: kind,
-            bid: bid.to_owned(),
             request: format!("r-{bid}"),
-            imp: "1".to_owned(),
-            campaign: "shoes".to_owned(),
             creative: "c1".to_owned(),
             bid_price: 3.0,
-            cur: "USD".to_owned(),
-            price: None,
-            value: None,
-            order: None,
-            spend_usd: 0.0,
-            revenue_usd: 0.0,
-            user: None,
             country: Some("CHN".to_owned()),
             device: Some(4),
             os: Some("ios".to_owned()),
-            weight: 1,
+            ..Event::example(kind, bid, ts)
         }
     }
 

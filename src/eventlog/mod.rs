@@ -303,25 +303,9 @@ mod tests {
 
     fn event(bid: &str, ts: &str) -> Event {
         Event {
-            ts: ts.parse().unwrap(),
-            event: Kind::Win,
-            bid: bid.into(),
-            request: "r".into(),
-            imp: "1".into(),
-            campaign: "c".into(),
-            creative: "k".into(),
-            bid_price: 2.0,
-            cur: "USD".into(),
             price: Some(1.5),
-            value: None,
-            order: None,
             spend_usd: 0.0015,
-            revenue_usd: 0.0,
-            user: None,
-            country: None,
-            device: None,
-            os: None,
-            weight: 1,
+            ..Event::example(Kind::Win, bid, ts)
         }
     }
 
