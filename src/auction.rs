@@ -98,8 +98,14 @@ pub fn run<'a>(
 ) -> Option<Auctioned<'a>> {
     let currency = response_currency(request, rates)?;
     let blocks = Blocks::of(request);
-    // Whether each campaign may bid on this request at all, decided once and shared by all imps.
-    let mut eligible: Vec<Option<bool>> = vec![None; ranked.len()];
+    // Whether each campaign may bid on this request at all, decided once and shared by all imps;
+    // a single-imp request (the common case) decides each at most once anyway and keeps no memo.
+    let memo_size = if request.imp.len() > 1 {
+        ranked.len()
+    } else {
+        0
+    };
+    let mut eligible: Vec<Option<bool>> = vec![None; memo_size];
     let mut bids = Vec::new();
     for imp in &request.imp {
         if imp.pmp.as_ref().and_then(|p| p.private_auction) == Some(1) {
@@ -108,18 +114,22 @@ pub fn run<'a>(
         let Some(floor) = floor(imp, currency, rates) else {
             continue;
         };
-        for (entry, memo) in ranked.iter().zip(eligible.iter_mut()) {
+        for (i, entry) in ranked.iter().enumerate() {
             let campaign = &entry.campaign;
             // Cheapest and most selective first: the creative fit (a few integer compares), then
             // the request-wide checks, decided once per campaign and remembered for later imps.
             let Some((creative, w, h)) = fitting(entry, imp) else {
                 continue;
             };
-            let ok = *memo.get_or_insert_with(|| {
+            let decide = || {
                 campaign.in_flight(facts.now)
                     && campaign.targeting.matches(facts)
                     && !blocks.bar(campaign)
-            });
+            };
+            let ok = match eligible.get_mut(i) {
+                Some(memo) => *memo.get_or_insert_with(decide),
+                None => decide(),
+            };
             if !ok {
                 continue;
             }

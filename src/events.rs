@@ -1,11 +1,14 @@
 //! Events: what happened to a bid after precis made it (win, impression, click, conversion), and
 //! the bid itself, as one JSON line each in the event log.
 //!
-//! This module owns the record format, the contract between the writer (`eventlog`) and the
-//! reader (`report`). Every line stands on its own: it carries the ids that join it to its bid and
-//! the dimensions reports group by, so a report never needs the campaign files or another line.
-//! Amounts are in USD (converted when the event is logged) so that totals add up across currencies.
-//! No raw personal data: the user is a keyed hash, never an id or an IP.
+//! This module owns the record format ([`Event`], the contract between the log's writer and reader
+//! in `eventlog` and `precis report`) and the [`Recorder`], which turns an event request into a
+//! record: it verifies the token, prices the event, logs each event once and feeds `learning`.
+//! Every line stands on its own: it carries the ids that join it to its bid and the dimensions
+//! reports group by, so a report never needs the campaign files or another line. Amounts are in
+//! USD (converted when the event is logged) so that totals add up across currencies. No raw
+//! personal data: the user is a keyed hash, never an id or an IP. The recorder never waits for
+//! disk: it hands events to the log's queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,9 +2,11 @@
 //!
 //! Request handlers hand events over through a bounded queue and never wait for the disk: when the
 //! queue is full, [`EventLog::submit`] says so at once and the caller answers 503 (exchanges and
-//! pixels retry), so nothing is dropped silently. The writer appends to `events-YYYYMMDDTHH.jsonl`
-//! (UTC hour), starts `events-YYYYMMDDTHH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and
-//! fsyncs on a timer and when the log is closed: a graceful shutdown loses nothing it accepted.
+//! pixels retry). The writer appends to `events-YYYYMMDDTHH.jsonl` (UTC hour), starts
+//! `events-YYYYMMDDTHH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and fsyncs
+//! on a timer and when the log is closed: a graceful shutdown loses nothing it accepted. A line the
+//! disk refuses is counted in [`Stats::write_errors`] and logged, never dropped unseen.
+//! [`read`] is the other side of the same file format: it streams the lines back.
 
 pub mod read;
 
