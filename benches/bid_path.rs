@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use precis::auction::{self, Ranked, Urls};
+use precis::auction::{self, Env, Ranked, Urls};
 use precis::campaign::{self, Campaign};
+use precis::frequency::Exposures;
 use precis::openrtb::response::BidResponse;
 use precis::openrtb::{self, BidRequest};
+use precis::pacing::Pacer;
 use precis::pricing::{Currency, Rates};
 use precis::targeting::{Facts, Term};
 use precis::token::Keys;
@@ -489,6 +491,8 @@ struct Bidder {
     rates: Rates,
     urls: Urls,
     keys: Keys,
+    pacer: Pacer,
+    exposures: Exposures,
     now: DateTime<Utc>,
 }
 
@@ -507,21 +511,22 @@ impl Bidder {
                 public: "http://127.0.0.1:8080".to_owned(),
             },
             keys: Keys::new(b"a bench secret of 32 bytes......", None).expect("a long secret"),
+            pacer: Pacer::new(60, 10),
+            exposures: Exposures::new(1_000_000, 60),
             now: NOW.parse().expect("NOW is a timestamp"),
         }
     }
 
     /// The auction, including signing each bid's event token.
     fn auction<'a>(&'a self, request: &'a BidRequest, facts: &Facts) -> Option<BidResponse<'a>> {
-        auction::run(
-            &self.ranked,
-            request,
-            facts,
-            &self.rates,
-            &self.urls,
-            &self.keys,
-        )
-        .map(|a| a.response)
+        let env = Env {
+            rates: &self.rates,
+            urls: &self.urls,
+            keys: &self.keys,
+            pacer: &self.pacer,
+            exposures: &self.exposures,
+        };
+        auction::run(&self.ranked, request, facts, &env).map(|a| a.response)
     }
 
     /// The whole bid path as the server runs it: the answer body, or `None` for a 204.

@@ -2,16 +2,21 @@
 //!
 //! Campaigns arrive ranked (highest eCPM first, then higher `max_cpm`, then id), so the first campaign
 //! that is eligible for the request and has a creative that fits the imp is the winner, and a winner
-//! below the floor means every campaign is. This module is pure and synchronous: it reads an immutable
-//! ranked list and a decoded request and returns a response; it never blocks, locks or touches disk.
+//! below the floor means every campaign is. A campaign whose budget is spent, whose pacing holds it
+//! back or whose user has seen it enough steps aside for the next (see [`crate::pacing`] and
+//! [`crate::frequency`]). This module is synchronous: it reads an immutable ranked list and a
+//! decoded request and returns a response; it never blocks or touches disk (pacing and frequency
+//! cost a few atomics and one short shard lock per candidate that has them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::campaign::{Campaign, Creative, Format};
+use crate::frequency::Exposures;
 use crate::openrtb::response::{Bid, BidResponse, SEAT, SeatBid};
 use crate::openrtb::{BidRequest, Imp};
+use crate::pacing::{Account, Admission, Pacer};
 use crate::pricing::{Currency, Rates};
 use crate::targeting::{Facts, category_form, host_form, on_domain, within};
 use crate::token::{Claims, Keys, Purpose};
@@ -25,6 +30,8 @@ pub struct Ranked {
     pub ecpm: f64,
     /// Indexes into its creatives, best first: among those that fit an imp, the first is served.
     pub creatives: Vec<usize>,
+    /// What it has spent and reserved, when it has a budget.
+    pub account: Option<Arc<Account>>,
 }
 
 impl Ranked {
@@ -33,9 +40,19 @@ impl Ranked {
         Ranked {
             ecpm: campaign.pricing.ecpm(),
             creatives: (0..campaign.creatives.len()).collect(),
+            account: None,
             campaign,
         }
     }
+}
+
+/// What an auction reads besides the campaigns and the request.
+pub struct Env<'a> {
+    pub rates: &'a Rates,
+    pub urls: &'a Urls,
+    pub keys: &'a Keys,
+    pub pacer: &'a Pacer,
+    pub exposures: &'a Exposures,
 }
 
 /// Orders campaigns for [`run`]: live ones only, highest eCPM (as `price` prices them, compared in
@@ -92,12 +109,14 @@ pub fn run<'a>(
     ranked: &'a [Ranked],
     request: &'a BidRequest,
     facts: &Facts,
-    rates: &Rates,
-    urls: &Urls,
-    keys: &Keys,
+    env: &Env,
 ) -> Option<Auctioned<'a>> {
-    let currency = response_currency(request, rates)?;
+    let currency = response_currency(request, env.rates)?;
     let blocks = Blocks::of(request);
+    // The user's keyed hash, what frequency caps and event tokens know the user by: an HMAC,
+    // computed only once a campaign needs it.
+    let user = std::cell::OnceCell::new();
+    let user = || *user.get_or_init(|| facts.user.as_deref().map(|u| env.keys.user_hash(u)));
     // Whether each campaign may bid on this request at all, decided once and shared by all imps;
     // a single-imp request (the common case) decides each at most once anyway and keeps no memo.
     let memo_size = if request.imp.len() > 1 {
@@ -111,7 +130,7 @@ pub fn run<'a>(
         if imp.pmp.as_ref().and_then(|p| p.private_auction) == Some(1) {
             continue; // Deals only, and precis holds no deals.
         }
-        let Some(floor) = floor(imp, currency, rates) else {
+        let Some(floor) = floor(imp, currency, env.rates) else {
             continue;
         };
         for (i, entry) in ranked.iter().enumerate() {
@@ -134,21 +153,31 @@ pub fn run<'a>(
                 continue;
             }
             // Rounded to the micro-unit it is sent as, before it is held against the floor.
-            let price = rates
+            let price = env
+                .rates
                 .convert(entry.ecpm, campaign.pricing.currency, currency)
                 .unwrap_or(0.0);
             // Ranked by eCPM: if the best fitting campaign is under the floor, so is every other.
-            if price > 0.0 && price >= floor {
-                let winner = Winner {
-                    campaign,
-                    creative,
-                    imp,
-                    price,
-                    w,
-                    h,
-                };
-                bids.push(winner.bid(request, facts, currency, urls, keys));
+            if price <= 0.0 || price < floor {
+                break;
             }
+            // Capped for this user, out of budget or held back by pacing: the next may bid.
+            let Some(reservation) = admit(entry, user, facts.now, env) else {
+                continue;
+            };
+            let winner = Winner {
+                campaign,
+                creative,
+                imp,
+                price,
+                w,
+                h,
+            };
+            let (bid, claims) = winner.bid(request, facts, user(), currency, env);
+            if let Some(reservation) = reservation {
+                env.pacer.hold(reservation, &claims.bid, facts.now);
+            }
+            bids.push((bid, claims));
             break;
         }
     }
@@ -167,6 +196,43 @@ pub fn run<'a>(
         },
         claims,
     })
+}
+
+/// Frequency, then budget and pacing: `None` when the campaign must step aside, else the
+/// reservation its bid carries (none without a budget).
+fn admit(
+    entry: &Ranked,
+    user: impl Fn() -> Option<u64>,
+    now: chrono::DateTime<chrono::Utc>,
+    env: &Env,
+) -> Option<Option<crate::pacing::Reservation>> {
+    let campaign = &entry.campaign;
+    if campaign.budget.is_none() && campaign.frequency.is_none() {
+        return Some(None);
+    }
+    let user = if campaign.frequency.is_some() {
+        user()
+    } else {
+        None
+    };
+    if !env.exposures.admit(user, campaign, now) {
+        return None;
+    }
+    let usd = env
+        .rates
+        .convert(entry.ecpm, campaign.pricing.currency, Currency::USD)
+        .unwrap_or(0.0);
+    match env
+        .pacer
+        .admit(campaign, entry.account.as_ref(), usd, env.rates, now)
+    {
+        Admission::Free => Some(None),
+        Admission::Reserved(reservation) => Some(Some(reservation)),
+        Admission::OutOfBudget | Admission::Throttled => {
+            env.exposures.cancel(user, campaign);
+            None
+        }
+    }
 }
 
 /// The first currency the exchange accepts that precis has a rate for; USD when it names none.
@@ -298,9 +364,9 @@ impl<'a> Winner<'a> {
         self,
         request: &BidRequest,
         facts: &Facts,
+        user: Option<u64>,
         currency: Currency,
-        urls: &Urls,
-        keys: &Keys,
+        env: &Env,
     ) -> (Bid<'a>, Claims) {
         let Winner {
             campaign,
@@ -320,14 +386,14 @@ impl<'a> Winner<'a> {
             creative: creative.id.clone(),
             bid_price: price,
             cur: currency.to_string(),
-            user: facts.user.as_deref().map(|u| keys.user_hash(u)),
+            user,
             country: facts.country.map(|c| c.to_string()),
             device: facts.device_type,
             os: facts.os.clone(),
         };
         // Tokens are base64url: they go into URLs as they are.
-        let token = keys.sign(&claims);
-        let event = |path: &str| format!("{}/{path}?t={token}", urls.public);
+        let token = env.keys.sign(&claims);
+        let event = |path: &str| format!("{}/{path}?t={token}", env.urls.public);
         let bid = Bid {
             id: claims.bid.clone(),
             impid: &imp.id,
@@ -390,9 +456,14 @@ landing = "https://shop.example/""#;
             public: "http://127.0.0.1:8080".into(),
         };
         let keys = Keys::new(b"a test secret of 32 bytes.......", None).unwrap();
-        let Some(Auctioned { response, .. }) =
-            run(ranked, &request, &facts, &rates(), &urls, &keys)
-        else {
+        let env = Env {
+            rates: &rates(),
+            urls: &urls,
+            keys: &keys,
+            pacer: &Pacer::new(60, 10),
+            exposures: &Exposures::new(1000, 60),
+        };
+        let Some(Auctioned { response, .. }) = run(ranked, &request, &facts, &env) else {
             return Vec::new();
         };
         let cur = response.cur.clone();

@@ -26,6 +26,32 @@ pub struct Config {
     pub limits: Limits,
     pub events: Events,
     pub learning: Learning,
+    pub pacing: PacingConfig,
+}
+
+/// Budgets and frequency caps: how long reservations wait, how often pacing re-plans, how many
+/// users frequency remembers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingConfig {
+    /// How long a bid's reservation waits for its win notice (and a bid counts toward its user's
+    /// frequency cap while it waits for its impression) before it is released.
+    pub hold_secs: u32,
+    /// How often even pacing re-plans a campaign's pass rate.
+    pub step_secs: u32,
+    /// Users whose exposures frequency caps remember; past this, the least recently seen are
+    /// forgotten.
+    pub max_users: usize,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        PacingConfig {
+            hold_secs: 60,
+            step_secs: 10,
+            max_users: 2_000_000,
+        }
+    }
 }
 
 /// How measured clicks and conversions feed back into prices.
@@ -122,6 +148,7 @@ impl Default for Config {
             limits: Limits::default(),
             events: Events::default(),
             learning: Learning::default(),
+            pacing: PacingConfig::default(),
         }
     }
 }
@@ -189,6 +216,9 @@ impl Config {
             ("[learning] prior_clicks", l.prior_clicks),
             ("[learning] reprice_secs", l.reprice_secs as f64),
             ("[limits] max_body_bytes", self.limits.max_body_bytes as f64),
+            ("[pacing] hold_secs", self.pacing.hold_secs.into()),
+            ("[pacing] step_secs", self.pacing.step_secs.into()),
+            ("[pacing] max_users", self.pacing.max_users as f64),
         ];
         match positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             Some((name, value)) => Err(format!("{name} must be above 0, not {value}")),

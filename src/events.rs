@@ -3,7 +3,8 @@
 //!
 //! This module owns the record format ([`Event`], the contract between the log's writer and reader
 //! in `eventlog` and `precis report`) and the [`Recorder`], which turns an event request into a
-//! record: it verifies the token, prices the event, logs each event once and feeds `learning`.
+//! record: it verifies the token, prices the event, logs each event once and feeds what events
+//! teach the bidder: `learning` (rates), `pacing` (spend) and `frequency` (exposures).
 //! Every line stands on its own: it carries the ids that join it to its bid and the dimensions
 //! reports group by, so a report never needs the campaign files or another line. Amounts are in
 //! USD (converted when the event is logged) so that totals add up across currencies. No raw
@@ -21,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::campaign::Campaign;
 use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, EventLog};
+use crate::frequency::Exposures;
 use crate::learning::Learned;
+use crate::pacing::Pacer;
 use crate::pricing::{Currency, Model, Rates};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
@@ -179,6 +182,39 @@ pub enum Recorded {
     Again,
 }
 
+/// What logged events feed: rates, spend and exposures, rebuilt by replaying the log at start.
+#[derive(Debug, Clone)]
+pub struct Feedback {
+    pub learned: Arc<Learned>,
+    pub pacer: Arc<Pacer>,
+    pub exposures: Arc<Exposures>,
+}
+
+impl Feedback {
+    /// Counts a logged event; `campaign` is its campaign when still loaded.
+    fn observe(&self, event: &Event, campaign: Option<&Campaign>) {
+        self.learned.observe(event);
+        let user = event
+            .user
+            .as_deref()
+            .and_then(|u| u64::from_str_radix(u, 16).ok());
+        match (event.event, campaign, user) {
+            (Kind::Win, _, _) => {
+                let tz = campaign.map_or(chrono_tz::UTC, |c| c.timezone);
+                let pacer = &self.pacer;
+                pacer.settle(&event.bid, &event.campaign, tz, event.spend_usd, event.ts);
+            }
+            (Kind::Imp, Some(campaign), Some(user)) => {
+                self.exposures.shown(user, campaign, event.ts);
+            }
+            (Kind::Conv, Some(campaign), Some(user)) => {
+                self.exposures.converted(user, campaign, event.ts);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What the recorder accepts and logs.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -202,16 +238,16 @@ pub struct Recorder {
     max_orders_per_click: u32,
     log_bids_every: u64,
     bids: AtomicU64,
-    /// Fed every logged event: the measurements that price CPC and CPS campaigns.
-    learned: Arc<Learned>,
+    /// Fed every logged event.
+    feedback: Feedback,
     /// Bid lines not logged because the log was busy (bid lines are a sample; events are not).
     pub bid_lines_dropped: AtomicU64,
 }
 
 impl Recorder {
-    pub fn new(log: EventLog, keys: Keys, policy: Policy, learned: Arc<Learned>) -> Recorder {
+    pub fn new(log: EventLog, keys: Keys, policy: Policy, feedback: Feedback) -> Recorder {
         Recorder {
-            learned,
+            feedback,
             log,
             keys,
             ttl_secs: policy.token_ttl_secs,
@@ -237,7 +273,8 @@ impl Recorder {
     /// Logs `event` unless the same one was logged before. A retry after [`Busy`] is accepted.
     /// A click converts at most `max_orders_per_click` times, whatever order ids are sent: the
     /// click token sits in the landing page's URL, where anyone who sees it could replay it.
-    pub fn record(&self, event: Event) -> Result<Recorded, Refusal> {
+    /// `campaign` is the event's campaign, when it is still loaded.
+    pub fn record(&self, event: Event, campaign: Option<&Campaign>) -> Result<Recorded, Refusal> {
         let key = (event.event, event.bid.clone(), event.order.clone());
         let expiry = unix(event.ts).saturating_add(self.ttl_secs);
         match self.seen.entry(key.clone()) {
@@ -256,7 +293,7 @@ impl Recorder {
             }
             Refusal::Busy(busy)
         })?;
-        self.learned.observe(&event);
+        self.feedback.observe(&event, campaign);
         Ok(Recorded::New)
     }
 
@@ -310,10 +347,16 @@ impl Recorder {
         self.orders.retain(|_, (_, expiry)| *expiry > now);
     }
 
-    /// Reads the whole log back: every event counts toward what campaigns have learned, and
-    /// those within the token lifetime are remembered, so that a retry after a restart still
-    /// counts once. Returns how many events it read.
-    pub fn replay(&self, dir: &std::path::Path, now: DateTime<Utc>) -> Result<usize, ReadError> {
+    /// Reads the whole log back: every event counts toward what campaigns have learned, spent
+    /// and shown (`campaign` finds a loaded campaign by id), and those within the token lifetime
+    /// are remembered, so that a retry after a restart still counts once. Returns how many events
+    /// it read.
+    pub fn replay<'c>(
+        &self,
+        dir: &std::path::Path,
+        now: DateTime<Utc>,
+        campaign: impl Fn(&str) -> Option<&'c Campaign>,
+    ) -> Result<usize, ReadError> {
         let horizon = now - chrono::Duration::seconds(self.ttl_secs.into());
         let mut events = events_in(dir, ..).map_err(|source| ReadError {
             path: dir.to_owned(),
@@ -321,7 +364,7 @@ impl Recorder {
         })?;
         let mut read = 0;
         for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
-            self.learned.observe(&event);
+            self.feedback.observe(&event, campaign(&event.campaign));
             if event.ts >= horizon {
                 let expiry = unix(event.ts).saturating_add(self.ttl_secs);
                 self.seen

@@ -131,6 +131,7 @@ impl Learned {
         Ranked {
             ecpm: self.ecpm(&campaign),
             creatives,
+            account: None,
             campaign,
         }
     }

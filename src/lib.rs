@@ -5,25 +5,33 @@
 //! ```text
 //! bytes ─ openrtb::decode ─ targeting::Facts ─ auction::run ─┬─ targeting (who/where/when/what)
 //!                                                             ├─ pricing (eCPM, currency)
+//!                                                             ├─ frequency (per-user caps)
+//!                                                             ├─ pacing (budgets, even spend)
 //!                                                             ├─ token (signed event URLs)
 //!                                                             └─ openrtb::response ─ bytes
 //! campaigns/*.toml ─ campaign::parse ─ reload::Store (arc-swap) ─ auction::rank ─┘
 //!
 //! /win /imp /click /conv ─ events::Recorder ─ eventlog (JSON Lines) ─ report (precis report)
-//!                                 └─ learning (CTR/CVR) ─ reload::Store::reprice ─ auction
+//!                                 ├─ learning (CTR/CVR) ─ reload::Store::reprice ─ auction
+//!                                 ├─ pacing (spend settles reservations)
+//!                                 └─ frequency (impressions, conversions)
 //! ```
 //!
-//! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places.
+//! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places;
+//! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
 
 pub mod auction;
 pub mod campaign;
+pub mod clock;
 pub mod config;
 pub mod eventlog;
 pub mod events;
+pub mod frequency;
 pub mod geo;
 pub mod learning;
 pub mod metrics;
 pub mod openrtb;
+pub mod pacing;
 pub mod pricing;
 pub mod reload;
 pub mod report;

@@ -13,11 +13,14 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use precis::auction::Urls;
+use precis::clock::Clock;
 use precis::config::Config;
 use precis::eventlog::{EventLog, Settings};
-use precis::events::{Policy, Recorder};
+use precis::events::{Feedback, Policy, Recorder};
+use precis::frequency::Exposures;
 use precis::learning::{self, Learned, Priors};
 use precis::metrics::Metrics;
+use precis::pacing::Pacer;
 use precis::reload::{self, Store};
 use precis::report;
 use precis::server::{self, App};
@@ -49,6 +52,10 @@ enum Command {
         /// Base URL put in win, billing and click URLs [default: http://LISTEN].
         #[arg(long)]
         public_url: Option<String>,
+        /// Run on a simulated clock that starts at this time (RFC 3339) and moves only when
+        /// `POST /admin/clock?now=TIME` moves it: for market simulations of a whole day.
+        #[arg(long, value_parser = report::parse_time)]
+        simulate_from: Option<DateTime<Utc>>,
     },
     /// Validate campaign files (or directories of them); print every error as path:line:col: message.
     Check {
@@ -116,11 +123,13 @@ fn main() -> ExitCode {
             listen,
             campaigns,
             public_url,
+            simulate_from,
         } => config.load().and_then(|mut config| {
             config.listen = listen.unwrap_or(config.listen);
             config.campaigns = campaigns.unwrap_or(config.campaigns);
             config.public_url = public_url.or(config.public_url);
-            serve(config)
+            let clock = simulate_from.map_or(Clock::System, Clock::simulated);
+            serve(config, clock)
         }),
         Command::Check { config, paths } => config.load().and_then(|config| check(&config, paths)),
         Command::Report {
@@ -230,7 +239,8 @@ fn report(
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(config: Config) -> anyhow::Result<ExitCode> {
+fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
+    let clock = Arc::new(clock);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -241,17 +251,40 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             impressions: learning.prior_impressions,
             clicks: learning.prior_clicks,
         };
-        let learned = Arc::new(Learned::new(priors));
-        let recorder = Arc::new(recorder(&config.events, learned.clone())?);
-        let store = Arc::new(Store::open(&config.campaigns, rates, learned).with_context(
-            || {
-                format!(
-                    "cannot read campaign directory {}",
-                    config.campaigns.display()
-                )
-            },
-        )?);
+        let pacing = &config.pacing;
+        let feedback = Feedback {
+            learned: Arc::new(Learned::new(priors)),
+            pacer: Arc::new(Pacer::new(pacing.hold_secs, pacing.step_secs)),
+            exposures: Arc::new(Exposures::new(pacing.max_users, pacing.hold_secs)),
+        };
+        let store = Store::open(
+            &config.campaigns,
+            rates,
+            feedback.learned.clone(),
+            feedback.pacer.clone(),
+        )
+        .with_context(|| {
+            format!(
+                "cannot read campaign directory {}",
+                config.campaigns.display()
+            )
+        })?;
+        let store = Arc::new(store);
         log_reload(&Ok(store.snapshot()));
+        // What the log says was learned, spent and shown, then the bids still waiting for a win.
+        let recorder = Arc::new(recorder(
+            &config.events,
+            feedback.clone(),
+            &store.snapshot(),
+            clock.now(),
+        )?);
+        let holds_file = config.events.dir.join(HOLDS_FILE);
+        let held = feedback
+            .pacer
+            .load_holds(&holds_file)
+            .with_context(|| format!("cannot read {}", holds_file.display()))?;
+        // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
+        store.reprice();
         let metrics = Arc::new(Metrics::default());
         let counted = metrics.clone();
         let (trigger, _watcher) = reload::spawn(store.clone(), move |result| {
@@ -276,17 +309,32 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             },
             limits: config.limits.clone(),
             recorder: recorder.clone(),
+            exposures: feedback.exposures.clone(),
+            clock: clock.clone(),
         });
-        let (sweeper, pricer) = (recorder.clone(), app.store.clone());
+        tracing::info!(held, "budget reservations restored");
+        let (sweeper, pricer, exposures) = (
+            recorder.clone(),
+            app.store.clone(),
+            feedback.exposures.clone(),
+        );
         let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(reprice_every);
             loop {
                 every.tick().await;
-                let (sweeper, pricer) = (sweeper.clone(), pricer.clone());
-                // Off the request threads: repricing ranks every campaign.
+                let (sweeper, pricer, exposures, clock) = (
+                    sweeper.clone(),
+                    pricer.clone(),
+                    exposures.clone(),
+                    clock.clone(),
+                );
+                // Off the request threads: repricing ranks every campaign, sweeps walk maps.
                 let _ = tokio::task::spawn_blocking(move || {
-                    sweeper.sweep(chrono::Utc::now());
+                    let now = clock.now();
+                    sweeper.sweep(now);
+                    pricer.pacer().sweep(now);
+                    exposures.sweep(now);
                     pricer.reprice();
                 })
                 .await;
@@ -309,17 +357,35 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
             }
         };
         tracing::info!("listening on {local}");
-        server::serve(listener, app, shutdown).await;
-        // Requests are finished: write out every event they accepted.
+        server::serve(listener, app.clone(), shutdown).await;
+        // Requests are finished: write out every event they accepted, and the bids still waiting
+        // for a win, whose reservations the next start takes over.
         tokio::task::spawn_blocking(move || recorder.log.close(std::time::Duration::from_secs(30)))
             .await?;
-        tracing::info!("stopped; event log flushed and synced");
+        let held = app
+            .store
+            .pacer()
+            .save_holds(&holds_file)
+            .with_context(|| format!("cannot write {}", holds_file.display()))?;
+        tracing::info!(
+            held,
+            "stopped; event log flushed and synced, reservations saved"
+        );
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// The event log and the recorder in front of it, with the events already logged remembered.
-fn recorder(config: &precis::config::Events, learned: Arc<Learned>) -> anyhow::Result<Recorder> {
+/// Where open reservations are kept between a shutdown and the next start (in the events dir).
+const HOLDS_FILE: &str = "holds.json";
+
+/// The event log and the recorder in front of it, with the events already logged remembered and
+/// fed back (`snapshot` has the campaigns they belong to).
+fn recorder(
+    config: &precis::config::Events,
+    feedback: Feedback,
+    snapshot: &reload::Snapshot,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Recorder> {
     let keys = match config.secrets() {
         (Some(current), previous) => {
             Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes)).map_err(|e| {
@@ -349,8 +415,8 @@ fn recorder(config: &precis::config::Events, learned: Arc<Learned>) -> anyhow::R
         log_bids_every: config.log_bids_every,
         max_orders_per_click: config.max_orders_per_click,
     };
-    let recorder = Recorder::new(log, keys, policy, learned);
-    let replayed = recorder.replay(&config.dir, chrono::Utc::now())?;
+    let recorder = Recorder::new(log, keys, policy, feedback);
+    let replayed = recorder.replay(&config.dir, now, |id| snapshot.campaign(id).map(|c| &**c))?;
     tracing::info!(replayed, dir = %config.dir.display(), "event log open");
     Ok(recorder)
 }

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::eventlog::Stats;
 use crate::events::Kind;
+use crate::frequency::Exposures;
+use crate::pacing::Pacer;
 use crate::reload::Snapshot;
 
 /// What became of one request to the bid endpoint.
@@ -111,6 +113,16 @@ pub struct Metrics {
     rejections: [AtomicU64; 7],
 }
 
+/// What `/metrics` reports besides the metrics' own counters.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub snapshot: &'a Snapshot,
+    pub log: &'a Stats,
+    pub bid_lines_dropped: u64,
+    pub pacer: &'a Pacer,
+    pub exposures: &'a Exposures,
+}
+
 impl Metrics {
     pub fn count(&self, outcome: Outcome) {
         self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
@@ -140,7 +152,14 @@ impl Metrics {
         self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, snapshot: &Snapshot, log: &Stats, bid_lines_dropped: u64) -> String {
+    pub fn render(&self, sources: &Sources) -> String {
+        let Sources {
+            snapshot,
+            log,
+            bid_lines_dropped,
+            pacer,
+            exposures,
+        } = *sources;
         let mut out = String::with_capacity(1024);
         out.push_str(
             "# HELP precis_bid_requests_total Requests to the bid endpoint, by outcome.\n",
@@ -257,6 +276,43 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP precis_candidates_stepped_aside_total Campaigns that matched but let the next one bid, by reason.\n# TYPE precis_candidates_stepped_aside_total counter"
+        );
+        for (reason, count) in [
+            ("out_of_budget", &pacer.out_of_budget),
+            ("throttled", &pacer.throttled),
+            ("frequency_capped", &exposures.capped),
+        ] {
+            let _ = writeln!(
+                out,
+                "precis_candidates_stepped_aside_total{{reason=\"{reason}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP precis_frequency_anonymous_total Frequency-capped campaigns that met a request without a user key (not capped).\n# TYPE precis_frequency_anonymous_total counter\nprecis_frequency_anonymous_total {}",
+            exposures.anonymous.load(Ordering::Relaxed)
+        );
+        for (name, help, value) in [
+            (
+                "precis_frequency_users",
+                "Users whose exposures frequency caps remember.",
+                exposures.users(),
+            ),
+            (
+                "precis_budget_holds",
+                "Bids whose price is reserved, waiting for their win notice.",
+                pacer.holds(),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
         let queued = log.queued.load(Ordering::Relaxed);

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::auction::{self, Ranked};
 use crate::campaign::{self, Campaign, CampaignError, Diagnostic};
 use crate::learning::Learned;
+use crate::pacing::Pacer;
 use crate::pricing::Rates;
 
 /// Everything the bidder serves from, as of one reload (and the latest repricing).
@@ -52,6 +53,8 @@ pub struct Store {
     rates: Rates,
     /// What campaigns have measured: sets the price of CPC and CPS campaigns.
     learned: Arc<Learned>,
+    /// Budgeted campaigns' accounts, attached to them when they are ranked.
+    pacer: Arc<Pacer>,
     current: ArcSwap<Snapshot>,
     /// Serialises reloads (the watcher, SIGHUP and the admin route may ask at once). Held only by
     /// the reloading thread, never by a request.
@@ -67,7 +70,12 @@ impl Snapshot {
 
 impl Store {
     /// Loads `dir` for the first time. Fails only if the directory cannot be listed.
-    pub fn open(dir: &Path, rates: Rates, learned: Arc<Learned>) -> std::io::Result<Store> {
+    pub fn open(
+        dir: &Path,
+        rates: Rates,
+        learned: Arc<Learned>,
+        pacer: Arc<Pacer>,
+    ) -> std::io::Result<Store> {
         let empty = Snapshot {
             generation: 0,
             loaded_at: Utc::now(),
@@ -81,6 +89,7 @@ impl Store {
             dir: dir.to_owned(),
             rates,
             learned,
+            pacer,
             current: ArcSwap::from_pointee(empty),
             reloading: Mutex::new(()),
         };
@@ -98,6 +107,10 @@ impl Store {
 
     pub fn learned(&self) -> &Learned {
         &self.learned
+    }
+
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 
     /// The current snapshot. Wait-free; hold it for the length of one request.
@@ -119,7 +132,10 @@ impl Store {
     }
 
     fn rank(&self, campaigns: impl IntoIterator<Item = Arc<Campaign>>) -> Vec<Ranked> {
-        auction::rank(campaigns, &self.rates, |c| self.learned.ranked(c))
+        auction::rank(campaigns, &self.rates, |c| Ranked {
+            account: self.pacer.account_for(&c),
+            ..self.learned.ranked(c)
+        })
     }
 
     /// Re-reads the directory and swaps in the result. On an error listing the directory the

@@ -2,7 +2,8 @@
 //!
 //! Routes: `POST /openrtb2/bid` (the exchange's); the event routes `GET /win`, `GET /imp`,
 //! `GET /click`, `GET|POST /conv`; `GET /healthz`, `GET /status`, `GET /metrics`; and
-//! `POST /admin/reload` (loopback peers only). The bid route decodes, normalises, runs the auction and
+//! `POST /admin/reload` and `POST /admin/clock` (loopback peers only; the clock route moves a
+//! simulated clock). The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
 //! the log's queue and never wait for disk. Reloads run on blocking threads. Every request gets an
 //! answer (never a panic, never a hang): oversized bodies 413, slow bodies 408, slow headers a closed
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use chrono::Utc;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -30,12 +30,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::auction::{self, Auctioned, Ranked, Urls};
+use crate::auction::{self, Auctioned, Env, Ranked, Urls};
+use crate::campaign::{Campaign, Pacing};
+use crate::clock::Clock;
 use crate::config::Limits;
 use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
+use crate::frequency::Exposures;
 use crate::learning;
-use crate::metrics::{Metrics, Outcome, Rejection};
+use crate::metrics::{Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
+use crate::pricing::Currency;
 use crate::reload::{Snapshot, Store};
 use crate::targeting::Facts;
 use crate::token::{Claims, Purpose, TokenError};
@@ -47,6 +51,8 @@ pub struct App {
     pub urls: Urls,
     pub limits: Limits,
     pub recorder: Arc<Recorder>,
+    pub exposures: Arc<Exposures>,
+    pub clock: Arc<Clock>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -111,25 +117,30 @@ async fn handle(
         }
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
-            app.metrics.render(
-                &app.store.snapshot(),
-                &app.recorder.log.stats,
-                app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
-            ),
+            app.metrics.render(&Sources {
+                snapshot: &app.store.snapshot(),
+                log: &app.recorder.log.stats,
+                bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
+                pacer: app.store.pacer(),
+                exposures: &app.exposures,
+            }),
         ),
         (&Method::GET, "/win") => notice(&app, Kind::Win, request.uri().query()),
         (&Method::GET, "/imp") => notice(&app, Kind::Imp, request.uri().query()),
         (&Method::GET, "/click") => click(&app, request.uri().query()),
         (&Method::GET | &Method::POST, "/conv") => conversion(&app, request).await,
         (&Method::POST, "/admin/reload") if peer.ip().is_loopback() => reload(&app).await,
-        (_, "/admin/reload") if !peer.ip().is_loopback() => error(
+        (&Method::POST, "/admin/clock") if peer.ip().is_loopback() => {
+            clock(&app, request.uri().query())
+        }
+        (_, "/admin/reload" | "/admin/clock") if !peer.ip().is_loopback() => error(
             StatusCode::FORBIDDEN,
             "admin routes answer loopback clients only",
         ),
         (
             _,
-            "/openrtb2/bid" | "/healthz" | "/status" | "/metrics" | "/admin/reload" | "/win"
-            | "/imp" | "/click" | "/conv",
+            "/openrtb2/bid" | "/healthz" | "/status" | "/metrics" | "/admin/reload"
+            | "/admin/clock" | "/win" | "/imp" | "/click" | "/conv",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     };
@@ -146,16 +157,15 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
             ),
             Ok(request) => {
                 let snapshot = app.store.snapshot();
-                let facts = Facts::from_request(&request, Utc::now());
-                let keys = &app.recorder.keys;
-                match auction::run(
-                    &snapshot.ranked,
-                    &request,
-                    &facts,
-                    app.store.rates(),
-                    &app.urls,
-                    keys,
-                ) {
+                let facts = Facts::from_request(&request, app.clock.now());
+                let env = Env {
+                    rates: app.store.rates(),
+                    urls: &app.urls,
+                    keys: &app.recorder.keys,
+                    pacer: app.store.pacer(),
+                    exposures: &app.exposures,
+                };
+                match auction::run(&snapshot.ranked, &request, &facts, &env) {
                     Some(Auctioned { response, claims }) => {
                         app.recorder.bids(&claims, facts.now);
                         (
@@ -234,7 +244,7 @@ fn amount(text: &str) -> Option<f64> {
 /// `/win` and `/imp`: the exchange reports a win (price required) or a billable impression.
 fn notice(app: &App, kind: Kind, query: Option<&str>) -> Answer {
     let params = params(query);
-    let now = Utc::now();
+    let now = app.clock.now();
     let recorded = (|| {
         let claims = app.recorder.verify(
             params.get("t").map_or("", String::as_str),
@@ -257,10 +267,12 @@ fn notice(app: &App, kind: Kind, query: Option<&str>) -> Answer {
         if kind == Kind::Win {
             event.spend_usd = spend_usd(price.unwrap_or(0.0), &claims.cur, rates);
         }
-        if let Some(campaign) = app.store.snapshot().campaign(&claims.campaign) {
+        let snapshot = app.store.snapshot();
+        let campaign = snapshot.campaign(&claims.campaign);
+        if let Some(campaign) = campaign {
             event.revenue_usd = revenue_usd(kind, campaign, None, rates);
         }
-        app.recorder.record(event)
+        app.recorder.record(event, campaign.map(|c| &**c))
     })();
     match (kind, recorded) {
         (_, Err(refusal)) => refused(app, &refusal),
@@ -280,7 +292,7 @@ fn notice(app: &App, kind: Kind, query: Option<&str>) -> Answer {
 /// campaign file, never from the request: no open redirect.
 fn click(app: &App, query: Option<&str>) -> Answer {
     let params = params(query);
-    let now = Utc::now();
+    let now = app.clock.now();
     let claims = match app.recorder.verify(
         params.get("t").map_or("", String::as_str),
         Purpose::Event,
@@ -297,7 +309,7 @@ fn click(app: &App, query: Option<&str>) -> Answer {
     };
     let mut event = Event::about(Kind::Click, &claims, now);
     event.revenue_usd = revenue_usd(Kind::Click, campaign, None, app.store.rates());
-    match app.recorder.record(event) {
+    match app.recorder.record(event, Some(campaign)) {
         Ok(again) => app.metrics.event(Kind::Click, again == Recorded::Again),
         // The user still gets where they clicked; the lost click is counted.
         Err(refusal) => {
@@ -325,7 +337,7 @@ async fn conversion(app: &App, request: Request<Incoming>) -> Answer {
             }
         }
     }
-    let now = Utc::now();
+    let now = app.clock.now();
     let recorded = (|| {
         let claims = app.recorder.verify(
             params.get("pclid").map_or("", String::as_str),
@@ -339,10 +351,12 @@ async fn conversion(app: &App, request: Request<Incoming>) -> Answer {
         let mut event = Event::about(Kind::Conv, &claims, now);
         event.value = value;
         event.order = params.get("order").map(|o| o.chars().take(128).collect());
-        if let Some(campaign) = app.store.snapshot().campaign(&claims.campaign) {
+        let snapshot = app.store.snapshot();
+        let campaign = snapshot.campaign(&claims.campaign);
+        if let Some(campaign) = campaign {
             event.revenue_usd = revenue_usd(Kind::Conv, campaign, value, app.store.rates());
         }
-        app.recorder.record(event)
+        app.recorder.record(event, campaign.map(|c| &**c))
     })();
     match recorded {
         Ok(again) => {
@@ -432,6 +446,31 @@ async fn reload(app: &App) -> Answer {
     }
 }
 
+/// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then releases the
+/// reservations and forgets the exposures that time has expired, as the periodic sweep would.
+fn clock(app: &App, query: Option<&str>) -> Answer {
+    let Some(to) = params(query)
+        .get("now")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the time to move to as ?now=RFC3339",
+        );
+    };
+    match app.clock.advance_to(to.to_utc()) {
+        Ok(now) => {
+            app.store.pacer().sweep(now);
+            app.exposures.sweep(now);
+            json(
+                StatusCode::OK,
+                serde_json::json!({ "now": now.to_rfc3339() }),
+            )
+        }
+        Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
+    }
+}
+
 /// What `/status` shows: which campaigns are live and which files were refused, and why.
 pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
     // Each live campaign's current price, what it measured, and the KPIs it falls short of.
@@ -443,6 +482,7 @@ pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
                  campaign,
                  ecpm,
                  creatives,
+                 ..
              }| {
                 let learned = store.learned();
                 let counts = learned.counts(&campaign.id);
@@ -470,6 +510,7 @@ pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
                     "spend_usd": counts.spend_usd,
                     "revenue_usd": counts.revenue_usd,
                     "kpi_alerts": learning::shortfalls(campaign, &counts, store.rates()),
+                    "budget": budget(store, campaign),
                     "creatives": creatives,
                 })
             },
@@ -497,6 +538,30 @@ pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
         "refused": refused,
         "campaigns": campaigns,
     })
+}
+
+/// A campaign's budget in `/status`: its limits, and what it spent and holds, in its currency.
+fn budget(store: &Store, campaign: &Campaign) -> Option<serde_json::Value> {
+    let budget = campaign.budget.as_ref()?;
+    let state = store.pacer().state(&campaign.id).unwrap_or_default();
+    let local = |usd: f64| {
+        store
+            .rates()
+            .convert(usd, Currency::USD, campaign.pricing.currency)
+            .unwrap_or(0.0)
+    };
+    Some(serde_json::json!({
+        "daily": budget.daily,
+        "total": budget.total,
+        "pacing": match budget.pacing {
+            Pacing::Even => "even",
+            Pacing::Asap => "asap",
+        },
+        "spent_today": local(state.spent_today_usd),
+        "spent_total": local(state.spent_total_usd),
+        "held": local(state.held_usd),
+        "pass_rate": state.pass_rate,
+    }))
 }
 
 fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Answer {

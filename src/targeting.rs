@@ -398,6 +398,17 @@ impl Targeting {
     pub fn matches(&self, facts: &Facts) -> bool {
         self.include.iter().all(|t| t.holds(facts)) && !self.exclude.iter().any(|t| t.holds(facts))
     }
+
+    /// Whether its dayparting lets the campaign run at `now`, every other term aside: the hours
+    /// pacing shares a budget over.
+    pub fn scheduled(&self, now: DateTime<Utc>) -> bool {
+        let on = |term: &Term| match term {
+            Term::Schedule { week, tz } => Some(week.contains(now, *tz)),
+            _ => None,
+        };
+        self.include.iter().filter_map(on).all(|on| on)
+            && !self.exclude.iter().filter_map(on).any(|on| on)
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,13 @@ fn broken_files() -> Vec<Broken> {
             through: Some("max_cpm = "),
             message: "model \"cpc\" needs `ctr`",
         },
+        Broken {
+            name: "budget.toml",
+            text: format!("{}\n[budget]\ndaily = -500.0\n", good().toml()),
+            at: "daily = ",
+            through: None,
+            message: "`daily` must be a positive number, not -500",
+        },
     ]
 }
 

@@ -15,7 +15,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
-use super::{Campaign, CampaignError, Creative, Diagnostic, Format, Kpi, VAST_VERSIONS, Video};
+use super::{
+    Budget, Campaign, CampaignError, Creative, Diagnostic, Format, Frequency, Kpi, Pacing,
+    VAST_VERSIONS, Video, Window,
+};
 use crate::geo::{Country, Point, Region};
 use crate::pricing::{Currency, Model, Pricing, Rates};
 use crate::targeting::{
@@ -46,6 +49,8 @@ struct File {
     targeting: Option<TargetingFile>,
     creative: List<Spanned<CreativeFile>>,
     kpi: Option<KpiFile>,
+    budget: Option<Spanned<BudgetFile>>,
+    frequency: Option<Spanned<FrequencyFile>>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +59,24 @@ struct KpiFile {
     min_ctr: Option<Spanned<f64>>,
     min_roi: Option<Spanned<f64>>,
     max_cost_per_order: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetFile {
+    daily: Option<Spanned<f64>>,
+    total: Option<Spanned<f64>>,
+    /// Read as text and checked by hand, so a wrong value gets a message naming the choices.
+    pacing: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrequencyFile {
+    /// A number, so that `3.5` is told it must be whole rather than that it is not an integer.
+    impressions: Option<Spanned<f64>>,
+    per: Option<Spanned<String>>,
+    stop_after_conversion: Option<bool>,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -145,6 +168,7 @@ pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, Campa
     let mut check = Checker {
         source,
         diagnostics: Vec::new(),
+        refused: Vec::new(),
     };
     let campaign = check
         .read(source)
@@ -181,6 +205,9 @@ const DAYS: [&str; 7] = [
 struct Checker<'s> {
     source: &'s str,
     diagnostics: Vec<Diagnostic>,
+    /// Top-level keys (tables) an entry was refused from while reading: what is missing from
+    /// them may have been written and refused, so it is not reported as missing too.
+    refused: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -200,6 +227,9 @@ impl Checker<'_> {
                 Err(e) => {
                     let span = e.span().unwrap_or(0..0);
                     self.error(span.clone(), e.message().trim_end());
+                    if let Some(key) = top_key_at(document.get_ref(), &span) {
+                        self.refused.push(key);
+                    }
                     if !remove_entry_at(document.get_mut(), &span) {
                         return None;
                     }
@@ -304,6 +334,10 @@ impl Checker<'_> {
         }
         let creatives = self.creatives(&file.creative);
         let kpi = file.kpi.as_ref().map(|k| self.kpi(k)).unwrap_or_default();
+        // An `end` refused for its type was still meant: do not also ask for one.
+        let has_end = file.end.is_some() || self.refused.iter().any(|k| k == "end");
+        let budget = file.budget.as_ref().and_then(|b| self.budget(b, has_end));
+        let frequency = file.frequency.as_ref().and_then(|f| self.frequency(f));
 
         Some(Campaign {
             name: file.name.unwrap_or_else(|| id.clone()),
@@ -319,6 +353,8 @@ impl Checker<'_> {
             targeting,
             creatives,
             kpi,
+            budget,
+            frequency,
             path: path.to_owned(),
         })
     }
@@ -468,6 +504,132 @@ impl Checker<'_> {
             min_roi: read("min_roi", &k.min_roi, Bound::Positive),
             max_cost_per_order: read("max_cost_per_order", &k.max_cost_per_order, Bound::Positive),
         }
+    }
+
+    /// `[budget]`. `has_end`: the campaign sets an `end` (even pacing of a total needs one).
+    fn budget(&mut self, budget: &Spanned<BudgetFile>, has_end: bool) -> Option<Budget> {
+        let table = budget.span();
+        let b = budget.get_ref();
+        // A key refused while reading (a wrong type) is gone from `b`: do not also call it missing.
+        let intact = !self.refused.iter().any(|k| k == "budget");
+        let mut ok = intact;
+        let mut read = |name: &str, value: &Option<Spanned<f64>>| {
+            value.as_ref().and_then(|v| {
+                let good = self.bounded(name, v, Bound::Positive);
+                ok &= good;
+                good.then(|| *v.get_ref())
+            })
+        };
+        let daily = read("daily", &b.daily);
+        let total = read("total", &b.total);
+        if intact && b.daily.is_none() && b.total.is_none() {
+            self.error(
+                table.clone(),
+                "[budget] sets no limit: give `daily`, `total` or both",
+            );
+            ok = false;
+        }
+        let pacing = match &b.pacing {
+            None => Some(Pacing::Even),
+            Some(p) => match p.get_ref().trim().to_ascii_lowercase().as_str() {
+                "even" => Some(Pacing::Even),
+                "asap" => Some(Pacing::Asap),
+                _ => {
+                    self.error(
+                        p.span(),
+                        format!(
+                            "`pacing` must be \"even\" (spread over the day) or \"asap\" (as fast as traffic allows), not `{}`",
+                            p.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        if intact
+            && pacing == Some(Pacing::Even)
+            && b.daily.is_none()
+            && b.total.is_some()
+            && !has_end
+        {
+            let at = b.pacing.as_ref().map_or(table, |p| p.span());
+            self.error(
+                at,
+                "even pacing spreads the daily budget over the day, or the total over the flight, \
+                 but this campaign has no `daily` and no `end`: set `daily`, or an `end`, or pacing = \"asap\"",
+            );
+            ok = false;
+        }
+        let pacing = pacing?;
+        ok.then_some(Budget {
+            daily,
+            total,
+            pacing,
+        })
+    }
+
+    /// `[frequency]`.
+    fn frequency(&mut self, frequency: &Spanned<FrequencyFile>) -> Option<Frequency> {
+        let table = frequency.span();
+        let f = frequency.get_ref();
+        let intact = !self.refused.iter().any(|k| k == "frequency");
+        let mut ok = intact;
+        let impressions = f.impressions.as_ref().and_then(|n| {
+            let v = *n.get_ref();
+            if v.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&v) {
+                Some(v as u32)
+            } else {
+                self.error(
+                    n.span(),
+                    format!("`impressions` must be a whole number, at least 1, not {v}"),
+                );
+                ok = false;
+                None
+            }
+        });
+        let per = match &f.per {
+            None => Window::Day,
+            Some(p) => {
+                let window = match p.get_ref().trim().to_ascii_lowercase().as_str() {
+                    "hour" => Some(Window::Hour),
+                    "day" => Some(Window::Day),
+                    "week" => Some(Window::Week),
+                    "flight" => Some(Window::Flight),
+                    _ => None,
+                };
+                if window.is_none() {
+                    self.error(
+                        p.span(),
+                        format!(
+                            "`per` must be \"hour\", \"day\", \"week\" (Monday to Sunday) or \"flight\" (the whole campaign), not `{}`",
+                            p.get_ref()
+                        ),
+                    );
+                    ok = false;
+                }
+                if intact && f.impressions.is_none() {
+                    self.error(
+                        p.span(),
+                        "`per` has nothing to apply to: set `impressions`, the most one user may see the campaign per window",
+                    );
+                    ok = false;
+                }
+                window.unwrap_or(Window::Day)
+            }
+        };
+        let stop_after_conversion = f.stop_after_conversion.unwrap_or(false);
+        if intact && f.impressions.is_none() && !stop_after_conversion {
+            self.error(
+                table,
+                "[frequency] sets no cap: give `impressions` (per user, per `per`), or stop_after_conversion = true",
+            );
+            ok = false;
+        }
+        ok.then_some(Frequency {
+            impressions,
+            per,
+            stop_after_conversion,
+        })
     }
 
     fn bounded(&mut self, name: &str, value: &Spanned<f64>, bound: Bound) -> bool {
@@ -808,6 +970,25 @@ impl Checker<'_> {
     }
 }
 
+/// The top-level key under which `span` lies: on a key or a value of its entry, or nested in it.
+fn top_key_at(document: &DeTable<'_>, span: &Range<usize>) -> Option<String> {
+    let within = |s: Range<usize>| s.start <= span.start && span.end <= s.end;
+    fn holds(value: &Spanned<DeValue<'_>>, within: &dyn Fn(Range<usize>) -> bool) -> bool {
+        within(value.span())
+            || match value.get_ref() {
+                DeValue::Table(table) => table
+                    .iter()
+                    .any(|(k, v)| within(k.span()) || holds(v, within)),
+                DeValue::Array(items) => items.iter().any(|v| holds(v, within)),
+                _ => false,
+            }
+    }
+    document
+        .iter()
+        .find(|(k, v)| within(k.span()) || holds(v, &within))
+        .map(|(k, _)| k.get_ref().to_string())
+}
+
 /// Removes the entry whose key or value `span` points at, looking into nested tables first.
 /// False when it points at no single entry (a missing key points at its table): nothing to remove.
 fn remove_entry_at(table: &mut DeTable<'_>, span: &Range<usize>) -> bool {
@@ -883,6 +1064,16 @@ tags = ["kids"]
 min_ctr = 0.005
 max_cost_per_order = 40
 
+[budget]
+daily = 500
+total = 10000.0
+pacing = "asap"
+
+[frequency]
+impressions = 3
+per = "week"
+stop_after_conversion = true
+
 [[creative]]
 id = "run-300x250"
 format = "banner"
@@ -937,6 +1128,22 @@ landing = "https://acme.example/run"
                 max_cost_per_order: Some(40.0)
             }
         );
+        assert_eq!(
+            c.budget,
+            Some(Budget {
+                daily: Some(500.0),
+                total: Some(10000.0),
+                pacing: Pacing::Asap
+            })
+        );
+        assert_eq!(
+            c.frequency,
+            Some(Frequency {
+                impressions: Some(3),
+                per: Window::Week,
+                stop_after_conversion: true
+            })
+        );
         assert!(c.in_flight("2026-04-01T00:00:00Z".parse().unwrap()));
         assert!(!c.in_flight("2026-06-01T00:00:00Z".parse().unwrap()));
     }
@@ -960,9 +1167,9 @@ landing = "https://acme.example/run"
             "8:12: unknown time zone `Asia/Shanghaii`",
             "17:1: unknown field `contries`",
             "19:9: hours [8, 25] must be [from, to)",
-            "33:5: invalid type: string \"300\", expected u32",
-            "30:1: banner creative `run-300x250` needs a size",
-            "36:11: `landing` must be an http(s) URL",
+            "43:5: invalid type: string \"300\", expected u32",
+            "40:1: banner creative `run-300x250` needs a size",
+            "46:11: `landing` must be an http(s) URL",
         ];
         for want in expected {
             assert!(
@@ -1050,6 +1257,106 @@ landing = "https://acme.example/run"
         );
         let no_creative = &FULL[..FULL.find("[[creative]]").unwrap()];
         assert!(problems(no_creative)[0].contains("at least one [[creative]]"));
+    }
+
+    #[test]
+    fn budget_and_frequency_are_optional_and_default_to_even_pacing_and_a_daily_window() {
+        let bare = FULL
+            .replace("pacing = \"asap\"\n", "")
+            .replace("per = \"week\"\n", "");
+        let c = compile(&bare).unwrap();
+        assert_eq!(c.budget.unwrap().pacing, Pacing::Even);
+        assert_eq!(c.frequency.unwrap().per, Window::Day);
+        let start = FULL.find("[budget]").unwrap();
+        let without = format!(
+            "{}{}",
+            &FULL[..start],
+            &FULL[FULL.find("[[creative]]").unwrap()..]
+        );
+        let c = compile(&without).unwrap();
+        assert_eq!((c.budget, c.frequency), (None, None));
+        // A conversion stop alone is a cap; a total alone is a limit when pacing has a horizon.
+        let c = compile(
+            &FULL
+                .replace("impressions = 3\nper = \"week\"\n", "")
+                .replace("daily = 500\n", ""),
+        )
+        .unwrap();
+        assert_eq!(c.frequency.unwrap().impressions, None);
+        assert_eq!(c.budget.unwrap().daily, None);
+    }
+
+    #[test]
+    fn budget_and_frequency_are_checked_for_meaning() {
+        let wrong = FULL
+            .replace("daily = 500", "daily = -5")
+            .replace("pacing = \"asap\"", "pacing = \"fast\"")
+            .replace("impressions = 3", "impressions = 2.5")
+            .replace("per = \"week\"", "per = \"month\"")
+            .replace(
+                "stop_after_conversion = true",
+                "stop_after_conversion = true\nhourly = 1",
+            );
+        assert_eq!(
+            problems(&wrong),
+            [
+                "31:9: `daily` must be a positive number, not -5",
+                "33:10: `pacing` must be \"even\" (spread over the day) or \"asap\" (as fast as traffic allows), not `fast`",
+                "36:15: `impressions` must be a whole number, at least 1, not 2.5",
+                "37:7: `per` must be \"hour\", \"day\", \"week\" (Monday to Sunday) or \"flight\" (the whole campaign), not `month`",
+                "39:1: unknown field `hourly`, expected one of `impressions`, `per`, `stop_after_conversion`",
+            ]
+        );
+
+        let empty = FULL
+            .replace("daily = 500\ntotal = 10000.0\n", "")
+            .replace("impressions = 3\n", "")
+            .replace(
+                "stop_after_conversion = true",
+                "stop_after_conversion = false",
+            );
+        assert_eq!(
+            problems(&empty),
+            [
+                "30:1: [budget] sets no limit: give `daily`, `total` or both",
+                "33:1: [frequency] sets no cap: give `impressions` (per user, per `per`), or stop_after_conversion = true",
+                "34:7: `per` has nothing to apply to: set `impressions`, the most one user may see the campaign per window",
+            ]
+        );
+
+        // Even pacing of a total needs an end to spread it to: at `pacing`, or at the table when
+        // even is the default.
+        let endless = FULL
+            .replace("end = 2026-05-31", "# no end")
+            .replace("daily = 500\n", "");
+        let horizon = "even pacing spreads the daily budget over the day, or the total over the flight, \
+                       but this campaign has no `daily` and no `end`: set `daily`, or an `end`, or pacing = \"asap\"";
+        assert!(compile(&endless).is_ok(), "asap needs no horizon");
+        let even = endless.replace("pacing = \"asap\"", "pacing = \"even\"");
+        assert_eq!(problems(&even), [format!("32:10: {horizon}")]);
+        let default = endless.replace("pacing = \"asap\"\n", "");
+        assert_eq!(problems(&default), [format!("30:1: {horizon}")]);
+        assert!(
+            compile(
+                &FULL
+                    .replace("daily = 500\n", "")
+                    .replace("pacing = \"asap\"\n", "")
+            )
+            .is_ok()
+        );
+
+        // A value refused for its type is not reported missing as well.
+        let typo = FULL
+            .replace("daily = 500\ntotal = 10000.0", "daily = \"500\"")
+            .replace("impressions = 3", "impressions = \"3\"")
+            .replace("stop_after_conversion = true", "");
+        assert_eq!(
+            problems(&typo),
+            [
+                "31:9: invalid type: string \"500\", expected f64",
+                "35:15: invalid type: string \"3\", expected f64",
+            ]
+        );
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct Campaign {
     pub creatives: Vec<Creative>,
     /// What the advertiser expects; shortfalls are flagged once enough data exists.
     pub kpi: Kpi,
+    /// What it may spend, and how fast (`[budget]`); none: unlimited.
+    pub budget: Option<Budget>,
+    /// How often one person may see it (`[frequency]`); none: uncapped.
+    pub frequency: Option<Frequency>,
     /// The file it was compiled from.
     pub path: PathBuf,
 }
@@ -58,6 +62,47 @@ pub struct Kpi {
     pub min_roi: Option<f64>,
     /// Spend per conversion, at most, in the campaign currency.
     pub max_cost_per_order: Option<f64>,
+}
+
+/// What a campaign may spend (`[budget]`), in its currency. At least one limit is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Per local day: resets at midnight in the campaign's time zone.
+    pub daily: Option<f64>,
+    /// Over the whole flight.
+    pub total: Option<f64>,
+    pub pacing: Pacing,
+}
+
+/// How a budget is spent over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Spread evenly: what is left of the daily budget over what is left of the day's running
+    /// hours (or, without a daily budget, the total over what is left of the flight).
+    Even,
+    /// As fast as traffic allows.
+    Asap,
+}
+
+/// How often one user may be shown a campaign (`[frequency]`). At least one cap is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frequency {
+    /// At most this many impressions per user in each window.
+    pub impressions: Option<u32>,
+    pub per: Window,
+    /// Never again to a user who converted.
+    pub stop_after_conversion: bool,
+}
+
+/// A calendar window of a frequency cap, in the campaign's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Hour,
+    Day,
+    /// Monday to Sunday.
+    Week,
+    /// The whole flight: a lifetime cap.
+    Flight,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,665 @@
+//! Pacing: what each campaign has spent, what it has reserved, and whether it may bid now.
+//!
+//! Spend is the clearing price of won bids. Wins arrive after bids, so a bid first *reserves* its
+//! price (a hold) and the win *settles* it: the hold is released and the clearing price added to
+//! spend; a hold that no win claims within `hold_secs` is released by [`Pacer::sweep`]. A campaign
+//! bids only while spend plus holds plus the new bid fit under its daily and total budgets, so
+//! spend never exceeds a budget by more than one bid, however many requests arrive at once.
+//!
+//! Even pacing spreads what is left of the day's budget over what is left of the day's running
+//! hours. At the start of each local hour it draws a straight line from what has been used to
+//! what may be used by the day's end; every `step_secs` it sets a pass rate (the share of bids
+//! let through, drawn at random per bid) that should bring use onto the line by the end of the
+//! step, from the demand and win rate it measured in the step before, and a ceiling a little above
+//! the line that stops a burst. A step that fell short is made up in the next, so each hour spends
+//! its share. Steps are taken lazily, by the first bid after a step is due: pacing has no timer
+//! and follows the bidder's clock, simulated or not.
+//!
+//! Money is counted in nano-dollars (USD, as the event log counts it) in atomics: the bid path
+//! never takes a lock here, except a `try_lock` that one bid per step takes to re-plan. Accounts
+//! are kept by campaign id and outlive reloads; they are rebuilt from the event log at start.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::{Budget, Campaign, Pacing};
+use crate::clock::{local_day, next_hour, next_midnight};
+use crate::pricing::{Currency, Rates};
+
+/// Nano-dollars per dollar.
+const NANOS: f64 = 1e9;
+
+/// How far above the pacing line the ceiling lets use go, as a share of the step's allotment:
+/// room for the randomness of the pass rate, not for a burst.
+const CEILING_SLACK: f64 = 0.25;
+
+/// The pass rate aims this much above the step's need: falling short is made up only in the next
+/// step, going over is stopped by the ceiling.
+const AIM_ABOVE: f64 = 1.25;
+
+/// Every campaign's spend and holds, and the holds by bid.
+#[derive(Debug)]
+pub struct Pacer {
+    accounts: DashMap<String, Arc<Account>>,
+    /// Bids whose price is reserved, until their win or `hold_secs`.
+    holds: DashMap<String, Hold>,
+    hold_secs: i64,
+    step_secs: i64,
+    /// Candidates that stepped aside because a budget was spent (counted for `/metrics`).
+    pub out_of_budget: AtomicU64,
+    /// Candidates that even pacing held back.
+    pub throttled: AtomicU64,
+}
+
+/// One campaign's money, in nano-dollars.
+#[derive(Debug)]
+pub struct Account {
+    id: String,
+    spent_total: AtomicI64,
+    /// Spend on the local day `day`.
+    spent_day: AtomicI64,
+    day: AtomicI64,
+    /// Reserved by bids not yet won or released.
+    held: AtomicI64,
+    /// Even pacing's current decisions, read by every bid.
+    pass_rate: AtomicF64,
+    ceiling: AtomicI64,
+    efficiency: AtomicF64,
+    /// Unix seconds of the next re-plan.
+    next_step: AtomicI64,
+    /// Since the last step: the price of every bid that reached the throttle, of every bid let
+    /// through, and of every win.
+    offered: AtomicI64,
+    admitted: AtomicI64,
+    settled: AtomicI64,
+    plan: Mutex<Plan>,
+}
+
+/// Even pacing's line and its measurements, touched only by the bid that takes a step.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The line: `use(t) = from + rate × running seconds since start`; re-drawn each local hour.
+    start: Option<DateTime<Utc>>,
+    from: f64,
+    rate: f64,
+    /// The local hour the line was drawn in (its end), and the limits it was drawn for: a budget
+    /// edited in the file gets a new line at once.
+    hour_end: Option<DateTime<Utc>>,
+    limits: (Option<i64>, Option<i64>),
+    last_step: Option<DateTime<Utc>>,
+    /// Offered bid value per running second, smoothed.
+    demand: Option<f64>,
+}
+
+/// A bid's reservation against its campaign's budgets.
+#[derive(Debug)]
+struct Hold {
+    account: Arc<Account>,
+    nanos: i64,
+    /// Unix seconds.
+    expires: i64,
+}
+
+/// What a candidate got from [`Pacer::admit`].
+#[derive(Debug)]
+pub enum Admission {
+    /// No budget: nothing to reserve.
+    Free,
+    /// The bid's price is reserved; [`Pacer::hold`] it under the bid's id, or [`Pacer::cancel`] it.
+    Reserved(Reservation),
+    /// A budget is spent (or would be by this bid).
+    OutOfBudget,
+    /// Even pacing holds this bid back.
+    Throttled,
+}
+
+#[derive(Debug)]
+pub struct Reservation {
+    account: Arc<Account>,
+    nanos: i64,
+}
+
+/// What `/status` shows of an account, in USD.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct State {
+    pub spent_today_usd: f64,
+    pub spent_total_usd: f64,
+    pub held_usd: f64,
+    /// The share of bids even pacing lets through (1 for asap).
+    pub pass_rate: f64,
+}
+
+/// A hold as written at shutdown and read back at start.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedHold {
+    bid: String,
+    campaign: String,
+    nanos: i64,
+    expires: i64,
+}
+
+impl Pacer {
+    pub fn new(hold_secs: u32, step_secs: u32) -> Pacer {
+        Pacer {
+            accounts: DashMap::new(),
+            holds: DashMap::new(),
+            hold_secs: hold_secs.into(),
+            step_secs: step_secs.max(1).into(),
+            out_of_budget: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+        }
+    }
+
+    /// The account of a campaign with a budget (made on first use), for [`crate::auction::Ranked`].
+    pub fn account_for(&self, campaign: &Campaign) -> Option<Arc<Account>> {
+        campaign.budget.as_ref()?;
+        Some(self.account(&campaign.id))
+    }
+
+    fn account(&self, id: &str) -> Arc<Account> {
+        if let Some(account) = self.accounts.get(id) {
+            return account.clone();
+        }
+        self.accounts
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Account::new(id)))
+            .clone()
+    }
+
+    /// Whether `campaign` may bid `usd_cpm` now, and if so its reservation.
+    pub fn admit(
+        &self,
+        campaign: &Campaign,
+        account: Option<&Arc<Account>>,
+        usd_cpm: f64,
+        rates: &Rates,
+        now: DateTime<Utc>,
+    ) -> Admission {
+        let (Some(budget), Some(account)) = (&campaign.budget, account) else {
+            return Admission::Free;
+        };
+        let nanos = (usd_cpm / 1000.0 * NANOS).round() as i64;
+        account.roll_day(now, campaign.timezone);
+        if budget.pacing == Pacing::Even {
+            if now.timestamp() >= account.next_step.load(Ordering::Relaxed) {
+                self.step(campaign, budget, account, rates, now);
+            }
+            account.offered.fetch_add(nanos, Ordering::Relaxed);
+            let efficiency = account.efficiency.load();
+            let using = account.spent_of(budget) as f64
+                + (account.held.load(Ordering::Relaxed) + nanos) as f64 * efficiency;
+            if fastrand::f64() >= account.pass_rate.load()
+                || using > account.ceiling.load(Ordering::Relaxed) as f64
+            {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                return Admission::Throttled;
+            }
+        }
+        let held = account.held.fetch_add(nanos, Ordering::AcqRel) + nanos;
+        let limits = Limits::of(budget, campaign, rates);
+        let fits = |spent: &AtomicI64, limit: Option<i64>| {
+            limit.is_none_or(|limit| spent.load(Ordering::Acquire) + held <= limit)
+        };
+        if !(fits(&account.spent_day, limits.daily) && fits(&account.spent_total, limits.total)) {
+            account.held.fetch_sub(nanos, Ordering::AcqRel);
+            self.out_of_budget.fetch_add(1, Ordering::Relaxed);
+            return Admission::OutOfBudget;
+        }
+        account.admitted.fetch_add(nanos, Ordering::Relaxed);
+        Admission::Reserved(Reservation {
+            account: account.clone(),
+            nanos,
+        })
+    }
+
+    /// Keeps `reservation` under the id of the bid it pays for, until its win or `hold_secs`.
+    pub fn hold(&self, reservation: Reservation, bid: &str, now: DateTime<Utc>) {
+        let Reservation { account, nanos } = reservation;
+        let expires = now.timestamp() + self.hold_secs;
+        self.holds.insert(
+            bid.to_owned(),
+            Hold {
+                account,
+                nanos,
+                expires,
+            },
+        );
+    }
+
+    /// Gives back a reservation that did not become a bid.
+    pub fn cancel(&self, reservation: Reservation) {
+        reservation
+            .account
+            .held
+            .fetch_sub(reservation.nanos, Ordering::AcqRel);
+    }
+
+    /// A win of `bid` for campaign `campaign` at `spend_usd`: its hold is released and the spend
+    /// counted on the campaign's local day (`tz`) of `now`. Also used to replay the event log.
+    pub fn settle(&self, bid: &str, campaign: &str, tz: Tz, spend_usd: f64, now: DateTime<Utc>) {
+        if let Some((_, hold)) = self.holds.remove(bid) {
+            hold.account.held.fetch_sub(hold.nanos, Ordering::AcqRel);
+        }
+        let account = self.account(campaign);
+        account.roll_day(now, tz);
+        let nanos = (spend_usd * NANOS).round() as i64;
+        account.spent_day.fetch_add(nanos, Ordering::AcqRel);
+        account.spent_total.fetch_add(nanos, Ordering::AcqRel);
+        account.settled.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Releases holds no win claimed in time. Returns how many.
+    pub fn sweep(&self, now: DateTime<Utc>) -> usize {
+        let now = now.timestamp();
+        let before = self.holds.len();
+        self.holds.retain(|_, hold| {
+            let keep = hold.expires > now;
+            if !keep {
+                hold.account.held.fetch_sub(hold.nanos, Ordering::AcqRel);
+            }
+            keep
+        });
+        before.saturating_sub(self.holds.len())
+    }
+
+    /// Holds waiting for their win.
+    pub fn holds(&self) -> usize {
+        self.holds.len()
+    }
+
+    /// What `/status` shows for a campaign.
+    pub fn state(&self, campaign: &str) -> Option<State> {
+        let account = self.accounts.get(campaign)?;
+        let usd = |a: &AtomicI64| a.load(Ordering::Relaxed) as f64 / NANOS;
+        Some(State {
+            spent_today_usd: usd(&account.spent_day),
+            spent_total_usd: usd(&account.spent_total),
+            held_usd: usd(&account.held),
+            pass_rate: account.pass_rate.load(),
+        })
+    }
+
+    /// Writes the holds still open (at shutdown), so that wins of bids made before a restart are
+    /// still covered by their reservations after it.
+    pub fn save_holds(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        let saved: Vec<SavedHold> = self
+            .holds
+            .iter()
+            .map(|h| SavedHold {
+                bid: h.key().clone(),
+                campaign: h.account.id.clone(),
+                nanos: h.nanos,
+                expires: h.expires,
+            })
+            .collect();
+        let temporary = path.with_extension("tmp");
+        let file = std::fs::File::create(&temporary)?;
+        let mut writer = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut writer, &saved)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(saved.len())
+    }
+
+    /// Reads back the holds [`Pacer::save_holds`] wrote, then removes the file (each hold once).
+    pub fn load_holds(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let saved: Vec<SavedHold> = serde_json::from_slice(&text)?;
+        let count = saved.len();
+        for hold in saved {
+            let account = self.account(&hold.campaign);
+            account.held.fetch_add(hold.nanos, Ordering::AcqRel);
+            self.holds.insert(
+                hold.bid,
+                Hold {
+                    account,
+                    nanos: hold.nanos,
+                    expires: hold.expires,
+                },
+            );
+        }
+        std::fs::remove_file(path)?;
+        Ok(count)
+    }
+
+    /// Even pacing's re-plan: the line for this hour, the pass rate and ceiling for this step.
+    fn step(
+        &self,
+        campaign: &Campaign,
+        budget: &Budget,
+        account: &Account,
+        rates: &Rates,
+        now: DateTime<Utc>,
+    ) {
+        let Ok(mut plan) = account.plan.try_lock() else {
+            return; // Another bid is re-planning right now.
+        };
+        if now.timestamp() < account.next_step.load(Ordering::Acquire) {
+            return;
+        }
+        let step_end = now + Duration::seconds(self.step_secs);
+        let limits = Limits::of(budget, campaign, rates);
+        // Measurements of the step that ends now.
+        let offered = account.offered.swap(0, Ordering::Relaxed) as f64;
+        let admitted = account.admitted.swap(0, Ordering::Relaxed) as f64;
+        let settled = account.settled.swap(0, Ordering::Relaxed) as f64;
+        let mut efficiency = account.efficiency.load();
+        if admitted > 0.0 {
+            let measured = (settled / admitted).clamp(0.01, 1.0);
+            efficiency = 0.7 * efficiency + 0.3 * measured;
+        }
+        let since_last = plan
+            .last_step
+            .map(|last| running_secs(campaign, last, now))
+            .unwrap_or(0.0);
+        // Demand measured over a long gap (the campaign was not running) says little.
+        plan.demand = if since_last > 0.0 && since_last <= 3.0 * self.step_secs as f64 {
+            let measured = offered / since_last;
+            Some(plan.demand.map_or(measured, |d| 0.5 * d + 0.5 * measured))
+        } else {
+            None
+        };
+        plan.last_step = Some(now);
+
+        let held = account.held.load(Ordering::Acquire) as f64;
+        let using = account.spent_of(budget) as f64 + held * efficiency;
+        // A new line at the start of each local hour, when a day or a restart begins, and when the
+        // budget changes.
+        if plan.hour_end.is_none_or(|end| now >= end) || plan.limits != (limits.daily, limits.total)
+        {
+            plan.limits = (limits.daily, limits.total);
+            let horizon = match (limits.daily, campaign.end) {
+                (Some(_), end) => {
+                    let midnight = next_midnight(now, campaign.timezone);
+                    end.map_or(midnight, |end| end.min(midnight))
+                }
+                (None, end) => end.unwrap_or(now),
+            };
+            let left = match (limits.daily, limits.total) {
+                (Some(daily), Some(total)) => (daily as f64 - using).min(
+                    total as f64
+                        - account.spent_total.load(Ordering::Acquire) as f64
+                        - held * efficiency,
+                ),
+                (Some(limit), None) | (None, Some(limit)) => limit as f64 - using,
+                (None, None) => 0.0,
+            };
+            let running = running_secs(campaign, now, horizon);
+            plan.start = Some(now);
+            plan.from = using;
+            plan.rate = if running > 0.0 {
+                left.max(0.0) / running
+            } else {
+                0.0
+            };
+            plan.hour_end = Some(next_hour(now, campaign.timezone));
+        }
+        let line_at = |t: DateTime<Utc>| {
+            plan.start.map_or(using, |start| {
+                plan.from + plan.rate * running_secs(campaign, start, t)
+            })
+        };
+        let step_running = running_secs(campaign, now, step_end);
+        let target = (line_at(step_end) - using).max(0.0);
+        let ceiling = line_at(step_end) + CEILING_SLACK * plan.rate * step_running;
+        let pass_rate = match plan.demand {
+            Some(demand) if demand > 0.0 && step_running > 0.0 => {
+                (AIM_ABOVE * target / (demand * step_running * efficiency)).clamp(0.0, 1.0)
+            }
+            // No measurement yet: let bids through and let the ceiling stop them.
+            _ => 1.0,
+        };
+        account.efficiency.store(efficiency);
+        account.pass_rate.store(pass_rate);
+        account.ceiling.store(ceiling as i64, Ordering::Relaxed);
+        account
+            .next_step
+            .store(step_end.timestamp(), Ordering::Release);
+    }
+}
+
+impl Account {
+    fn new(id: &str) -> Account {
+        Account {
+            id: id.to_owned(),
+            spent_total: AtomicI64::new(0),
+            spent_day: AtomicI64::new(0),
+            day: AtomicI64::new(i64::MIN),
+            held: AtomicI64::new(0),
+            pass_rate: AtomicF64::new(1.0),
+            ceiling: AtomicI64::new(i64::MAX),
+            efficiency: AtomicF64::new(1.0),
+            next_step: AtomicI64::new(i64::MIN),
+            offered: AtomicI64::new(0),
+            admitted: AtomicI64::new(0),
+            settled: AtomicI64::new(0),
+            plan: Mutex::new(Plan::default()),
+        }
+    }
+
+    /// Starts a new day's spend at local midnight (days only move forward).
+    fn roll_day(&self, now: DateTime<Utc>, tz: Tz) {
+        let today = local_day(now, tz);
+        let day = self.day.load(Ordering::Acquire);
+        if today > day
+            && self
+                .day
+                .compare_exchange(day, today, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.spent_day.store(0, Ordering::Release);
+        }
+    }
+
+    /// The spend even pacing paces: today's with a daily budget, else the flight's.
+    fn spent_of(&self, budget: &Budget) -> i64 {
+        match budget.daily {
+            Some(_) => self.spent_day.load(Ordering::Acquire),
+            None => self.spent_total.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// A budget's limits in nano-dollars at today's rates.
+struct Limits {
+    daily: Option<i64>,
+    total: Option<i64>,
+}
+
+impl Limits {
+    fn of(budget: &Budget, campaign: &Campaign, rates: &Rates) -> Limits {
+        let nanos = |amount: Option<f64>| {
+            amount.map(|a| {
+                let usd = rates
+                    .convert(a, campaign.pricing.currency, Currency::USD)
+                    .unwrap_or(0.0);
+                (usd * NANOS).round() as i64
+            })
+        };
+        Limits {
+            daily: nanos(budget.daily),
+            total: nanos(budget.total),
+        }
+    }
+}
+
+/// Seconds of `[from, to)` in which the campaign runs: in flight and within its dayparting,
+/// taken a local hour at a time.
+fn running_secs(campaign: &Campaign, from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    let mut total = 0.0;
+    let mut t = from;
+    while t < to {
+        let next = next_hour(t, campaign.timezone).min(to);
+        if campaign.in_flight(t) && campaign.targeting.scheduled(t) {
+            total += (next - t).as_seconds_f64();
+        }
+        t = next;
+    }
+    total
+}
+
+/// An f64 in an atomic, by its bits.
+#[derive(Debug)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn new(value: f64) -> AtomicF64 {
+        AtomicF64(AtomicU64::new(value.to_bits()))
+    }
+
+    fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn store(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::Budget;
+    use std::path::Path;
+
+    fn rates() -> Rates {
+        Rates::new([])
+    }
+
+    /// A CPM campaign at `cpm` USD with `budget`, running the hours `hours` (UTC) every day.
+    fn campaign(budget: Budget, hours: &str) -> Campaign {
+        let text = format!(
+            "adomain = [\"shop.example\"]\n[pricing]\nmodel = \"cpm\"\ncpm = 2.0\n[targeting]\nhours = {hours}\n\
+             [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 300\nh = 250\nadm = \"ad\"\n\
+             landing = \"https://shop.example/\""
+        );
+        let mut campaign = crate::campaign::parse(&text, Path::new("paced.toml"), &rates())
+            .expect("a valid campaign");
+        campaign.budget = Some(budget);
+        campaign
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn spend_never_passes_a_budget_by_more_than_one_bid_under_concurrent_bids_and_wins() {
+        let budget = Budget {
+            daily: None,
+            total: Some(5.0),
+            pacing: Pacing::Asap,
+        };
+        let campaign = campaign(budget, "[[0, 24]]");
+        let pacer = Pacer::new(60, 10);
+        let account = pacer.account_for(&campaign);
+        let start = at("2026-11-23T12:00:00Z");
+        // Rounds a minute apart: lost bids' holds are released between them.
+        for round in 0..15 {
+            let now = start + Duration::seconds(61 * round);
+            pacer.sweep(now);
+            std::thread::scope(|scope| {
+                for thread in 0..4 {
+                    let (pacer, campaign, account) = (&pacer, &campaign, &account);
+                    scope.spawn(move || {
+                        for n in 0..5_000 {
+                            let bid = format!("{round}-{thread}-{n}");
+                            // 2.00 CPM bids; every third one wins at 1.60.
+                            match pacer.admit(campaign, account.as_ref(), 2.0, &rates(), now) {
+                                Admission::Reserved(r) => {
+                                    pacer.hold(r, &bid, now);
+                                    if n % 3 == 0 {
+                                        let tz = campaign.timezone;
+                                        pacer.settle(&bid, "paced", tz, 0.0016, now);
+                                    }
+                                }
+                                Admission::OutOfBudget => {}
+                                other => panic!("an asap campaign was {other:?}"),
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        pacer.sweep(start + Duration::days(1));
+        let state = pacer.state("paced").unwrap();
+        assert!(
+            state.spent_total_usd <= 5.0 + 0.002,
+            "spent {} of 5.00",
+            state.spent_total_usd
+        );
+        assert!(
+            state.spent_total_usd > 4.5,
+            "spent {}",
+            state.spent_total_usd
+        );
+        assert_eq!(state.held_usd, 0.0);
+    }
+
+    /// One simulated day of traffic: `per_minute` bid opportunities each minute, of which the
+    /// exchange lets half win at 80% of the bid. Returns the spend of each UTC hour.
+    fn simulate_day(campaign: &Campaign, pacer: &Pacer, per_minute: usize) -> Vec<f64> {
+        let account = pacer.account_for(campaign);
+        let start = at("2026-11-23T00:00:00Z");
+        let mut hourly = vec![0.0; 24];
+        let mut wins = 0u64;
+        for minute in 0..24 * 60 {
+            let now = start + Duration::minutes(minute);
+            pacer.sweep(now);
+            for n in 0..per_minute {
+                if !(campaign.in_flight(now) && campaign.targeting.scheduled(now)) {
+                    continue;
+                }
+                let bid = format!("{minute}-{n}");
+                if let Admission::Reserved(r) =
+                    pacer.admit(campaign, account.as_ref(), 2.0, &rates(), now)
+                {
+                    pacer.hold(r, &bid, now);
+                    wins += 1;
+                    if wins.is_multiple_of(2) {
+                        pacer.settle(&bid, &campaign.id, campaign.timezone, 0.0016, now);
+                        hourly[(minute / 60) as usize] += 0.0016;
+                    }
+                }
+            }
+        }
+        hourly
+    }
+
+    #[test]
+    fn even_pacing_spends_each_running_hour_its_share_of_the_day() {
+        let budget = Budget {
+            daily: Some(20.0),
+            total: None,
+            pacing: Pacing::Even,
+        };
+        // Off from 06:00 to 08:00: 22 running hours share the day's 20.00.
+        let campaign = campaign(budget, "[[0, 6], [8, 24]]");
+        let pacer = Pacer::new(60, 60);
+        // 60 a minute could spend 0.048 a minute, 69 a day: more than three times the budget.
+        let hourly = simulate_day(&campaign, &pacer, 60);
+        let share = 20.0 / 22.0;
+        for (hour, spent) in hourly.iter().enumerate() {
+            if (6..8).contains(&hour) {
+                assert_eq!(*spent, 0.0, "hour {hour} does not run");
+            } else {
+                assert!(
+                    (spent - share).abs() <= 0.1 * share,
+                    "hour {hour} spent {spent:.3}, its share is {share:.3}: {hourly:.3?}"
+                );
+            }
+        }
+        let day: f64 = hourly.iter().sum();
+        assert!(day <= 20.0 + 0.002, "the day spent {day}");
+    }
+}
