@@ -16,6 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use precis::auction::{self, Env, Ranked, Urls};
 use precis::campaign::{self, Campaign};
 use precis::frequency::Exposures;
+use precis::index::Index;
 use precis::openrtb::response::BidResponse;
 use precis::openrtb::{self, BidRequest};
 use precis::pacing::Pacer;
@@ -491,6 +492,7 @@ struct Bidder {
     rates: Rates,
     urls: Urls,
     keys: Keys,
+    index: Index,
     pacer: Pacer,
     exposures: Exposures,
     now: DateTime<Utc>,
@@ -505,6 +507,7 @@ impl Bidder {
         // The files' priors: nothing has been learned in a bench.
         let ranked = auction::rank(campaigns(&rates), &rates, Ranked::from_file);
         Bidder {
+            index: Index::build(&ranked),
             ranked,
             rates,
             urls: Urls {
@@ -526,7 +529,7 @@ impl Bidder {
             pacer: &self.pacer,
             exposures: &self.exposures,
         };
-        auction::run(&self.ranked, request, facts, &env).map(|a| a.response)
+        auction::run(&self.ranked, Some(&self.index), request, facts, &env).map(|a| a.response)
     }
 
     /// The whole bid path as the server runs it: the answer body, or `None` for a 204.

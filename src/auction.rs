@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::campaign::{Campaign, Creative, Format};
 use crate::frequency::Exposures;
+use crate::index::Index;
 use crate::openrtb::response::{Bid, BidResponse, SEAT, SeatBid};
 use crate::openrtb::{BidRequest, Imp};
 use crate::pacing::{Account, Admission, Pacer};
@@ -105,8 +106,11 @@ pub struct Auctioned<'a> {
 }
 
 /// Runs the auction for every imp. `None` when no imp gets a bid (the exchange hears 204).
+/// `index` is `ranked`'s (see [`crate::index`]); without one every campaign is considered, which
+/// gives the same answer slower (the index's test oracle).
 pub fn run<'a>(
     ranked: &'a [Ranked],
+    index: Option<&Index>,
     request: &'a BidRequest,
     facts: &Facts,
     env: &Env,
@@ -125,6 +129,7 @@ pub fn run<'a>(
         0
     };
     let mut eligible: Vec<Option<bool>> = vec![None; memo_size];
+    let candidates = index.map(|index| (index, index.candidates(facts)));
     let mut bids = Vec::new();
     for imp in &request.imp {
         if imp.pmp.as_ref().and_then(|p| p.private_auction) == Some(1) {
@@ -133,7 +138,17 @@ pub fn run<'a>(
         let Some(floor) = floor(imp, currency, env.rates) else {
             continue;
         };
-        for (i, entry) in ranked.iter().enumerate() {
+        let fit = candidates
+            .as_ref()
+            .map(|(index, candidates)| index.fitting(candidates, imp));
+        let order: Box<dyn Iterator<Item = usize>> = match &fit {
+            Some(fit) => Box::new(fit.iter()),
+            None => Box::new(0..ranked.len()),
+        };
+        for i in order {
+            let Some(entry) = ranked.get(i) else {
+                break;
+            };
             let campaign = &entry.campaign;
             // Cheapest and most selective first: the creative fit (a few integer compares), then
             // the request-wide checks, decided once per campaign and remembered for later imps.
@@ -463,7 +478,7 @@ landing = "https://shop.example/""#;
             pacer: &Pacer::new(60, 10),
             exposures: &Exposures::new(1000, 60),
         };
-        let Some(Auctioned { response, .. }) = run(ranked, &request, &facts, &env) else {
+        let Some(Auctioned { response, .. }) = run(ranked, None, &request, &facts, &env) else {
             return Vec::new();
         };
         let cur = response.cur.clone();

@@ -28,6 +28,7 @@ pub mod eventlog;
 pub mod events;
 pub mod frequency;
 pub mod geo;
+pub mod index;
 pub mod learning;
 pub mod metrics;
 pub mod openrtb;

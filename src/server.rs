@@ -165,7 +165,8 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
                     pacer: app.store.pacer(),
                     exposures: &app.exposures,
                 };
-                match auction::run(&snapshot.ranked, &request, &facts, &env) {
+                let index = Some(&*snapshot.index);
+                match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
                     Some(Auctioned { response, claims }) => {
                         app.recorder.bids(&claims, facts.now);
                         (
