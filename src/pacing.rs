@@ -272,12 +272,14 @@ impl Pacer {
         self.holds.len()
     }
 
-    /// What `/status` shows for a campaign.
-    pub fn state(&self, campaign: &str) -> Option<State> {
-        let account = self.accounts.get(campaign)?;
+    /// What `/status` shows for a campaign at `now` (a day that has ended spent nothing today,
+    /// even before the campaign's next bid starts the new day).
+    pub fn state(&self, campaign: &Campaign, now: DateTime<Utc>) -> Option<State> {
+        let account = self.accounts.get(&campaign.id)?;
         let usd = |a: &AtomicI64| a.load(Ordering::Relaxed) as f64 / NANOS;
+        let today = local_day(now, campaign.timezone) <= account.day.load(Ordering::Acquire);
         Some(State {
-            spent_today_usd: usd(&account.spent_day),
+            spent_today_usd: if today { usd(&account.spent_day) } else { 0.0 },
             spent_total_usd: usd(&account.spent_total),
             held_usd: usd(&account.held),
             pass_rate: account.pass_rate.load(),
@@ -592,7 +594,7 @@ mod tests {
             });
         }
         pacer.sweep(start + Duration::days(1));
-        let state = pacer.state("paced").unwrap();
+        let state = pacer.state(&campaign, start).unwrap();
         assert!(
             state.spent_total_usd <= 5.0 + 0.002,
             "spent {} of 5.00",

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -113,7 +114,11 @@ async fn handle(
         (&Method::POST, "/openrtb2/bid") => bid(&app, request).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/status") => {
-            json(StatusCode::OK, status(&app.store, &app.store.snapshot()))
+            let now = app.clock.now();
+            json(
+                StatusCode::OK,
+                status(&app.store, &app.store.snapshot(), now),
+            )
         }
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
@@ -431,7 +436,10 @@ async fn reload(app: &App) -> Answer {
     match tokio::task::spawn_blocking(move || store.reload()).await {
         Ok(Ok(snapshot)) => {
             app.metrics.reloaded(true);
-            json(StatusCode::OK, status(&app.store, &snapshot))
+            json(
+                StatusCode::OK,
+                status(&app.store, &snapshot, app.clock.now()),
+            )
         }
         Ok(Err(e)) => {
             app.metrics.reloaded(false);
@@ -450,9 +458,10 @@ async fn reload(app: &App) -> Answer {
 /// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then releases the
 /// reservations and forgets the exposures that time has expired, as the periodic sweep would.
 fn clock(app: &App, query: Option<&str>) -> Answer {
+    // A `+` of an offset sent unencoded arrives as a space.
     let Some(to) = params(query)
         .get("now")
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| DateTime::parse_from_rfc3339(&t.replace(' ', "+")).ok())
     else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -465,7 +474,7 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
             app.exposures.sweep(now);
             json(
                 StatusCode::OK,
-                serde_json::json!({ "now": now.to_rfc3339() }),
+                serde_json::json!({ "now": now.to_rfc3339_opts(SecondsFormat::AutoSi, true) }),
             )
         }
         Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
@@ -473,7 +482,7 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
 }
 
 /// What `/status` shows: which campaigns are live and which files were refused, and why.
-pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
+pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json::Value {
     // Each live campaign's current price, what it measured, and the KPIs it falls short of.
     let campaigns: Vec<_> = snapshot
         .ranked
@@ -511,7 +520,7 @@ pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
                     "spend_usd": counts.spend_usd,
                     "revenue_usd": counts.revenue_usd,
                     "kpi_alerts": learning::shortfalls(campaign, &counts, store.rates()),
-                    "budget": budget(store, campaign),
+                    "budget": budget(store, campaign, now),
                     "creatives": creatives,
                 })
             },
@@ -542,9 +551,9 @@ pub fn status(store: &Store, snapshot: &Snapshot) -> serde_json::Value {
 }
 
 /// A campaign's budget in `/status`: its limits, and what it spent and holds, in its currency.
-fn budget(store: &Store, campaign: &Campaign) -> Option<serde_json::Value> {
+fn budget(store: &Store, campaign: &Campaign, now: DateTime<Utc>) -> Option<serde_json::Value> {
     let budget = campaign.budget.as_ref()?;
-    let state = store.pacer().state(&campaign.id).unwrap_or_default();
+    let state = store.pacer().state(campaign, now).unwrap_or_default();
     let local = |usd: f64| {
         store
             .rates()

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Server, Setup, banner_imp, banner_request, bids, parse_json, request, str_of, with};
+use common::{
+    Server, Setup, banner_imp, banner_request, bids, local, parse_json, request, str_of, with,
+};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -189,15 +191,6 @@ impl Bid {
     fn click(&self) -> String {
         local(&self.click)
     }
-}
-
-/// The path and query of a URL precis made: what to ask whichever address the server has now.
-fn local(url: &str) -> String {
-    let rest = url
-        .strip_prefix("http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("not a loopback URL: {url}"));
-    let start = rest.find('/').unwrap_or_else(|| panic!("no path: {url}"));
-    rest[start..].to_owned()
 }
 
 /// `text` with the character at `at` changed.

@@ -741,3 +741,29 @@ pub fn check(cwd: &Path, config: Option<&Path>, paths: &[&Path]) -> Output {
         .output()
         .expect("run precis check")
 }
+
+impl Server {
+    /// [`Server::restart`] with the command-line flag `flag` (e.g. `--simulate-from`) given
+    /// `value` this time: its previous value is replaced, or the flag added. A simulated clock
+    /// resumes where it stood this way.
+    pub async fn restart_with_flag(&mut self, flag: &str, value: &str) {
+        let args = &mut self.launch.args;
+        match args.iter().position(|a| a == flag) {
+            Some(at) if at + 1 < args.len() => args[at + 1] = value.to_owned(),
+            _ => {
+                args.retain(|a| !a.starts_with(&format!("{flag}=")));
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
+        self.restart(&[]).await;
+    }
+}
+
+/// The path and query of a URL precis made: what to ask whichever address the server has now.
+pub fn local(url: &str) -> String {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("not a loopback URL: {url}"));
+    let start = rest.find('/').unwrap_or_else(|| panic!("no path: {url}"));
+    rest[start..].to_owned()
+}
