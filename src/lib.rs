@@ -19,6 +19,7 @@
 //!
 //! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places;
 //! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
+//! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
 
 pub mod auction;
 pub mod campaign;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod eventlog;
 pub mod events;
 pub mod frequency;
+pub mod generate;
 pub mod geo;
 pub mod index;
 pub mod learning;

@@ -89,6 +89,27 @@ enum Command {
         #[arg(long, value_enum, default_value_t = report::Format::Table)]
         format: report::Format,
     },
+    /// Write COUNT realistic generated campaign files into DIR: real places, taxonomy tags, every
+    /// pricing model, dayparting, devices, IAB-size creatives. The same seed writes the same files.
+    GenCampaigns {
+        /// How many campaign files to write (gen-000000.toml, gen-000001.toml, ...).
+        #[arg(long)]
+        count: usize,
+        /// Directory to write them into: created if missing; refused if it holds anything,
+        /// unless --force.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the random draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Let campaigns of markets paying in these currencies (e.g. EUR,GBP) be priced in them;
+        /// serving those files needs their rates under [currencies] in precis.toml [default: USD only].
+        #[arg(long, value_delimiter = ',')]
+        currencies: Vec<String>,
+        /// Write into a directory that is not empty (files of the same name are replaced, others kept).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -151,6 +172,13 @@ fn main() -> ExitCode {
                 format,
             )
         }),
+        Command::GenCampaigns {
+            count,
+            out,
+            seed,
+            currencies,
+            force,
+        } => gen_campaigns(count, &out, seed, &currencies, force),
     };
     match result {
         Ok(code) => code,
@@ -185,6 +213,32 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         "ok: {} campaign file(s), {active} active, {} paused",
         loaded.len(),
         loaded.len() - active
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gen_campaigns(
+    count: usize,
+    out: &Path,
+    seed: u64,
+    currencies: &[String],
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some(bad) = currencies
+        .iter()
+        .find(|c| precis::pricing::Currency::parse(c).is_none())
+    {
+        anyhow::bail!("`{bad}` is not an ISO-4217 currency code");
+    }
+    let generator = precis::generate::Generator::new(seed).with_currencies(currencies);
+    let started = std::time::Instant::now();
+    let written = precis::generate::write_dir(&generator, count, out, force)?;
+    println!(
+        "wrote {} campaign file(s) ({:.1} MB) to {} in {:.2} s (seed {seed})",
+        written.files,
+        written.bytes as f64 / 1e6,
+        out.display(),
+        started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
 }
