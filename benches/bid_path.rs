@@ -1,6 +1,9 @@
-//! The bid path against 1,000 campaigns, minus HTTP: how long one bid request takes to decode
+//! The bid path, minus HTTP. Against 1,000 campaigns: how long one bid request takes to decode
 //! (`decode`), to normalise into targeting facts (`facts`), to auction (`auction`), and all of it
-//! end to end including the JSON answer (`full`), each per request body.
+//! end to end including the JSON answer (`full`), each per request body. At 1,000, 10,000 and
+//! 100,000 campaigns (`scale`): finding the campaigns a request matches through the index
+//! (`match/N`), the full path (`full/N`), both per request over a mix of generated visitors, and
+//! building the index (`index-build/N`); the memory each campaign takes is printed.
 //!
 //! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (the library's
 //! `generate::Generator`, in memory), compiled with the real `campaign::parse`: real places, taxonomy
@@ -27,6 +30,10 @@ use precis::targeting::{Facts, Term};
 use precis::token::Keys;
 
 const CAMPAIGNS: usize = 1_000;
+/// Campaign counts of the `scale` groups.
+const SCALES: &[usize] = &[1_000, 10_000, 100_000];
+/// Generated visitors each `scale` iteration answers, one after the other.
+const MIX: usize = 32;
 const SEED: u64 = 0x5eed_b1d5_0f0f_2026;
 /// A Wednesday, 09:30 in New York, 15:30 in Berlin and 23:30 in Tokyo: of the dayparted campaigns
 /// (which run in their markets' time zones) some are on and some are off.
@@ -35,11 +42,11 @@ const NOW: &str = "2026-03-04T14:30:00Z";
 // ---------------------------------------------------------------------------------------------
 // Campaign files: the library's generator (`precis gen-campaigns`), compiled in memory.
 
-/// Campaigns `0..CAMPAIGNS` of the seed, some priced in EUR and GBP (the bench knows their rates).
-fn campaigns(rates: &Rates) -> Vec<Arc<Campaign>> {
+/// Campaigns `0..count` of the seed, some priced in EUR and GBP (the bench knows their rates).
+fn campaigns(count: usize, rates: &Rates) -> Vec<Arc<Campaign>> {
     Generator::new(SEED)
         .with_currencies(&["EUR", "GBP"])
-        .compile(CAMPAIGNS, rates)
+        .compile(count, rates)
         .unwrap_or_else(|e| panic!("a generated campaign does not compile:\n{e}"))
         .into_iter()
         .map(Arc::new)
@@ -166,14 +173,19 @@ struct Bidder {
     now: DateTime<Utc>,
 }
 
+fn rates() -> Rates {
+    Rates::new([
+        (Currency::parse("EUR").expect("EUR"), 0.92),
+        (Currency::parse("GBP").expect("GBP"), 0.79),
+    ])
+}
+
 impl Bidder {
-    fn new() -> Bidder {
-        let rates = Rates::new([
-            (Currency::parse("EUR").expect("EUR"), 0.92),
-            (Currency::parse("GBP").expect("GBP"), 0.79),
-        ]);
+    /// A bidder serving the first `count` generated campaigns.
+    fn new(count: usize) -> Bidder {
+        let rates = rates();
         // The files' priors: nothing has been learned in a bench.
-        let ranked = auction::rank(campaigns(&rates), &rates, Ranked::from_file);
+        let ranked = auction::rank(campaigns(count, &rates), &rates, Ranked::from_file);
         Bidder {
             index: Index::build(&ranked),
             ranked,
@@ -274,7 +286,7 @@ fn group<T>(c: &mut Criterion, name: &str, cases: &[Case], routine: impl Fn(&Cas
 }
 
 fn bid_path(c: &mut Criterion) {
-    let bidder = Bidder::new();
+    let bidder = Bidder::new(CAMPAIGNS);
     let cases = cases(bidder.now);
     bidder.report(&cases);
 
@@ -289,5 +301,94 @@ fn bid_path(c: &mut Criterion) {
     group(c, "full", &cases, |case| bidder.answer(&case.body));
 }
 
-criterion_group!(benches, bid_path);
+/// Resident memory of this process, bytes (Linux).
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The same request mix against 1k, 10k and 100k campaigns: what the index makes of scale.
+fn scale(c: &mut Criterion) {
+    let generator = Generator::new(SEED);
+    let now: DateTime<Utc> = NOW.parse().expect("NOW is a timestamp");
+    let mix: Vec<Case> = (0..MIX)
+        .map(|n| {
+            let body = generator.visitor(n).bid_request(&format!("visitor-{n}"));
+            Case::new(&format!("visitor-{n}"), body.to_string().into_bytes(), now)
+        })
+        .collect();
+    for &count in SCALES {
+        let before = resident();
+        let bidder = Bidder::new(count);
+        let bytes = resident().saturating_sub(before);
+        let markup: usize = bidder
+            .ranked
+            .iter()
+            .flat_map(|r| &r.campaign.creatives)
+            .map(|k| k.adm.len() + k.landing.len())
+            .sum();
+        let (candidates, matched): (usize, usize) = mix
+            .iter()
+            .map(|case| {
+                let candidates = bidder.index.candidates(&case.facts);
+                let matched = candidates
+                    .iter()
+                    .filter(|&i| bidder.ranked[i].campaign.targeting.matches(&case.facts))
+                    .count();
+                (candidates.iter().count(), matched)
+            })
+            .fold((0, 0), |(c, m), (c1, m1)| (c + c1, m + m1));
+        let answered = mix
+            .iter()
+            .filter(|c| bidder.answer(&c.body).is_some())
+            .count();
+        eprintln!(
+            "scale {count}: {} live; {:.0} B resident per campaign beyond its markup              (index {:.0} B of it); a request of the mix has {:.1} candidates and matches {:.1} \
+             campaigns; {answered} of {MIX} bid",
+            bidder.ranked.len(),
+            bytes.saturating_sub(markup as u64) as f64 / count as f64,
+            bidder.index.bytes() as f64 / count as f64,
+            candidates as f64 / MIX as f64,
+            matched as f64 / MIX as f64,
+        );
+        let mut group = c.benchmark_group("scale");
+        group.throughput(Throughput::Elements(MIX as u64));
+        group.bench_function(format!("match/{count}"), |b| {
+            b.iter(|| {
+                mix.iter()
+                    .map(|case| {
+                        let candidates = bidder.index.candidates(&case.facts);
+                        candidates
+                            .iter()
+                            .filter(|&i| {
+                                let campaign = &bidder.ranked[i].campaign;
+                                campaign.in_flight(now) && campaign.targeting.matches(&case.facts)
+                            })
+                            .count()
+                    })
+                    .sum::<usize>()
+            })
+        });
+        group.bench_function(format!("full/{count}"), |b| {
+            b.iter(|| {
+                mix.iter()
+                    .filter(|case| bidder.answer(black_box(&case.body)).is_some())
+                    .count()
+            })
+        });
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_function(format!("index-build/{count}"), |b| {
+            b.iter(|| Index::build(black_box(&bidder.ranked)))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bid_path, scale);
 criterion_main!(benches);

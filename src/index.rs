@@ -1,8 +1,8 @@
 //! The index: which campaigns could possibly bid on a request, found without walking them all.
 //!
 //! Built from the ranked campaigns each time they are ranked (off the request path) and swapped in
-//! with them. For each indexed dimension (country, device type, OS, tags with their ancestors, site
-//! categories with their parents) it keeps, per value, the set of campaigns whose included term
+//! with them. For each indexed dimension (country, region, city, radius by map cell, device type,
+//! OS, tags with their ancestors, site categories with their parents) it keeps, per value, the set of campaigns whose included term
 //! names that value, plus the set of campaigns with no term on that dimension; for each creative
 //! shape (banner size, video, native) the campaigns that have one. Sets are bitsets over auction
 //! order, so a request's candidates are a few word-parallel ORs and ANDs, and iterating them
@@ -12,20 +12,30 @@
 //!
 //! The index only narrows: a candidate is then checked in full (targeting, flight, blocks,
 //! exclusions, the creative fit), so its answer is always the plain per-campaign evaluation's.
-//! Dimensions it does not index (regions, cities, radius, schedule, age, sites …) and exclusions
-//! are decided on the candidates alone.
+//! Dimensions it does not index (schedule, connection, age, gender, sites, apps, all-of tags) and
+//! exclusions are decided on the candidates alone.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use crate::auction::Ranked;
 use crate::campaign::Format;
-use crate::geo::Country;
+use crate::geo::{Country, Point};
 use crate::openrtb::Imp;
 use crate::targeting::{Facts, Term};
 
 /// Device type codes are OpenRTB's, below 32 (see [`crate::targeting::Codes`]).
 const DEVICE_CODES: u32 = 32;
+
+/// Map cells of the radius index, in degrees of latitude and longitude.
+const CELL_DEGREES: f64 = 0.5;
+
+/// A circle spanning more cells than this (a huge radius, or near a pole) is not put in cells:
+/// its campaign counts as free of the radius dimension and is checked in full.
+const MAX_CELLS: usize = 400;
+
+/// Kilometres per degree of latitude.
+const KM_PER_DEGREE: f64 = 111.19;
 
 /// A set of campaign ordinals (positions in auction order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +147,11 @@ pub struct Index {
     len: usize,
     all: Bits,
     countries: Dimension<Country>,
+    /// By subdivision code (`CA` of `US-CA`): the country is checked in full.
+    regions: Dimension<String>,
+    cities: Dimension<String>,
+    /// By map cell: every cell a circle's bounding box touches.
+    near: Dimension<(i32, i32)>,
     devices: Dimension<u32>,
     os: Dimension<String>,
     tags: Dimension<String>,
@@ -155,6 +170,9 @@ impl Index {
             len,
             all: Bits::full(len),
             countries: Dimension::new(len),
+            regions: Dimension::new(len),
+            cities: Dimension::new(len),
+            near: Dimension::new(len),
             devices: Dimension::new(len),
             os: Dimension::new(len),
             tags: Dimension::new(len),
@@ -165,42 +183,62 @@ impl Index {
         };
         for (i, entry) in ranked.iter().enumerate() {
             let campaign = &entry.campaign;
-            let (mut country, mut device, mut os, mut tags, mut categories) =
-                (false, false, false, false, false);
+            let mut constrained = Constrained::default();
             for term in &campaign.targeting.include {
                 match term {
                     Term::Countries(list) => {
                         index.countries.add(i, list.iter().copied(), len);
-                        country = true;
+                        constrained.country = true;
+                    }
+                    Term::Regions(list) => {
+                        index
+                            .regions
+                            .add(i, list.iter().map(|r| r.code.clone()), len);
+                        constrained.region = true;
+                    }
+                    Term::Cities(list) => {
+                        index.cities.add(i, list.iter().cloned(), len);
+                        constrained.city = true;
+                    }
+                    Term::Near(circles) => {
+                        let cells: Option<Vec<Vec<(i32, i32)>>> =
+                            circles.iter().map(|c| cells(&c.center, c.km)).collect();
+                        if let Some(cells) = cells {
+                            index.near.add(i, cells.into_iter().flatten(), len);
+                            constrained.near = true;
+                        }
                     }
                     Term::DeviceTypes(codes) => {
                         let named = (0..DEVICE_CODES).filter(|&c| codes.contains(c));
                         index.devices.add(i, named, len);
-                        device = true;
+                        constrained.device = true;
                     }
                     Term::Os(list) => {
                         index.os.add(i, list.iter().cloned(), len);
-                        os = true;
+                        constrained.os = true;
                     }
                     Term::TagsAny(list) => {
                         index.tags.add(i, list.iter().cloned(), len);
-                        tags = true;
+                        constrained.tags = true;
                     }
                     Term::Categories(list) => {
                         index.categories.add(i, list.iter().cloned(), len);
-                        categories = true;
+                        constrained.categories = true;
                     }
                     _ => {}
                 }
             }
-            for (free, dimension) in [
-                (!country, &mut index.countries.free),
-                (!device, &mut index.devices.free),
-                (!os, &mut index.os.free),
-                (!tags, &mut index.tags.free),
-                (!categories, &mut index.categories.free),
+            for (constrained, dimension) in [
+                (constrained.country, &mut index.countries.free),
+                (constrained.region, &mut index.regions.free),
+                (constrained.city, &mut index.cities.free),
+                (constrained.near, &mut index.near.free),
+                (constrained.device, &mut index.devices.free),
+                (constrained.os, &mut index.os.free),
+                (constrained.tags, &mut index.tags.free),
+                (constrained.categories, &mut index.categories.free),
             ] {
-                if free {
+                if !constrained {
                     dimension.insert(i);
                 }
             }
@@ -226,6 +264,12 @@ impl Index {
         let mut scratch = Bits::empty(self.len);
         let s = &mut scratch;
         self.countries.narrow(&mut out, s, facts.country.iter());
+        let region = facts.region.as_ref().map(|r| r.code.as_str());
+        self.regions.narrow(&mut out, s, region.iter().copied());
+        self.cities
+            .narrow(&mut out, s, facts.city.iter().map(String::as_str));
+        let cell = facts.point.as_ref().map(cell);
+        self.near.narrow(&mut out, s, cell.iter());
         self.devices.narrow(&mut out, s, facts.device_type.iter());
         self.os
             .narrow(&mut out, s, facts.os.iter().map(String::as_str));
@@ -265,6 +309,9 @@ impl Index {
     pub fn bytes(&self) -> usize {
         self.all.bytes()
             + self.countries.bytes()
+            + self.regions.bytes()
+            + self.cities.bytes()
+            + self.near.bytes()
             + self.devices.bytes()
             + self.os.bytes()
             + self.tags.bytes()
@@ -273,6 +320,52 @@ impl Index {
             + self.video.bytes()
             + self.native.bytes()
     }
+}
+
+/// Which dimensions one campaign's included terms constrain.
+#[derive(Default)]
+struct Constrained {
+    country: bool,
+    region: bool,
+    city: bool,
+    near: bool,
+    device: bool,
+    os: bool,
+    tags: bool,
+    categories: bool,
+}
+
+/// The map cell of a point.
+fn cell(point: &Point) -> (i32, i32) {
+    (
+        (point.lat / CELL_DEGREES).floor() as i32,
+        (point.lon / CELL_DEGREES).floor() as i32,
+    )
+}
+
+/// Every cell the bounding box of a circle touches; `None` when that is more than [`MAX_CELLS`]
+/// (near a pole, across the antimeridian, or a continent-sized radius).
+fn cells(center: &Point, km: f64) -> Option<Vec<(i32, i32)>> {
+    // 5% wider than the circle: the box must hold it whole.
+    let lat_span = 1.05 * km / KM_PER_DEGREE;
+    let cos = (center.lat.abs() + lat_span).min(90.0).to_radians().cos();
+    if cos < 0.01 {
+        return None;
+    }
+    let lon_span = lat_span / cos;
+    let corner = |lat: f64, lon: f64| cell(&Point { lat, lon });
+    let (south, west) = corner(center.lat - lat_span, center.lon - lon_span);
+    let (north, east) = corner(center.lat + lat_span, center.lon + lon_span);
+    let crosses = center.lon - lon_span < -180.0 || center.lon + lon_span > 180.0;
+    let count = (north - south + 1) as usize * (east - west + 1) as usize;
+    if crosses || count > MAX_CELLS {
+        return None;
+    }
+    Some(
+        (south..=north)
+            .flat_map(|lat| (west..=east).map(move |lon| (lat, lon)))
+            .collect(),
+    )
 }
 
 /// `text` and each of its ancestors in a `separator`-delimited hierarchy, longest first.
@@ -306,6 +399,10 @@ mod tests {
     ];
     const CATEGORIES: &[&str] = &["IAB17", "IAB17-3", "IAB20", "IAB2-1", "IAB19"];
     const SIZES: &[(u32, u32)] = &[(300, 250), (728, 90), (320, 50)];
+    const REGIONS: &[&str] = &["US-CA", "GB-ENG", "CA", "FR-IDF"];
+    const CITIES: &[&str] = &["London", "Paris", "Tokyo"];
+    /// London, near Paris, the Bering Strait (the antimeridian), Svalbard (the far north).
+    const POINTS: &[(f64, f64)] = &[(51.5, -0.12), (48.9, 2.35), (65.8, 179.9), (78.2, 15.6)];
 
     fn some<'a>(rng: &mut fastrand::Rng, items: &[&'a str]) -> Vec<&'a str> {
         let mut chosen: Vec<&str> = (0..rng.usize(1..=2))
@@ -335,6 +432,15 @@ mod tests {
         key(rng, "os", OS);
         key(rng, "tags_any", TAGS);
         key(rng, "categories", CATEGORIES);
+        key(rng, "regions", REGIONS);
+        key(rng, "cities", CITIES);
+        if rng.u8(..6) == 0 {
+            let (lat, lon) = POINTS[rng.usize(..POINTS.len())];
+            let km = [5.0, 50.0, 400.0, 3000.0][rng.usize(..4)];
+            include.push(format!(
+                "near = [{{ lat = {lat}, lon = {lon}, km = {km} }}]"
+            ));
+        }
         if rng.u8(..8) == 0 {
             include.push("hours = [[0, 12]]".into());
         }
@@ -366,10 +472,33 @@ mod tests {
         if rng.bool() {
             device.push(format!("\"os\": \"{}\"", OS[rng.usize(..OS.len())]));
         }
+        let mut geo = Vec::new();
         if rng.bool() {
             let country = COUNTRIES[rng.usize(..COUNTRIES.len())];
-            device.push(format!("\"geo\": {{\"country\": \"{country}\"}}"));
+            geo.push(format!("\"country\": \"{country}\""));
         }
+        if rng.bool() {
+            let region = REGIONS[rng.usize(..REGIONS.len())];
+            let code = region.rsplit('-').next().unwrap_or(region);
+            geo.push(format!("\"region\": \"{code}\""));
+        }
+        if rng.bool() {
+            geo.push(format!(
+                "\"city\": \"{}\"",
+                CITIES[rng.usize(..CITIES.len())]
+            ));
+        }
+        if rng.bool() {
+            // Around the points campaigns circle, up to a few hundred km off.
+            let (lat, lon) = POINTS[rng.usize(..POINTS.len())];
+            let (dlat, dlon) = (rng.f64() * 8.0 - 4.0, rng.f64() * 8.0 - 4.0);
+            let lon = (lon + dlon + 180.0).rem_euclid(360.0) - 180.0;
+            geo.push(format!(
+                "\"lat\": {}, \"lon\": {lon}",
+                (lat + dlat).min(89.9)
+            ));
+        }
+        device.push(format!("\"geo\": {{{}}}", geo.join(", ")));
         let keywords = some(rng, TAGS).join(",");
         let cat = quoted(&some(rng, CATEGORIES));
         let (w, h) = SIZES[rng.usize(..SIZES.len())];
