@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The bidder next to the HTTP floor: precis serving 10,000 generated campaigns, and a bare hyper
+# server that reads the body and answers 204 (stall-server --stall-ms 0), driven alternately by the
+# same client (precis-load, closed loop, the same synthetic request mix and connections). Prints
+# each round's requests/s and the ratio.
+#
+#   loadtest/throughput.sh [CAMPAIGNS] [CONNECTIONS] [SECONDS] [ROUNDS]
+#
+# Everything runs on 127.0.0.1; scratch files go to a temporary directory removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+campaigns=${1:-10000}
+connections=${2:-32}
+seconds=${3:-10}
+rounds=${4:-3}
+cargo build --release --quiet --workspace --bins
+bin=target/release
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+# Starts a server that logs `listening on ADDR`; sets `addr` to ADDR. (Not run in a `$(...)`
+# subshell: that would run the EXIT trap and stop the server at once.)
+start() {
+    local log=$1; shift
+    "$@" 2>"$log" &
+    pids+=($!)
+    for _ in $(seq 300); do grep -q "listening on" "$log" && break; sleep 0.1; done
+    addr=$(sed -n 's/.*listening on //p' "$log" | head -1)
+}
+
+"$bin/precis" gen-campaigns --count "$campaigns" --out "$work/campaigns" --seed 7 >/dev/null
+cd "$work"   # precis writes its event log under ./logs
+export PRECIS_SECRET=throughput-secret-0123456789
+start "$work/precis.log" "$OLDPWD/$bin/precis" serve --config "$OLDPWD/precis.toml" \
+    --campaigns "$work/campaigns" --listen 127.0.0.1:0
+precis=$addr
+start "$work/bare.log" "$OLDPWD/$bin/stall-server" --listen 127.0.0.1:0 --stall-ms 0
+bare=$addr
+cd "$OLDPWD"
+
+rate() {
+    "$bin/precis-load" --url "http://$1/openrtb2/bid" --closed-loop --connections "$connections" \
+        --warmup 1s --duration "${seconds}s" --synthetic --seed 7 2>/dev/null \
+        | sed -n 's/.*achieved \([0-9]*\) req\/s.*/\1/p'
+}
+
+echo "closed loop, $connections connections, ${seconds} s a round, $campaigns generated campaigns"
+total_precis=0
+total_bare=0
+for round in $(seq "$rounds"); do
+    p=$(rate "$precis")
+    b=$(rate "$bare")
+    total_precis=$((total_precis + p))
+    total_bare=$((total_bare + b))
+    echo "round $round: precis $p req/s, bare hyper $b req/s ($(awk "BEGIN { printf \"%.2f\", $p / $b }")×)"
+done
+echo "all rounds: precis $((total_precis / rounds)) req/s, bare hyper $((total_bare / rounds)) req/s: $(awk "BEGIN { printf \"%.2f\", $total_precis / $total_bare }")× the HTTP floor"
