@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The bidder next to the HTTP floor: precis serving 10,000 generated campaigns, and a bare hyper
 # server that reads the body and answers 204 (stall-server --stall-ms 0), driven alternately by the
-# same client (precis-load, closed loop, the same synthetic request mix and connections). Prints
-# each round's requests/s and the ratio.
+# same client (precis-load, closed loop, the generator's visitors as the request mix, the same
+# connections). Prints each round's requests/s and the ratio.
 #
 #   loadtest/throughput.sh [CAMPAIGNS] [CONNECTIONS] [SECONDS] [ROUNDS]
 #
@@ -41,7 +41,7 @@ cd "$OLDPWD"
 
 rate() {
     "$bin/precis-load" --url "http://$1/openrtb2/bid" --closed-loop --connections "$connections" \
-        --warmup 1s --duration "${seconds}s" --synthetic --seed 7 2>/dev/null \
+        --warmup 1s --duration "${seconds}s" --generated --seed 7 2>/dev/null \
         | sed -n 's/.*achieved \([0-9]*\) req\/s.*/\1/p'
 }
 

@@ -32,6 +32,7 @@ use crate::run::{Finished, Load, Plan};
 use crate::schedule::Arrival;
 use crate::synthetic::Synthetic;
 use crate::traffic::Traffic;
+use precis::generate::Generator;
 
 /// Open-loop load generator for OpenRTB bidders: latency from each request's due time, so a
 /// stalled server shows in p99.
@@ -39,7 +40,7 @@ use crate::traffic::Traffic;
 #[command(
     name = "precis-load",
     version,
-    group(ArgGroup::new("traffic").required(true).args(["requests", "synthetic"]))
+    group(ArgGroup::new("traffic").required(true).args(["requests", "synthetic", "generated"]))
 )]
 struct Args {
     /// The bid endpoint, plain HTTP, e.g. http://127.0.0.1:8080/openrtb2/bid.
@@ -79,6 +80,11 @@ struct Args {
     /// Send synthetic OpenRTB 2.6 requests (decided by --seed).
     #[arg(long)]
     synthetic: bool,
+
+    /// Send the visitors of `precis gen-campaigns`' generator (decided by --seed): the places and
+    /// tag taxonomy its campaigns target, so they match at realistic rates.
+    #[arg(long)]
+    generated: bool,
 
     /// Seed of the synthetic traffic, Poisson arrivals and the exchange's draws.
     #[arg(long, default_value_t = 1)]
@@ -199,6 +205,7 @@ async fn load_test(args: Args) -> anyhow::Result<()> {
             }
             traffic
         }
+        None if args.generated => Traffic::Generated(Generator::new(args.seed)),
         None => Traffic::Synthetic(Synthetic { seed: args.seed }),
     };
     let behaviour = Behaviour {

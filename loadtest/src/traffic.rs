@@ -1,5 +1,5 @@
-//! Where bid request bodies come from: a directory of OpenRTB request files replayed in turn, or
-//! synthetic requests. Every body gets its own request `id` (`load-N`), so no two requests of a
+//! Where bid request bodies come from: a directory of OpenRTB request files replayed in turn,
+//! synthetic requests, or the visitors of the campaign generator (`precis gen-campaigns`). Every body gets its own request `id` (`load-N`), so no two requests of a
 //! run are the same.
 
 use std::path::Path;
@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::synthetic::Synthetic;
+use precis::generate::Generator;
 
 /// A stand-in for the request id while a replayed file is serialised, then cut out.
 const ID_SLOT: &str = "precis-load:request-id";
@@ -17,6 +18,9 @@ pub enum Traffic {
     /// Files from a directory, in name order, round and round.
     Replay(Vec<Template>),
     Synthetic(Synthetic),
+    /// Visitor `seq` of the campaign generator's seed: drawn from the places and taxonomy its
+    /// campaigns target.
+    Generated(Generator),
 }
 
 /// A replayed request, serialised once, around its id: the body is `head` + id + `tail`.
@@ -70,6 +74,10 @@ impl Traffic {
                 body.into()
             }
             Traffic::Synthetic(synthetic) => synthetic.body(seq, &id).into(),
+            Traffic::Generated(generator) => {
+                let visitor = generator.visitor(usize::try_from(seq).unwrap_or(usize::MAX));
+                visitor.bid_request(&id).to_string().into()
+            }
         }
     }
 }
@@ -172,5 +180,22 @@ mod tests {
     fn synthetic_bodies_carry_the_run_id() {
         let traffic = Traffic::Synthetic(Synthetic { seed: 3 });
         assert_eq!(parse(&traffic.body(12))["id"], "load-12");
+    }
+
+    #[test]
+    fn generated_visitors_are_bid_requests_the_bidder_reads_the_same_for_a_seed() {
+        let traffic = Traffic::Generated(Generator::new(7));
+        for seq in 0..200 {
+            let body = traffic.body(seq);
+            let request = precis::openrtb::decode(&body)
+                .unwrap_or_else(|e| panic!("visitor {seq}: {e}: {body:?}"));
+            assert_eq!(request.id.as_deref(), Some(format!("load-{seq}").as_str()));
+            assert_eq!(request.imp.len(), 1);
+            assert_eq!(body, Traffic::Generated(Generator::new(7)).body(seq));
+        }
+        assert_ne!(
+            traffic.body(0),
+            Traffic::Generated(Generator::new(8)).body(0)
+        );
     }
 }
