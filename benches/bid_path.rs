@@ -12,6 +12,8 @@
 //! winners. Run with `cargo bench --bench bid_path`
 //! (add `-- auction` to run one group, `-- --warm-up-time 1 --measurement-time 3` for a quick pass).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -301,17 +303,6 @@ fn bid_path(c: &mut Criterion) {
     group(c, "full", &cases, |case| bidder.answer(&case.body));
 }
 
-/// Resident memory of this process, bytes (Linux).
-fn resident() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// The same request mix against 1k, 10k and 100k campaigns: what the index makes of scale.
 fn scale(c: &mut Criterion) {
     let generator = Generator::new(SEED);
@@ -323,9 +314,9 @@ fn scale(c: &mut Criterion) {
         })
         .collect();
     for &count in SCALES {
-        let before = resident();
+        let before = common::resident();
         let bidder = Bidder::new(count);
-        let bytes = resident().saturating_sub(before);
+        let bytes = common::resident().saturating_sub(before);
         let markup: usize = bidder
             .ranked
             .iter()

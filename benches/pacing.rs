@@ -5,6 +5,8 @@
 //! it; `memory` fills the exposure store with 1,000,000 users, each shown one capped campaign,
 //! and prints the resident memory that took per user. Run with `cargo bench --bench pacing`.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 
@@ -78,17 +80,6 @@ fn admit(c: &mut Criterion) {
     group.finish();
 }
 
-/// Resident memory of this process, bytes (Linux).
-fn resident() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 fn memory(_: &mut Criterion) {
     const USERS: u64 = 1_000_000;
     let capped = campaign(
@@ -99,7 +90,7 @@ fn memory(_: &mut Criterion) {
             stop_after_conversion: false,
         }),
     );
-    let before = resident();
+    let before = common::resident();
     let exposures = Exposures::new(USERS as usize * 2, 60);
     let started = std::time::Instant::now();
     for user in 0..USERS {
@@ -107,7 +98,7 @@ fn memory(_: &mut Criterion) {
         exposures.shown(user.wrapping_mul(0x9E37_79B9_7F4A_7C15), &capped, at);
     }
     let took = started.elapsed();
-    let bytes = resident().saturating_sub(before);
+    let bytes = common::resident().saturating_sub(before);
     println!(
         "frequency memory: {USERS} users shown one capped campaign: {:.0} MB resident, {} B per user (filled in {took:.2?})",
         bytes as f64 / 1e6,

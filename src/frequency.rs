@@ -160,7 +160,8 @@ impl Exposures {
     }
 
     /// Impressions `user` has had of `campaign` in its current window.
-    pub fn count(&self, user: u64, campaign: &Campaign, now: DateTime<Utc>) -> u32 {
+    #[cfg(test)]
+    fn count(&self, user: u64, campaign: &Campaign, now: DateTime<Utc>) -> u32 {
         let key = campaign_key(&campaign.id);
         self.users
             .get(&user)

@@ -58,7 +58,8 @@ impl Bits {
         self.0[i / 64] |= 1 << (i % 64);
     }
 
-    pub fn contains(&self, i: usize) -> bool {
+    #[cfg(test)]
+    fn contains(&self, i: usize) -> bool {
         self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 

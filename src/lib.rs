@@ -9,7 +9,7 @@
 //!                                                             ├─ pacing (budgets, even spend)
 //!                                                             ├─ token (signed event URLs)
 //!                                                             └─ openrtb::response ─ bytes
-//! campaigns/*.toml ─ campaign::parse ─ reload::Store (arc-swap) ─ auction::rank ─┘
+//! campaigns/*.toml ─ campaign::parse ─ reload::Store (arc-swap) ─ auction::rank, index ─┘
 //!
 //! /win /imp /click /conv ─ events::Recorder ─ eventlog (JSON Lines) ─ report (precis report)
 //!                                 ├─ learning (CTR/CVR) ─ reload::Store::reprice ─ auction

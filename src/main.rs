@@ -367,29 +367,17 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
             clock: clock.clone(),
         });
         tracing::info!(held, "budget reservations restored");
-        let (sweeper, pricer, exposures) = (
-            recorder.clone(),
-            app.store.clone(),
-            feedback.exposures.clone(),
-        );
         let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);
+        let maintained = app.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(reprice_every);
             loop {
                 every.tick().await;
-                let (sweeper, pricer, exposures, clock) = (
-                    sweeper.clone(),
-                    pricer.clone(),
-                    exposures.clone(),
-                    clock.clone(),
-                );
-                // Off the request threads: repricing ranks every campaign, sweeps walk maps.
+                let app = maintained.clone();
+                // Off the request threads: sweeps walk maps, repricing ranks every campaign.
                 let _ = tokio::task::spawn_blocking(move || {
-                    let now = clock.now();
-                    sweeper.sweep(now);
-                    pricer.pacer().sweep(now);
-                    exposures.sweep(now);
-                    pricer.reprice();
+                    server::expire(&app, app.clock.now());
+                    app.store.reprice();
                 })
                 .await;
             }

@@ -1,7 +1,7 @@
 //! Reload: the campaign directory → an immutable [`Snapshot`], swapped in atomically.
 //!
 //! Requests read the current snapshot through arc-swap without ever waiting; a reload parses,
-//! validates and ranks off the request path and publishes the result with one pointer swap, so a
+//! validates, ranks and indexes ([`crate::index`]) off the request path and publishes the result with one pointer swap, so a
 //! request sees either the old campaigns or the new ones, never a mix. Validation is per file: a file
 //! that fails keeps its last good version serving (a new broken file is simply not loaded), and its
 //! errors are kept for `/status`. Unchanged files are not parsed again.

@@ -455,8 +455,17 @@ async fn reload(app: &App) -> Answer {
     }
 }
 
-/// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then releases the
-/// reservations and forgets the exposures that time has expired, as the periodic sweep would.
+/// Forgets what time has expired as of `now`: events whose tokens can no longer arrive, budget
+/// reservations no win claimed, frequency windows that are over. Walks maps: off the request path
+/// (the periodic maintenance task, and `/admin/clock` after it moves a simulated clock).
+pub fn expire(app: &App, now: DateTime<Utc>) {
+    app.recorder.sweep(now);
+    app.store.pacer().sweep(now);
+    app.exposures.sweep(now);
+}
+
+/// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then [`expire`]s what the
+/// new time has expired, as the periodic sweep would.
 fn clock(app: &App, query: Option<&str>) -> Answer {
     // A `+` of an offset sent unencoded arrives as a space.
     let Some(to) = params(query)
@@ -470,8 +479,7 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
     };
     match app.clock.advance_to(to.to_utc()) {
         Ok(now) => {
-            app.store.pacer().sweep(now);
-            app.exposures.sweep(now);
+            expire(app, now);
             json(
                 StatusCode::OK,
                 serde_json::json!({ "now": now.to_rfc3339_opts(SecondsFormat::AutoSi, true) }),
