@@ -18,6 +18,7 @@
 //! ```
 //!
 //! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places;
+//! `user` turns the user key a request carries into the id audiences and profiles are keyed by;
 //! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
 //! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
 
@@ -41,3 +42,4 @@ pub mod report;
 pub mod server;
 pub mod targeting;
 pub mod token;
+pub mod user;
