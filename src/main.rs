@@ -331,7 +331,7 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         };
         // Serving starts now: /healthz answers while campaigns load, /readyz says 503 until done.
         let metrics = Arc::new(Metrics::default());
-        let loaded = server::Loaded::default();
+        let ready = server::Ready::default();
         let ports = server::Ports {
             bid,
             admin,
@@ -341,14 +341,14 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         let serving = tokio::spawn(server::serve(
             ports,
             metrics.clone(),
-            loaded.clone(),
+            ready.clone(),
             shutdown,
         ));
         tracing::info!("listening on {local}");
         tracing::info!("admin listening on {admin_local}");
 
         let (app, trigger, _watcher) = load(&config, clock, metrics, local)?;
-        let _ = loaded.set(app.clone());
+        let _ = ready.set(app.clone());
         tracing::info!("ready: answering bids");
 
         let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);

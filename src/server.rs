@@ -82,14 +82,14 @@ enum Port {
 }
 
 /// The application once campaigns are loaded; empty while they load (`/readyz` answers 503).
-pub type Loaded = Arc<std::sync::OnceLock<Arc<App>>>;
+pub type Ready = Arc<std::sync::OnceLock<Arc<App>>>;
 
 /// Serves both listeners until `shutdown` completes, then stops accepting and lets open requests
 /// finish (up to [`DRAIN`]). Requests that arrive before `app` is set get 503, except `/healthz`.
 pub async fn serve(
     ports: Ports,
     metrics: Arc<Metrics>,
-    app: Loaded,
+    app: Ready,
     shutdown: impl Future<Output = ()>,
 ) {
     let Ports {
