@@ -33,8 +33,10 @@ start() {
 cd "$work"   # precis writes its event log under ./logs
 export PRECIS_SECRET=throughput-secret-0123456789
 start "$work/precis.log" "$OLDPWD/$bin/precis" serve --config "$OLDPWD/precis.toml" \
-    --campaigns "$work/campaigns" --listen 127.0.0.1:0
+    --campaigns "$work/campaigns" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
 precis=$addr
+# It listens at once and answers 503 until the campaigns are loaded.
+for _ in $(seq 600); do grep -q "ready: answering bids" "$work/precis.log" && break; sleep 0.1; done
 start "$work/bare.log" "$OLDPWD/$bin/stall-server" --listen 127.0.0.1:0 --stall-ms 0
 bare=$addr
 cd "$OLDPWD"

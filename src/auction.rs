@@ -33,6 +33,8 @@ pub struct Ranked {
     pub creatives: Vec<usize>,
     /// What it has spent and reserved, when it has a budget.
     pub account: Option<Arc<Account>>,
+    /// Bids it has made since start (`/metrics`); the same counter across reloads.
+    pub bids: Arc<AtomicU64>,
 }
 
 impl Ranked {
@@ -42,6 +44,7 @@ impl Ranked {
             ecpm: campaign.pricing.ecpm(),
             creatives: (0..campaign.creatives.len()).collect(),
             account: None,
+            bids: Arc::default(),
             campaign,
         }
     }
@@ -192,6 +195,7 @@ pub fn run<'a>(
             if let Some(reservation) = reservation {
                 env.pacer.hold(reservation, &claims.bid, facts.now);
             }
+            entry.bids.fetch_add(1, Ordering::Relaxed);
             bids.push((bid, claims));
             break;
         }

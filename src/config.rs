@@ -1,14 +1,16 @@
-//! Configuration: `precis.toml` (optional), overridden by command-line flags.
+//! Configuration: `precis.toml` (optional), overridden by command-line flags ([`Flags`]: one flag
+//! per key, `--SECTION-KEY` for keys in a section), secrets also from the environment.
 //!
 //! Read once at start; the running bidder never re-reads it (campaigns, not configuration, are what
-//! people edit while it runs). Unknown keys are errors, as in campaign files.
+//! people edit while it runs). Unknown keys are errors, as in campaign files. Flags are merged into
+//! the file's table before it is read, so a flag is checked exactly as the key it stands for.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pricing::{Currency, Rates};
 
@@ -17,6 +19,13 @@ use crate::pricing::{Currency, Rates};
 pub struct Config {
     /// Where the bidder listens. Loopback unless an operator says otherwise.
     pub listen: SocketAddr,
+    /// Where the admin routes (`/status`, `/admin/*`) listen; the bid port never serves them.
+    pub admin_listen: SocketAddr,
+    /// Bearer token every admin request must carry, when set; `PRECIS_ADMIN_TOKEN` overrides it.
+    /// Required when `admin_listen` is not loopback.
+    pub admin_token: Option<String>,
+    /// How log lines are written to stderr.
+    pub log_format: LogFormat,
     /// Base of the URLs precis puts in bids (win/billing notices, clicks); default `http://{listen}`.
     pub public_url: Option<String>,
     /// The campaign directory.
@@ -27,6 +36,17 @@ pub struct Config {
     pub events: Events,
     pub learning: Learning,
     pub pacing: PacingConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Budgets and frequency caps: how long reservations wait, how often pacing re-plans, how many
@@ -119,12 +139,16 @@ impl Default for Events {
 impl Events {
     /// The signing secret and the previous one, the environment taking precedence over the file.
     pub fn secrets(&self) -> (Option<String>, Option<String>) {
-        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         (
-            env("PRECIS_SECRET").or_else(|| self.secret.clone()),
-            env("PRECIS_SECRET_PREVIOUS").or_else(|| self.previous_secret.clone()),
+            env_secret("PRECIS_SECRET").or_else(|| self.secret.clone()),
+            env_secret("PRECIS_SECRET_PREVIOUS").or_else(|| self.previous_secret.clone()),
         )
     }
+}
+
+/// A secret from the environment; an empty variable counts as unset.
+fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +166,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_token: None,
+            log_format: LogFormat::Text,
             public_url: None,
             campaigns: PathBuf::from("campaigns"),
             currencies: BTreeMap::new(),
@@ -175,13 +202,12 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `path`. When `required` is false a missing file means the defaults.
-    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+    /// Reads `path` with `flags` on top. When `required` is false a missing file means the
+    /// defaults (and the flags).
+    pub fn load(path: &Path, required: bool, flags: &Flags) -> Result<Config, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                return Ok(Config::default());
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: path.to_owned(),
@@ -193,7 +219,10 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let flags = toml::Table::try_from(flags).map_err(|e| invalid(format!("flags: {e}")))?;
+        overlay(&mut table, flags);
+        let config = Config::deserialize(table).map_err(|e| invalid(e.to_string()))?;
         config.rates().map_err(&invalid)?;
         config.check().map_err(invalid)?;
         Ok(config)
@@ -226,6 +255,11 @@ impl Config {
         }
     }
 
+    /// The admin token, the environment (`PRECIS_ADMIN_TOKEN`) taking precedence over the file.
+    pub fn admin_token(&self) -> Option<String> {
+        env_secret("PRECIS_ADMIN_TOKEN").or_else(|| self.admin_token.clone())
+    }
+
     /// The currency table, checked.
     pub fn rates(&self) -> Result<Rates, String> {
         let mut rates = Vec::new();
@@ -249,6 +283,136 @@ impl Config {
     }
 }
 
+/// `over`'s keys replace `base`'s; tables are merged key by key.
+fn overlay(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => overlay(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// A flag for every key of `precis.toml` but the secrets (which belong in the environment, not
+/// in a process listing): the value given replaces the file's. Defaults are the file's.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct Flags {
+    /// Address to serve exchanges on [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the admin routes (/status, /admin/*) [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Base URL put in win, billing and click URLs [default: http://LISTEN].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Campaign directory [default: campaigns].
+    #[arg(long, value_name = "DIR")]
+    pub campaigns: Option<PathBuf>,
+    /// Log lines as text or JSON [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// An exchange rate, CODE=UNITS per USD (e.g. EUR=0.92); repeat for more. Replaces the rate
+    /// of that currency in [currencies].
+    #[arg(long = "currency", value_name = "CODE=RATE", value_parser = rate)]
+    #[serde(rename = "currencies", serialize_with = "as_table")]
+    pub currencies: Vec<(String, f64)>,
+    #[command(flatten)]
+    pub limits: LimitsFlags,
+    #[command(flatten)]
+    pub events: EventsFlags,
+    #[command(flatten)]
+    pub learning: LearningFlags,
+    #[command(flatten)]
+    pub pacing: PacingFlags,
+}
+
+/// `[limits]` as flags.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct LimitsFlags {
+    /// Largest request body accepted; larger get 413 [default: 262144].
+    #[arg(long = "limits-max-body-bytes", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Time to send request headers before the connection is closed [default: 2000].
+    #[arg(long = "limits-header-timeout-ms", value_name = "MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Time to send a request body before 408 [default: 2000].
+    #[arg(long = "limits-body-timeout-ms", value_name = "MS")]
+    pub body_timeout_ms: Option<u64>,
+}
+
+/// `[events]` as flags (the secrets come from the file or the environment only).
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct EventsFlags {
+    /// Event log directory [default: logs].
+    #[arg(long = "events-dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Events waiting for the writer before event routes answer 503 [default: 65536].
+    #[arg(long = "events-queue", value_name = "N")]
+    pub queue: Option<usize>,
+    /// Size at which a log file is closed and the next started [default: 256].
+    #[arg(long = "events-max-file-mb", value_name = "MB")]
+    pub max_file_mb: Option<u64>,
+    /// How often the log is flushed and fsynced [default: 1000].
+    #[arg(long = "events-sync-ms", value_name = "MS")]
+    pub sync_ms: Option<u64>,
+    /// How long after its bid an event is accepted [default: 86400].
+    #[arg(long = "events-token-ttl-secs", value_name = "SECS")]
+    pub token_ttl_secs: Option<u32>,
+    /// Log one bid line in this many bids, 0 for none [default: 1].
+    #[arg(long = "events-log-bids-every", value_name = "N")]
+    pub log_bids_every: Option<u64>,
+    /// Conversions one click may bring [default: 3].
+    #[arg(long = "events-max-orders-per-click", value_name = "N")]
+    pub max_orders_per_click: Option<u32>,
+}
+
+/// `[learning]` as flags.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct LearningFlags {
+    /// A prior ctr weighs as much as this many impressions [default: 1000].
+    #[arg(long = "learning-prior-impressions", value_name = "N")]
+    pub prior_impressions: Option<f64>,
+    /// A prior cvr weighs as much as this many clicks [default: 100].
+    #[arg(long = "learning-prior-clicks", value_name = "N")]
+    pub prior_clicks: Option<f64>,
+    /// How often campaigns are re-ranked at learned prices [default: 10].
+    #[arg(long = "learning-reprice-secs", value_name = "SECS")]
+    pub reprice_secs: Option<u64>,
+}
+
+/// `[pacing]` as flags.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct PacingFlags {
+    /// How long a bid's price stays reserved waiting for its win [default: 60].
+    #[arg(long = "pacing-hold-secs", value_name = "SECS")]
+    pub hold_secs: Option<u32>,
+    /// How often even pacing re-plans pass rates [default: 10].
+    #[arg(long = "pacing-step-secs", value_name = "SECS")]
+    pub step_secs: Option<u32>,
+    /// Users frequency caps remember [default: 2000000].
+    #[arg(long = "pacing-max-users", value_name = "N")]
+    pub max_users: Option<usize>,
+}
+
+/// `CODE=RATE`.
+fn rate(text: &str) -> Result<(String, f64), String> {
+    let (code, rate) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not CODE=RATE"))?;
+    let rate = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{rate}` is not a number"))?;
+    Ok((code.trim().to_owned(), rate))
+}
+
+fn as_table<S: serde::Serializer>(rates: &[(String, f64)], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(rates.iter().map(|(code, rate)| (code, rate)))
+}
+
 impl Limits {
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
@@ -266,13 +430,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("precis.toml");
         std::fs::write(&path, text).unwrap();
-        Config::load(&path, true)
+        Config::load(&path, true, &Flags::default())
     }
 
     #[test]
     fn the_sample_config_loads() {
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/precis.toml");
-        let config = Config::load(Path::new(sample), true).unwrap();
+        let config = Config::load(Path::new(sample), true, &Flags::default()).unwrap();
         assert!(
             config
                 .rates()
@@ -306,5 +470,92 @@ mod tests {
             assert!(error.contains(says), "{text:?}: {error}");
         }
         assert!(load("").is_ok());
+    }
+
+    /// Flags for every key, parsed as `precis serve` parses them.
+    fn flags(args: &[&str]) -> Flags {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            flags: Flags,
+        }
+        let args = std::iter::once("serve").chain(args.iter().copied());
+        <Serve as clap::Parser>::try_parse_from(args).unwrap().flags
+    }
+
+    #[test]
+    fn flags_override_the_file_key_by_key_and_are_checked_like_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("precis.toml");
+        std::fs::write(
+            &path,
+            "campaigns = \"from-file\"\n[events]\nqueue = 7\nsync_ms = 5\n[currencies]\nEUR = 0.9\nGBP = 0.8\n",
+        )
+        .unwrap();
+        let all = flags(&[
+            "--listen=127.0.0.1:9000",
+            "--admin-listen=127.0.0.1:9001",
+            "--public-url=https://bid.example",
+            "--log-format=json",
+            "--currency=EUR=0.95",
+            "--limits-max-body-bytes=1000",
+            "--limits-header-timeout-ms=11",
+            "--limits-body-timeout-ms=12",
+            "--events-dir=elsewhere",
+            "--events-queue=13",
+            "--events-max-file-mb=14",
+            "--events-token-ttl-secs=15",
+            "--events-log-bids-every=16",
+            "--events-max-orders-per-click=17",
+            "--learning-prior-impressions=18",
+            "--learning-prior-clicks=19",
+            "--learning-reprice-secs=20",
+            "--pacing-hold-secs=21",
+            "--pacing-step-secs=22",
+            "--pacing-max-users=23",
+        ]);
+        let config = Config::load(&path, true, &all).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.admin_listen, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(config.public_url.as_deref(), Some("https://bid.example"));
+        assert_eq!(config.log_format, LogFormat::Json);
+        // Not given as a flag: the file's value stays, in a section a flag also changed.
+        assert_eq!(config.campaigns, PathBuf::from("from-file"));
+        assert_eq!(config.events.sync_ms, 5);
+        assert_eq!(config.currencies["EUR"], 0.95);
+        assert_eq!(config.currencies["GBP"], 0.8);
+        let l = &config.limits;
+        assert_eq!(
+            (l.max_body_bytes, l.header_timeout_ms, l.body_timeout_ms),
+            (1000, 11, 12)
+        );
+        let e = &config.events;
+        assert_eq!(e.dir, PathBuf::from("elsewhere"));
+        assert_eq!(
+            (
+                e.queue,
+                e.max_file_mb,
+                e.token_ttl_secs,
+                e.log_bids_every,
+                e.max_orders_per_click
+            ),
+            (13, 14, 15, 16, 17)
+        );
+        let l = &config.learning;
+        assert_eq!(
+            (l.prior_impressions, l.prior_clicks, l.reprice_secs),
+            (18.0, 19.0, 20)
+        );
+        let p = &config.pacing;
+        assert_eq!((p.hold_secs, p.step_secs, p.max_users), (21, 22, 23));
+
+        let error = Config::load(&path, true, &flags(&["--events-queue=0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[events] queue must be above 0"), "{error}");
+        let error = Config::load(&path, true, &flags(&["--currency=EUR=-1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("must be a positive number"), "{error}");
     }
 }

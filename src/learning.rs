@@ -20,6 +20,7 @@ use crate::pricing::{Currency, Model, Rates};
 /// What one campaign has measured so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
+    pub wins: u64,
     pub impressions: u64,
     pub clicks: u64,
     pub conversions: u64,
@@ -30,10 +31,11 @@ pub struct Counts {
 impl Counts {
     fn add(&mut self, event: &Event) {
         match event.event {
+            Kind::Win => self.wins += 1,
             Kind::Imp => self.impressions += 1,
             Kind::Click => self.clicks += 1,
             Kind::Conv => self.conversions += 1,
-            Kind::Win | Kind::Bid => {}
+            Kind::Bid => {}
         }
         self.spend_usd += event.spend_usd;
         self.revenue_usd += event.revenue_usd;
@@ -132,6 +134,7 @@ impl Learned {
             ecpm: self.ecpm(&campaign),
             creatives,
             account: None,
+            bids: Arc::default(),
             campaign,
         }
     }
@@ -312,6 +315,7 @@ mod tests {
             conversions: 0,
             spend_usd: 1.0,
             revenue_usd: 0.1,
+            ..Counts::default()
         };
         assert!(shortfalls(&c, &few, &rates).is_empty());
         let enough = Counts {
@@ -320,6 +324,7 @@ mod tests {
             conversions: 0,
             spend_usd: 4.0,
             revenue_usd: 4.0,
+            ..Counts::default()
         };
         let found = shortfalls(&c, &enough, &rates);
         assert_eq!(found.len(), 2, "{found:?}");
@@ -346,6 +351,7 @@ mod tests {
             conversions: 2,
             spend_usd: 4.0,
             revenue_usd: 8.0,
+            ..Counts::default()
         };
         assert!(shortfalls(&c, &fine, &rates).is_empty());
     }

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 use precis::auction::Urls;
 use precis::clock::Clock;
-use precis::config::Config;
+use precis::config::{Config, Flags, LogFormat};
 use precis::eventlog::{EventLog, Settings};
 use precis::events::{Feedback, Policy, Recorder};
 use precis::frequency::Exposures;
@@ -40,18 +40,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve bid requests for the campaigns in the campaign directory, reloading it as it changes.
+    ///
+    /// Every key of precis.toml is also a flag (`--SECTION-KEY` for keys in a section), which
+    /// overrides the file. Secrets come from the file or the environment: PRECIS_SECRET,
+    /// PRECIS_SECRET_PREVIOUS, PRECIS_ADMIN_TOKEN.
     Serve {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Campaign directory [default: campaigns].
-        #[arg(long)]
-        campaigns: Option<PathBuf>,
-        /// Base URL put in win, billing and click URLs [default: http://LISTEN].
-        #[arg(long)]
-        public_url: Option<String>,
+        #[command(flatten)]
+        flags: Box<Flags>,
         /// Run on a simulated clock that starts at this time (RFC 3339) and moves only when
         /// `POST /admin/clock?now=TIME` moves it: for market simulations of a whole day.
         #[arg(long, value_parser = report::parse_time)]
@@ -120,39 +117,49 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn load(&self) -> anyhow::Result<Config> {
+    /// The configuration file with `flags` on top.
+    fn load(&self, flags: &Flags) -> anyhow::Result<Config> {
         let (path, required) = match &self.config {
             Some(path) => (path.clone(), true),
             None => (PathBuf::from("precis.toml"), false),
         };
-        Ok(Config::load(&path, required)?)
+        Ok(Config::load(&path, required, flags)?)
+    }
+}
+
+/// Logs to stderr, as text or JSON lines; `RUST_LOG` filters (default `info`).
+fn init_logs(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_logs(LogFormat::Text);
+    }
     let result = match cli.command {
         Command::Serve {
             config,
-            listen,
-            campaigns,
-            public_url,
+            flags,
             simulate_from,
-        } => config.load().and_then(|mut config| {
-            config.listen = listen.unwrap_or(config.listen);
-            config.campaigns = campaigns.unwrap_or(config.campaigns);
-            config.public_url = public_url.or(config.public_url);
+        } => config.load(&flags).and_then(|config| {
+            init_logs(config.log_format);
             let clock = simulate_from.map_or(Clock::System, Clock::simulated);
             serve(config, clock)
         }),
-        Command::Check { config, paths } => config.load().and_then(|config| check(&config, paths)),
+        Command::Check { config, paths } => config
+            .load(&Flags::default())
+            .and_then(|config| check(&config, paths)),
         Command::Report {
             config,
             campaigns,
@@ -161,7 +168,7 @@ fn main() -> ExitCode {
             to,
             by,
             format,
-        } => config.load().and_then(|config| {
+        } => config.load(&Flags::default()).and_then(|config| {
             let campaigns = campaigns.unwrap_or(config.campaigns.clone());
             report(
                 &config,
@@ -294,79 +301,56 @@ fn report(
 }
 
 fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
+    let admin_token = config.admin_token();
+    if admin_token.is_none() && !config.admin_listen.ip().is_loopback() {
+        anyhow::bail!(
+            "admin_listen {} is not a loopback address: set admin_token (or PRECIS_ADMIN_TOKEN) so that admin routes need it",
+            config.admin_listen
+        );
+    }
     let clock = Arc::new(clock);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let rates = config.rates().map_err(anyhow::Error::msg)?;
-        let learning = &config.learning;
-        let priors = Priors {
-            impressions: learning.prior_impressions,
-            clicks: learning.prior_clicks,
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))
         };
-        let pacing = &config.pacing;
-        let feedback = Feedback {
-            learned: Arc::new(Learned::new(priors)),
-            pacer: Arc::new(Pacer::new(pacing.hold_secs, pacing.step_secs)),
-            exposures: Arc::new(Exposures::new(pacing.max_users, pacing.hold_secs)),
+        let (bid, admin) = (bind(config.listen).await?, bind(config.admin_listen).await?);
+        let (local, admin_local) = (bid.local_addr()?, admin.local_addr()?);
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            }
         };
-        let store = Store::open(
-            &config.campaigns,
-            rates,
-            feedback.learned.clone(),
-            feedback.pacer.clone(),
-        )
-        .with_context(|| {
-            format!(
-                "cannot read campaign directory {}",
-                config.campaigns.display()
-            )
-        })?;
-        let store = Arc::new(store);
-        log_reload(&Ok(store.snapshot()));
-        // What the log says was learned, spent and shown, then the bids still waiting for a win.
-        let recorder = Arc::new(recorder(
-            &config.events,
-            feedback.clone(),
-            &store.snapshot(),
-            clock.now(),
-        )?);
-        let holds_file = config.events.dir.join(HOLDS_FILE);
-        let held = feedback
-            .pacer
-            .load_holds(&holds_file)
-            .with_context(|| format!("cannot read {}", holds_file.display()))?;
-        // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
-        store.reprice();
+        // Serving starts now: /healthz answers while campaigns load, /readyz says 503 until done.
         let metrics = Arc::new(Metrics::default());
-        let counted = metrics.clone();
-        let (trigger, _watcher) = reload::spawn(store.clone(), move |result| {
-            counted.reloaded(result.is_ok());
-            log_reload(result);
-        })
-        .context("cannot watch the campaign directory")?;
+        let ready = server::Ready::default();
+        let ports = server::Ports {
+            bid,
+            admin,
+            admin_token,
+            header_timeout: config.limits.header_timeout(),
+        };
+        let serving = tokio::spawn(server::serve(
+            ports,
+            metrics.clone(),
+            ready.clone(),
+            shutdown,
+        ));
+        tracing::info!("listening on {local}");
+        tracing::info!("admin listening on {admin_local}");
 
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let local = listener.local_addr()?;
-        let public = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{local}"));
-        let app = Arc::new(App {
-            store,
-            metrics,
-            urls: Urls {
-                public: public.trim_end_matches('/').to_owned(),
-            },
-            limits: config.limits.clone(),
-            recorder: recorder.clone(),
-            exposures: feedback.exposures.clone(),
-            clock: clock.clone(),
-        });
-        tracing::info!(held, "budget reservations restored");
+        let (app, trigger, _watcher) = load(&config, clock, metrics, local)?;
+        let _ = ready.set(app.clone());
+        tracing::info!("ready: answering bids");
+
         let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);
         let maintained = app.clone();
         tokio::spawn(async move {
@@ -382,28 +366,19 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
                 .await;
             }
         });
-
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading campaigns");
                 trigger.poke();
             }
         });
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM received"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-            }
-        };
-        tracing::info!("listening on {local}");
-        server::serve(listener, app.clone(), shutdown).await;
+        serving.await?;
         // Requests are finished: write out every event they accepted, and the bids still waiting
         // for a win, whose reservations the next start takes over.
+        let recorder = app.recorder.clone();
         tokio::task::spawn_blocking(move || recorder.log.close(std::time::Duration::from_secs(30)))
             .await?;
+        let holds_file = config.events.dir.join(HOLDS_FILE);
         let held = app
             .store
             .pacer()
@@ -415,6 +390,80 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back
+/// the reservations saved at the last shutdown and starts watching the campaign directory: the
+/// application, the reload trigger and the watcher (which must be kept alive).
+fn load(
+    config: &Config,
+    clock: Arc<Clock>,
+    metrics: Arc<Metrics>,
+    local: SocketAddr,
+) -> anyhow::Result<(Arc<App>, reload::Trigger, notify::RecommendedWatcher)> {
+    let rates = config.rates().map_err(anyhow::Error::msg)?;
+    let learning = &config.learning;
+    let priors = Priors {
+        impressions: learning.prior_impressions,
+        clicks: learning.prior_clicks,
+    };
+    let pacing = &config.pacing;
+    let feedback = Feedback {
+        learned: Arc::new(Learned::new(priors)),
+        pacer: Arc::new(Pacer::new(pacing.hold_secs, pacing.step_secs)),
+        exposures: Arc::new(Exposures::new(pacing.max_users, pacing.hold_secs)),
+    };
+    let store = Store::open(
+        &config.campaigns,
+        rates,
+        feedback.learned.clone(),
+        feedback.pacer.clone(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot read campaign directory {}",
+            config.campaigns.display()
+        )
+    })?;
+    let store = Arc::new(store);
+    log_reload(&Ok(store.snapshot()));
+    // What the log says was learned, spent and shown, then the bids still waiting for a win.
+    let recorder = Arc::new(recorder(
+        &config.events,
+        feedback.clone(),
+        &store.snapshot(),
+        clock.now(),
+    )?);
+    let holds_file = config.events.dir.join(HOLDS_FILE);
+    let held = feedback
+        .pacer
+        .load_holds(&holds_file)
+        .with_context(|| format!("cannot read {}", holds_file.display()))?;
+    tracing::info!(held, "budget reservations restored");
+    // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
+    store.reprice();
+    let counted = metrics.clone();
+    let (trigger, watcher) = reload::spawn(store.clone(), move |result| {
+        counted.reloaded(result.is_ok());
+        log_reload(result);
+    })
+    .context("cannot watch the campaign directory")?;
+    let public = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let app = Arc::new(App {
+        store,
+        metrics,
+        urls: Urls {
+            public: public.trim_end_matches('/').to_owned(),
+        },
+        limits: config.limits.clone(),
+        recorder,
+        exposures: feedback.exposures,
+        clock,
+    });
+    Ok((app, trigger, watcher))
 }
 
 /// Where open reservations are kept between a shutdown and the next start (in the events dir).

@@ -1,14 +1,20 @@
 //! Metrics: counters operators scrape from `GET /metrics` (Prometheus text format).
 //!
-//! Counting is one relaxed atomic add on the request path; rendering reads the counters and the
-//! current snapshot. Nothing here allocates per request or takes a lock.
+//! Counting is one relaxed atomic add on the request path, and bid-path latency one record into a
+//! striped histogram ([`latency`]); rendering reads the counters and the current snapshot. Nothing
+//! here allocates per request or takes a lock that requests wait on.
+
+pub mod latency;
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::eventlog::Stats;
 use crate::events::Kind;
 use crate::frequency::Exposures;
+use crate::learning::Learned;
 use crate::pacing::Pacer;
 use crate::reload::Snapshot;
 
@@ -101,6 +107,40 @@ fn kind_label(kind: Kind) -> &'static str {
     }
 }
 
+/// Bids, wins and spend of each live campaign. Ids are letters, digits, `.`, `_` and `-`: they
+/// need no escaping as label values.
+fn render_campaigns(out: &mut String, snapshot: &Snapshot, learned: &Learned) {
+    type Value = fn(&crate::auction::Ranked, &Learned) -> f64;
+    let families: [(&str, &str, Value); 3] = [
+        (
+            "precis_campaign_bids_total",
+            "Bids made, per live campaign, since start.",
+            |r, _| r.bids.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "precis_campaign_wins_total",
+            "Win notices logged, per live campaign (replayed from the event log at start).",
+            |r, l| l.counts(&r.campaign.id).wins as f64,
+        ),
+        (
+            "precis_campaign_spend_usd_total",
+            "Clearing prices won, USD, per live campaign (replayed from the event log at start).",
+            |r, l| l.counts(&r.campaign.id).spend_usd,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for ranked in &snapshot.ranked {
+            let id = &ranked.campaign.id;
+            let _ = writeln!(
+                out,
+                "{name}{{campaign=\"{id}\"}} {}",
+                value(ranked, learned)
+            );
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     outcomes: [AtomicU64; 5],
@@ -111,12 +151,35 @@ pub struct Metrics {
     /// Events that arrived again and were counted once.
     repeats: [AtomicU64; 5],
     rejections: [AtomicU64; 7],
+    /// How long bid requests that were answered with a bid or a no-bid took.
+    latency: latency::Latency,
+    connections_accepted: AtomicU64,
+    connections_open: AtomicU64,
 }
+
+/// An accepted connection, counted open until dropped.
+pub struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Upper bounds of the latency histogram's Prometheus buckets, seconds.
+const BUCKETS: [f64; 13] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Quantiles of the latency summary.
+const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// What `/metrics` reports besides the metrics' own counters.
 #[derive(Clone, Copy)]
 pub struct Sources<'a> {
     pub snapshot: &'a Snapshot,
+    /// Wins and spend per campaign.
+    pub learned: &'a Learned,
     pub log: &'a Stats,
     pub bid_lines_dropped: u64,
     pub pacer: &'a Pacer,
@@ -126,6 +189,19 @@ pub struct Sources<'a> {
 impl Metrics {
     pub fn count(&self, outcome: Outcome) {
         self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A bid request answered with a bid or a no-bid, `took` from its arrival.
+    pub fn answered(&self, outcome: Outcome, took: Duration) {
+        self.count(outcome);
+        self.latency.record(took);
+    }
+
+    /// A connection was accepted; it counts as open until the guard is dropped.
+    pub fn connection_opened(self: &Arc<Self>) -> OpenConnection {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
     }
 
     pub fn outcomes(&self, outcome: Outcome) -> u64 {
@@ -155,6 +231,7 @@ impl Metrics {
     pub fn render(&self, sources: &Sources) -> String {
         let Sources {
             snapshot,
+            learned,
             log,
             bid_lines_dropped,
             pacer,
@@ -320,6 +397,53 @@ impl Metrics {
             out,
             "# HELP precis_event_log_queued Events waiting for the writer (lag).\n# TYPE precis_event_log_queued gauge\nprecis_event_log_queued {queued}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP precis_event_log_sync_age_seconds Time since the event log was last flushed and fsynced.\n# TYPE precis_event_log_sync_age_seconds gauge\nprecis_event_log_sync_age_seconds {}",
+            log.sync_age_secs()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP precis_connections_accepted_total Connections accepted on both ports.\n# TYPE precis_connections_accepted_total counter\nprecis_connections_accepted_total {}\n# HELP precis_connections_open Connections accepted and not yet closed.\n# TYPE precis_connections_open gauge\nprecis_connections_open {}",
+            self.connections_accepted.load(Ordering::Relaxed),
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        self.render_latency(&mut out);
+        render_campaigns(&mut out, snapshot, learned);
         out
+    }
+
+    /// The bid-path latency as a Prometheus histogram, and a summary of quantiles since start.
+    fn render_latency(&self, out: &mut String) {
+        let latency::Merged { histogram, sum } = self.latency.merged();
+        let name = "precis_bid_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from a bid request's arrival to its bid or no-bid, since start.\n# TYPE {name} histogram"
+        );
+        for le in BUCKETS {
+            let micros = (le * 1e6) as u64;
+            let count = histogram.count_between(0, micros);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
+        }
+        let count = histogram.len();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", sum.as_secs_f64());
+        let _ = writeln!(out, "{name}_count {count}");
+        let seconds = |micros: u64| micros as f64 / 1e6;
+        let name = "precis_bid_duration_quantile_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Quantiles of the bid-path latency since start (HDR histogram, 3 significant digits).\n# TYPE {name} gauge"
+        );
+        for q in QUANTILES {
+            let value = seconds(histogram.value_at_quantile(q));
+            let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP precis_bid_duration_max_seconds The slowest bid-path latency since start.\n# TYPE precis_bid_duration_max_seconds gauge\nprecis_bid_duration_max_seconds {}",
+            seconds(histogram.max())
+        );
     }
 }

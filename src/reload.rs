@@ -9,11 +9,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use dashmap::DashMap;
 use tokio::sync::mpsc;
 
 use crate::auction::{self, Ranked};
@@ -58,6 +60,9 @@ pub struct Store {
     learned: Arc<Learned>,
     /// Budgeted campaigns' accounts, attached to them when they are ranked.
     pacer: Arc<Pacer>,
+    /// Each campaign's bid counter by id, attached to it when it is ranked, so that reloads and
+    /// repricing keep counting where they were.
+    bids: DashMap<String, Arc<AtomicU64>>,
     current: ArcSwap<Snapshot>,
     /// Serialises reloads (the watcher, SIGHUP and the admin route may ask at once). Held only by
     /// the reloading thread, never by a request.
@@ -94,6 +99,7 @@ impl Store {
             rates,
             learned,
             pacer,
+            bids: DashMap::new(),
             current: ArcSwap::from_pointee(empty),
             reloading: Mutex::new(()),
         };
@@ -139,6 +145,7 @@ impl Store {
     fn rank(&self, campaigns: impl IntoIterator<Item = Arc<Campaign>>) -> Vec<Ranked> {
         auction::rank(campaigns, &self.rates, |c| Ranked {
             account: self.pacer.account_for(&c),
+            bids: self.bids.entry(c.id.clone()).or_default().clone(),
             ..self.learned.ranked(c)
         })
     }

@@ -194,6 +194,7 @@ impl Totals {
     /// The counts KPIs are judged on (see [`crate::learning::shortfalls`]).
     pub fn counts(&self) -> crate::learning::Counts {
         crate::learning::Counts {
+            wins: self.wins,
             impressions: self.impressions,
             clicks: self.clicks,
             conversions: self.conversions,

@@ -1,9 +1,11 @@
 //! The HTTP server: hyper on tokio, its routes, and the limits that keep bad clients harmless.
 //!
-//! Routes: `POST /openrtb2/bid` (the exchange's); the event routes `GET /win`, `GET /imp`,
-//! `GET /click`, `GET|POST /conv`; `GET /healthz`, `GET /status`, `GET /metrics`; and
-//! `POST /admin/reload` and `POST /admin/clock` (loopback peers only; the clock route moves a
-//! simulated clock). The bid route decodes, normalises, runs the auction and
+//! Two listeners. The bid port serves exchanges: `POST /openrtb2/bid` and the event routes
+//! `GET /win`, `GET /imp`, `GET /click`, `GET|POST /conv`. The admin port (loopback by default,
+//! behind a bearer token when one is configured) serves operators: `GET /status`,
+//! `POST /admin/reload`, `POST /admin/clock` (moves a simulated clock); the bid port never does.
+//! Both serve `GET /healthz` (liveness), `GET /readyz` (503 until campaigns are loaded) and
+//! `GET /metrics`. The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
 //! the log's queue and never wait for disk. Reloads run on blocking threads. Every request gets an
 //! answer (never a panic, never a hang): oversized bodies 413, slow bodies 408, slow headers a closed
@@ -12,7 +14,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -21,8 +22,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPIRES, HeaderValue, LOCATION,
-    RETRY_AFTER,
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPIRES, HeaderValue,
+    LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -61,38 +62,83 @@ type Answer = Response<Full<Bytes>>;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves `listener` until `shutdown` completes, then stops accepting and lets open requests finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// The two listeners and who may use the admin one.
+pub struct Ports {
+    /// Exchanges: bids, event notices, health, readiness, metrics.
+    pub bid: TcpListener,
+    /// Operators: reloads, the simulated clock, detailed status (and health, readiness, metrics).
+    pub admin: TcpListener,
+    /// When set, every admin request must carry `Authorization: Bearer TOKEN`.
+    pub admin_token: Option<String>,
+    /// A client slower than this to send its request headers is disconnected.
+    pub header_timeout: std::time::Duration,
+}
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Bid,
+    Admin,
+}
+
+/// The application once campaigns are loaded; empty while they load (`/readyz` answers 503).
+pub type Ready = Arc<std::sync::OnceLock<Arc<App>>>;
+
+/// Serves both listeners until `shutdown` completes, then stops accepting and lets open requests
+/// finish (up to [`DRAIN`]). Requests that arrive before `app` is set get 503, except `/healthz`.
+pub async fn serve(
+    ports: Ports,
+    metrics: Arc<Metrics>,
+    app: Ready,
+    shutdown: impl Future<Output = ()>,
+) {
+    let Ports {
+        bid,
+        admin,
+        admin_token,
+        header_timeout,
+    } = ports;
+    let admin_token: Option<Arc<str>> = admin_token.map(Into::into);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(app.limits.header_timeout())
+        .header_read_timeout(header_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let (accepted, port) = tokio::select! {
+            accepted = bid.accept() => (accepted, Port::Bid),
+            accepted = admin.accept() => (accepted, Port::Admin),
             () = &mut shutdown => break,
         };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| handle(app.clone(), peer, request));
+        let open = metrics.connection_opened();
+        let (app, token) = (app.clone(), admin_token.clone());
+        let service = service_fn(move |request| {
+            let app = app.get().cloned();
+            let token = token.clone();
+            async move {
+                Ok::<_, Infallible>(handle(app.as_deref(), port, token.as_deref(), request).await)
+            }
+        });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("connection from {peer}: {e}");
             }
+            drop(open);
         });
     }
-    drop(listener);
+    drop((bid, admin));
     tracing::info!(
         "shutting down: finishing {} open connections",
         graceful.count()
@@ -105,14 +151,96 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
+/// Routes a request by listener: `/healthz`, `/readyz` and `/metrics` on both, the exchange's
+/// routes on the bid port, [`admin`] routes on the admin port (behind the token when one is set).
 async fn handle(
-    app: Arc<App>,
-    peer: SocketAddr,
+    app: Option<&App>,
+    port: Port,
+    token: Option<&str>,
     request: Request<Incoming>,
-) -> Result<Answer, Infallible> {
-    let answer = match (request.method(), request.uri().path()) {
-        (&Method::POST, "/openrtb2/bid") => bid(&app, request).await,
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+) -> Answer {
+    if port == Port::Admin && !authorized(token, request.headers()) {
+        let mut answer = error(
+            StatusCode::UNAUTHORIZED,
+            "admin routes need the admin token",
+        );
+        answer
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return answer;
+    }
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => return ready(app.is_some()),
+        _ => {}
+    }
+    let Some(app) = app else {
+        let mut answer = error(StatusCode::SERVICE_UNAVAILABLE, "loading campaigns");
+        answer
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return answer;
+    };
+    let routed = match port {
+        Port::Bid => exchange(app, request).await,
+        Port::Admin => admin(app, request).await,
+    };
+    routed.unwrap_or_else(|(method, path)| match (method, path.as_str()) {
+        (Method::GET, "/metrics") => text(StatusCode::OK, metrics(app)),
+        (_, "/healthz" | "/readyz" | "/metrics") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such route"),
+    })
+}
+
+/// `/readyz`: 200 once the campaigns are loaded and the event log replayed, 503 before.
+fn ready(loaded: bool) -> Answer {
+    if loaded {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "loading campaigns\n")
+    }
+}
+
+/// Whether an admin request may pass: always without a token, else with `Bearer TOKEN`
+/// (compared in constant time).
+fn authorized(token: Option<&str>, headers: &hyper::HeaderMap) -> bool {
+    let Some(token) = token else { return true };
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// A request a router does not serve: its method and path, for the routes both ports share.
+type Unrouted = (Method, String);
+
+/// The exchange's routes, on the bid port.
+async fn exchange(app: &App, request: Request<Incoming>) -> Result<Answer, Unrouted> {
+    Ok(match (request.method(), request.uri().path()) {
+        (&Method::POST, "/openrtb2/bid") => bid(app, request).await,
+        (&Method::GET, "/win") => notice(app, Kind::Win, request.uri().query()),
+        (&Method::GET, "/imp") => notice(app, Kind::Imp, request.uri().query()),
+        (&Method::GET, "/click") => click(app, request.uri().query()),
+        (&Method::GET | &Method::POST, "/conv") => conversion(app, request).await,
+        (_, "/openrtb2/bid" | "/win" | "/imp" | "/click" | "/conv") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        (method, path) => return Err((method.clone(), path.to_owned())),
+    })
+}
+
+/// The operator's routes, on the admin port only: the one place they are registered.
+async fn admin(app: &App, request: Request<Incoming>) -> Result<Answer, Unrouted> {
+    Ok(match (request.method(), request.uri().path()) {
         (&Method::GET, "/status") => {
             let now = app.clock.now();
             json(
@@ -120,39 +248,29 @@ async fn handle(
                 status(&app.store, &app.store.snapshot(), now),
             )
         }
-        (&Method::GET, "/metrics") => text(
-            StatusCode::OK,
-            app.metrics.render(&Sources {
-                snapshot: &app.store.snapshot(),
-                log: &app.recorder.log.stats,
-                bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
-                pacer: app.store.pacer(),
-                exposures: &app.exposures,
-            }),
-        ),
-        (&Method::GET, "/win") => notice(&app, Kind::Win, request.uri().query()),
-        (&Method::GET, "/imp") => notice(&app, Kind::Imp, request.uri().query()),
-        (&Method::GET, "/click") => click(&app, request.uri().query()),
-        (&Method::GET | &Method::POST, "/conv") => conversion(&app, request).await,
-        (&Method::POST, "/admin/reload") if peer.ip().is_loopback() => reload(&app).await,
-        (&Method::POST, "/admin/clock") if peer.ip().is_loopback() => {
-            clock(&app, request.uri().query())
+        (&Method::POST, "/admin/reload") => reload(app).await,
+        (&Method::POST, "/admin/clock") => clock(app, request.uri().query()),
+        (_, "/status" | "/admin/reload" | "/admin/clock") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
-        (_, "/admin/reload" | "/admin/clock") if !peer.ip().is_loopback() => error(
-            StatusCode::FORBIDDEN,
-            "admin routes answer loopback clients only",
-        ),
-        (
-            _,
-            "/openrtb2/bid" | "/healthz" | "/status" | "/metrics" | "/admin/reload"
-            | "/admin/clock" | "/win" | "/imp" | "/click" | "/conv",
-        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => error(StatusCode::NOT_FOUND, "no such route"),
-    };
-    Ok(answer)
+        (method, path) => return Err((method.clone(), path.to_owned())),
+    })
+}
+
+/// `/metrics`: the counters and what the rest of the bidder reports.
+fn metrics(app: &App) -> String {
+    app.metrics.render(&Sources {
+        snapshot: &app.store.snapshot(),
+        learned: app.store.learned(),
+        log: &app.recorder.log.stats,
+        bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
+        pacer: app.store.pacer(),
+        exposures: &app.exposures,
+    })
 }
 
 async fn bid(app: &App, request: Request<Incoming>) -> Answer {
+    let arrived = std::time::Instant::now();
     let (outcome, answer) = match read_body(app, request).await {
         Err((outcome, answer)) => (outcome, answer),
         Ok(body) => match openrtb::decode(&body) {
@@ -184,7 +302,10 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
             }
         },
     };
-    app.metrics.count(outcome);
+    match outcome {
+        Outcome::Bid | Outcome::NoBid => app.metrics.answered(outcome, arrived.elapsed()),
+        _ => app.metrics.count(outcome),
+    }
     answer
 }
 
@@ -608,4 +729,37 @@ fn json(status: StatusCode, value: serde_json::Value) -> Answer {
 /// `{"error": "..."}` with `status`.
 fn error(status: StatusCode, message: &str) -> Answer {
     json(status, serde_json::json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readyz_is_503_until_the_campaigns_are_loaded() {
+        assert_eq!(ready(false).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ready(true).status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn admin_requests_need_the_exact_bearer_token_when_one_is_set() {
+        let with = |value: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            headers
+        };
+        let none = hyper::HeaderMap::new();
+        assert!(authorized(None, &none));
+        assert!(authorized(Some("s3cret"), &with("Bearer s3cret")));
+        for wrong in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
+            assert!(!authorized(Some("s3cret"), &with(wrong)), "{wrong}");
+        }
+        assert!(!authorized(Some("s3cret"), &none));
+    }
 }

@@ -89,7 +89,7 @@ fn bid_request(id: &str, user: Option<&str>) -> Value {
 /// Moves the server's simulated clock to `t`.
 async fn advance(server: &Server, t: DateTime<Utc>) {
     let (status, _, body) = server
-        .post(&format!("/admin/clock?now={}", rfc3339(t)), "")
+        .admin_post(&format!("/admin/clock?now={}", rfc3339(t)))
         .await;
     assert_eq!(
         status,

@@ -167,7 +167,7 @@ async fn admin_reload_answers_the_new_status_and_bumps_the_generation() {
     let before = generation(&server).await;
     assert!(before >= 1, "the first load is generation 1");
 
-    let (status, headers, body) = server.post("/admin/reload", "").await;
+    let (status, headers, body) = server.admin_post("/admin/reload").await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
     assert_eq!(headers["content-type"], "application/json");
     let reloaded = parse_json(&body);
@@ -177,7 +177,7 @@ async fn admin_reload_answers_the_new_status_and_bumps_the_generation() {
     assert_eq!(reloaded["refused"], json!([]), "{reloaded}");
     assert!(generation(&server).await >= after);
 
-    let (status, _, _) = server.get("/admin/reload").await;
+    let (status, _, _) = server.admin_get("/admin/reload").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -188,7 +188,7 @@ async fn admin_reload_reports_a_refused_file() {
     // Written under a name the watcher also sees; whichever reload comes first, the answer to
     // /admin/reload is made after the file is in place, so it must report it.
     server.write_campaign("mars.toml", &unknown_zone);
-    let (status, _, body) = server.post("/admin/reload", "").await;
+    let (status, _, body) = server.admin_post("/admin/reload").await;
     assert_eq!(status, StatusCode::OK);
     let reloaded = parse_json(&body);
     let refused = refused_entry(&reloaded, "mars.toml").unwrap_or_else(|| panic!("{reloaded}"));

@@ -1,5 +1,6 @@
 //! The server's own latency, where its `/metrics` (Prometheus text) exposes one: a metric whose
-//! name says `latency` or `duration`, preferring one that also says `bid`. A histogram
+//! name says `latency` or `duration`, preferring one that also says `bid`, and a histogram to a
+//! summary of the same standing (a histogram can be read over the run alone). A histogram
 //! (`NAME_bucket{le=…}`) is read before and after the run, and its quantiles computed over the
 //! difference; a summary (`NAME{quantile=…}`) is taken as the server reports it at the end.
 
@@ -46,7 +47,10 @@ pub fn server_latency(before: Option<&str>, after: &str) -> Option<ServerLatency
         })
         .map(|s| s.name)
         .collect();
-    candidates.sort_by_key(|name| (!name.to_ascii_lowercase().contains("bid"), *name));
+    candidates.sort_by_key(|name| {
+        let bid = name.to_ascii_lowercase().contains("bid");
+        (!bid, !name.ends_with("_bucket"), *name)
+    });
     let name = *candidates.first()?;
     let scale = ms_per_unit(name);
     if let Some(base) = name.strip_suffix("_bucket") {
@@ -203,6 +207,7 @@ bid_duration_seconds_bucket{le=\"0.01\"} 199
 bid_duration_seconds_bucket{le=\"+Inf\"} 200
 bid_duration_seconds_sum 0.5
 bid_duration_seconds_count 200
+bid_duration_quantile_seconds{quantile=\"0.5\"} 0.1
 other_duration_seconds_bucket{le=\"1\"} 3
 ";
         let latency = server_latency(Some(before), after).expect("a histogram");

@@ -54,6 +54,30 @@ fn get(server: &Server, path: &str) -> String {
     body.to_owned()
 }
 
+/// Waits until `GET /readyz` answers 200: precis listens before its campaigns are loaded.
+fn wait_ready(server: &Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut answer = String::new();
+        let asked = TcpStream::connect(server.addr).and_then(|mut stream| {
+            write!(
+                stream,
+                "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )?;
+            stream.read_to_string(&mut answer)
+        });
+        if asked.is_ok() && answer.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "precis not ready: {answer}\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Answers by status of one kind of follow-up in the summary's exchange section.
 fn statuses(summary: &Value, kind: &str) -> (f64, Vec<(String, f64)>) {
     let notices = &summary["exchange"][kind];
@@ -81,8 +105,9 @@ fn synthetic_traffic_and_the_simulated_exchange_against_the_bidder() {
         .arg(root.join("precis.toml"))
         .arg("--campaigns")
         .arg(root.join("campaigns"))
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
     let precis = Server::start(command);
+    wait_ready(&precis);
     let out = tempfile::tempdir().expect("temp dir");
     let url = precis.url("/openrtb2/bid");
     // A CTR of 20% and a CVR of 50%, so that a short run clicks and converts.
@@ -146,11 +171,14 @@ fn synthetic_traffic_and_the_simulated_exchange_against_the_bidder() {
         .and_then(|n| n.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no win count in /metrics:\n{metrics}"));
     assert_eq!(wins, statuses(&summary, "win").0, "{metrics}");
+    // precis' own bid-path histogram, read over the run.
+    let server = &summary["server_latency"];
     assert_eq!(
-        summary["server_latency"],
-        Value::Null,
-        "precis does not expose it yet"
+        server["metric"], "precis_bid_duration_seconds",
+        "{summary:#}"
     );
+    assert_eq!(server["kind"], "histogram", "{summary:#}");
+    assert!(number(server, &["p50_ms"]) > 0.0, "{summary:#}");
 }
 
 #[test]

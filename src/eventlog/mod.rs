@@ -45,6 +45,26 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Lines that could not be written or files that could not be synced.
     pub write_errors: AtomicU64,
+    /// When the writer last flushed and fsynced everything it had written: unix milliseconds.
+    pub synced_at_ms: AtomicU64,
+}
+
+impl Stats {
+    /// Seconds since the last successful flush and fsync: the most a crash now could lose.
+    pub fn sync_age_secs(&self) -> f64 {
+        let synced = self.synced_at_ms.load(Ordering::Relaxed);
+        unix_ms().saturating_sub(synced) as f64 / 1000.0
+    }
+
+    fn synced(&self) {
+        self.synced_at_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 enum Message {
@@ -73,6 +93,7 @@ impl EventLog {
         let capacity = settings.queue.max(1);
         let (sender, receiver) = mpsc::sync_channel(capacity);
         let stats = Arc::new(Stats::default());
+        stats.synced();
         let writer = Writer {
             settings,
             stats: stats.clone(),
@@ -226,10 +247,9 @@ impl Writer {
     }
 
     fn sync(&mut self) {
-        if let Some(open) = &mut self.file
-            && let Err(e) = finish(open)
-        {
-            self.failed("cannot sync event log", &e);
+        match self.file.as_mut().map(finish) {
+            Some(Err(e)) => self.failed("cannot sync event log", &e),
+            Some(Ok(())) | None => self.stats.synced(),
         }
     }
 

@@ -37,7 +37,10 @@ pub struct Server {
     root: TempDir,
     child: Child,
     exit: Option<ExitStatus>,
+    /// The bid port.
     pub addr: SocketAddr,
+    /// The admin port (`--admin-listen 127.0.0.1:0`).
+    pub admin: SocketAddr,
     log: Arc<Mutex<String>>,
     client: Client<HttpConnector, Full<Bytes>>,
     launch: Launch,
@@ -117,12 +120,13 @@ impl Setup {
             env: self.env,
         };
         let log = Arc::new(Mutex::new(String::new()));
-        let (child, addr) = launch.spawn(root.path(), &log);
+        let (child, addr, admin) = launch.spawn(root.path(), &log);
         Server {
             root,
             child,
             exit: None,
             addr,
+            admin,
             log,
             client: Client::builder(TokioExecutor::new()).build_http(),
             launch,
@@ -131,15 +135,17 @@ impl Setup {
 }
 
 impl Launch {
-    /// Spawns `precis serve` in `root` and waits for it to log its port. Its stderr is appended to
-    /// `log`, for failure messages, and drained so the process never blocks on a full pipe.
-    fn spawn(&self, root: &Path, log: &Arc<Mutex<String>>) -> (Child, SocketAddr) {
+    /// Spawns `precis serve` in `root` and waits for it to log its ports and that it is ready:
+    /// the bid and admin addresses. Its stderr is appended to `log`, for failure messages, and
+    /// drained so the process never blocks on a full pipe.
+    fn spawn(&self, root: &Path, log: &Arc<Mutex<String>>) -> (Child, SocketAddr, SocketAddr) {
         let mut command = Command::new(PRECIS);
         command
             .current_dir(root)
             .env("RUST_LOG", "info")
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--campaigns"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .arg("--campaigns")
             .arg(root.join("campaigns"));
         for name in SECRET_VARS {
             command.env_remove(name);
@@ -156,42 +162,47 @@ impl Launch {
         let mut child = command.spawn().expect("spawn precis");
 
         let stderr = child.stderr.take().expect("piped stderr");
-        let (port_tx, port_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
-            let mut port_tx = Some(port_tx);
+            let mut ready_tx = Some(ready_tx);
+            let (mut bid, mut admin) = (None, None);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some((_, addr)) = line.split_once("listening on 127.0.0.1:") {
-                    let port = addr
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    if let Some(tx) = port_tx.take() {
-                        let _ = tx.send(port);
-                    }
+                // The port is the digits after the address, in text and JSON logs alike.
+                let port = |line: &str| {
+                    let (_, rest) = line.split_once("listening on 127.0.0.1:")?;
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse::<u16>().ok()
+                };
+                if line.contains("admin listening on") {
+                    admin = admin.or(port(&line));
+                } else if line.contains("listening on") {
+                    bid = bid.or(port(&line));
+                }
+                if line.contains("ready: answering bids")
+                    && let (Some(bid), Some(admin), Some(tx)) = (bid, admin, ready_tx.take())
+                {
+                    let _ = tx.send((bid, admin));
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(port) => port,
+        let (bid, admin) = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(ports) => ports,
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
                 panic!(
-                    "precis did not log `listening on 127.0.0.1:PORT` (exit: {status:?}); stderr:\n{}",
+                    "precis did not log `listening on 127.0.0.1:PORT`, `admin listening on 127.0.0.1:PORT` and `ready` (exit: {status:?}); stderr:\n{}",
                     log.lock().unwrap()
                 );
             }
         };
-        let addr = format!("127.0.0.1:{port}")
-            .parse()
-            .unwrap_or_else(|_| panic!("bad port in log: {port}"));
-        (child, addr)
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        (child, loopback(bid), loopback(admin))
     }
 }
 
@@ -257,6 +268,11 @@ impl Server {
     /// Sends SIGTERM and waits for the process to exit.
     pub async fn terminate(&mut self) -> ExitStatus {
         self.signal("TERM");
+        self.exited().await
+    }
+
+    /// Waits for the process to exit (after a signal sent with [`Server::signal`]).
+    pub async fn exited(&mut self) -> ExitStatus {
         // Graceful shutdown may wait for open connections: allow it more than its drain time.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -286,10 +302,16 @@ impl Server {
                 .env
                 .push(((*name).to_owned(), (*value).to_owned()));
         }
-        let (child, addr) = self.launch.spawn(self.root.path(), &self.log);
+        let (child, addr, admin) = self.launch.spawn(self.root.path(), &self.log);
         self.child = child;
         self.addr = addr;
+        self.admin = admin;
         self.exit = None;
+    }
+
+    /// The server's directory, its working directory: `campaigns/`, `logs/`, `precis.toml`.
+    pub fn root(&self) -> &Path {
+        self.root.path()
     }
 
     /// The server's event log directory (the default `logs`, relative to its directory).
@@ -369,9 +391,72 @@ impl Server {
         let request = Request::builder()
             .method(method.clone())
             .uri(self.url(path))
-            .header("content-type", content_type)
+            .header("content-type", content_type);
+        self.exchange(request, method, path, body).await
+    }
+
+    /// A request to the admin port, with `Authorization: Bearer TOKEN` when `token` is given.
+    pub async fn admin_request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(format!("http://{}{path}", self.admin));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.exchange(request, method, path, Bytes::new()).await
+    }
+
+    /// `POST path` on the admin port, without a token.
+    pub async fn admin_post(&self, path: &str) -> (StatusCode, HeaderMap, Bytes) {
+        self.admin_request(Method::POST, path, None).await
+    }
+
+    /// `GET path` on the admin port, without a token.
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, HeaderMap, Bytes) {
+        self.admin_request(Method::GET, path, None).await
+    }
+
+    /// A request to the bid port that may go unanswered (the server is stopping): the status and
+    /// body, or `None` when the connection was refused or closed without an answer.
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Option<(StatusCode, Bytes)> {
+        let request = Request::builder()
+            .method(method)
+            .uri(self.url(path))
             .body(Full::new(body.into()))
             .expect("request");
+        let exchange = async {
+            let response = self.client.request(request).await.ok()?;
+            let status = response.status();
+            Some((
+                status,
+                response.into_body().collect().await.ok()?.to_bytes(),
+            ))
+        };
+        tokio::time::timeout(Duration::from_secs(30), exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Sends `request` with `body`; `method` and `path` name it in failure messages.
+    async fn exchange(
+        &self,
+        request: hyper::http::request::Builder,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let request = request.body(Full::new(body.into())).expect("request");
         let exchange = async {
             let response = self.client.request(request).await?;
             let (parts, body) = response.into_parts();
@@ -435,9 +520,9 @@ impl Server {
         Some((str_of(&bids[0], "cid").to_owned(), price_of(&bids[0])))
     }
 
-    /// `GET /status` as JSON.
+    /// `GET /status` (on the admin port) as JSON.
     pub async fn status(&self) -> Value {
-        let (status, _, body) = self.get("/status").await;
+        let (status, _, body) = self.admin_get("/status").await;
         assert_eq!(status, StatusCode::OK, "/status");
         parse_json(&body)
     }

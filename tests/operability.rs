@@ -1,0 +1,376 @@
+//! What operators rely on, against the real binary: the admin port and its token, readiness,
+//! the metrics they scrape (latency, per-campaign bids, wins and spend, connections), flags over
+//! the configuration file, JSON logs, and a SIGTERM in the middle of traffic losing nothing.
+
+#[allow(dead_code)]
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use common::{Campaign, PRECIS, Server, banner_request, bids, local, parse_json, str_of};
+
+const AUCTION_PRICE: &str = "${AUCTION_PRICE}";
+
+/// A CPM campaign with one banner of this size.
+fn banner_campaign(cpm: f64, w: u32, h: u32) -> String {
+    Campaign::cpm(cpm).banner(w, h).toml()
+}
+
+/// `a` bids 2.0 on 300×250, `b` 3.0 on 728×90.
+fn two_campaigns() -> Server {
+    Server::start([
+        ("a.toml", banner_campaign(2.0, 300, 250)),
+        ("b.toml", banner_campaign(3.0, 728, 90)),
+    ])
+}
+
+/// The win notice of a bid, as the exchange sends it at `price`.
+fn win_path(bid: &Value, price: f64) -> String {
+    local(&str_of(bid, "nurl").replace(AUCTION_PRICE, &price.to_string()))
+}
+
+#[tokio::test]
+async fn admin_routes_answer_on_the_admin_port_and_never_on_the_bid_port() {
+    let server = two_campaigns();
+    for (method, path) in [
+        (Method::GET, "/status"),
+        (Method::POST, "/admin/reload"),
+        (Method::POST, "/admin/clock?now=2030-01-01T00:00:00Z"),
+    ] {
+        let (status, _, _) = server.request(method.clone(), path, "").await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{method} {path} on the bid port"
+        );
+    }
+    let (status, _, body) = server.admin_get("/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(parse_json(&body)["live"].as_array().map(Vec::len), Some(2));
+    let (status, _, _) = server.admin_post("/admin/reload").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = server.admin_get("/admin/reload").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // Exchanges' routes are not on the admin port.
+    let (status, _, _) = server.admin_post("/openrtb2/bid").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Health, readiness and metrics are on both.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (status, _, _) = server.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path} on the bid port");
+        let (status, _, _) = server.admin_get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path} on the admin port");
+    }
+    let (_, _, body) = server.get("/readyz").await;
+    assert_eq!(&body[..], b"ready\n");
+}
+
+#[tokio::test]
+async fn an_admin_token_once_set_is_required_on_every_admin_request() {
+    // The environment's token wins over the file's.
+    let server = Server::setup()
+        .config("admin_token = \"from-the-file\"\n")
+        .env("PRECIS_ADMIN_TOKEN", "from-the-environment")
+        .campaign("a.toml", banner_campaign(2.0, 300, 250))
+        .start();
+    for token in [None, Some("from-the-file"), Some("wrong")] {
+        for (method, path) in [(Method::GET, "/status"), (Method::POST, "/admin/reload")] {
+            let (status, headers, _) = server.admin_request(method.clone(), path, token).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+            assert_eq!(headers["www-authenticate"], "Bearer");
+        }
+    }
+    let good = Some("from-the-environment");
+    let (status, _, _) = server.admin_request(Method::GET, "/status", good).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = server
+        .admin_request(Method::POST, "/admin/reload", good)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The bid port does not ask exchanges for it.
+    assert!(server.bid(&banner_request(300, 250)).await.is_some());
+}
+
+#[test]
+fn an_admin_address_that_is_not_loopback_needs_a_token_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(PRECIS)
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "0.0.0.0:0"])
+        .env_remove("PRECIS_ADMIN_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run precis serve");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("admin_listen 0.0.0.0:0 is not a loopback address")
+            && stderr.contains("PRECIS_ADMIN_TOKEN"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn per_campaign_bids_wins_and_spend_match_what_was_made_and_won() {
+    let server = two_campaigns();
+    let mut wins = Vec::new();
+    for i in 0..5 {
+        let response = server.bid(&banner_request(300, 250)).await.expect("a bids");
+        if i < 2 {
+            wins.push(win_path(&bids(&response)[0], [1.0, 1.5][i]));
+        }
+    }
+    for i in 0..3 {
+        let response = server.bid(&banner_request(728, 90)).await.expect("b bids");
+        if i == 0 {
+            wins.push(win_path(&bids(&response)[0], 2.5));
+        }
+    }
+    for path in &wins {
+        let (status, _, body) = server.get(path).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body:?}");
+    }
+    let metrics = server.metrics().await;
+    let series = |name: &str, id: &str| metrics[&format!("{name}{{campaign=\"{id}\"}}")];
+    assert_eq!(series("precis_campaign_bids_total", "a"), 5.0);
+    assert_eq!(series("precis_campaign_bids_total", "b"), 3.0);
+    assert_eq!(series("precis_campaign_wins_total", "a"), 2.0);
+    assert_eq!(series("precis_campaign_wins_total", "b"), 1.0);
+    let spend_a = series("precis_campaign_spend_usd_total", "a");
+    let spend_b = series("precis_campaign_spend_usd_total", "b");
+    assert!((spend_a - 2.5 / 1000.0).abs() < 1e-12, "{spend_a}");
+    assert!((spend_b - 2.5 / 1000.0).abs() < 1e-12, "{spend_b}");
+
+    // A reload keeps counting where it was.
+    let (status, _, _) = server.admin_post("/admin/reload").await;
+    assert_eq!(status, StatusCode::OK);
+    server.bid(&banner_request(300, 250)).await.expect("a bids");
+    let bids_a = server
+        .metric("precis_campaign_bids_total{campaign=\"a\"}")
+        .await;
+    assert_eq!(bids_a, 6.0);
+}
+
+#[tokio::test]
+async fn the_latency_histogram_counts_every_bid_and_no_bid() {
+    let server = two_campaigns();
+    for _ in 0..4 {
+        server.bid(&banner_request(300, 250)).await.expect("a bids");
+    }
+    for _ in 0..3 {
+        assert!(server.bid(&banner_request(160, 600)).await.is_none());
+    }
+    // Not a bid request: counted as an outcome, not as bid-path latency.
+    let (status, _, _) = server.post("/openrtb2/bid", "not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let metrics = server.metrics().await;
+    let name = "precis_bid_duration_seconds";
+    assert_eq!(metrics[&format!("{name}_count")], 7.0);
+    assert_eq!(metrics[&format!("{name}_bucket{{le=\"+Inf\"}}")], 7.0);
+    assert!(metrics[&format!("{name}_sum")] > 0.0);
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .iter()
+        .filter_map(|(series, count)| {
+            let le = series.strip_prefix(&format!("{name}_bucket{{le=\""))?;
+            let le = le.strip_suffix("\"}")?.parse().ok()?;
+            Some((le, *count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(buckets.len() >= 10, "{buckets:?}");
+    assert!(
+        buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+        "cumulative buckets never go down: {buckets:?}"
+    );
+    assert_eq!(buckets.last().map(|b| b.1), Some(7.0), "1 s holds them all");
+    let quantile =
+        |q: &str| metrics[&format!("precis_bid_duration_quantile_seconds{{quantile=\"{q}\"}}")];
+    let max = metrics["precis_bid_duration_max_seconds"];
+    assert!(0.0 < quantile("0.5") && quantile("0.5") <= quantile("0.99"));
+    assert!(quantile("0.999") <= max, "{metrics:?}");
+}
+
+#[tokio::test]
+async fn open_connections_are_counted_until_they_close() {
+    let server = two_campaigns();
+    let before = server.metric("precis_connections_open").await;
+    let accepted = server.metric("precis_connections_accepted_total").await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(
+            tokio::net::TcpStream::connect(server.addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    server
+        .eventually("three more open connections", async || {
+            let open = server.metric("precis_connections_open").await;
+            (open >= before + 3.0).then_some(()).ok_or(open.to_string())
+        })
+        .await;
+    assert!(server.metric("precis_connections_accepted_total").await >= accepted + 3.0);
+    drop(idle);
+    server
+        .eventually("the three closed", async || {
+            let open = server.metric("precis_connections_open").await;
+            (open <= before).then_some(()).ok_or(open.to_string())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn event_log_lag_is_reported() {
+    let server = two_campaigns();
+    let metrics = server.metrics().await;
+    assert_eq!(metrics["precis_event_log_queued"], 0.0);
+    let age = metrics["precis_event_log_sync_age_seconds"];
+    assert!(age >= 0.0, "{age}");
+}
+
+#[tokio::test]
+async fn flags_override_the_configuration_file() {
+    let server = Server::setup()
+        .config("[events]\ndir = \"file-logs\"\nlog_bids_every = 1\n")
+        .arg("--events-dir")
+        .arg("flag-logs")
+        .campaign("a.toml", banner_campaign(2.0, 300, 250))
+        .start();
+    server.bid(&banner_request(300, 250)).await.expect("a bids");
+    assert!(server.root().join("flag-logs").is_dir());
+    assert!(!server.root().join("file-logs").exists());
+}
+
+#[tokio::test]
+async fn json_logs_are_one_json_object_per_line() {
+    let mut server = Server::setup()
+        .arg("--log-format")
+        .arg("json")
+        .campaign("a.toml", banner_campaign(2.0, 300, 250))
+        .start();
+    server.bid(&banner_request(300, 250)).await.expect("a bids");
+    server.stop().await;
+    let log = server.log();
+    let mut messages = Vec::new();
+    for line in log.lines() {
+        let line: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(line["level"].is_string(), "{line}");
+        messages.push(
+            line["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert!(
+        messages.iter().any(|m| m.starts_with("admin listening on")),
+        "{log}"
+    );
+    assert!(messages.iter().any(|m| m == "SIGTERM received"), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_under_a_burst_of_bids_and_wins_loses_no_acknowledged_win_or_spend() {
+    const PRICE: f64 = 1.5;
+    const TASKS: usize = 6;
+    let campaign = format!(
+        "{}\n[budget]\ntotal = 100000.0\npacing = \"asap\"\n",
+        banner_campaign(2.0, 300, 250)
+    );
+    // Synced only at shutdown: whatever is on disk got there through the graceful stop.
+    let server = Server::setup()
+        .env("PRECIS_SECRET", "a secret of at least sixteen bytes")
+        .config("[events]\nsync_ms = 3600000\n")
+        .campaign("a.toml", campaign)
+        .start();
+    let server = Arc::new(server);
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let (server, acknowledged) = (server.clone(), acknowledged.clone());
+        tasks.spawn(async move {
+            let request = banner_request(300, 250).to_string();
+            let mut won = Vec::new();
+            // Bid and win until the server stops answering (bounded, whatever happens).
+            for _ in 0..2_000 {
+                let Some((status, body)) = server
+                    .try_request(Method::POST, "/openrtb2/bid", request.clone())
+                    .await
+                else {
+                    break;
+                };
+                if status != StatusCode::OK {
+                    continue;
+                }
+                let response = parse_json(&body);
+                let bid = &bids(&response)[0];
+                match server
+                    .try_request(Method::GET, &win_path(bid, PRICE), "")
+                    .await
+                {
+                    Some((status, _)) if status.is_success() => {
+                        won.push(str_of(bid, "id").to_owned());
+                        acknowledged.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            won
+        });
+    }
+    server
+        .eventually("some wins acknowledged", async || {
+            let n = acknowledged.load(Ordering::Relaxed);
+            (n >= 30).then_some(()).ok_or(n.to_string())
+        })
+        .await;
+    server.signal("TERM");
+    let mut acked = HashSet::new();
+    while let Some(won) = tasks.join_next().await {
+        acked.extend(won.expect("a traffic task"));
+    }
+    let mut server = Arc::into_inner(server).expect("the tasks are done");
+    let status = server.exited().await;
+    assert!(status.success(), "exit {status}; stderr:\n{}", server.log());
+
+    let logged: HashSet<String> = server
+        .logged_events()
+        .iter()
+        .filter(|e| str_of(e, "event") == "win")
+        .map(|e| str_of(e, "bid").to_owned())
+        .collect();
+    let lost: Vec<_> = acked.difference(&logged).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged wins not in the log: {lost:?}"
+    );
+    let spent = logged.len() as f64 * PRICE / 1000.0;
+
+    server.restart(&[]).await;
+    let status = server.status().await;
+    let budget = &status["campaigns"][0]["budget"];
+    let spent_total = budget["spent_total"].as_f64().expect("spent_total");
+    assert!(
+        (spent_total - spent).abs() < 1e-9,
+        "spent {spent_total} after the restart, {} wins logged for {spent}",
+        logged.len()
+    );
+    let wins = server
+        .metric("precis_campaign_wins_total{campaign=\"a\"}")
+        .await;
+    assert_eq!(wins, logged.len() as f64);
+}
