@@ -23,6 +23,7 @@
 //! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
 
 pub mod auction;
+pub mod audience;
 pub mod campaign;
 pub mod clock;
 pub mod config;
@@ -41,5 +42,6 @@ pub mod reload;
 pub mod report;
 pub mod server;
 pub mod targeting;
+pub mod taxonomy;
 pub mod token;
 pub mod user;
