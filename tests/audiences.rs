@@ -344,3 +344,46 @@ async fn audience_build_makes_a_retargeting_package_from_real_events() {
         pair("shoes", "b300x250")
     );
 }
+
+#[tokio::test]
+async fn live_reloads_check_tags_and_a_broken_taxonomy_keeps_the_last_good_one() {
+    let running = Campaign::cpm(2.0)
+        .target(r#"tags_any = ["sports/running"]"#)
+        .banner(300, 250);
+    let server = Server::setup()
+        .campaign("taxonomy.toml", TAXONOMY)
+        .campaign("running.toml", running.toml())
+        .start();
+    let runner = with(
+        banner_request(300, 250),
+        json!({ "user": { "keywords": "sports/running/trail" } }),
+    );
+    assert_eq!(server.winner(&runner).await.as_deref(), Some("running"));
+
+    server.write_campaign("taxonomy.toml", "roots = [\"sports\"\n");
+    let typo = Campaign::cpm(9.0)
+        .target(r#"tags_any = ["sport/running"]"#)
+        .banner(300, 250);
+    server.write_campaign("typo.toml", &typo.toml());
+    let status = server
+        .eventually("the taxonomy and the typo to be refused", async || {
+            let status = server.status().await;
+            match status["refused"].as_array().map(Vec::len) {
+                Some(2) => Ok(status),
+                _ => Err(status["refused"].to_string()),
+            }
+        })
+        .await;
+    let refused = status["refused"].to_string();
+    assert!(refused.contains("taxonomy.toml:1:"), "{refused}");
+    assert!(
+        refused
+            .contains("tag `sport/running` is not in the taxonomy: did you mean `sports/running`?"),
+        "{refused}"
+    );
+    assert_eq!(
+        status["taxonomy"]["tags"], 5,
+        "the last good taxonomy applies"
+    );
+    assert_eq!(server.winner(&runner).await.as_deref(), Some("running"));
+}
