@@ -294,8 +294,9 @@ fn floor(imp: &Imp, currency: Currency, rates: &Rates) -> Option<f64> {
     rates.convert(floor, floor_currency, currency)
 }
 
-/// The campaign's best creative (in [`Ranked::creatives`] order) that fits the imp and that
-/// `allowed` lets this user see (its audience packages), with the size to report.
+/// The campaign's best creative (in [`Ranked::creatives`] order) that fits the imp, with the size
+/// to report. A creative for audience packages goes first to the users `allowed` puts in them (so
+/// each package gets its own creative), and never to anyone else.
 fn fitting<'c>(
     entry: &'c Ranked,
     imp: &Imp,
@@ -337,7 +338,23 @@ fn fitting<'c>(
         }
         Format::Native => imp.native.as_ref().map(|_| (c, None, None)),
     });
-    shaped.find(|(c, _, _)| allowed(c))
+    let targeted = entry
+        .campaign
+        .creatives
+        .iter()
+        .any(|c| !c.audiences.is_empty());
+    if !targeted {
+        return shaped.next();
+    }
+    let mut everyone = None;
+    for fit in shaped {
+        if fit.0.audiences.is_empty() {
+            everyone = everyone.or(Some(fit));
+        } else if allowed(fit.0) {
+            return Some(fit);
+        }
+    }
+    everyone
 }
 
 /// The request's block lists, normalised once.

@@ -42,16 +42,16 @@ fn sha256_hex(key: &str) -> String {
         .collect()
 }
 
-/// The package campaign (`fans`, CPM 3, its `vip` creative first for the `vip` package) and a
-/// campaign for everyone (`anyone`, CPM 1).
+/// The package campaign (`fans`, CPM 3, with a creative for everyone and then one for the `vip`
+/// package) and a campaign for everyone (`anyone`, CPM 1).
 fn fan_campaigns() -> [(&'static str, String); 2] {
     let fans = Campaign::cpm(3.0)
         .target(r#"audiences_any = ["fans"]"#)
+        .banner(300, 250)
         .creative(
             "id = \"vip\"\naudiences_any = [\"vip\"]\nformat = \"banner\"\nw = 300\nh = 250\n\
              adm = \"<a href='${CLICK_URL}'>vip</a>\"\nlanding = \"https://advertiser.example/vip\"",
-        )
-        .banner(300, 250);
+        );
     [
         ("fans.toml", fans.toml()),
         ("anyone.toml", Campaign::cpm(1.0).banner(300, 250).toml()),
