@@ -354,10 +354,6 @@ impl Library {
     pub fn names(&self) -> BTreeSet<String> {
         self.packages.keys().cloned().collect()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.packages.is_empty()
-    }
 }
 
 /// The audience packages a campaign or a creative targets (`audiences_any`) and excludes.
@@ -561,7 +557,7 @@ mod tests {
                 .contains(UserId::of_key("user-1"))
         );
         let missing = Library::load(&dir.path().join("none"), &Library::default());
-        assert!(missing.is_empty() && missing.refused.is_empty());
+        assert!(missing.names().is_empty() && missing.refused.is_empty());
     }
 
     #[test]
