@@ -12,8 +12,8 @@
 //!
 //! The index only narrows: a candidate is then checked in full (targeting, flight, blocks,
 //! exclusions, the creative fit), so its answer is always the plain per-campaign evaluation's.
-//! Dimensions it does not index (schedule, connection, age, gender, sites, apps, all-of tags) and
-//! exclusions are decided on the candidates alone.
+//! Dimensions it does not index (schedule, connection, age, gender, sites, apps, all-of tags,
+//! audience packages of campaigns and creatives) and exclusions are decided on the candidates alone.
 
 use std::collections::HashMap;
 use std::hash::Hash;
