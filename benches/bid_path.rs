@@ -20,6 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use precis::auction::{self, Env, Ranked, Urls};
+use precis::audience::Library;
 use precis::campaign::Campaign;
 use precis::frequency::Exposures;
 use precis::generate::Generator;
@@ -172,6 +173,7 @@ struct Bidder {
     index: Index,
     pacer: Pacer,
     exposures: Exposures,
+    audiences: Library,
     now: DateTime<Utc>,
 }
 
@@ -198,6 +200,7 @@ impl Bidder {
             keys: Keys::new(b"a bench secret of 32 bytes......", None).expect("a long secret"),
             pacer: Pacer::new(60, 10),
             exposures: Exposures::new(1_000_000, 60),
+            audiences: Library::default(),
             now: NOW.parse().expect("NOW is a timestamp"),
         }
     }
@@ -210,6 +213,7 @@ impl Bidder {
             keys: &self.keys,
             pacer: &self.pacer,
             exposures: &self.exposures,
+            audiences: &self.audiences,
         };
         auction::run(&self.ranked, Some(&self.index), request, facts, &env).map(|a| a.response)
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::audience::{Library, User};
 use crate::campaign::{Campaign, Creative, Format};
 use crate::frequency::Exposures;
 use crate::index::Index;
@@ -57,6 +58,8 @@ pub struct Env<'a> {
     pub keys: &'a Keys,
     pub pacer: &'a Pacer,
     pub exposures: &'a Exposures,
+    /// The audience packages campaigns and creatives name.
+    pub audiences: &'a Library,
 }
 
 /// Orders campaigns for [`run`]: live ones only, highest eCPM (as `price` prices them, compared in
@@ -124,6 +127,18 @@ pub fn run<'a>(
     // computed only once a campaign needs it.
     let user = std::cell::OnceCell::new();
     let user = || *user.get_or_init(|| facts.user.as_deref().map(|u| env.keys.user_hash(u)));
+    // The user as audience packages know them (each id computed only if a package asks).
+    let id = || facts.user_id();
+    let member = User {
+        id: &id,
+        keyed: &user,
+    };
+    let audiences_hold = |names: &[String]| {
+        names.is_empty()
+            || names
+                .iter()
+                .any(|n| env.audiences.get(n).is_some_and(|p| p.has(&member)))
+    };
     // Whether each campaign may bid on this request at all, decided once and shared by all imps;
     // a single-imp request (the common case) decides each at most once anyway and keeps no memo.
     let memo_size = if request.imp.len() > 1 {
@@ -155,13 +170,17 @@ pub fn run<'a>(
             let campaign = &entry.campaign;
             // Cheapest and most selective first: the creative fit (a few integer compares), then
             // the request-wide checks, decided once per campaign and remembered for later imps.
-            let Some((creative, w, h)) = fitting(entry, imp) else {
+            let Some((creative, w, h)) = fitting(entry, imp, |c| audiences_hold(&c.audiences))
+            else {
                 continue;
             };
+            // Audience packages last: the other terms are cheaper and usually decide.
             let decide = || {
                 campaign.in_flight(facts.now)
                     && campaign.targeting.matches(facts)
                     && !blocks.bar(campaign)
+                    && (campaign.audiences.is_empty()
+                        || campaign.audiences.holds(env.audiences, &member))
             };
             let ok = match eligible.get_mut(i) {
                 Some(memo) => *memo.get_or_insert_with(decide),
@@ -280,13 +299,18 @@ fn floor(imp: &Imp, currency: Currency, rates: &Rates) -> Option<f64> {
 }
 
 /// The campaign's best creative (in [`Ranked::creatives`] order) that fits the imp, with the size
-/// to report.
-fn fitting<'c>(entry: &'c Ranked, imp: &Imp) -> Option<(&'c Creative, Option<u32>, Option<u32>)> {
+/// to report. A creative for audience packages goes first to the users `allowed` puts in them (so
+/// each package gets its own creative), and never to anyone else.
+fn fitting<'c>(
+    entry: &'c Ranked,
+    imp: &Imp,
+    allowed: impl Fn(&Creative) -> bool,
+) -> Option<(&'c Creative, Option<u32>, Option<u32>)> {
     let creatives = entry
         .creatives
         .iter()
         .filter_map(|&i| entry.campaign.creatives.get(i));
-    creatives.into_iter().find_map(|c| match &c.format {
+    let mut shaped = creatives.into_iter().filter_map(|c| match &c.format {
         Format::Banner => {
             let banner = imp.banner.as_ref()?;
             let size = (c.w?, c.h?);
@@ -317,7 +341,24 @@ fn fitting<'c>(entry: &'c Ranked, imp: &Imp) -> Option<(&'c Creative, Option<u32
             ))
         }
         Format::Native => imp.native.as_ref().map(|_| (c, None, None)),
-    })
+    });
+    let targeted = entry
+        .campaign
+        .creatives
+        .iter()
+        .any(|c| !c.audiences.is_empty());
+    if !targeted {
+        return shaped.next();
+    }
+    let mut everyone = None;
+    for fit in shaped {
+        if fit.0.audiences.is_empty() {
+            everyone = everyone.or(Some(fit));
+        } else if allowed(fit.0) {
+            return Some(fit);
+        }
+    }
+    everyone
 }
 
 /// The request's block lists, normalised once.
@@ -481,6 +522,7 @@ landing = "https://shop.example/""#;
             keys: &keys,
             pacer: &Pacer::new(60, 10),
             exposures: &Exposures::new(1000, 60),
+            audiences: &crate::audience::Library::default(),
         };
         let Some(Auctioned { response, .. }) = run(ranked, None, &request, &facts, &env) else {
             return Vec::new();

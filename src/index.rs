@@ -12,8 +12,8 @@
 //!
 //! The index only narrows: a candidate is then checked in full (targeting, flight, blocks,
 //! exclusions, the creative fit), so its answer is always the plain per-campaign evaluation's.
-//! Dimensions it does not index (schedule, connection, age, gender, sites, apps, all-of tags) and
-//! exclusions are decided on the candidates alone.
+//! Dimensions it does not index (schedule, connection, age, gender, sites, apps, all-of tags,
+//! audience packages of campaigns and creatives) and exclusions are decided on the candidates alone.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -402,6 +402,32 @@ mod tests {
     const SIZES: &[(u32, u32)] = &[(300, 250), (728, 90), (320, 50)];
     const REGIONS: &[&str] = &["US-CA", "GB-ENG", "CA", "FR-IDF"];
     const CITIES: &[&str] = &["London", "Paris", "Tokyo"];
+    /// Audience packages: `p0` holds users u0..u9, `p1` u5..u14, `p2` u12..u19 (as SHA-256).
+    const PACKAGES: &[&str] = &["p0", "p1", "p2"];
+
+    fn packages() -> crate::audience::Library {
+        let dir = tempfile::tempdir().unwrap();
+        let users =
+            |range: std::ops::Range<u32>| -> String { range.map(|n| format!("u{n}\n")).collect() };
+        std::fs::write(dir.path().join("p0.txt"), users(0..10)).unwrap();
+        std::fs::write(dir.path().join("p1.csv"), format!("user\n{}", users(5..15))).unwrap();
+        let hashed: String = (12..20)
+            .map(|n| {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(format!("u{n}").as_bytes());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{hex}\n")
+            })
+            .collect();
+        std::fs::write(
+            dir.path().join("p2.txt"),
+            format!("# keys: sha256\n{hashed}"),
+        )
+        .unwrap();
+        let library = crate::audience::Library::load(dir.path(), &Default::default());
+        assert!(library.refused.is_empty(), "{:?}", library.refused);
+        library
+    }
     /// London, near Paris, the Bering Strait (the antimeridian), Svalbard (the far north).
     const POINTS: &[(f64, f64)] = &[(51.5, -0.12), (48.9, 2.35), (65.8, 179.9), (78.2, 15.6)];
 
@@ -435,6 +461,7 @@ mod tests {
         key(rng, "categories", CATEGORIES);
         key(rng, "regions", REGIONS);
         key(rng, "cities", CITIES);
+        key(rng, "audiences_any", PACKAGES);
         if rng.u8(..6) == 0 {
             let (lat, lon) = POINTS[rng.usize(..POINTS.len())];
             let km = [5.0, 50.0, 400.0, 3000.0][rng.usize(..4)];
@@ -446,9 +473,18 @@ mod tests {
             include.push("hours = [[0, 12]]".into());
         }
         let (w, h) = SIZES[rng.usize(..SIZES.len())];
+        // Sometimes a first creative for one package's users only, before one for everyone.
+        let for_package = match rng.u8(..3) {
+            0 => format!(
+                "[[creative]]\nid = \"only\"\naudiences_any = {}\nformat = \"banner\"\n\
+                 w = {w}\nh = {h}\nadm = \"ad\"\nlanding = \"https://a.example/\"\n",
+                quoted(&some(rng, PACKAGES))
+            ),
+            _ => String::new(),
+        };
         let text = format!(
             "adomain = [\"a{n}.example\"]\n[pricing]\nmodel = \"cpm\"\ncpm = {}\n\
-             [targeting]\n{}\n[targeting.exclude]\n{}\n\
+             [targeting]\n{}\n[targeting.exclude]\n{}\n{for_package}\
              [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = {w}\nh = {h}\nadm = \"ad\"\n\
              landing = \"https://a.example/\"",
             rng.u32(1..500) as f64 / 100.0,
@@ -501,11 +537,15 @@ mod tests {
         }
         device.push(format!("\"geo\": {{{}}}", geo.join(", ")));
         let keywords = some(rng, TAGS).join(",");
+        let user = match rng.u8(..4) {
+            0 => String::new(),
+            _ => format!("\"id\": \"u{}\", ", rng.u8(..22)),
+        };
         let cat = quoted(&some(rng, CATEGORIES));
         let (w, h) = SIZES[rng.usize(..SIZES.len())];
         format!(
             r#"{{"id": "r", "imp": [{{"id": "1", "banner": {{"w": {w}, "h": {h}}}}}],
-                "site": {{"cat": {cat}}}, "device": {{{}}}, "user": {{"keywords": "{keywords}"}}}}"#,
+                "site": {{"cat": {cat}}}, "device": {{{}}}, "user": {{{user}"keywords": "{keywords}"}}}}"#,
             device.join(", ")
         )
     }
@@ -522,6 +562,8 @@ mod tests {
             public: "http://127.0.0.1:8080".into(),
         };
         let now = "2026-11-23T09:00:00Z".parse().unwrap();
+        let audiences = packages();
+        let (mut by_package, mut package_creatives) = (0, 0);
         let (mut matched, mut narrowed) = (0, 0);
         for _ in 0..2_000 {
             let body = request(&mut rng);
@@ -547,20 +589,32 @@ mod tests {
                     keys: &keys,
                     pacer: &Pacer::new(60, 10),
                     exposures: &Exposures::new(10, 60),
+                    audiences: &audiences,
                 };
                 auction::run(&ranked, index, &request, &facts, &env).map(|a| {
                     let bids = &a.response.seatbid[0].bid;
                     bids.iter()
-                        .map(|b| (b.cid.to_owned(), b.price))
+                        .map(|b| (b.cid.to_owned(), b.crid.to_owned(), b.price))
                         .collect::<Vec<_>>()
                 })
             };
-            assert_eq!(winners(Some(&index)), winners(None), "{body}");
+            let indexed = winners(Some(&index));
+            assert_eq!(indexed, winners(None), "{body}");
+            for (cid, crid, _) in indexed.iter().flatten() {
+                let campaign = ranked.iter().find(|r| &r.campaign.id == cid).unwrap();
+                by_package += usize::from(!campaign.campaign.audiences.any.is_empty());
+                package_creatives += usize::from(crid == "only");
+            }
         }
         // The index did narrow: far fewer candidates than campaigns × requests.
         assert!(
             matched > 0 && narrowed < 400 * 2_000 / 4,
             "{matched} matched, {narrowed} candidates"
+        );
+        // Packages decided some auctions, at the campaign and at the creative level.
+        assert!(
+            by_package > 0 && package_creatives > 0,
+            "{by_package} won by package campaigns, {package_creatives} package creatives"
         );
     }
 

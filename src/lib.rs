@@ -19,10 +19,13 @@
 //!
 //! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places;
 //! `user` turns the user key a request carries into the id audiences and profiles are keyed by;
+//! `audience` loads the packages of users campaigns target and exclude (checked after the index)
+//! and builds retargeting packages from the log; `taxonomy` is the tag tree campaign tags must be in;
 //! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
 //! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
 
 pub mod auction;
+pub mod audience;
 pub mod campaign;
 pub mod clock;
 pub mod config;
@@ -41,5 +44,6 @@ pub mod reload;
 pub mod report;
 pub mod server;
 pub mod targeting;
+pub mod taxonomy;
 pub mod token;
 pub mod user;

@@ -1,5 +1,5 @@
 //! The `precis` command: `serve` runs the bidder, `check` validates campaign files, `report` sums
-//! the event log.
+//! the event log, `gen-campaigns` writes test campaigns, `audience build` makes retargeting packages.
 //! This is the binary edge: errors become `anyhow` reports and exit codes here, nowhere else.
 
 use std::io::Write;
@@ -107,6 +107,35 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Audience packages: build one from the event log.
+    Audience {
+        #[command(subcommand)]
+        command: AudienceCommand,
+    },
+}
+
+/// `precis audience ...`: audience packages made offline.
+#[derive(Subcommand)]
+enum AudienceCommand {
+    /// Write a retargeting package: the users who clicked CAMPAIGN in the last DAYS days (with
+    /// --not-converted, minus those who converted on it), as precis' keyed user hashes.
+    Build {
+        /// Event log directory to read.
+        #[arg(long)]
+        from_logs: PathBuf,
+        /// The campaign whose clickers to take.
+        #[arg(long)]
+        clicked: String,
+        /// Leave out users who converted on the campaign.
+        #[arg(long)]
+        not_converted: bool,
+        /// How far back to look.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// The package file to write (e.g. audiences/retarget.txt); replaced atomically.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -186,6 +215,23 @@ fn main() -> ExitCode {
             currencies,
             force,
         } => gen_campaigns(count, &out, seed, &currencies, force),
+        Command::Audience {
+            command:
+                AudienceCommand::Build {
+                    from_logs,
+                    clicked,
+                    not_converted,
+                    days,
+                    out,
+                },
+        } => {
+            let select = precis::audience::Retarget {
+                clicked,
+                since: precis::audience::since(Utc::now(), days),
+                not_converted,
+            };
+            audience_build(&from_logs, &select, &out)
+        }
     };
     match result {
         Ok(code) => code,
@@ -202,25 +248,78 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     let rates = config.rates().map_err(anyhow::Error::msg)?;
     let files = reload::campaign_files(&paths).context("cannot list campaign files")?;
-    let (loaded, refused) = reload::compile(&files, &Default::default(), &rates);
+    // The taxonomy of the first directory checked (else the configured one), and its packages.
+    let dir = paths
+        .iter()
+        .find(|p| p.is_dir())
+        .unwrap_or(&config.campaigns);
+    let sources = reload::Sources::load(dir, &reload::audience_dir(dir), None, &Default::default());
+    let names = sources.audiences.names();
+    let context = precis::campaign::Context {
+        rates: &rates,
+        taxonomy: sources.taxonomy.as_deref(),
+        audiences: Some(&names),
+    };
+    let (loaded, mut refused) = reload::compile(&files, &Default::default(), &context);
+    refused.extend(sources.refused);
     for error in &refused {
         println!("{error}");
     }
-    let problems: usize = refused.iter().map(|e| e.diagnostics.len()).sum();
+    for error in &sources.audiences.refused {
+        println!("{error}");
+    }
+    let problems: usize = refused.iter().map(|e| e.diagnostics.len()).sum::<usize>()
+        + sources.audiences.refused.len();
     if problems > 0 {
         println!(
             "{problems} error(s) in {} of {} file(s)",
-            refused.len(),
+            refused.len() + sources.audiences.refused.len(),
             files.len()
         );
         return Ok(ExitCode::FAILURE);
     }
     let active = loaded.values().filter(|l| l.campaign.active).count();
+    let mut checked_against = Vec::new();
+    if let Some(taxonomy) = &sources.taxonomy {
+        checked_against.push(format!("a taxonomy of {} tags", taxonomy.tags().len()));
+    }
+    if !names.is_empty() {
+        checked_against.push(format!("{} audience package(s)", names.len()));
+    }
+    let against = match checked_against.is_empty() {
+        true => String::new(),
+        false => format!("; checked against {}", checked_against.join(" and ")),
+    };
     println!(
-        "ok: {} campaign file(s), {active} active, {} paused",
+        "ok: {} campaign file(s), {active} active, {} paused{against}",
         loaded.len(),
         loaded.len() - active
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audience_build(
+    logs: &Path,
+    select: &precis::audience::Retarget,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    // Written beside the target and renamed over it: a watching bidder never reads half a file.
+    let name = out.file_name().context("--out must name a file")?;
+    let temporary = out.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&temporary)
+            .with_context(|| format!("cannot create {}", temporary.display()))?,
+    );
+    let built = precis::audience::build(logs, select, &mut file)?;
+    file.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, out))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if built.skipped.lines > 0 {
+        eprintln!("precis: {}", built.skipped);
+    }
+    println!("wrote {} user(s) to {}", built.users, out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -268,7 +367,12 @@ fn report(
         let rates = config.rates().map_err(anyhow::Error::msg)?;
         let files = reload::campaign_files(&[campaigns.to_owned()])
             .context("cannot list campaign files")?;
-        let (loaded, _) = reload::compile(&files, &Default::default(), &rates);
+        let context = precis::campaign::Context {
+            rates: &rates,
+            taxonomy: None,
+            audiences: None,
+        };
+        let (loaded, _) = reload::compile(&files, &Default::default(), &context);
         let mut alerts = Vec::new();
         for loaded in loaded.values() {
             let campaign = &loaded.campaign;
@@ -520,8 +624,14 @@ fn log_reload(result: &std::io::Result<Arc<reload::Snapshot>>) {
                     "refused campaign file (last good version, if any, keeps serving):\n{error}"
                 );
             }
+            for error in &snapshot.audiences.refused {
+                tracing::error!(
+                    "refused audience package (last good version, if any, keeps serving): {error}"
+                );
+            }
             tracing::info!(
                 generation = snapshot.generation,
+                audiences = snapshot.audiences.packages().count(),
                 live = snapshot.ranked.len(),
                 refused = snapshot.refused.len(),
                 took_ms = snapshot.took.as_millis() as u64,

@@ -266,11 +266,28 @@ impl Metrics {
                 "Reloads applied since start.",
                 snapshot.generation,
             ),
+            (
+                "precis_audience_files_refused",
+                "Audience package files refused by the last reload.",
+                snapshot.audiences.refused.len() as u64,
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP precis_audience_users Users in each loaded audience package.\n# TYPE precis_audience_users gauge"
+        );
+        for package in snapshot.audiences.packages() {
+            let _ = writeln!(
+                out,
+                "precis_audience_users{{package=\"{}\"}} {}",
+                package.name,
+                package.users()
             );
         }
         let counters = [

@@ -1,10 +1,13 @@
-//! Reload: the campaign directory → an immutable [`Snapshot`], swapped in atomically.
+//! Reload: the campaign directory (with its `taxonomy.toml`) and the audience directory → an
+//! immutable [`Snapshot`], swapped in atomically.
 //!
 //! Requests read the current snapshot through arc-swap without ever waiting; a reload parses,
 //! validates, ranks and indexes ([`crate::index`]) off the request path and publishes the result with one pointer swap, so a
 //! request sees either the old campaigns or the new ones, never a mix. Validation is per file: a file
 //! that fails keeps its last good version serving (a new broken file is simply not loaded), and its
-//! errors are kept for `/status`. Unchanged files are not parsed again.
+//! errors are kept for `/status`. Unchanged files are not parsed again (audience packages: not read
+//! again while their length and modification time stay the same). Campaigns are checked against the
+//! taxonomy and the packages of the same reload; a broken taxonomy keeps its last good version.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -19,11 +22,13 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 
 use crate::auction::{self, Ranked};
-use crate::campaign::{self, Campaign, CampaignError, Diagnostic};
+use crate::audience::Library;
+use crate::campaign::{self, Campaign, CampaignError, Context, Diagnostic};
 use crate::index::Index;
 use crate::learning::Learned;
 use crate::pacing::Pacer;
 use crate::pricing::Rates;
+use crate::taxonomy::{self, Taxonomy};
 
 /// Everything the bidder serves from, as of one reload (and the latest repricing).
 #[derive(Debug, Clone)]
@@ -41,8 +46,13 @@ pub struct Snapshot {
     pub files: BTreeMap<PathBuf, Loaded>,
     /// The same campaigns by id.
     by_id: HashMap<String, Arc<Campaign>>,
-    /// Files refused in this reload, with why. A refused file may still serve its last good version.
+    /// Files refused in this reload, with why (campaign files and the taxonomy). A refused file
+    /// may still serve its last good version.
     pub refused: Vec<CampaignError>,
+    /// The tag tree campaigns were checked against (the last good `taxonomy.toml`), if any.
+    pub taxonomy: Option<Arc<Taxonomy>>,
+    /// The audience packages, with the files refused in this reload.
+    pub audiences: Arc<Library>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +65,8 @@ pub struct Loaded {
 /// The live campaigns and how to refresh them.
 pub struct Store {
     dir: PathBuf,
+    /// The audience package directory: `audiences` next to the campaign directory.
+    audiences: PathBuf,
     rates: Rates,
     /// What campaigns have measured: sets the price of CPC and CPS campaigns.
     learned: Arc<Learned>,
@@ -93,9 +105,12 @@ impl Store {
             files: BTreeMap::new(),
             by_id: HashMap::new(),
             refused: Vec::new(),
+            taxonomy: None,
+            audiences: Arc::default(),
         };
         let store = Store {
             dir: dir.to_owned(),
+            audiences: audience_dir(dir),
             rates,
             learned,
             pacer,
@@ -109,6 +124,10 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn audience_dir(&self) -> &Path {
+        &self.audiences
     }
 
     pub fn rates(&self) -> &Rates {
@@ -160,7 +179,24 @@ impl Store {
         let started = Instant::now();
         let previous = self.current.load_full();
         let paths = campaign_files(std::slice::from_ref(&self.dir))?;
-        let (files, refused) = compile(&paths, &previous.files, &self.rates);
+        let Sources {
+            taxonomy,
+            audiences,
+            mut refused,
+        } = Sources::load(
+            &self.dir,
+            &self.audiences,
+            previous.taxonomy.clone(),
+            &previous.audiences,
+        );
+        let names = audiences.names();
+        let context = Context {
+            rates: &self.rates,
+            taxonomy: taxonomy.as_deref(),
+            audiences: Some(&names),
+        };
+        let (files, campaigns_refused) = compile(&paths, &previous.files, &context);
+        refused.extend(campaigns_refused);
         let ranked = self.rank(files.values().map(|l| l.campaign.clone()));
         let index = Arc::new(Index::build(&ranked));
         let next = Arc::new(Snapshot {
@@ -175,14 +211,55 @@ impl Store {
                 .collect(),
             files,
             refused,
+            taxonomy,
+            audiences,
         });
         self.current.store(next.clone());
         Ok(next)
     }
 }
 
-/// The campaign files named by `paths`: each `*.toml` in a directory (not hidden, not descending),
-/// or a file named directly. Sorted, so duplicate ids are resolved the same way every time.
+/// What campaigns are checked against: the taxonomy of their directory and the audience packages.
+pub struct Sources {
+    pub taxonomy: Option<Arc<Taxonomy>>,
+    pub audiences: Arc<Library>,
+    /// The taxonomy, when it was refused (its last good version, if any, is `taxonomy`).
+    pub refused: Vec<CampaignError>,
+}
+
+impl Sources {
+    /// Reads `dir`'s taxonomy and the packages of `audience_dir`, falling back to the last good
+    /// taxonomy and reusing unchanged packages of `previous`.
+    pub fn load(
+        dir: &Path,
+        audience_dir: &Path,
+        last_good: Option<Arc<Taxonomy>>,
+        previous: &Library,
+    ) -> Sources {
+        let mut refused = Vec::new();
+        let taxonomy = match Taxonomy::load(dir) {
+            None => None,
+            Some(Ok(taxonomy)) => Some(Arc::new(taxonomy)),
+            Some(Err(error)) => {
+                refused.push(error);
+                last_good
+            }
+        };
+        Sources {
+            taxonomy,
+            audiences: Arc::new(Library::load(audience_dir, previous)),
+            refused,
+        }
+    }
+}
+
+/// Where the audience packages of campaign directory `dir` are: `audiences` next to it.
+pub fn audience_dir(dir: &Path) -> PathBuf {
+    dir.parent().unwrap_or(Path::new("")).join("audiences")
+}
+
+/// The campaign files named by `paths`: each `*.toml` in a directory (not hidden, not descending,
+/// not the taxonomy), or a file named directly. Sorted, so duplicate ids are resolved the same way every time.
 pub fn campaign_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
@@ -197,7 +274,11 @@ pub fn campaign_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if !name.starts_with('.') && name.ends_with(".toml") && path.is_file() {
+            if !name.starts_with('.')
+                && name.ends_with(".toml")
+                && name != taxonomy::FILE
+                && path.is_file()
+            {
                 files.push(path);
             }
         }
@@ -206,13 +287,21 @@ pub fn campaign_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Compiles `paths`, reusing `previous` for files whose contents have not changed and falling back
-/// to it for files that fail. Returns what loaded (by file) and what was refused.
+/// Compiles `paths` in `context`, reusing `previous` for files whose contents (and context) have
+/// not changed and falling back to it for files that fail. Returns what loaded (by file) and what
+/// was refused.
 pub fn compile(
     paths: &[PathBuf],
     previous: &BTreeMap<PathBuf, Loaded>,
-    rates: &Rates,
+    context: &Context,
 ) -> (BTreeMap<PathBuf, Loaded>, Vec<CampaignError>) {
+    // A new taxonomy or a package added or removed may change a file's verdict: check it again.
+    let context_hash = {
+        let mut hasher = DefaultHasher::new();
+        context.taxonomy.map(Taxonomy::tags).hash(&mut hasher);
+        context.audiences.hash(&mut hasher);
+        hasher.finish()
+    };
     let mut files = BTreeMap::new();
     let mut refused = Vec::new();
     let mut owners: HashMap<String, PathBuf> = HashMap::new();
@@ -221,13 +310,13 @@ pub fn compile(
         let result = std::fs::read(path)
             .map_err(|e| whole_file_error(path, format!("cannot read: {e}")))
             .and_then(|bytes| {
-                let hash = content_hash(&bytes);
+                let hash = content_hash(&bytes) ^ context_hash;
                 if let Some(good) = last_good.filter(|l| l.hash == hash) {
                     return Ok(good.clone());
                 }
                 let text = String::from_utf8(bytes)
                     .map_err(|_| whole_file_error(path, "not UTF-8 text".into()))?;
-                let campaign = campaign::parse(&text, path, rates)?;
+                let campaign = campaign::parse_in(&text, path, context)?;
                 Ok(Loaded {
                     campaign: Arc::new(campaign),
                     hash,
@@ -290,7 +379,7 @@ impl Trigger {
 /// How long to wait for a burst of file events (an editor's write, rename and chmod) to settle.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Starts the reload task and a watcher on the campaign directory. Keep the returned watcher alive:
+/// Starts the reload task and a watcher on the campaign and audience directories. Keep the returned watcher alive:
 /// dropping it stops watching. `after` is told about each reload (for metrics and logs).
 pub fn spawn(
     store: Arc<Store>,
@@ -307,6 +396,11 @@ pub fn spawn(
         }
     })?;
     watcher.watch(store.dir(), notify::RecursiveMode::NonRecursive)?;
+    // One watcher for both directories; an audience directory made later is seen at the next
+    // reload asked for (SIGHUP, /admin/reload or a campaign change).
+    if store.audience_dir().is_dir() {
+        watcher.watch(store.audience_dir(), notify::RecursiveMode::NonRecursive)?;
+    }
 
     tokio::spawn(async move {
         while rx.recv().await.is_some() {

@@ -287,6 +287,7 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
                     keys: &app.recorder.keys,
                     pacer: app.store.pacer(),
                     exposures: &app.exposures,
+                    audiences: &snapshot.audiences,
                 };
                 let index = Some(&*snapshot.index);
                 match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
@@ -659,7 +660,12 @@ pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_j
         .refused
         .iter()
         .map(|e| {
-            let serving = snapshot.files.contains_key(&e.path);
+            let taxonomy = e
+                .path
+                .file_name()
+                .is_some_and(|n| n == crate::taxonomy::FILE);
+            let serving =
+                snapshot.files.contains_key(&e.path) || (taxonomy && snapshot.taxonomy.is_some());
             serde_json::json!({
                 "path": e.path.display().to_string(),
                 "errors": e.to_string().lines().collect::<Vec<_>>(),
@@ -676,7 +682,38 @@ pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_j
         "live": snapshot.ranked.iter().map(|r| r.campaign.id.as_str()).collect::<Vec<_>>(),
         "refused": refused,
         "campaigns": campaigns,
+        "taxonomy": snapshot.taxonomy.as_ref().map(|t| serde_json::json!({ "tags": t.tags().len() })),
+        "audiences": audiences(&snapshot.audiences),
     })
+}
+
+/// The audience packages in `/status`: each loaded one, and the files refused with why.
+fn audiences(library: &crate::audience::Library) -> serde_json::Value {
+    let packages: Vec<_> = library
+        .packages()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "path": p.path.display().to_string(),
+                "keys": p.form.name(),
+                "users": p.users(),
+                "bytes": p.bytes(),
+            })
+        })
+        .collect();
+    let refused: Vec<_> = library
+        .refused
+        .iter()
+        .map(|e| {
+            let serving = library.packages().any(|p| p.path == e.path);
+            serde_json::json!({
+                "path": e.path.display().to_string(),
+                "error": e.to_string(),
+                "serving_last_good": serving,
+            })
+        })
+        .collect();
+    serde_json::json!({ "packages": packages, "refused": refused })
 }
 
 /// A campaign's budget in `/status`: its limits, and what it spent and holds, in its currency.

@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 
 use crate::geo::{Country, Point, Region};
 use crate::openrtb::{BidRequest, Geo};
+use crate::user::UserId;
 
 /// The targetable facts of one bid request, normalised to the forms campaigns are compiled to.
 #[derive(Debug, Default)]
@@ -41,9 +42,19 @@ pub struct Facts {
     /// Who the user is, as far as the request says: `user.id`, else `user.buyeruid`, else
     /// `device.ifa`. Raw: it is hashed before it goes anywhere (tokens, logs).
     pub user: Option<String>,
+    /// `user`'s [`UserId`], computed on first use (see [`Facts::user_id`]).
+    user_id: std::cell::OnceCell<Option<UserId>>,
 }
 
 impl Facts {
+    /// The [`UserId`] of the request's user key: what audience packages and profiles know the
+    /// user by. A SHA-256, so computed once per request and only when something asks.
+    pub fn user_id(&self) -> Option<UserId> {
+        *self
+            .user_id
+            .get_or_init(|| self.user.as_deref().map(UserId::of_key))
+    }
+
     pub fn from_request(request: &BidRequest, now: DateTime<Utc>) -> Facts {
         let device = request.device.as_ref();
         let user = request.user.as_ref();
@@ -135,6 +146,7 @@ impl Facts {
             // All-zero ifas mean "limit ad tracking": not a user.
             .find(|k| !k.is_empty() && k.bytes().any(|b| b != b'0' && b != b'-'))
             .map(str::to_owned),
+            user_id: std::cell::OnceCell::new(),
             app: request
                 .app
                 .as_ref()

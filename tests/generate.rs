@@ -29,7 +29,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `(file name, contents)` of every file in `dir`, by name.
+/// `(file name, contents)` of every file in `dir` but the taxonomy, by name.
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .expect("list the directory")
@@ -38,6 +38,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             (name, std::fs::read(&path).expect("read a file"))
         })
+        .filter(|(name, _)| name != "taxonomy.toml")
         .collect();
     files.sort();
     files
@@ -63,6 +64,17 @@ fn generated_files_pass_check_and_the_same_seed_writes_the_same_bytes() {
         text(&checked.stderr)
     );
     assert!(summary.starts_with("ok: 500 campaign file(s)"), "{summary}");
+    // Their tags were checked against the taxonomy written with them: the sample's tree.
+    assert!(
+        summary.contains("checked against a taxonomy of 688 tags"),
+        "{summary}"
+    );
+    let taxonomy = std::fs::read_to_string(first.join("taxonomy.toml")).expect("a taxonomy");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/campaigns/taxonomy.toml");
+    assert_eq!(
+        taxonomy,
+        std::fs::read_to_string(sample).expect("the sample")
+    );
 
     let written = files(&first);
     assert_eq!(written.len(), 500);

@@ -5,6 +5,7 @@
 //! each at the line and column of the value at fault. Runs off the request path (at reload and in
 //! `precis check`); it reads one string and returns plain data, never touching shared state.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 
@@ -19,12 +20,14 @@ use super::{
     Budget, Campaign, CampaignError, Creative, Diagnostic, Format, Frequency, Kpi, Pacing,
     VAST_VERSIONS, Video, Window,
 };
+use crate::audience::Rule;
 use crate::geo::{Country, Point, Region};
 use crate::pricing::{Currency, Model, Pricing, Rates};
 use crate::targeting::{
     CONNECTIONS, Circle, Codes, DEVICE_TYPES, Gender, Targeting, Term, Week, category_form,
     host_form, normalize_os, tag_form,
 };
+use crate::taxonomy::Taxonomy;
 
 type List<T> = Option<Spanned<Vec<T>>>;
 
@@ -128,6 +131,9 @@ struct TargetingFile {
     gender: List<String>,
     sites: List<String>,
     apps: List<String>,
+    /// Audience packages by name (`audiences` in `[targeting.exclude]`).
+    #[serde(alias = "audiences")]
+    audiences_any: List<String>,
     exclude: Option<Spanned<Box<TargetingFile>>>,
 }
 
@@ -152,6 +158,8 @@ struct CreativeFile {
     mime: Option<Spanned<String>>,
     duration: Option<Spanned<u32>>,
     vast: Option<Spanned<String>>,
+    /// Served only to users in one of these audience packages.
+    audiences_any: List<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -162,17 +170,40 @@ enum CreativeFormat {
     Native,
 }
 
-/// Parses, checks and compiles one campaign file. `path` names the file in errors and gives the
-/// default id (its stem); `rates` are the currencies precis can price in.
+/// What a campaign file is checked against besides itself.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The currencies precis can price in.
+    pub rates: &'a Rates,
+    /// The tag tree (`taxonomy.toml`): tags outside it are refused. `None`: any tag.
+    pub taxonomy: Option<&'a Taxonomy>,
+    /// The audience packages there are: other names are refused. `None`: names are not checked.
+    pub audiences: Option<&'a BTreeSet<String>>,
+}
+
+/// Parses, checks and compiles one campaign file, without a taxonomy or audience packages to check
+/// against (see [`parse_in`]).
 pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, CampaignError> {
+    let context = Context {
+        rates,
+        taxonomy: None,
+        audiences: None,
+    };
+    parse_in(source, path, &context)
+}
+
+/// Parses, checks and compiles one campaign file. `path` names the file in errors and gives the
+/// default id (its stem).
+pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign, CampaignError> {
     let mut check = Checker {
         source,
+        context: *context,
         diagnostics: Vec::new(),
         refused: Vec::new(),
     };
     let campaign = check
         .read(source)
-        .and_then(|file| check.compile(file, path, rates));
+        .and_then(|file| check.compile(file, path, context.rates));
     check.diagnostics.sort_by_key(|d| (d.line, d.col));
     match campaign {
         Some(campaign) if check.diagnostics.is_empty() => Ok(campaign),
@@ -204,6 +235,7 @@ const DAYS: [&str; 7] = [
 
 struct Checker<'s> {
     source: &'s str,
+    context: Context<'s>,
     diagnostics: Vec<Diagnostic>,
     /// Top-level keys (tables) an entry was refused from while reading: what is missing from
     /// them may have been written and refused, so it is not reported as missing too.
@@ -239,15 +271,8 @@ impl Checker<'_> {
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let offset = span.start.min(self.source.len());
-        let before = &self.source[..self.source.floor_char_boundary(offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.diagnostics.push(Diagnostic {
-            line,
-            col,
-            message: message.into(),
-        });
+        self.diagnostics
+            .push(Diagnostic::at(self.source, span.start, message.into()));
     }
 
     /// Every error is recorded; `None` only when the file is too broken to describe a campaign at all.
@@ -320,8 +345,10 @@ impl Checker<'_> {
             .unwrap_or_default();
         let pricing = self.pricing(&file.pricing, rates);
         let mut targeting = Targeting::default();
+        let mut audiences = Rule::default();
         if let Some(t) = &file.targeting {
             targeting.include = self.terms(t, timezone);
+            audiences.any = self.audiences(&t.audiences_any);
             if let Some(exclude) = &t.exclude {
                 if exclude.get_ref().exclude.is_some() {
                     self.error(
@@ -330,6 +357,7 @@ impl Checker<'_> {
                     );
                 }
                 targeting.exclude = self.terms(exclude.get_ref(), timezone);
+                audiences.none = self.audiences(&exclude.get_ref().audiences_any);
             }
         }
         let creatives = self.creatives(&file.creative);
@@ -351,6 +379,7 @@ impl Checker<'_> {
             timezone,
             pricing: pricing?,
             targeting,
+            audiences,
             creatives,
             kpi,
             budget,
@@ -681,6 +710,46 @@ impl Checker<'_> {
         })
     }
 
+    /// Tags in their compared form; with a taxonomy, each must be one of its tags.
+    fn tags(&mut self, list: &Spanned<Vec<String>>) -> Vec<String> {
+        let tags = self.each(list, "tag", tag_form);
+        if let Some(taxonomy) = self.context.taxonomy {
+            for tag in &tags {
+                if !taxonomy.contains(tag) {
+                    let hint = taxonomy
+                        .suggest(tag)
+                        .map(|s| format!(": did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    self.error(
+                        list.span(),
+                        format!("tag `{tag}` is not in the taxonomy{hint}"),
+                    );
+                }
+            }
+        }
+        tags
+    }
+
+    /// Audience package names; each must be a package there is, when those are known.
+    fn audiences(&mut self, list: &List<String>) -> Vec<String> {
+        let Some(list) = set(list) else {
+            return Vec::new();
+        };
+        let known = self.context.audiences;
+        let names = self.each(list, "audience package name", |n| {
+            Some(n.trim().to_owned()).filter(|n| valid_id(n))
+        });
+        for name in &names {
+            if known.is_some_and(|known| !known.contains(name)) {
+                self.error(
+                    list.span(),
+                    format!("unknown audience package `{name}`: no audiences/{name}.txt or .csv is loaded"),
+                );
+            }
+        }
+        names
+    }
+
     /// The terms of one `[targeting]` or `[targeting.exclude]` table, one per non-empty key.
     fn terms(&mut self, t: &TargetingFile, tz: Tz) -> Vec<Term> {
         let mut terms = Vec::new();
@@ -745,10 +814,10 @@ impl Checker<'_> {
             terms.push(Term::Categories(self.each(l, "category", category_form)));
         }
         if let Some(l) = set(&t.tags_any) {
-            terms.push(Term::TagsAny(self.each(l, "tag", tag_form)));
+            terms.push(Term::TagsAny(self.tags(l)));
         }
         if let Some(l) = set(&t.tags_all) {
-            terms.push(Term::TagsAll(self.each(l, "tag", tag_form)));
+            terms.push(Term::TagsAll(self.tags(l)));
         }
         let days = set(&t.days).map(|l| {
             self.each(l, "day (mon … sun)", |d| {
@@ -876,11 +945,13 @@ impl Checker<'_> {
                     format!("`landing` must be an http(s) URL of visible ASCII (percent-encode the rest), not `{landing}`"),
                 );
             }
+            let audiences = self.audiences(&c.audiences_any);
             creatives.push(Creative {
                 id: id.clone(),
                 format,
                 w,
                 h,
+                audiences,
                 adm: c.adm.get_ref().clone(),
                 landing: landing.clone(),
             });

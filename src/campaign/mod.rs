@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::audience::Rule;
 use crate::pricing::Pricing;
 use crate::targeting::Targeting;
 
-pub use file::parse;
+pub use file::{Context, parse, parse_in};
 
 #[derive(Debug, Clone)]
 pub struct Campaign {
@@ -35,6 +36,8 @@ pub struct Campaign {
     pub timezone: Tz,
     pub pricing: Pricing,
     pub targeting: Targeting,
+    /// The audience packages it targets and excludes, checked after the other targeting.
+    pub audiences: Rule,
     pub creatives: Vec<Creative>,
     /// What the advertiser expects; shortfalls are flagged once enough data exists.
     pub kpi: Kpi,
@@ -134,6 +137,9 @@ pub struct Creative {
     /// Required for banners; optional for video (players scale), absent for native.
     pub w: Option<u32>,
     pub h: Option<u32>,
+    /// Audience packages (names): the creative is served only to users in one of them; empty:
+    /// to anyone the campaign reaches.
+    pub audiences: Vec<String>,
     /// The markup, with precis' own macros still in it (expanded per bid).
     pub adm: String,
     /// Where a click lands.
@@ -146,6 +152,19 @@ pub struct Diagnostic {
     pub line: usize,
     pub col: usize,
     pub message: String,
+}
+
+impl Diagnostic {
+    /// A problem at byte `offset` of `source`.
+    pub fn at(source: &str, offset: usize, message: String) -> Diagnostic {
+        let offset = offset.min(source.len());
+        let before = &source[..source.floor_char_boundary(offset)];
+        Diagnostic {
+            line: before.matches('\n').count() + 1,
+            col: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+            message,
+        }
+    }
 }
 
 /// Why a campaign file was refused: every problem found in it.

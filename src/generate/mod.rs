@@ -198,6 +198,9 @@ pub fn write_dir(
             .map(|w| w.join().expect("a generator thread panicked"))
             .collect()
     });
+    // The tree the campaigns' tags come from, so that the directory checks as it is served.
+    let taxonomy = dir.join(crate::taxonomy::FILE);
+    std::fs::write(&taxonomy, taxonomy::taxonomy().tree().to_toml()).map_err(io(&taxonomy))?;
     results
         .into_iter()
         .try_fold(Written { files: 0, bytes: 0 }, |sum, part| {

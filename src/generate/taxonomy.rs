@@ -5,7 +5,9 @@
 //! (`travel/hotels/luxury-hotels`), then on the fourth the audience intents of a third-level
 //! interest (`travel/hotels/luxury-hotels/deals`), for most of them. A tag matches itself and every
 //! descendant (see [`crate::targeting::within`]), so a campaign on `travel/hotels` reaches a user
-//! tagged `travel/hotels/luxury-hotels/deals`.
+//! tagged `travel/hotels/luxury-hotels/deals`. [`Taxonomy::tree`] is this tree as campaign files are
+//! checked against it: `precis gen-campaigns` writes it as `taxonomy.toml`, and it is the sample
+//! `campaigns/taxonomy.toml`.
 
 use std::sync::OnceLock;
 
@@ -399,6 +401,11 @@ impl Taxonomy {
         Taxonomy { nodes, roots }
     }
 
+    /// The tree as campaign files check tags against it (what `campaigns/taxonomy.toml` holds).
+    pub fn tree(&self) -> crate::taxonomy::Taxonomy {
+        crate::taxonomy::Taxonomy::from_tags(self.nodes.iter().map(|n| n.path.as_str()))
+    }
+
     /// Every node, depth first.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
@@ -453,6 +460,19 @@ mod tests {
         let sizes: Vec<usize> = (1..=4).map(|d| t.level(d).count()).collect();
         assert_eq!(sizes, [18, 120, 250, 300]);
         assert_eq!(t.roots().len(), 18);
+    }
+
+    #[test]
+    fn the_sample_taxonomy_file_is_this_tree() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/taxonomy.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shipped = crate::taxonomy::Taxonomy::parse(&text, &path).unwrap();
+        assert_eq!(shipped, taxonomy().tree());
+        assert_eq!(
+            text,
+            taxonomy().tree().to_toml(),
+            "written as gen-campaigns writes it"
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub struct Server {
 #[derive(Default)]
 pub struct Setup {
     campaigns: Vec<(String, String)>,
+    audiences: Vec<(String, String)>,
     config: Option<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -83,6 +84,12 @@ impl Setup {
             .fold(self, |setup, (name, text)| setup.campaign(name, text))
     }
 
+    /// An audience package file `name` (e.g. `fans.txt`) in `audiences/`, next to the campaigns.
+    pub fn audience(mut self, name: &str, text: &str) -> Setup {
+        self.audiences.push((name.to_owned(), text.to_owned()));
+        self
+    }
+
     /// A `precis.toml` passed with `--config`.
     pub fn config(mut self, toml: &str) -> Setup {
         self.config = Some(toml.to_owned());
@@ -108,6 +115,13 @@ impl Setup {
         std::fs::create_dir(&campaigns).expect("campaign dir");
         for (name, text) in &self.campaigns {
             std::fs::write(campaigns.join(name), text).expect("write campaign");
+        }
+        if !self.audiences.is_empty() {
+            let audiences = root.path().join("audiences");
+            std::fs::create_dir(&audiences).expect("audience dir");
+            for (name, text) in &self.audiences {
+                std::fs::write(audiences.join(name), text).expect("write audience");
+            }
         }
         let config = self.config.map(|config| {
             let path = root.path().join("precis.toml");
@@ -237,9 +251,17 @@ impl Server {
     /// Replaces (or creates) a campaign file in one step: written beside it under a hidden name,
     /// which the bidder ignores, then renamed over it, so no reload ever sees half a file.
     pub fn write_campaign(&self, name: &str, text: &str) {
-        let staging = self.campaign_dir().join(format!(".{name}.partial"));
-        std::fs::write(&staging, text).expect("write campaign");
-        std::fs::rename(&staging, self.campaign_path(name)).expect("rename campaign");
+        replace(&self.campaign_dir(), name, text);
+    }
+
+    /// The audience package directory: `audiences` next to the campaigns.
+    pub fn audience_dir(&self) -> PathBuf {
+        self.root.path().join("audiences")
+    }
+
+    /// Replaces (or creates) an audience package file in one step, as [`Server::write_campaign`].
+    pub fn write_audience(&self, name: &str, text: &str) {
+        replace(&self.audience_dir(), name, text);
     }
 
     pub fn remove_campaign(&self, name: &str) {
@@ -588,6 +610,14 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Writes `dir/name` beside it under a hidden name, which the bidder ignores, then renames it over
+/// the file, so no reload ever sees half of it.
+fn replace(dir: &Path, name: &str, text: &str) {
+    let staging = dir.join(format!(".{name}.partial"));
+    std::fs::write(&staging, text).expect("write file");
+    std::fs::rename(&staging, dir.join(name)).expect("rename file");
 }
 
 /// Parses Prometheus text exposition: `name{labels} value` lines, comments skipped.
