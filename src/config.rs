@@ -27,6 +27,36 @@ pub struct Config {
     pub events: Events,
     pub learning: Learning,
     pub pacing: PacingConfig,
+    pub profiles: ProfilesConfig,
+}
+
+/// The profile store ([`crate::profiles`]): where its bulk files and snapshot live, and its bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfilesConfig {
+    /// Bulk profile files (`*.jsonl`, `*.csv`), applied at start and whenever they change.
+    pub dir: PathBuf,
+    /// The snapshot written at shutdown and every `snapshot_secs`, read at start
+    /// [default: `profiles.snapshot` in the event log directory].
+    pub snapshot: Option<PathBuf>,
+    /// How often the snapshot is written while the bidder runs (when profiles changed).
+    pub snapshot_secs: u64,
+    /// Users the store holds at most; updates for new users past it are refused.
+    pub max_users: usize,
+    /// Largest body `POST /users/batch` accepts.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for ProfilesConfig {
+    fn default() -> Self {
+        ProfilesConfig {
+            dir: PathBuf::from("profiles"),
+            snapshot: None,
+            snapshot_secs: 300,
+            max_users: 20_000_000,
+            max_batch_bytes: 16 << 20,
+        }
+    }
 }
 
 /// Budgets and frequency caps: how long reservations wait, how often pacing re-plans, how many
@@ -149,6 +179,7 @@ impl Default for Config {
             events: Events::default(),
             learning: Learning::default(),
             pacing: PacingConfig::default(),
+            profiles: ProfilesConfig::default(),
         }
     }
 }
@@ -219,6 +250,15 @@ impl Config {
             ("[pacing] hold_secs", self.pacing.hold_secs.into()),
             ("[pacing] step_secs", self.pacing.step_secs.into()),
             ("[pacing] max_users", self.pacing.max_users as f64),
+            (
+                "[profiles] snapshot_secs",
+                self.profiles.snapshot_secs as f64,
+            ),
+            ("[profiles] max_users", self.profiles.max_users as f64),
+            (
+                "[profiles] max_batch_bytes",
+                self.profiles.max_batch_bytes as f64,
+            ),
         ];
         match positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             Some((name, value)) => Err(format!("{name} must be above 0, not {value}")),
@@ -246,6 +286,16 @@ impl Config {
             rates.push((currency, rate));
         }
         Ok(Rates::new(rates))
+    }
+}
+
+impl Config {
+    /// Where the profile snapshot is kept: as configured, else beside the event log.
+    pub fn profiles_snapshot(&self) -> PathBuf {
+        self.profiles
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.events.dir.join("profiles.snapshot"))
     }
 }
 

@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod openrtb;
 pub mod pacing;
 pub mod pricing;
+pub mod profiles;
 pub mod reload;
 pub mod report;
 pub mod server;

@@ -21,6 +21,7 @@ use precis::frequency::Exposures;
 use precis::learning::{self, Learned, Priors};
 use precis::metrics::Metrics;
 use precis::pacing::Pacer;
+use precis::profiles::{self, Profiles};
 use precis::reload::{self, Store};
 use precis::report;
 use precis::server::{self, App};
@@ -339,12 +340,24 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", holds_file.display()))?;
         // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
         store.reprice();
+        let profiles = Arc::new(open_profiles(&config, clock.now()));
+        let feeding = profiles.clone();
+        let fed_at = clock.clone();
+        let profiles_trigger = reload::debounced(move || {
+            if let Err(e) = feeding.feed.reload(&feeding, fed_at.now()) {
+                tracing::error!("cannot read the profile directory: {e}");
+            }
+        });
         let metrics = Arc::new(Metrics::default());
         let counted = metrics.clone();
-        let (trigger, _watcher) = reload::spawn(store.clone(), move |result| {
-            counted.reloaded(result.is_ok());
-            log_reload(result);
-        })
+        let (trigger, _watcher) = reload::spawn(
+            store.clone(),
+            move |result| {
+                counted.reloaded(result.is_ok());
+                log_reload(result);
+            },
+            vec![(config.profiles.dir.clone(), profiles_trigger.clone())],
+        )
         .context("cannot watch the campaign directory")?;
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -365,6 +378,8 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
             recorder: recorder.clone(),
             exposures: feedback.exposures.clone(),
             clock: clock.clone(),
+            profiles: profiles.clone(),
+            max_batch_bytes: config.profiles.max_batch_bytes,
         });
         tracing::info!(held, "budget reservations restored");
         let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);
@@ -386,8 +401,32 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading campaigns");
+                tracing::info!("SIGHUP: reloading campaigns and profile files");
                 trigger.poke();
+                profiles_trigger.poke();
+            }
+        });
+        let snapshot_file = config.profiles_snapshot();
+        let snapshot_every = std::time::Duration::from_secs(config.profiles.snapshot_secs);
+        let (saved, saved_clock, saved_file) =
+            (profiles.clone(), clock.clone(), snapshot_file.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(snapshot_every);
+            every.tick().await;
+            let mut written = saved.changes();
+            loop {
+                every.tick().await;
+                let changes = saved.changes();
+                if changes == written {
+                    continue;
+                }
+                let (store, clock, file) = (saved.clone(), saved_clock.clone(), saved_file.clone());
+                let result =
+                    tokio::task::spawn_blocking(move || save_profiles(&store, &file, clock.now()))
+                        .await;
+                if matches!(result, Ok(Ok(()))) {
+                    written = changes;
+                }
             }
         });
         let mut terminate =
@@ -409,12 +448,54 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
             .pacer()
             .save_holds(&holds_file)
             .with_context(|| format!("cannot write {}", holds_file.display()))?;
+        let now = clock.now();
+        tokio::task::spawn_blocking(move || save_profiles(&profiles, &snapshot_file, now))
+            .await??;
         tracing::info!(
             held,
             "stopped; event log flushed and synced, reservations saved"
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The profile store: the snapshot read back (a damaged one is set aside and the store starts
+/// empty), then the bulk files applied over it.
+fn open_profiles(config: &Config, now: DateTime<Utc>) -> Profiles {
+    let profiles = Profiles::new(
+        config.profiles.max_users,
+        profiles::bulk::Feed::new(config.profiles.dir.clone()),
+    );
+    let file = config.profiles_snapshot();
+    match profiles::snapshot::load(&profiles, &file, now) {
+        Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
+        Err(e) => {
+            let aside = file.with_extension("snapshot.bad");
+            let moved = std::fs::rename(&file, &aside);
+            tracing::error!(
+                "cannot load the profile snapshot {}: {e}; starting with no profiles ({})",
+                file.display(),
+                match moved {
+                    Ok(()) => format!("the file was moved to {}", aside.display()),
+                    Err(e) => format!("and cannot move it aside: {e}"),
+                }
+            );
+        }
+    }
+    match profiles.feed.reload(&profiles, now) {
+        Ok(updates) => tracing::info!(updates, users = profiles.users(), "profile files applied"),
+        Err(e) => tracing::error!("cannot read the profile directory: {e}"),
+    }
+    profiles
+}
+
+/// Writes the profile snapshot, logging the outcome.
+fn save_profiles(profiles: &Profiles, file: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let users = profiles::snapshot::save(profiles, file, now)
+        .with_context(|| format!("cannot write the profile snapshot {}", file.display()))
+        .inspect_err(|e| tracing::error!("{e:#}"))?;
+    tracing::info!(users, file = %file.display(), "profile snapshot written");
+    Ok(())
 }
 
 /// Where open reservations are kept between a shutdown and the next start (in the events dir).

@@ -3,7 +3,8 @@
 //! Routes: `POST /openrtb2/bid` (the exchange's); the event routes `GET /win`, `GET /imp`,
 //! `GET /click`, `GET|POST /conv`; `GET /healthz`, `GET /status`, `GET /metrics`; and
 //! `POST /admin/reload` and `POST /admin/clock` (loopback peers only; the clock route moves a
-//! simulated clock). The bid route decodes, normalises, runs the auction and
+//! simulated clock); and the profile API under `/users/` (loopback peers only, see
+//! [`crate::profiles::api`]). The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
 //! the log's queue and never wait for disk. Reloads run on blocking threads. Every request gets an
 //! answer (never a panic, never a hang): oversized bodies 413, slow bodies 408, slow headers a closed
@@ -41,6 +42,7 @@ use crate::learning;
 use crate::metrics::{Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
 use crate::pricing::Currency;
+use crate::profiles::{self, Profiles};
 use crate::reload::{Snapshot, Store};
 use crate::targeting::Facts;
 use crate::token::{Claims, Purpose, TokenError};
@@ -54,6 +56,10 @@ pub struct App {
     pub recorder: Arc<Recorder>,
     pub exposures: Arc<Exposures>,
     pub clock: Arc<Clock>,
+    /// What precis knows of users: their tags join their requests' own.
+    pub profiles: Arc<Profiles>,
+    /// The body limit of the profile API (`[profiles] max_batch_bytes`).
+    pub max_batch_bytes: usize,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -115,10 +121,7 @@ async fn handle(
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/status") => {
             let now = app.clock.now();
-            json(
-                StatusCode::OK,
-                status(&app.store, &app.store.snapshot(), now),
-            )
+            json(StatusCode::OK, status(&app, &app.store.snapshot(), now))
         }
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
@@ -134,6 +137,7 @@ async fn handle(
         (&Method::GET, "/imp") => notice(&app, Kind::Imp, request.uri().query()),
         (&Method::GET, "/click") => click(&app, request.uri().query()),
         (&Method::GET | &Method::POST, "/conv") => conversion(&app, request).await,
+        (_, path) if path.starts_with("/users/") => users(&app, peer, request).await,
         (&Method::POST, "/admin/reload") if peer.ip().is_loopback() => reload(&app).await,
         (&Method::POST, "/admin/clock") if peer.ip().is_loopback() => {
             clock(&app, request.uri().query())
@@ -153,7 +157,7 @@ async fn handle(
 }
 
 async fn bid(app: &App, request: Request<Incoming>) -> Answer {
-    let (outcome, answer) = match read_body(app, request).await {
+    let (outcome, answer) = match read_body(app, request, app.limits.max_body_bytes).await {
         Err((outcome, answer)) => (outcome, answer),
         Ok(body) => match openrtb::decode(&body) {
             Err(e) => (
@@ -162,7 +166,8 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
             ),
             Ok(request) => {
                 let snapshot = app.store.snapshot();
-                let facts = Facts::from_request(&request, app.clock.now());
+                let mut facts = Facts::from_request(&request, app.clock.now());
+                app.profiles.enrich(&mut facts);
                 let env = Env {
                     rates: app.store.rates(),
                     urls: &app.urls,
@@ -191,8 +196,11 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
 /// The request body, within the size and time limits. When it cannot be read whole, the answer
 /// says `Connection: close`: the rest of the body is still on the wire, so the connection cannot
 /// carry another request, and a client that pools connections must know not to reuse it.
-async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outcome, Answer)> {
-    let limit = app.limits.max_body_bytes;
+async fn read_body(
+    app: &App,
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, (Outcome, Answer)> {
     let refuse = |outcome, status, message: &str| {
         let mut answer = error(status, message);
         answer
@@ -335,7 +343,7 @@ fn click(app: &App, query: Option<&str>) -> Answer {
 async fn conversion(app: &App, request: Request<Incoming>) -> Answer {
     let mut params = params(request.uri().query());
     if request.method() == Method::POST {
-        match read_body(app, request).await {
+        match read_body(app, request, app.limits.max_body_bytes).await {
             Ok(body) => params.extend(form_urlencoded::parse(&body).into_owned()),
             Err((_, answer)) => {
                 app.metrics.rejected(Rejection::BadBody);
@@ -436,10 +444,7 @@ async fn reload(app: &App) -> Answer {
     match tokio::task::spawn_blocking(move || store.reload()).await {
         Ok(Ok(snapshot)) => {
             app.metrics.reloaded(true);
-            json(
-                StatusCode::OK,
-                status(&app.store, &snapshot, app.clock.now()),
-            )
+            json(StatusCode::OK, status(app, &snapshot, app.clock.now()))
         }
         Ok(Err(e)) => {
             app.metrics.reloaded(false);
@@ -462,6 +467,35 @@ pub fn expire(app: &App, now: DateTime<Utc>) {
     app.recorder.sweep(now);
     app.store.pacer().sweep(now);
     app.exposures.sweep(now);
+    app.profiles.sweep(now);
+}
+
+/// The profile API under `/users/`: loopback clients only (it writes what campaigns target).
+/// A batch may be larger than a bid request: its body limit is `[profiles] max_batch_bytes`.
+async fn users(app: &App, peer: SocketAddr, request: Request<Incoming>) -> Answer {
+    if !peer.ip().is_loopback() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "admin routes answer loopback clients only",
+        );
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let limit = app.limits.max_body_bytes.max(app.max_batch_bytes);
+    let body = match read_body(app, request, limit).await {
+        Ok(body) => body,
+        Err((_, answer)) => return answer,
+    };
+    let (status, answer) = profiles::api::handle(
+        &app.profiles,
+        &method,
+        &path,
+        query.as_deref(),
+        &body,
+        app.clock.now(),
+    );
+    json(status, answer)
 }
 
 /// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then [`expire`]s what the
@@ -489,8 +523,10 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
     }
 }
 
-/// What `/status` shows: which campaigns are live and which files were refused, and why.
-pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json::Value {
+/// What `/status` shows: which campaigns are live and which files were refused, and why; and
+/// the profile store.
+pub fn status(app: &App, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json::Value {
+    let store = &*app.store;
     // Each live campaign's current price, what it measured, and the KPIs it falls short of.
     let campaigns: Vec<_> = snapshot
         .ranked
@@ -555,6 +591,7 @@ pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_j
         "live": snapshot.ranked.iter().map(|r| r.campaign.id.as_str()).collect::<Vec<_>>(),
         "refused": refused,
         "campaigns": campaigns,
+        "profiles": app.profiles.status(),
     })
 }
 

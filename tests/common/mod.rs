@@ -47,6 +47,8 @@ pub struct Server {
 #[derive(Default)]
 pub struct Setup {
     campaigns: Vec<(String, String)>,
+    /// Files written before start, by path relative to the server's directory.
+    files: Vec<(String, String)>,
     config: Option<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -80,6 +82,12 @@ impl Setup {
             .fold(self, |setup, (name, text)| setup.campaign(name, text))
     }
 
+    /// A file written into the server's directory before it starts, e.g. `profiles/a.jsonl`.
+    pub fn file(mut self, path: &str, text: &str) -> Setup {
+        self.files.push((path.to_owned(), text.to_owned()));
+        self
+    }
+
     /// A `precis.toml` passed with `--config`.
     pub fn config(mut self, toml: &str) -> Setup {
         self.config = Some(toml.to_owned());
@@ -105,6 +113,13 @@ impl Setup {
         std::fs::create_dir(&campaigns).expect("campaign dir");
         for (name, text) in &self.campaigns {
             std::fs::write(campaigns.join(name), text).expect("write campaign");
+        }
+        for (path, text) in &self.files {
+            let path = root.path().join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create file's directory");
+            }
+            std::fs::write(path, text).expect("write file");
         }
         let config = self.config.map(|config| {
             let path = root.path().join("precis.toml");
@@ -213,6 +228,11 @@ impl Server {
         campaigns: impl IntoIterator<Item = (&'static str, S)>,
     ) -> Server {
         Setup::default().config(config).campaigns(campaigns).start()
+    }
+
+    /// The server's directory (its cwd): relative paths of its configuration start here.
+    pub fn root(&self) -> &Path {
+        self.root.path()
     }
 
     pub fn campaign_dir(&self) -> PathBuf {
