@@ -33,6 +33,7 @@ pub mod generate;
 pub mod geo;
 pub mod index;
 pub mod learning;
+pub mod lookalike;
 pub mod metrics;
 pub mod openrtb;
 pub mod pacing;

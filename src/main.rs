@@ -111,6 +111,31 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Audience packages: named lists of users that campaigns target.
+    Audience {
+        #[command(subcommand)]
+        command: AudienceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AudienceCommand {
+    /// Write the SIZE profiled users whose tags are most like a seed package's (not in the seed)
+    /// as a package of user ids.
+    Expand {
+        /// The seed package (`# keys: raw` or `# keys: sha256`).
+        #[arg(long)]
+        seed: PathBuf,
+        /// Directory of bulk profile files (*.jsonl, *.csv) holding the population.
+        #[arg(long)]
+        profiles: PathBuf,
+        /// How many users to write.
+        #[arg(long)]
+        size: usize,
+        /// The package file to write (`# keys: uid`).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -180,6 +205,15 @@ fn main() -> ExitCode {
             currencies,
             force,
         } => gen_campaigns(count, &out, seed, &currencies, force),
+        Command::Audience {
+            command:
+                AudienceCommand::Expand {
+                    seed,
+                    profiles,
+                    size,
+                    out,
+                },
+        } => audience_expand(&seed, &profiles, size, &out),
     };
     match result {
         Ok(code) => code,
@@ -242,6 +276,66 @@ fn gen_campaigns(
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn audience_expand(
+    seed: &Path,
+    profiles: &Path,
+    size: usize,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let seed = read_seed(seed).with_context(|| format!("cannot read seed {}", seed.display()))?;
+    let (updates, problems) = profiles::bulk::read_all(profiles)
+        .with_context(|| format!("cannot read profiles in {}", profiles.display()))?;
+    for problem in &problems {
+        eprintln!("precis: skipped {problem}");
+    }
+    let population: Vec<_> = updates.into_iter().map(|u| (u.user, u.tags)).collect();
+    let found = precis::lookalike::expand(&population, &seed, size);
+    let about = format!(
+        "lookalike of {} seed users among {} profile lines: the {} best",
+        seed.len(),
+        population.len(),
+        found.len()
+    );
+    precis::lookalike::write_package(out, &found, &about)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} user(s) to {}: {about}",
+        found.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+// merge: replace with crate::audience::load
+/// The users of a seed package: one key a line, `#` comments, `# keys: raw|sha256`.
+fn read_seed(path: &Path) -> anyhow::Result<std::collections::HashSet<precis::user::UserId>> {
+    use precis::user::UserId;
+    let text = std::fs::read_to_string(path)?;
+    let mut sha256 = false;
+    let mut users = std::collections::HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(keys) = line
+            .strip_prefix('#')
+            .and_then(|c| c.trim().strip_prefix("keys:"))
+        {
+            sha256 = match keys.trim() {
+                "raw" => false,
+                "sha256" => true,
+                other => anyhow::bail!("line {}: keys `{other}`: this reads raw or sha256", n + 1),
+            };
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let user = match sha256 {
+                true => UserId::from_sha256_hex(line)
+                    .with_context(|| format!("line {}: not 64 hex digits", n + 1))?,
+                false => UserId::of_key(line),
+            };
+            users.insert(user);
+        }
+    }
+    Ok(users)
 }
 
 fn report(

@@ -9,8 +9,8 @@
 //! boxed slice) plus 8 bytes per tag (tag id, expiry as u32 seconds since [`EPOCH`]).
 //! It must never block the bid path: a request's read is one dashmap shard read lock and an
 //! arc-swap load, no await, no disk. It never stores a raw user key. Expired tags stop matching at
-//! once (every read checks the clock); the sweep that frees their memory goes shard by shard
-//! (many small shards, so no lock is held long).
+//! once (every read checks the clock); the sweep that frees their memory finds them under read
+//! locks and rewrites one user at a time (many small shards, so no lock is held long).
 
 pub mod api;
 pub mod bulk;
@@ -286,20 +286,27 @@ impl Profiles {
         }
     }
 
-    /// Frees the tags expired at `now`, and users left with none, shard by shard. Returns how
-    /// many users it forgot.
+    /// Frees the tags expired at `now`, and users left with none. Finds them under shard read
+    /// locks (requests read on), then rewrites each user under its own brief write lock, so a
+    /// request never waits for more than one user's rewrite. Returns how many users it forgot.
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
         let now = stamp(now);
+        let stale: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|entry| entry.value().iter().any(|h| h.until <= now))
+            .map(|entry| *entry.key())
+            .collect();
         let mut forgotten = 0;
-        self.users.retain(|_, held| {
-            if held.iter().any(|h| h.until <= now) {
+        for user in &stale {
+            if let Some(mut held) = self.users.get_mut(user) {
                 *held = held.iter().copied().filter(|h| h.until > now).collect();
             }
-            let keep = !held.is_empty();
-            forgotten += usize::from(!keep);
-            keep
-        });
-        if forgotten > 0 {
+            if self.users.remove_if(user, |_, h| h.is_empty()).is_some() {
+                forgotten += 1;
+            }
+        }
+        if !stale.is_empty() {
             self.count.fetch_sub(forgotten, Ordering::Relaxed);
             self.changed();
         }
