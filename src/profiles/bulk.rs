@@ -303,11 +303,20 @@ impl Feed {
                 seen.insert(path, file);
                 continue;
             }
+            let mut refused_full = 0;
             let read = read_lines(&path, &bytes[file.len..], file.lines, |chunk| {
-                if let Err(e) = store.apply(chunk, now) {
-                    tracing::warn!("profile file {}: {e}", path.display());
+                match store.apply(chunk, now) {
+                    Ok(applied) => refused_full += applied.refused_full,
+                    Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
                 }
             });
+            if refused_full > 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    refused_full,
+                    "profile store full ([profiles] max_users): updates for new users skipped"
+                );
+            }
             for problem in &read.problems {
                 tracing::warn!("skipped profile line {problem}");
             }
