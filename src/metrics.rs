@@ -10,6 +10,7 @@ use crate::eventlog::Stats;
 use crate::events::Kind;
 use crate::frequency::Exposures;
 use crate::pacing::Pacer;
+use crate::profiles::Profiles;
 use crate::reload::Snapshot;
 
 /// What became of one request to the bid endpoint.
@@ -121,6 +122,7 @@ pub struct Sources<'a> {
     pub bid_lines_dropped: u64,
     pub pacer: &'a Pacer,
     pub exposures: &'a Exposures,
+    pub profiles: &'a Profiles,
 }
 
 impl Metrics {
@@ -159,6 +161,7 @@ impl Metrics {
             bid_lines_dropped,
             pacer,
             exposures,
+            profiles,
         } = *sources;
         let mut out = String::with_capacity(1024);
         out.push_str(
@@ -308,6 +311,16 @@ impl Metrics {
                 "precis_budget_holds",
                 "Bids whose price is reserved, waiting for their win notice.",
                 pacer.holds(),
+            ),
+            (
+                "precis_profile_users",
+                "Users the profile store holds tags for.",
+                profiles.users(),
+            ),
+            (
+                "precis_profile_tags",
+                "Distinct tag names the profile store has interned.",
+                profiles.distinct_tags(),
             ),
         ] {
             let _ = writeln!(

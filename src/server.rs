@@ -131,6 +131,7 @@ async fn handle(
                 bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
                 pacer: app.store.pacer(),
                 exposures: &app.exposures,
+                profiles: &app.profiles,
             }),
         ),
         (&Method::GET, "/win") => notice(&app, Kind::Win, request.uri().query()),

@@ -113,6 +113,7 @@ async fn bad_updates_get_400_and_change_nothing_and_deletes_take_tags_away() {
     let (status, answer) = call(&server, Method::POST, "/users/batch", &batch).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["applied"], 2_000);
+    assert_eq!(server.metric("precis_profile_users").await, 2_000.0);
     assert_eq!(
         server.winner(&from_user("user-1999")).await.as_deref(),
         Some("runners")

@@ -259,8 +259,9 @@ impl Profiles {
         out
     }
 
-    /// Adds the live tags the store holds for the request's user to `facts.tags` (bounded and
-    /// without repeats, as the request's own). The bid path: a shard read lock, nothing else.
+    /// Adds the live tags the store holds for the request's user to `facts.tags`, after the
+    /// request's own (which are sorted), leaving out those it already has, up to [`MAX_TAGS`] in
+    /// all. The bid path: a shard read lock, nothing else.
     pub fn enrich(&self, facts: &mut Facts) {
         if self.users() == 0 {
             return;
@@ -268,21 +269,23 @@ impl Profiles {
         let Some(key) = facts.user.as_deref() else {
             return;
         };
-        let before = facts.tags.len();
+        let Some(held) = self.users.get(&UserId::of_key(key)) else {
+            return;
+        };
         let now = stamp(facts.now);
-        if let Some(held) = self.users.get(&UserId::of_key(key)) {
-            let names = self.tags.names.load();
-            facts.tags.extend(
-                held.iter()
-                    .filter(|h| h.until > now)
-                    .filter_map(|h| names.get(h.tag as usize))
-                    .map(|name| name.to_string()),
-            );
-        }
-        if facts.tags.len() > before {
-            facts.tags.sort_unstable();
-            facts.tags.dedup();
-            facts.tags.truncate(MAX_TAGS);
+        let names = self.tags.names.load();
+        let own = facts.tags.len();
+        for held in held.iter().filter(|h| h.until > now) {
+            let Some(name) = names.get(held.tag as usize) else {
+                continue;
+            };
+            if facts.tags.len() >= MAX_TAGS {
+                break;
+            }
+            let known = facts.tags[..own].binary_search_by(|t| t.as_str().cmp(name));
+            if known.is_err() {
+                facts.tags.push(name.to_string());
+            }
         }
     }
 
@@ -399,7 +402,7 @@ mod tests {
         store
             .apply(
                 &[
-                    update("u1", &["sports/running"], None),
+                    update("u1", &["sports/running", "own"], None),
                     update("u1", &["shoes"], Some(300)),
                 ],
                 t0,
@@ -407,7 +410,7 @@ mod tests {
             .unwrap();
         let mut facts = facts_for("u1", t0);
         store.enrich(&mut facts);
-        assert_eq!(facts.tags, ["own", "shoes", "sports/running"]);
+        assert_eq!(facts.tags, ["own", "sports/running", "shoes"]);
 
         let later = t0 + chrono::Duration::seconds(300);
         let mut facts = facts_for("u1", later);
@@ -418,7 +421,7 @@ mod tests {
         assert_eq!(other.tags, ["own"]);
 
         assert_eq!(store.sweep(later), 0, "u1 still has a long-term tag");
-        assert_eq!(store.live(UserId::of_key("u1"), later).len(), 1);
+        assert_eq!(store.live(UserId::of_key("u1"), later).len(), 2);
     }
 
     #[test]
