@@ -73,6 +73,42 @@ pub fn expand(profiles: &[Profile], seed: &HashSet<UserId>, size: usize) -> Vec<
     ranked
 }
 
+/// What [`expand_dir`] did.
+#[derive(Debug)]
+pub struct Expanded {
+    /// Users written.
+    pub written: usize,
+    /// Profile lines read (a user may have several).
+    pub lines: usize,
+    /// Bad profile lines skipped, as `path:line: message`.
+    pub problems: Vec<String>,
+}
+
+/// `precis audience expand`: reads the population from the bulk profile files in `profiles`,
+/// expands `seed` by `size` users and writes them to `out` as a package of ids.
+pub fn expand_dir(
+    seed: &HashSet<UserId>,
+    profiles: &std::path::Path,
+    size: usize,
+    out: &std::path::Path,
+) -> std::io::Result<Expanded> {
+    let (updates, problems) = crate::profiles::bulk::read_all(profiles)?;
+    let population: Vec<Profile> = updates.into_iter().map(|u| (u.user, u.tags)).collect();
+    let found = expand(&population, seed, size);
+    let about = format!(
+        "lookalike of {} seed users among {} profile lines: the {} best",
+        seed.len(),
+        population.len(),
+        found.len()
+    );
+    write_package(out, &found, &about)?;
+    Ok(Expanded {
+        written: found.len(),
+        lines: population.len(),
+        problems,
+    })
+}
+
 /// Writes `users` as an audience package of ids: a `# keys: uid` header (profiles hold ids, not
 /// raw keys), a comment saying what made it, and one 16-hex-digit [`UserId`] per line.
 pub fn write_package(

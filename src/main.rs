@@ -285,25 +285,17 @@ fn audience_expand(
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
     let seed = read_seed(seed).with_context(|| format!("cannot read seed {}", seed.display()))?;
-    let (updates, problems) = profiles::bulk::read_all(profiles)
-        .with_context(|| format!("cannot read profiles in {}", profiles.display()))?;
-    for problem in &problems {
+    let expanded = precis::lookalike::expand_dir(&seed, profiles, size, out)
+        .with_context(|| format!("cannot expand into {}", out.display()))?;
+    for problem in &expanded.problems {
         eprintln!("precis: skipped {problem}");
     }
-    let population: Vec<_> = updates.into_iter().map(|u| (u.user, u.tags)).collect();
-    let found = precis::lookalike::expand(&population, &seed, size);
-    let about = format!(
-        "lookalike of {} seed users among {} profile lines: the {} best",
-        seed.len(),
-        population.len(),
-        found.len()
-    );
-    precis::lookalike::write_package(out, &found, &about)
-        .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
-        "wrote {} user(s) to {}: {about}",
-        found.len(),
-        out.display()
+        "wrote {} user(s) to {}: the lookalikes of {} seed users among {} profile lines",
+        expanded.written,
+        out.display(),
+        seed.len(),
+        expanded.lines
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use hyper::{Method, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
-use super::bulk::{Line, updates_of, user_key};
+use super::bulk::{Line, update_of, user_key};
 use super::{Profiles, Update};
 use crate::targeting::tag_form;
 use crate::user::UserId;
@@ -108,7 +108,7 @@ fn apply(store: &Profiles, updates: &[Update], now: DateTime<Utc>) -> Outcome {
 
 fn put(store: &Profiles, user: UserId, body: &[u8], now: DateTime<Utc>) -> Outcome {
     let put: Put = serde_json::from_slice(body).map_err(|e| bad(format!("body: {e}")))?;
-    let update = updates_of(
+    let update = update_of(
         user,
         put.tags.iter().map(String::as_str),
         put.ttl.as_deref(),
@@ -194,6 +194,11 @@ mod tests {
             ),
             (Method::PUT, "/users/%20/tags", r#"{"tags": ["a"]}"#),
             (Method::PUT, "/users/u1/tags", "not json"),
+            (
+                Method::PUT,
+                "/users/u1/tags",
+                &format!(r#"{{"tags": ["{}"]}}"#, "x".repeat(257)),
+            ),
             (
                 Method::POST,
                 "/users/batch",

@@ -39,7 +39,7 @@ impl Line {
                 .ok_or_else(|| format!("user_sha256 `{hex}` is not 64 hex digits"))?,
             _ => return Err("give one of `user` (the raw key) and `user_sha256`".into()),
         };
-        updates_of(
+        update_of(
             user,
             self.tags.iter().map(String::as_str),
             self.ttl.as_deref(),
@@ -55,16 +55,26 @@ pub fn user_key(key: &str) -> Result<UserId, String> {
     Ok(UserId::of_key(key))
 }
 
+/// The longest tag accepted, in bytes (tag names are kept for as long as the bidder runs).
+pub const MAX_TAG_BYTES: usize = 256;
+
 /// An update of `user` with `tags` for `ttl` (none: long-term), checked: at least one tag, each
-/// with some text, at most [`MAX_TAGS`].
-pub fn updates_of<'a>(
+/// with some text and at most [`MAX_TAG_BYTES`], at most [`MAX_TAGS`] of them.
+pub fn update_of<'a>(
     user: UserId,
     tags: impl IntoIterator<Item = &'a str>,
     ttl: Option<&str>,
 ) -> Result<Update, String> {
     let mut formed = Vec::new();
     for tag in tags {
-        formed.push(tag_form(tag).ok_or_else(|| format!("tag `{tag}` has no text"))?);
+        let tag = tag_form(tag).ok_or_else(|| format!("tag `{tag}` has no text"))?;
+        if tag.len() > MAX_TAG_BYTES {
+            return Err(format!(
+                "a tag of {} bytes: at most {MAX_TAG_BYTES}",
+                tag.len()
+            ));
+        }
+        formed.push(tag);
     }
     if formed.is_empty() {
         return Err("no tags".into());
@@ -118,7 +128,7 @@ impl Format {
                 let user = user_key(cells.next().unwrap_or_default())?;
                 let tags = cells.next().unwrap_or_default();
                 let ttl = cells.next().map(str::trim).filter(|t| !t.is_empty());
-                updates_of(user, tags.split(';').filter(|t| !t.trim().is_empty()), ttl).map(Some)
+                update_of(user, tags.split(';').filter(|t| !t.trim().is_empty()), ttl).map(Some)
             }
         }
     }
