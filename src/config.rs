@@ -36,6 +36,36 @@ pub struct Config {
     pub events: Events,
     pub learning: Learning,
     pub pacing: PacingConfig,
+    pub profiles: ProfilesConfig,
+}
+
+/// The profile store ([`crate::profiles`]): where its bulk files and snapshot live, and its bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfilesConfig {
+    /// Bulk profile files (`*.jsonl`, `*.csv`), applied at start and whenever they change.
+    pub dir: PathBuf,
+    /// The snapshot written at shutdown and every `snapshot_secs`, read at start
+    /// [default: `profiles.snapshot` in the event log directory].
+    pub snapshot: Option<PathBuf>,
+    /// How often the snapshot is written while the bidder runs (when profiles changed).
+    pub snapshot_secs: u64,
+    /// Users the store holds at most; updates for new users past it are refused.
+    pub max_users: usize,
+    /// Largest body `POST /users/batch` accepts.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for ProfilesConfig {
+    fn default() -> Self {
+        ProfilesConfig {
+            dir: PathBuf::from("profiles"),
+            snapshot: None,
+            snapshot_secs: 300,
+            max_users: 20_000_000,
+            max_batch_bytes: 16 << 20,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -176,6 +206,7 @@ impl Default for Config {
             events: Events::default(),
             learning: Learning::default(),
             pacing: PacingConfig::default(),
+            profiles: ProfilesConfig::default(),
         }
     }
 }
@@ -248,6 +279,15 @@ impl Config {
             ("[pacing] hold_secs", self.pacing.hold_secs.into()),
             ("[pacing] step_secs", self.pacing.step_secs.into()),
             ("[pacing] max_users", self.pacing.max_users as f64),
+            (
+                "[profiles] snapshot_secs",
+                self.profiles.snapshot_secs as f64,
+            ),
+            ("[profiles] max_users", self.profiles.max_users as f64),
+            (
+                "[profiles] max_batch_bytes",
+                self.profiles.max_batch_bytes as f64,
+            ),
         ];
         match positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             Some((name, value)) => Err(format!("{name} must be above 0, not {value}")),
@@ -280,6 +320,16 @@ impl Config {
             rates.push((currency, rate));
         }
         Ok(Rates::new(rates))
+    }
+}
+
+impl Config {
+    /// Where the profile snapshot is kept: as configured, else beside the event log.
+    pub fn profiles_snapshot(&self) -> PathBuf {
+        self.profiles
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.events.dir.join("profiles.snapshot"))
     }
 }
 
@@ -327,6 +377,8 @@ pub struct Flags {
     pub learning: LearningFlags,
     #[command(flatten)]
     pub pacing: PacingFlags,
+    #[command(flatten)]
+    pub profiles: ProfilesFlags,
 }
 
 /// `[limits]` as flags.
@@ -395,6 +447,42 @@ pub struct PacingFlags {
     /// Users frequency caps remember [default: 2000000].
     #[arg(long = "pacing-max-users", value_name = "N")]
     pub max_users: Option<usize>,
+}
+
+/// `[profiles]` as flags.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct ProfilesFlags {
+    /// Bulk profile files (*.jsonl, *.csv) [default: profiles].
+    #[arg(id = "profiles-dir", long = "profiles-dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The profile snapshot [default: profiles.snapshot in the event log directory].
+    #[arg(
+        id = "profiles-snapshot",
+        long = "profiles-snapshot",
+        value_name = "FILE"
+    )]
+    pub snapshot: Option<PathBuf>,
+    /// How often the snapshot is written while profiles change [default: 300].
+    #[arg(
+        id = "profiles-snapshot-secs",
+        long = "profiles-snapshot-secs",
+        value_name = "SECS"
+    )]
+    pub snapshot_secs: Option<u64>,
+    /// Users the profile store holds at most [default: 20000000].
+    #[arg(
+        id = "profiles-max-users",
+        long = "profiles-max-users",
+        value_name = "N"
+    )]
+    pub max_users: Option<usize>,
+    /// Largest body POST /users/batch accepts [default: 16777216].
+    #[arg(
+        id = "profiles-max-batch-bytes",
+        long = "profiles-max-batch-bytes",
+        value_name = "BYTES"
+    )]
+    pub max_batch_bytes: Option<usize>,
 }
 
 /// `CODE=RATE`.

@@ -370,7 +370,7 @@ fn cells(center: &Point, km: f64) -> Option<Vec<(i32, i32)>> {
 }
 
 /// `text` and each of its ancestors in a `separator`-delimited hierarchy, longest first.
-fn ancestors(text: &str, separator: char) -> impl Iterator<Item = &str> {
+pub fn ancestors(text: &str, separator: char) -> impl Iterator<Item = &str> {
     std::iter::once(text).chain(text.rmatch_indices(separator).map(|(at, _)| &text[..at]))
 }
 

@@ -21,6 +21,7 @@ use precis::frequency::Exposures;
 use precis::learning::{self, Learned, Priors};
 use precis::metrics::Metrics;
 use precis::pacing::Pacer;
+use precis::profiles::{self, Profiles};
 use precis::reload::{self, Store};
 use precis::report;
 use precis::server::{self, App};
@@ -107,7 +108,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Audience packages: build one from the event log.
+    /// Audience packages: build one from the event log, or grow one by lookalike.
     Audience {
         #[command(subcommand)]
         command: AudienceCommand,
@@ -133,6 +134,22 @@ enum AudienceCommand {
         #[arg(long, default_value_t = 30)]
         days: u32,
         /// The package file to write (e.g. audiences/retarget.txt); replaced atomically.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the SIZE profiled users whose tags are most like a seed package's (not in the seed)
+    /// as a package of user ids.
+    Expand {
+        /// The seed package (`# keys: raw`, `sha256` or `uid`).
+        #[arg(long)]
+        seed: PathBuf,
+        /// Directory of bulk profile files (*.jsonl, *.csv) holding the population.
+        #[arg(long)]
+        profiles: PathBuf,
+        /// How many users to write.
+        #[arg(long)]
+        size: usize,
+        /// The package file to write (`# keys: uid`).
         #[arg(long)]
         out: PathBuf,
     },
@@ -232,6 +249,15 @@ fn main() -> ExitCode {
             };
             audience_build(&from_logs, &select, &out)
         }
+        Command::Audience {
+            command:
+                AudienceCommand::Expand {
+                    seed,
+                    profiles,
+                    size,
+                    out,
+                },
+        } => audience_expand(&seed, &profiles, size, &out),
     };
     match result {
         Ok(code) => code,
@@ -349,6 +375,34 @@ fn gen_campaigns(
     Ok(ExitCode::SUCCESS)
 }
 
+fn audience_expand(
+    seed: &Path,
+    profiles: &Path,
+    size: usize,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let seed = precis::audience::load(seed)?;
+    if seed.form == precis::audience::KeyForm::Precis {
+        anyhow::bail!(
+            "{}: a `# keys: precis` package holds secret-keyed hashes, which profiles (keyed by user id) cannot be matched with: seed with raw, sha256 or uid keys",
+            seed.path.display()
+        );
+    }
+    let expanded = precis::lookalike::expand_dir(&seed, profiles, size, out)
+        .with_context(|| format!("cannot expand into {}", out.display()))?;
+    for problem in &expanded.problems {
+        eprintln!("precis: skipped {problem}");
+    }
+    println!(
+        "wrote {} user(s) to {}: the lookalikes of {} seed users among {} profile lines",
+        expanded.written,
+        out.display(),
+        seed.users(),
+        expanded.lines
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn report(
     config: &Config,
     campaigns: &Path,
@@ -451,7 +505,13 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         tracing::info!("listening on {local}");
         tracing::info!("admin listening on {admin_local}");
 
-        let (app, trigger, _watcher) = load(&config, clock, metrics, local)?;
+        let Loaded {
+            app,
+            reload: trigger,
+            profiles: profiles_trigger,
+            watcher: _watcher,
+        } = load(&config, clock.clone(), metrics, local)?;
+        let profiles = app.profiles.clone();
         let _ = ready.set(app.clone());
         tracing::info!("ready: answering bids");
 
@@ -472,8 +532,32 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         });
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading campaigns");
+                tracing::info!("SIGHUP: reloading campaigns and profile files");
                 trigger.poke();
+                profiles_trigger.poke();
+            }
+        });
+        let snapshot_file = config.profiles_snapshot();
+        let snapshot_every = std::time::Duration::from_secs(config.profiles.snapshot_secs);
+        let (saved, saved_clock, saved_file) =
+            (profiles.clone(), clock.clone(), snapshot_file.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(snapshot_every);
+            every.tick().await;
+            let mut written = saved.changes();
+            loop {
+                every.tick().await;
+                let changes = saved.changes();
+                if changes == written {
+                    continue;
+                }
+                let (store, clock, file) = (saved.clone(), saved_clock.clone(), saved_file.clone());
+                let result =
+                    tokio::task::spawn_blocking(move || save_profiles(&store, &file, clock.now()))
+                        .await;
+                if matches!(result, Ok(Ok(()))) {
+                    written = changes;
+                }
             }
         });
         serving.await?;
@@ -488,6 +572,9 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
             .pacer()
             .save_holds(&holds_file)
             .with_context(|| format!("cannot write {}", holds_file.display()))?;
+        let now = clock.now();
+        tokio::task::spawn_blocking(move || save_profiles(&profiles, &snapshot_file, now))
+            .await??;
         tracing::info!(
             held,
             "stopped; event log flushed and synced, reservations saved"
@@ -496,15 +583,26 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What [`load`] starts: the application and what keeps its files live.
+struct Loaded {
+    app: Arc<App>,
+    /// Reloads the campaigns (with their taxonomy and audience packages).
+    reload: reload::Trigger,
+    /// Re-applies the bulk profile files.
+    profiles: reload::Trigger,
+    /// Watches the directories; must be kept alive.
+    watcher: notify::RecommendedWatcher,
+}
+
 /// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back
-/// the reservations saved at the last shutdown and starts watching the campaign directory: the
-/// application, the reload trigger and the watcher (which must be kept alive).
+/// the reservations saved at the last shutdown, reads the profiles (snapshot, then bulk files)
+/// and starts watching the campaign, audience and profile directories.
 fn load(
     config: &Config,
     clock: Arc<Clock>,
     metrics: Arc<Metrics>,
     local: SocketAddr,
-) -> anyhow::Result<(Arc<App>, reload::Trigger, notify::RecommendedWatcher)> {
+) -> anyhow::Result<Loaded> {
     let rates = config.rates().map_err(anyhow::Error::msg)?;
     let learning = &config.learning;
     let priors = Priors {
@@ -546,11 +644,22 @@ fn load(
     tracing::info!(held, "budget reservations restored");
     // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
     store.reprice();
+    let profiles = Arc::new(open_profiles(config, clock.now()));
+    let (feeding, fed_at) = (profiles.clone(), clock.clone());
+    let profiles_trigger = reload::debounced(move || {
+        if let Err(e) = feeding.feed.reload(&feeding, fed_at.now()) {
+            tracing::error!("cannot read the profile directory: {e}");
+        }
+    });
     let counted = metrics.clone();
-    let (trigger, watcher) = reload::spawn(store.clone(), move |result| {
-        counted.reloaded(result.is_ok());
-        log_reload(result);
-    })
+    let (trigger, watcher) = reload::spawn(
+        store.clone(),
+        move |result| {
+            counted.reloaded(result.is_ok());
+            log_reload(result);
+        },
+        vec![(config.profiles.dir.clone(), profiles_trigger.clone())],
+    )
     .context("cannot watch the campaign directory")?;
     let public = config
         .public_url
@@ -566,8 +675,54 @@ fn load(
         recorder,
         exposures: feedback.exposures,
         clock,
+        profiles,
+        max_batch_bytes: config.profiles.max_batch_bytes,
     });
-    Ok((app, trigger, watcher))
+    Ok(Loaded {
+        app,
+        reload: trigger,
+        profiles: profiles_trigger,
+        watcher,
+    })
+}
+
+/// The profile store: the snapshot read back (a damaged one is set aside and the store starts
+/// empty), then the bulk files applied over it.
+fn open_profiles(config: &Config, now: DateTime<Utc>) -> Profiles {
+    let profiles = Profiles::new(
+        config.profiles.max_users,
+        profiles::bulk::Feed::new(config.profiles.dir.clone()),
+    );
+    let file = config.profiles_snapshot();
+    match profiles::snapshot::load(&profiles, &file, now) {
+        Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
+        Err(e) => {
+            let aside = file.with_extension("snapshot.bad");
+            let moved = std::fs::rename(&file, &aside);
+            tracing::error!(
+                "cannot load the profile snapshot {}: {e}; starting with no profiles ({})",
+                file.display(),
+                match moved {
+                    Ok(()) => format!("the file was moved to {}", aside.display()),
+                    Err(e) => format!("and cannot move it aside: {e}"),
+                }
+            );
+        }
+    }
+    match profiles.feed.reload(&profiles, now) {
+        Ok(updates) => tracing::info!(updates, users = profiles.users(), "profile files applied"),
+        Err(e) => tracing::error!("cannot read the profile directory: {e}"),
+    }
+    profiles
+}
+
+/// Writes the profile snapshot, logging the outcome.
+fn save_profiles(profiles: &Profiles, file: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let users = profiles::snapshot::save(profiles, file, now)
+        .with_context(|| format!("cannot write the profile snapshot {}", file.display()))
+        .inspect_err(|e| tracing::error!("{e:#}"))?;
+    tracing::info!(users, file = %file.display(), "profile snapshot written");
+    Ok(())
 }
 
 /// Where open reservations are kept between a shutdown and the next start (in the events dir).
@@ -639,5 +794,17 @@ fn log_reload(result: &std::io::Result<Arc<reload::Snapshot>>) {
             );
         }
         Err(e) => tracing::error!("cannot read campaign directory, keeping current campaigns: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_and_flag_is_well_formed() {
+        // clap checks names, ids and defaults only when a command is built: every flag of
+        // `serve` (one per precis.toml key) must have its own id, or `precis serve` panics.
+        super::Cli::command().debug_assert();
     }
 }

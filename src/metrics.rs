@@ -16,6 +16,7 @@ use crate::events::Kind;
 use crate::frequency::Exposures;
 use crate::learning::Learned;
 use crate::pacing::Pacer;
+use crate::profiles::Profiles;
 use crate::reload::Snapshot;
 
 /// What became of one request to the bid endpoint.
@@ -184,6 +185,7 @@ pub struct Sources<'a> {
     pub bid_lines_dropped: u64,
     pub pacer: &'a Pacer,
     pub exposures: &'a Exposures,
+    pub profiles: &'a Profiles,
 }
 
 impl Metrics {
@@ -236,6 +238,7 @@ impl Metrics {
             bid_lines_dropped,
             pacer,
             exposures,
+            profiles,
         } = *sources;
         let mut out = String::with_capacity(1024);
         out.push_str(
@@ -402,6 +405,16 @@ impl Metrics {
                 "precis_budget_holds",
                 "Bids whose price is reserved, waiting for their win notice.",
                 pacer.holds(),
+            ),
+            (
+                "precis_profile_users",
+                "Users the profile store holds tags for.",
+                profiles.users(),
+            ),
+            (
+                "precis_profile_tags",
+                "Distinct tag names the profile store has interned.",
+                profiles.distinct_tags(),
             ),
         ] {
             let _ = writeln!(

@@ -379,40 +379,69 @@ impl Trigger {
 /// How long to wait for a burst of file events (an editor's write, rename and chmod) to settle.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Starts the reload task and a watcher on the campaign and audience directories. Keep the returned watcher alive:
-/// dropping it stops watching. `after` is told about each reload (for metrics and logs).
+/// Starts the reload task and a watcher on the campaign and audience directories. Keep the returned
+/// watcher alive: dropping it stops watching. `after` is told about each reload (for metrics and
+/// logs). The same watcher also watches each directory of `others` (that exists), poking its
+/// trigger instead when something changes in it.
 pub fn spawn(
     store: Arc<Store>,
     after: impl Fn(&std::io::Result<Arc<Snapshot>>) + Send + Sync + 'static,
+    others: Vec<(PathBuf, Trigger)>,
 ) -> notify::Result<(Trigger, notify::RecommendedWatcher)> {
     use notify::Watcher;
 
-    let (tx, mut rx) = mpsc::channel::<()>(1);
-    let trigger = Trigger(tx);
+    let campaigns = store.dir().to_owned();
+    let audiences = store.audience_dir().to_owned();
+    let trigger = debounced(move || {
+        let result = store.reload();
+        after(&result);
+    });
+    // Canonical, as the watcher reports the paths of what changed under them.
+    let others: Vec<_> = others
+        .into_iter()
+        .filter_map(|(dir, trigger)| Some((std::fs::canonicalize(dir).ok()?, trigger)))
+        .filter(|(dir, _)| dir.is_dir())
+        .collect();
+    let dirs: Vec<PathBuf> = others.iter().map(|(dir, _)| dir.clone()).collect();
     let from_watcher = trigger.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            from_watcher.poke();
+        let Some(event) = event.ok().filter(|e| !e.kind.is_access()) else {
+            return;
+        };
+        let other = others
+            .iter()
+            .find(|(dir, _)| event.paths.iter().any(|p| p.starts_with(dir)));
+        match other {
+            Some((_, trigger)) => trigger.poke(),
+            None => from_watcher.poke(),
         }
     })?;
-    watcher.watch(store.dir(), notify::RecursiveMode::NonRecursive)?;
-    // One watcher for both directories; an audience directory made later is seen at the next
-    // reload asked for (SIGHUP, /admin/reload or a campaign change).
-    if store.audience_dir().is_dir() {
-        watcher.watch(store.audience_dir(), notify::RecursiveMode::NonRecursive)?;
+    watcher.watch(&campaigns, notify::RecursiveMode::NonRecursive)?;
+    // An audience directory made later is seen at the next reload asked for (SIGHUP,
+    // /admin/reload or a campaign change).
+    if audiences.is_dir() {
+        watcher.watch(&audiences, notify::RecursiveMode::NonRecursive)?;
     }
+    for dir in dirs {
+        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    }
+    Ok((trigger, watcher))
+}
 
+/// A trigger that runs `work` on a blocking thread when poked, once per burst of pokes (waiting
+/// [`SETTLE`] for the burst to end), never two at once.
+pub fn debounced(work: impl Fn() + Send + Sync + 'static) -> Trigger {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let work = Arc::new(work);
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
             while rx.try_recv().is_ok() {}
-            let store = store.clone();
-            let outcome = tokio::task::spawn_blocking(move || store.reload()).await;
-            match outcome {
-                Ok(result) => after(&result),
-                Err(e) => tracing::error!("reload task failed: {e}"),
+            let work = work.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || work()).await {
+                tracing::error!("reload task failed: {e}");
             }
         }
     });
-    Ok((trigger, watcher))
+    Trigger(tx)
 }

@@ -3,7 +3,8 @@
 //! Two listeners. The bid port serves exchanges: `POST /openrtb2/bid` and the event routes
 //! `GET /win`, `GET /imp`, `GET /click`, `GET|POST /conv`. The admin port (loopback by default,
 //! behind a bearer token when one is configured) serves operators: `GET /status`,
-//! `POST /admin/reload`, `POST /admin/clock` (moves a simulated clock); the bid port never does.
+//! `POST /admin/reload`, `POST /admin/clock` (moves a simulated clock) and the profile API under
+//! `/users/` ([`crate::profiles::api`]); the bid port never does.
 //! Both serve `GET /healthz` (liveness), `GET /readyz` (503 until campaigns are loaded) and
 //! `GET /metrics`. The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
@@ -42,6 +43,7 @@ use crate::learning;
 use crate::metrics::{Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
 use crate::pricing::Currency;
+use crate::profiles::{self, Profiles};
 use crate::reload::{Snapshot, Store};
 use crate::targeting::Facts;
 use crate::token::{Claims, Purpose, TokenError};
@@ -55,6 +57,10 @@ pub struct App {
     pub recorder: Arc<Recorder>,
     pub exposures: Arc<Exposures>,
     pub clock: Arc<Clock>,
+    /// What precis knows of users: their tags join their requests' own.
+    pub profiles: Arc<Profiles>,
+    /// The body limit of the profile API (`[profiles] max_batch_bytes`).
+    pub max_batch_bytes: usize,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -243,11 +249,9 @@ async fn admin(app: &App, request: Request<Incoming>) -> Result<Answer, Unrouted
     Ok(match (request.method(), request.uri().path()) {
         (&Method::GET, "/status") => {
             let now = app.clock.now();
-            json(
-                StatusCode::OK,
-                status(&app.store, &app.store.snapshot(), now),
-            )
+            json(StatusCode::OK, status(app, &app.store.snapshot(), now))
         }
+        (_, path) if path.starts_with("/users/") => users(app, request).await,
         (&Method::POST, "/admin/reload") => reload(app).await,
         (&Method::POST, "/admin/clock") => clock(app, request.uri().query()),
         (_, "/status" | "/admin/reload" | "/admin/clock") => {
@@ -266,12 +270,13 @@ fn metrics(app: &App) -> String {
         bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
         pacer: app.store.pacer(),
         exposures: &app.exposures,
+        profiles: &app.profiles,
     })
 }
 
 async fn bid(app: &App, request: Request<Incoming>) -> Answer {
     let arrived = std::time::Instant::now();
-    let (outcome, answer) = match read_body(app, request).await {
+    let (outcome, answer) = match read_body(app, request, app.limits.max_body_bytes).await {
         Err((outcome, answer)) => (outcome, answer),
         Ok(body) => match openrtb::decode(&body) {
             Err(e) => (
@@ -280,7 +285,8 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
             ),
             Ok(request) => {
                 let snapshot = app.store.snapshot();
-                let facts = Facts::from_request(&request, app.clock.now());
+                let mut facts = Facts::from_request(&request, app.clock.now());
+                app.profiles.enrich(&mut facts);
                 let env = Env {
                     rates: app.store.rates(),
                     urls: &app.urls,
@@ -313,8 +319,11 @@ async fn bid(app: &App, request: Request<Incoming>) -> Answer {
 /// The request body, within the size and time limits. When it cannot be read whole, the answer
 /// says `Connection: close`: the rest of the body is still on the wire, so the connection cannot
 /// carry another request, and a client that pools connections must know not to reuse it.
-async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outcome, Answer)> {
-    let limit = app.limits.max_body_bytes;
+async fn read_body(
+    app: &App,
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, (Outcome, Answer)> {
     let refuse = |outcome, status, message: &str| {
         let mut answer = error(status, message);
         answer
@@ -457,7 +466,7 @@ fn click(app: &App, query: Option<&str>) -> Answer {
 async fn conversion(app: &App, request: Request<Incoming>) -> Answer {
     let mut params = params(request.uri().query());
     if request.method() == Method::POST {
-        match read_body(app, request).await {
+        match read_body(app, request, app.limits.max_body_bytes).await {
             Ok(body) => params.extend(form_urlencoded::parse(&body).into_owned()),
             Err((_, answer)) => {
                 app.metrics.rejected(Rejection::BadBody);
@@ -558,10 +567,7 @@ async fn reload(app: &App) -> Answer {
     match tokio::task::spawn_blocking(move || store.reload()).await {
         Ok(Ok(snapshot)) => {
             app.metrics.reloaded(true);
-            json(
-                StatusCode::OK,
-                status(&app.store, &snapshot, app.clock.now()),
-            )
+            json(StatusCode::OK, status(app, &snapshot, app.clock.now()))
         }
         Ok(Err(e)) => {
             app.metrics.reloaded(false);
@@ -584,6 +590,29 @@ pub fn expire(app: &App, now: DateTime<Utc>) {
     app.recorder.sweep(now);
     app.store.pacer().sweep(now);
     app.exposures.sweep(now);
+    app.profiles.sweep(now);
+}
+
+/// The profile API under `/users/`, on the admin port (it writes what campaigns target).
+/// A batch may be larger than a bid request: its body limit is `[profiles] max_batch_bytes`.
+async fn users(app: &App, request: Request<Incoming>) -> Answer {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let limit = app.limits.max_body_bytes.max(app.max_batch_bytes);
+    let body = match read_body(app, request, limit).await {
+        Ok(body) => body,
+        Err((_, answer)) => return answer,
+    };
+    let (status, answer) = profiles::api::handle(
+        &app.profiles,
+        &method,
+        &path,
+        query.as_deref(),
+        &body,
+        app.clock.now(),
+    );
+    json(status, answer)
 }
 
 /// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then [`expire`]s what the
@@ -611,8 +640,10 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
     }
 }
 
-/// What `/status` shows: which campaigns are live and which files were refused, and why.
-pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json::Value {
+/// What `/status` shows: which campaigns are live and which files were refused, and why; and
+/// the profile store.
+pub fn status(app: &App, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json::Value {
+    let store = &*app.store;
     // Each live campaign's current price, what it measured, and the KPIs it falls short of.
     let campaigns: Vec<_> = snapshot
         .ranked
@@ -684,6 +715,7 @@ pub fn status(store: &Store, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_j
         "campaigns": campaigns,
         "taxonomy": snapshot.taxonomy.as_ref().map(|t| serde_json::json!({ "tags": t.tags().len() })),
         "audiences": audiences(&snapshot.audiences),
+        "profiles": app.profiles.status(),
     })
 }
 

@@ -29,7 +29,8 @@ pub struct Facts {
     pub os: Option<String>,
     /// The OpenRTB `connectiontype` code.
     pub connection: Option<u32>,
-    /// User tags, lower case: segment ids and names, keywords, kwarray.
+    /// User tags, lower case: segment ids and names, keywords, kwarray (sorted); then the profile
+    /// store's live tags for the user ([`crate::profiles::Profiles::enrich`]).
     pub tags: Vec<String>,
     /// Site/app/content categories, upper case.
     pub categories: Vec<String>,

@@ -50,7 +50,8 @@ pub struct Server {
 #[derive(Default)]
 pub struct Setup {
     campaigns: Vec<(String, String)>,
-    audiences: Vec<(String, String)>,
+    /// Files written before start, by path relative to the server's directory.
+    files: Vec<(String, String)>,
     config: Option<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -84,10 +85,15 @@ impl Setup {
             .fold(self, |setup, (name, text)| setup.campaign(name, text))
     }
 
-    /// An audience package file `name` (e.g. `fans.txt`) in `audiences/`, next to the campaigns.
-    pub fn audience(mut self, name: &str, text: &str) -> Setup {
-        self.audiences.push((name.to_owned(), text.to_owned()));
+    /// A file written into the server's directory before it starts, e.g. `profiles/a.jsonl`.
+    pub fn file(mut self, path: &str, text: &str) -> Setup {
+        self.files.push((path.to_owned(), text.to_owned()));
         self
+    }
+
+    /// An audience package file `name` (e.g. `fans.txt`) in `audiences/`, next to the campaigns.
+    pub fn audience(self, name: &str, text: &str) -> Setup {
+        self.file(&format!("audiences/{name}"), text)
     }
 
     /// A `precis.toml` passed with `--config`.
@@ -116,12 +122,12 @@ impl Setup {
         for (name, text) in &self.campaigns {
             std::fs::write(campaigns.join(name), text).expect("write campaign");
         }
-        if !self.audiences.is_empty() {
-            let audiences = root.path().join("audiences");
-            std::fs::create_dir(&audiences).expect("audience dir");
-            for (name, text) in &self.audiences {
-                std::fs::write(audiences.join(name), text).expect("write audience");
+        for (path, text) in &self.files {
+            let path = root.path().join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create file's directory");
             }
+            std::fs::write(path, text).expect("write file");
         }
         let config = self.config.map(|config| {
             let path = root.path().join("precis.toml");
@@ -240,6 +246,11 @@ impl Server {
         Setup::default().config(config).campaigns(campaigns).start()
     }
 
+    /// The server's directory (its cwd): relative paths of its configuration start here.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
     pub fn campaign_dir(&self) -> PathBuf {
         self.root.path().join("campaigns")
     }
@@ -331,11 +342,6 @@ impl Server {
         self.exit = None;
     }
 
-    /// The server's directory, its working directory: `campaigns/`, `logs/`, `precis.toml`.
-    pub fn root(&self) -> &Path {
-        self.root.path()
-    }
-
     /// The server's event log directory (the default `logs`, relative to its directory).
     pub fn logs_dir(&self) -> PathBuf {
         self.root.path().join("logs")
@@ -424,13 +430,25 @@ impl Server {
         path: &str,
         token: Option<&str>,
     ) -> (StatusCode, HeaderMap, Bytes) {
+        self.admin_send(method, path, token, Bytes::new()).await
+    }
+
+    /// A request with a JSON body to the admin port (e.g. the profile API), optionally with a token.
+    pub async fn admin_send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> (StatusCode, HeaderMap, Bytes) {
         let mut request = Request::builder()
             .method(method.clone())
-            .uri(format!("http://{}{path}", self.admin));
+            .uri(format!("http://{}{path}", self.admin))
+            .header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        self.exchange(request, method, path, Bytes::new()).await
+        self.exchange(request, method, path, body).await
     }
 
     /// `POST path` on the admin port, without a token.

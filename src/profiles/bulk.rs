@@ -1,0 +1,466 @@
+//! Bulk profile files: `profiles/*.jsonl` and `profiles/*.csv`, applied to the store at start and
+//! whenever they change, and the one reading of a profile update both they and the API share.
+//!
+//! A `.jsonl` line is `{"user": "RAW KEY", "tags": ["sports/running"], "ttl": "5m"}` (or
+//! `"user_sha256": "<64 hex>"` instead of `user`; `ttl` optional, absent = long-term). A `.csv`
+//! file starts with the header `user,tags,ttl` and has tags separated by `;`. A file that changed
+//! is applied again; one that only grew (lines appended) has just its new lines applied. A bad line
+//! is skipped and reported as `path:line: message` in `/status`; the rest of the file applies.
+//! Files add and refresh tags: a line removed from a file takes nothing away (tags expire, or the
+//! API deletes them). Runs on a blocking thread, never on the bid path.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{Profiles, Update, parse_ttl};
+use crate::targeting::{MAX_TAGS, tag_form};
+use crate::user::UserId;
+
+/// One profile update as written in a `.jsonl` line and in the API's batch body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    pub user: Option<String>,
+    pub user_sha256: Option<String>,
+    pub tags: Vec<String>,
+    pub ttl: Option<String>,
+}
+
+impl Line {
+    pub fn update(&self) -> Result<Update, String> {
+        let user = match (&self.user, &self.user_sha256) {
+            (Some(key), None) => user_key(key)?,
+            (None, Some(hex)) => UserId::from_sha256_hex(hex)
+                .ok_or_else(|| format!("user_sha256 `{hex}` is not 64 hex digits"))?,
+            _ => return Err("give one of `user` (the raw key) and `user_sha256`".into()),
+        };
+        update_of(
+            user,
+            self.tags.iter().map(String::as_str),
+            self.ttl.as_deref(),
+        )
+    }
+}
+
+/// The id of a raw user key; an empty one is refused.
+pub fn user_key(key: &str) -> Result<UserId, String> {
+    if key.trim().is_empty() {
+        return Err("the user key is empty".into());
+    }
+    Ok(UserId::of_key(key))
+}
+
+/// The longest tag accepted, in bytes (tag names are kept for as long as the bidder runs).
+pub const MAX_TAG_BYTES: usize = 256;
+
+/// An update of `user` with `tags` for `ttl` (none: long-term), checked: at least one tag, each
+/// with some text and at most [`MAX_TAG_BYTES`], at most [`MAX_TAGS`] of them.
+pub fn update_of<'a>(
+    user: UserId,
+    tags: impl IntoIterator<Item = &'a str>,
+    ttl: Option<&str>,
+) -> Result<Update, String> {
+    let mut formed = Vec::new();
+    for tag in tags {
+        let tag = tag_form(tag).ok_or_else(|| format!("tag `{tag}` has no text"))?;
+        if tag.len() > MAX_TAG_BYTES {
+            return Err(format!(
+                "a tag of {} bytes: at most {MAX_TAG_BYTES}",
+                tag.len()
+            ));
+        }
+        formed.push(tag);
+    }
+    if formed.is_empty() {
+        return Err("no tags".into());
+    }
+    if formed.len() > MAX_TAGS {
+        return Err(format!("{} tags: at most {MAX_TAGS}", formed.len()));
+    }
+    Ok(Update {
+        user,
+        tags: formed,
+        ttl_secs: ttl.map(parse_ttl).transpose()?,
+    })
+}
+
+/// The kinds of bulk file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+/// The header a CSV profile file starts with.
+const CSV_HEADER: &str = "user,tags,ttl";
+
+impl Format {
+    pub fn of(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?;
+        if name.starts_with('.') {
+            return None;
+        }
+        match path.extension()?.to_str()? {
+            "jsonl" => Some(Format::Jsonl),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    /// One line of a file (not a CSV header). `Ok(None)`: a blank line.
+    pub fn parse(self, line: &str) -> Result<Option<Update>, String> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        match self {
+            Format::Jsonl => serde_json::from_str::<Line>(line)
+                .map_err(|e| e.to_string())?
+                .update()
+                .map(Some),
+            Format::Csv => {
+                let mut cells = line.splitn(3, ',');
+                let user = user_key(cells.next().unwrap_or_default())?;
+                let tags = cells.next().unwrap_or_default();
+                let ttl = cells.next().map(str::trim).filter(|t| !t.is_empty());
+                update_of(user, tags.split(';').filter(|t| !t.trim().is_empty()), ttl).map(Some)
+            }
+        }
+    }
+}
+
+/// The bulk files in `dir`, sorted.
+pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if Format::of(&path).is_some() && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Every update of every bulk file in `dir`, bad lines skipped (and returned as problems): for
+/// offline reading (`precis audience expand`).
+pub fn read_all(dir: &Path) -> std::io::Result<(Vec<Update>, Vec<String>)> {
+    let mut updates = Vec::new();
+    let mut problems = Vec::new();
+    for path in files(dir)? {
+        let bytes = std::fs::read(&path)?;
+        let read = read_lines(&path, &bytes, 0, |chunk| updates.extend_from_slice(chunk));
+        problems.extend(read.problems);
+    }
+    Ok((updates, problems))
+}
+
+/// What has been applied of one file.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Bytes applied (whole lines), and the hash of those bytes: a file that still starts with
+    /// them only grew.
+    len: usize,
+    hash: u64,
+    /// Lines applied, for numbering the next ones.
+    lines: usize,
+    updates: usize,
+    problems: Vec<String>,
+}
+
+/// Problems kept per file for `/status` (the count goes on).
+const MAX_PROBLEMS: usize = 20;
+/// Updates applied to the store at a time.
+const CHUNK: usize = 10_000;
+
+/// The bulk file directory and what was applied of each file.
+#[derive(Debug, Default)]
+pub struct Feed {
+    dir: Option<PathBuf>,
+    seen: Mutex<BTreeMap<PathBuf, Seen>>,
+}
+
+/// What reading part of a file found.
+struct Read {
+    /// Bytes consumed (through the last line applied) and lines counted in them.
+    consumed: usize,
+    lines: usize,
+    updates: usize,
+    problems: Vec<String>,
+    bad: usize,
+}
+
+/// Reads `bytes` (a file's content from line `first_line` on) line by line, handing updates to
+/// `apply` in chunks. A last line without a newline that does not parse is left for later: a
+/// writer may be half way through it.
+fn read_lines(
+    path: &Path,
+    bytes: &[u8],
+    first_line: usize,
+    mut apply: impl FnMut(&[Update]),
+) -> Read {
+    let format = Format::of(path).unwrap_or(Format::Jsonl);
+    let mut read = Read {
+        consumed: 0,
+        lines: 0,
+        updates: 0,
+        problems: Vec::new(),
+        bad: 0,
+    };
+    let mut chunk = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (line, ended) = match rest.iter().position(|&b| b == b'\n') {
+            Some(at) => (&rest[..at], true),
+            None => (rest, false),
+        };
+        let number = first_line + read.lines + 1;
+        let parsed = match std::str::from_utf8(line) {
+            Err(_) => Err("not UTF-8 text".to_owned()),
+            Ok(text) if number == 1 && format == Format::Csv => {
+                if text.trim().eq_ignore_ascii_case(CSV_HEADER) {
+                    Ok(None)
+                } else {
+                    Err(format!(
+                        "a CSV profile file starts with the header `{CSV_HEADER}`: nothing of it was applied"
+                    ))
+                }
+            }
+            Ok(text) => format.parse(text),
+        };
+        if parsed.is_err() && !ended {
+            break;
+        }
+        match parsed {
+            Ok(Some(update)) => chunk.push(update),
+            Ok(None) => {}
+            Err(message) => {
+                read.bad += 1;
+                if read.problems.len() < MAX_PROBLEMS {
+                    read.problems
+                        .push(format!("{}:{number}: {message}", path.display()));
+                }
+                // A CSV file without its header is refused whole.
+                if number == 1 && format == Format::Csv {
+                    break;
+                }
+            }
+        }
+        if chunk.len() >= CHUNK {
+            read.updates += chunk.len();
+            apply(&chunk);
+            chunk.clear();
+        }
+        let taken = line.len() + usize::from(ended);
+        read.consumed += taken;
+        read.lines += 1;
+        rest = &rest[taken..];
+    }
+    read.updates += chunk.len();
+    apply(&chunk);
+    read
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Feed {
+    pub fn new(dir: PathBuf) -> Feed {
+        Feed {
+            dir: Some(dir),
+            seen: Mutex::default(),
+        }
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Applies what changed in the directory's files since the last call to `store`, as of `now`.
+    /// Returns how many updates it applied. A missing directory holds no files.
+    pub fn reload(&self, store: &Profiles, now: DateTime<Utc>) -> std::io::Result<usize> {
+        let Some(dir) = &self.dir else { return Ok(0) };
+        let paths = match files(dir) {
+            Ok(paths) => paths,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|path, _| paths.contains(path));
+        let mut applied = 0;
+        for path in paths {
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!("cannot read profile file {}: {e}", path.display());
+                    continue;
+                }
+            };
+            let before = seen.remove(&path).unwrap_or_default();
+            let grew = bytes
+                .get(..before.len)
+                .is_some_and(|prefix| hash(prefix) == before.hash);
+            let mut file = if grew { before } else { Seen::default() };
+            if file.len == bytes.len() {
+                seen.insert(path, file);
+                continue;
+            }
+            let mut refused_full = 0;
+            let read = read_lines(&path, &bytes[file.len..], file.lines, |chunk| {
+                match store.apply(chunk, now) {
+                    Ok(applied) => refused_full += applied.refused_full,
+                    Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
+                }
+            });
+            if refused_full > 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    refused_full,
+                    "profile store full ([profiles] max_users): updates for new users skipped"
+                );
+            }
+            for problem in &read.problems {
+                tracing::warn!("skipped profile line {problem}");
+            }
+            file.len += read.consumed;
+            file.hash = hash(&bytes[..file.len]);
+            file.lines += read.lines;
+            file.updates += read.updates;
+            let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
+            file.problems.extend(read.problems.into_iter().take(room));
+            applied += read.updates;
+            tracing::info!(
+                path = %path.display(),
+                updates = read.updates,
+                bad_lines = read.bad,
+                "profile file applied"
+            );
+            seen.insert(path, file);
+        }
+        Ok(applied)
+    }
+
+    /// Each file: lines and updates applied, and the bad lines skipped (the first few).
+    pub fn status(&self) -> serde_json::Value {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .map(|(path, file)| {
+                serde_json::json!({
+                    "path": path.display().to_string(),
+                    "lines": file.lines,
+                    "updates": file.updates,
+                    "bad_lines": file.problems,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> Profiles {
+        Profiles::new(100, Feed::new(dir.to_owned()))
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    fn tags_of(store: &Profiles, key: &str) -> Vec<String> {
+        store
+            .live(UserId::of_key(key), now())
+            .into_iter()
+            .map(|(t, _)| t.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn jsonl_and_csv_lines_become_updates_and_bad_lines_are_reported_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.jsonl"),
+            "{\"user\": \"u1\", \"tags\": [\"Sports / Running\"]}\n\
+             \n\
+             {\"user\": \"u2\", \"tags\": [\"x\"], \"ttl\": \"5 minutes\"}\n\
+             {\"user_sha256\": \"c6c289e49e9c05b2145860387b73bcb18df43fb09a1e4a4a9713c76c88bb541b\", \"tags\": [\"hashed\"], \"ttl\": \"5m\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.csv"),
+            "user,tags,ttl\nu3,a;b/c,\nu4,,5m\nu5,z,2h",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.csv"), "u6,a,\n").unwrap();
+        let store = store(dir.path());
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 4);
+        assert_eq!(tags_of(&store, "u1"), ["sports/running"]);
+        assert_eq!(tags_of(&store, "user-1"), ["hashed"]);
+        assert_eq!(tags_of(&store, "u3"), ["a", "b/c"]);
+        assert_eq!(
+            tags_of(&store, "u5"),
+            ["z"],
+            "a last line without a newline"
+        );
+        assert!(tags_of(&store, "u6").is_empty(), "no CSV header: refused");
+        let status = store.feed.status().to_string();
+        for problem in [
+            "a.jsonl:3: ttl `5 minutes`",
+            "b.csv:3: no tags",
+            "c.csv:1: ",
+        ] {
+            assert!(status.contains(problem), "{problem} in {status}");
+        }
+    }
+
+    #[test]
+    fn a_grown_file_has_only_its_new_lines_applied_and_a_half_written_line_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.jsonl");
+        std::fs::write(
+            &path,
+            "{\"user\": \"u1\", \"tags\": [\"a\"]}\n{\"user\": \"u2\"",
+        )
+        .unwrap();
+        let store = store(dir.path());
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 1);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b", \"tags\": [\"b\"]}\n").unwrap();
+        assert_eq!(
+            store.feed.reload(&store, now()).unwrap(),
+            1,
+            "only the new line"
+        );
+        assert_eq!(tags_of(&store, "u2"), ["b"]);
+        assert_eq!(
+            store.feed.reload(&store, now()).unwrap(),
+            0,
+            "nothing changed"
+        );
+        std::fs::write(&path, "{\"user\": \"u3\", \"tags\": [\"c\"]}\n").unwrap();
+        assert_eq!(
+            store.feed.reload(&store, now()).unwrap(),
+            1,
+            "rewritten: read again"
+        );
+        assert_eq!(tags_of(&store, "u3"), ["c"]);
+    }
+
+    #[test]
+    fn a_missing_directory_holds_no_files() {
+        let store = store(Path::new("/nonexistent/profiles"));
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 0);
+    }
+}

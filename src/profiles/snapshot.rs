@@ -1,0 +1,310 @@
+//! The profile snapshot: the store written to one binary file (at shutdown and periodically) and
+//! read back at start, so a restart keeps profiles.
+//!
+//! Layout (little-endian): the magic `PRECISPF`, a u32 version, the tag table (a u32 count, then
+//! each name as a u16 length and its bytes), the users (each a u16 tag count, a u64 id and that
+//! many (u32 tag, u32 expiry) pairs; a count of 0 ends them), then a u64 FNV-1a checksum of
+//! everything before it. Written to a temporary file, fsynced and renamed over the old one, so a
+//! crash leaves the last good snapshot. A file that is not a valid snapshot is refused with an
+//! error, never half-loaded. Never runs on the bid path: it walks the map shard by shard on a
+//! blocking thread.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+
+use super::{Held, Profiles, stamp};
+use crate::user::UserId;
+
+const MAGIC: &[u8; 8] = b"PRECISPF";
+const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a precis profile snapshot (bad magic)")]
+    Magic,
+    #[error("snapshot version {0}; this precis reads version {VERSION}")]
+    Version(u32),
+    #[error("the snapshot is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// FNV-1a over everything written or read through it.
+struct Summed<T> {
+    inner: T,
+    sum: u64,
+}
+
+impl<T> Summed<T> {
+    fn new(inner: T) -> Summed<T> {
+        Summed {
+            inner,
+            sum: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.sum = (self.sum ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl<W: Write> Write for Summed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.add(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Summed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.add(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes the live tags of every user to `path` atomically. Returns the users written.
+pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, SnapshotError> {
+    let _one_at_a_time = store.saving.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = path.with_extension("snapshot.tmp");
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = std::fs::File::create(&tmp)?;
+    let mut out = Summed::new(BufWriter::with_capacity(1 << 20, file));
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    // The table as of now: tags interned later are left to the next snapshot.
+    let names = store.tags.names.load_full();
+    out.write_all(&(names.len() as u32).to_le_bytes())?;
+    for name in names.iter() {
+        // Tags are short; one that is not (over 64 KiB) is cut at a character boundary.
+        let mut len = name.len().min(usize::from(u16::MAX));
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        out.write_all(&(len as u16).to_le_bytes())?;
+        out.write_all(&name.as_bytes()[..len])?;
+    }
+    let now = stamp(now);
+    let mut users = 0;
+    let mut live: Vec<Held> = Vec::new();
+    for entry in store.users.iter() {
+        live.clear();
+        live.extend(
+            entry
+                .value()
+                .iter()
+                .filter(|h| h.until > now && (h.tag as usize) < names.len())
+                .copied(),
+        );
+        if live.is_empty() {
+            continue;
+        }
+        out.write_all(&(live.len() as u16).to_le_bytes())?;
+        out.write_all(&entry.key().0.to_le_bytes())?;
+        for held in &live {
+            out.write_all(&held.tag.to_le_bytes())?;
+            out.write_all(&held.until.to_le_bytes())?;
+        }
+        users += 1;
+    }
+    out.write_all(&0u16.to_le_bytes())?;
+    let sum = out.sum;
+    let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
+    file.write_all(&sum.to_le_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The rename itself is durable once the directory is synced.
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(users)
+}
+
+fn read_array<const N: usize>(input: &mut impl Read) -> Result<[u8; N], SnapshotError> {
+    let mut buf = [0; N];
+    input.read_exact(&mut buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("it ends too early"),
+        _ => SnapshotError::Io(e),
+    })?;
+    Ok(buf)
+}
+
+/// Reads `path` into `store` (meant to be empty), dropping tags expired at `now`. Returns the
+/// users loaded. On any error the store is left empty of what was read. A missing file is 0 users.
+pub fn load(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, SnapshotError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut input = Summed::new(BufReader::with_capacity(1 << 20, file));
+    let read = read_into(store, &mut input, now).and_then(|users| {
+        let sum = input.sum;
+        let stored = u64::from_le_bytes(read_array(&mut input.inner)?);
+        let mut rest = [0u8; 1];
+        if input.inner.read(&mut rest)? != 0 {
+            return Err(SnapshotError::Corrupt("bytes after the checksum"));
+        }
+        if stored != sum {
+            return Err(SnapshotError::Corrupt("checksum mismatch"));
+        }
+        Ok(users)
+    });
+    if read.is_err() {
+        store.users.clear();
+        store.count.store(0, Ordering::Relaxed);
+    }
+    read
+}
+
+fn read_into(
+    store: &Profiles,
+    input: &mut impl Read,
+    now: DateTime<Utc>,
+) -> Result<usize, SnapshotError> {
+    if &read_array::<8>(input)? != MAGIC {
+        return Err(SnapshotError::Magic);
+    }
+    let version = u32::from_le_bytes(read_array(input)?);
+    if version != VERSION {
+        return Err(SnapshotError::Version(version));
+    }
+    let count = u32::from_le_bytes(read_array(input)?) as usize;
+    if count > super::MAX_DISTINCT_TAGS {
+        return Err(SnapshotError::Corrupt("too many tags"));
+    }
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::from(u16::from_le_bytes(read_array(input)?));
+        let mut name = vec![0; len];
+        input
+            .read_exact(&mut name)
+            .map_err(|_| SnapshotError::Corrupt("it ends in the tag table"))?;
+        names.push(
+            String::from_utf8(name).map_err(|_| SnapshotError::Corrupt("a tag is not UTF-8"))?,
+        );
+    }
+    // The ids of this store, which may differ from the file's.
+    let ids = store
+        .tags
+        .intern(names.iter().map(String::as_str))
+        .map_err(|_| SnapshotError::Corrupt("too many tags"))?;
+    let remap: Vec<u32> = names
+        .iter()
+        .map(|n| ids.get(n.as_str()).copied().unwrap_or(0))
+        .collect();
+    let now = stamp(now);
+    let mut users = 0;
+    let mut held = Vec::new();
+    loop {
+        let count = usize::from(u16::from_le_bytes(read_array(input)?));
+        if count == 0 {
+            break;
+        }
+        let user = UserId(u64::from_le_bytes(read_array(input)?));
+        held.clear();
+        for _ in 0..count {
+            let tag = u32::from_le_bytes(read_array(input)?);
+            let until = u32::from_le_bytes(read_array(input)?);
+            let tag = *remap.get(tag as usize).ok_or(SnapshotError::Corrupt(
+                "a user holds a tag not in the table",
+            ))?;
+            if until > now {
+                held.push(Held { tag, until });
+            }
+        }
+        if held.is_empty() || store.users() >= store.max_users {
+            continue;
+        }
+        let merged = super::merge(&[], held.iter().copied(), now);
+        if store.users.insert(user, merged).is_none() {
+            store.count.fetch_add(1, Ordering::Relaxed);
+            users += 1;
+        }
+    }
+    Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profiles::{Update, bulk::Feed};
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    fn filled() -> Profiles {
+        let store = Profiles::new(100, Feed::default());
+        let update = |key: &str, tags: &[&str], ttl| Update {
+            user: UserId::of_key(key),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            ttl_secs: ttl,
+        };
+        store
+            .apply(
+                &[
+                    update("u1", &["sports/running", "shoes"], None),
+                    update("u1", &["now"], Some(300)),
+                    update("u2", &["gone"], Some(1)),
+                ],
+                now(),
+            )
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_live_tags_and_drops_expired_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/profiles.snapshot");
+        let store = filled();
+        let later = now() + chrono::Duration::seconds(10);
+        assert_eq!(save(&store, &path, later).unwrap(), 1, "u2 expired");
+        let back = Profiles::new(100, Feed::default());
+        assert_eq!(load(&back, &path, later).unwrap(), 1);
+        let u1 = UserId::of_key("u1");
+        assert_eq!(back.live(u1, later), store.live(u1, later));
+        assert_eq!(back.live(u1, later).len(), 3);
+        let missing = Profiles::new(100, Feed::default());
+        assert_eq!(load(&missing, &dir.path().join("none"), later).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.snapshot");
+        save(&filled(), &path, now()).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        let middle = flipped.len() - 12;
+        flipped[middle] ^= 1;
+        for (bytes, says) in [
+            (flipped, "checksum"),
+            (good[..good.len() - 3].to_vec(), "ends too early"),
+            (b"hello world".to_vec(), "magic"),
+            ([&good[..], b"x"].concat(), "after the checksum"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let store = Profiles::new(100, Feed::default());
+            let error = load(&store, &path, now()).unwrap_err().to_string();
+            assert!(error.contains(says), "{says}: {error}");
+            assert_eq!(store.users(), 0);
+            assert!(store.live(UserId::of_key("u1"), now()).is_empty());
+        }
+    }
+}
