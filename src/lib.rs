@@ -29,6 +29,7 @@ pub mod audience;
 pub mod campaign;
 pub mod clock;
 pub mod config;
+pub mod durable;
 pub mod eventlog;
 pub mod events;
 pub mod frequency;

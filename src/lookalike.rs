@@ -115,20 +115,22 @@ pub fn expand_dir(
 }
 
 /// Writes `users` as an audience package of ids: a `# keys: uid` header (profiles hold ids, not
-/// raw keys), a comment saying what made it, and one 16-hex-digit [`UserId`] per line.
+/// raw keys), a comment saying what made it, and one 16-hex-digit [`UserId`] per line; replaced
+/// whole, so a watching bidder never reads half of it.
 pub fn write_package(
     path: &std::path::Path,
     users: &[(UserId, f64)],
     about: &str,
 ) -> std::io::Result<()> {
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(out, "# keys: uid")?;
-    writeln!(out, "# {about}")?;
-    for (user, _) in users {
-        writeln!(out, "{user}")?;
-    }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    crate::durable::replace(path, |out| {
+        writeln!(out, "# keys: uid")?;
+        writeln!(out, "# {about}")?;
+        for (user, _) in users {
+            writeln!(out, "{user}")?;
+        }
+        Ok(())
+    })
 }
 
 /// A generated population with a planted group: what lookalike recovery is measured on.

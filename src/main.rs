@@ -329,18 +329,8 @@ fn audience_build(
     select: &precis::audience::Retarget,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    // Written beside the target and renamed over it: a watching bidder never reads half a file.
-    let name = out.file_name().context("--out must name a file")?;
-    let temporary = out.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&temporary)
-            .with_context(|| format!("cannot create {}", temporary.display()))?,
-    );
-    let built = precis::audience::build(logs, select, &mut file)?;
-    file.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .and_then(|()| std::fs::rename(&temporary, out))
+    // Replaced whole: a watching bidder never reads half a package.
+    let built = precis::durable::replace(out, |file| precis::audience::build(logs, select, file))
         .with_context(|| format!("cannot write {}", out.display()))?;
     if built.skipped.lines > 0 {
         eprintln!("precis: {}", built.skipped);

@@ -299,13 +299,9 @@ impl Pacer {
                 expires: h.expires,
             })
             .collect();
-        let temporary = path.with_extension("tmp");
-        let file = std::fs::File::create(&temporary)?;
-        let mut writer = std::io::BufWriter::new(file);
-        serde_json::to_writer(&mut writer, &saved)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
+        crate::durable::replace(path, |out| {
+            Ok::<_, std::io::Error>(serde_json::to_writer(out, &saved)?)
+        })?;
         Ok(saved.len())
     }
 

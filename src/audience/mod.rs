@@ -411,7 +411,7 @@ pub enum BuildError {
     #[error(transparent)]
     Read(#[from] crate::eventlog::read::ReadError),
     #[error("cannot write the package")]
-    Write(#[source] std::io::Error),
+    Write(#[from] std::io::Error),
 }
 
 /// How many users a built package holds, and what the log held that was not events.

@@ -9,7 +9,7 @@
 //! error, never half-loaded. Never runs on the bid path: it walks the map shard by shard on a
 //! blocking thread.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use std::sync::atomic::Ordering;
@@ -74,64 +74,54 @@ impl<R: Read> Read for Summed<R> {
     }
 }
 
-/// Writes the live tags of every user to `path` atomically. Returns the users written.
+/// Writes the live tags of every user to `path` atomically ([`crate::durable::replace`]).
+/// Returns the users written.
 pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, SnapshotError> {
     let _one_at_a_time = store.saving.lock().unwrap_or_else(|p| p.into_inner());
-    let tmp = path.with_extension("snapshot.tmp");
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let file = std::fs::File::create(&tmp)?;
-    let mut out = Summed::new(BufWriter::with_capacity(1 << 20, file));
-    out.write_all(MAGIC)?;
-    out.write_all(&VERSION.to_le_bytes())?;
-    // The table as of now: tags interned later are left to the next snapshot.
-    let names = store.tags.names.load_full();
-    out.write_all(&(names.len() as u32).to_le_bytes())?;
-    for name in names.iter() {
-        // Tags are short; one that is not (over 64 KiB) is cut at a character boundary.
-        let mut len = name.len().min(usize::from(u16::MAX));
-        while !name.is_char_boundary(len) {
-            len -= 1;
+    crate::durable::replace(path, |file| {
+        let mut out = Summed::new(file);
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        // The table as of now: tags interned later are left to the next snapshot.
+        let names = store.tags.names.load_full();
+        out.write_all(&(names.len() as u32).to_le_bytes())?;
+        for name in names.iter() {
+            // Tags are short; one that is not (over 64 KiB) is cut at a character boundary.
+            let mut len = name.len().min(usize::from(u16::MAX));
+            while !name.is_char_boundary(len) {
+                len -= 1;
+            }
+            out.write_all(&(len as u16).to_le_bytes())?;
+            out.write_all(&name.as_bytes()[..len])?;
         }
-        out.write_all(&(len as u16).to_le_bytes())?;
-        out.write_all(&name.as_bytes()[..len])?;
-    }
-    let now = stamp(now);
-    let mut users = 0;
-    let mut live: Vec<Held> = Vec::new();
-    for entry in store.users.iter() {
-        live.clear();
-        live.extend(
-            entry
-                .value()
-                .iter()
-                .filter(|h| h.until > now && (h.tag as usize) < names.len())
-                .copied(),
-        );
-        if live.is_empty() {
-            continue;
+        let now = stamp(now);
+        let mut users = 0;
+        let mut live: Vec<Held> = Vec::new();
+        for entry in store.users.iter() {
+            live.clear();
+            live.extend(
+                entry
+                    .value()
+                    .iter()
+                    .filter(|h| h.until > now && (h.tag as usize) < names.len())
+                    .copied(),
+            );
+            if live.is_empty() {
+                continue;
+            }
+            out.write_all(&(live.len() as u16).to_le_bytes())?;
+            out.write_all(&entry.key().0.to_le_bytes())?;
+            for held in &live {
+                out.write_all(&held.tag.to_le_bytes())?;
+                out.write_all(&held.until.to_le_bytes())?;
+            }
+            users += 1;
         }
-        out.write_all(&(live.len() as u16).to_le_bytes())?;
-        out.write_all(&entry.key().0.to_le_bytes())?;
-        for held in &live {
-            out.write_all(&held.tag.to_le_bytes())?;
-            out.write_all(&held.until.to_le_bytes())?;
-        }
-        users += 1;
-    }
-    out.write_all(&0u16.to_le_bytes())?;
-    let sum = out.sum;
-    let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
-    file.write_all(&sum.to_le_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // The rename itself is durable once the directory is synced.
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(users)
+        out.write_all(&0u16.to_le_bytes())?;
+        let Summed { inner: file, sum } = out;
+        file.write_all(&sum.to_le_bytes())?;
+        Ok(users)
+    })
 }
 
 fn read_array<const N: usize>(input: &mut impl Read) -> Result<[u8; N], SnapshotError> {
