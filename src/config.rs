@@ -136,6 +136,14 @@ pub struct Limits {
     pub header_timeout_ms: u64,
     /// Time a client has to send its request body; slower ones get 408.
     pub body_timeout_ms: u64,
+    /// Open connections at most; one more is accepted and closed at once (and counted).
+    pub max_connections: usize,
+    /// Bid requests being read or computed at once; one more gets 204 at once (`shed`).
+    pub max_in_flight: usize,
+    /// The longest a bid request may take, and its time when it carries no `tmax`.
+    pub max_tmax_ms: u64,
+    /// Kept off a request's `tmax` for the answer's way back to the exchange.
+    pub tmax_margin_ms: u64,
 }
 
 impl Default for Config {
@@ -159,6 +167,10 @@ impl Default for Limits {
             max_body_bytes: 256 * 1024,
             header_timeout_ms: 2_000,
             body_timeout_ms: 2_000,
+            max_connections: 16_384,
+            max_in_flight: 1_024,
+            max_tmax_ms: 1_000,
+            tmax_margin_ms: 5,
         }
     }
 }
@@ -216,6 +228,12 @@ impl Config {
             ("[learning] prior_clicks", l.prior_clicks),
             ("[learning] reprice_secs", l.reprice_secs as f64),
             ("[limits] max_body_bytes", self.limits.max_body_bytes as f64),
+            (
+                "[limits] max_connections",
+                self.limits.max_connections as f64,
+            ),
+            ("[limits] max_in_flight", self.limits.max_in_flight as f64),
+            ("[limits] max_tmax_ms", self.limits.max_tmax_ms as f64),
             ("[pacing] hold_secs", self.pacing.hold_secs.into()),
             ("[pacing] step_secs", self.pacing.step_secs.into()),
             ("[pacing] max_users", self.pacing.max_users as f64),

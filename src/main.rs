@@ -294,6 +294,15 @@ fn report(
 }
 
 fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
+    // Each connection is a file descriptor: allow as many as the hard limit lets.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < config.limits.max_connections as u64 => tracing::warn!(
+            limit,
+            "open files allowed: below [limits] max_connections, accept will fail first"
+        ),
+        Ok(limit) => tracing::info!(limit, "open files allowed"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let clock = Arc::new(clock);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -25,15 +25,21 @@ pub enum Outcome {
     TooLarge,
     /// 408: body not received in time.
     Timeout,
+    /// 204 at once: too many bid requests in flight.
+    Shed,
+    /// 204: the request's deadline (`tmax`) passed before its answer was ready.
+    Late,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Bid,
         Outcome::NoBid,
         Outcome::BadRequest,
         Outcome::TooLarge,
         Outcome::Timeout,
+        Outcome::Shed,
+        Outcome::Late,
     ];
 
     fn label(self) -> &'static str {
@@ -43,6 +49,8 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::TooLarge => "too_large",
             Outcome::Timeout => "timeout",
+            Outcome::Shed => "shed",
+            Outcome::Late => "late",
         }
     }
 }
@@ -101,9 +109,39 @@ fn kind_label(kind: Kind) -> &'static str {
     }
 }
 
+/// Why the server closed a connection in the middle of a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Headers not received within `header_timeout_ms`.
+    HeaderTimeout,
+    /// Headers over the size or count limit (431).
+    HeadersTooLarge,
+    /// Not HTTP/1.x (400).
+    Malformed,
+}
+
+impl Closed {
+    const ALL: [Closed; 3] = [
+        Closed::HeaderTimeout,
+        Closed::HeadersTooLarge,
+        Closed::Malformed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::HeadersTooLarge => "headers_too_large",
+            Closed::Malformed => "malformed",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    outcomes: [AtomicU64; 5],
+    outcomes: [AtomicU64; 7],
+    /// Connections over `max_connections`, closed as soon as accepted.
+    refused: AtomicU64,
+    closed: [AtomicU64; 3],
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     /// Events logged, by kind (bids: see the bid lines below).
@@ -152,6 +190,14 @@ impl Metrics {
         self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self, why: Closed) {
+        self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn render(&self, sources: &Sources) -> String {
         let Sources {
             snapshot,
@@ -171,6 +217,23 @@ impl Metrics {
                 "precis_bid_requests_total{{outcome=\"{}\"}} {}",
                 outcome.label(),
                 self.outcomes(outcome)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP precis_connections_refused_total Connections closed as soon as accepted: max_connections were open.\n# TYPE precis_connections_refused_total counter\nprecis_connections_refused_total {}",
+            self.refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP precis_connections_closed_total Connections closed before a request was read, by reason.\n# TYPE precis_connections_closed_total counter"
+        );
+        for why in Closed::ALL {
+            let _ = writeln!(
+                out,
+                "precis_connections_closed_total{{reason=\"{}\"}} {}",
+                why.label(),
+                self.closed[why as usize].load(Ordering::Relaxed)
             );
         }
         let gauges = [

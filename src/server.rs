@@ -6,8 +6,11 @@
 //! simulated clock). The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
 //! the log's queue and never wait for disk. Reloads run on blocking threads. Every request gets an
-//! answer (never a panic, never a hang): oversized bodies 413, slow bodies 408, slow headers a closed
-//! connection; bid outcomes and event rejections are counted.
+//! answer (never a panic, never a hang): oversized bodies 413 (gzip and deflate bodies too, once
+//! decompressed), other codings 415, slow bodies 408, slow, oversized or malformed heads a closed
+//! connection; past `max_connections` a new connection is closed at once, past `max_in_flight` or
+//! its deadline a bid request gets 204 (see `admission`). Bid outcomes, event rejections and
+//! closed connections are counted.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,14 +18,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPIRES, HeaderValue, LOCATION,
-    RETRY_AFTER,
+    CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPIRES,
+    HeaderValue, LOCATION, RETRY_AFTER,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -31,14 +35,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::admission::{Deadline, Gate};
 use crate::auction::{self, Auctioned, Env, Ranked, Urls};
 use crate::campaign::{Campaign, Pacing};
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::encoding::{Coding, CodingError};
 use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
 use crate::frequency::Exposures;
 use crate::learning;
-use crate::metrics::{Metrics, Outcome, Rejection, Sources};
+use crate::metrics::{Closed, Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
 use crate::pricing::Currency;
 use crate::reload::{Snapshot, Store};
@@ -61,12 +67,24 @@ type Answer = Response<Full<Bytes>>;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A connection's read buffer at most, and so the largest request head (431 past it): bounds
+/// what a client that floods headers holds per connection.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Headers in one request at most (431 past it).
+const MAX_HEADERS: usize = 100;
+
 /// Serves `listener` until `shutdown` completes, then stops accepting and lets open requests finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(app.limits.header_timeout())
-        .keep_alive(true);
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true)
+        .pipeline_flush(true);
+    let connections = Gate::new(app.limits.max_connections);
+    let in_flight = Gate::new(app.limits.max_in_flight);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -82,14 +100,28 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => break,
         };
+        // Full: closed at once, so the client learns now (and tries another connection or
+        // server) instead of waiting in a backlog while its deadline runs out.
+        let Some(slot) = connections.enter() else {
+            app.metrics.refused();
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| handle(app.clone(), peer, request));
+        let handler = app.clone();
+        let in_flight = in_flight.clone();
+        let service =
+            service_fn(move |request| handle(handler.clone(), in_flight.clone(), peer, request));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let app = app.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
+                if let Some(why) = closed(&e) {
+                    app.metrics.closed(why);
+                }
                 tracing::debug!("connection from {peer}: {e}");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -105,13 +137,29 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     }
 }
 
+/// Why hyper gave up on a connection mid-head, when it did.
+fn closed(e: &hyper::Error) -> Option<Closed> {
+    if e.is_timeout() {
+        Some(Closed::HeaderTimeout)
+    } else if e.is_parse_too_large() {
+        Some(Closed::HeadersTooLarge)
+    } else if e.is_parse() {
+        Some(Closed::Malformed)
+    } else {
+        None
+    }
+}
+
 async fn handle(
     app: Arc<App>,
+    in_flight: Arc<Gate>,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Answer, Infallible> {
+    // The head has just been read: a bid request's deadline counts from here.
+    let start = Instant::now();
     let answer = match (request.method(), request.uri().path()) {
-        (&Method::POST, "/openrtb2/bid") => bid(&app, request).await,
+        (&Method::POST, "/openrtb2/bid") => bid(&app, &in_flight, start, request).await,
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/status") => {
             let now = app.clock.now();
@@ -152,45 +200,69 @@ async fn handle(
     Ok(answer)
 }
 
-async fn bid(app: &App, request: Request<Incoming>) -> Answer {
-    let (outcome, answer) = match read_body(app, request).await {
-        Err((outcome, answer)) => (outcome, answer),
-        Ok(body) => match openrtb::decode(&body) {
-            Err(e) => (
-                Outcome::BadRequest,
-                error(StatusCode::BAD_REQUEST, &e.to_string()),
-            ),
-            Ok(request) => {
-                let snapshot = app.store.snapshot();
-                let facts = Facts::from_request(&request, app.clock.now());
-                let env = Env {
-                    rates: app.store.rates(),
-                    urls: &app.urls,
-                    keys: &app.recorder.keys,
-                    pacer: app.store.pacer(),
-                    exposures: &app.exposures,
-                };
-                let index = Some(&*snapshot.index);
-                match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
-                    Some(Auctioned { response, claims }) => {
-                        app.recorder.bids(&claims, facts.now);
-                        (
-                            Outcome::Bid,
-                            with_body(StatusCode::OK, "application/json", response.to_json()),
-                        )
-                    }
-                    None => (Outcome::NoBid, no_content()),
-                }
-            }
-        },
+/// `POST /openrtb2/bid`, counted by outcome. Over `max_in_flight`, 204 at once, the body unread.
+async fn bid(
+    app: &App,
+    in_flight: &Arc<Gate>,
+    start: Instant,
+    request: Request<Incoming>,
+) -> Answer {
+    let (outcome, answer) = match in_flight.enter() {
+        None => (Outcome::Shed, no_content()),
+        Some(_slot) => bid_on(app, start, request).await,
     };
     app.metrics.count(outcome);
     answer
 }
 
-/// The request body, within the size and time limits. When it cannot be read whole, the answer
-/// says `Connection: close`: the rest of the body is still on the wire, so the connection cannot
-/// carry another request, and a client that pools connections must know not to reuse it.
+/// Reads, decodes and bids on one request. Past its deadline the answer is 204, whatever the
+/// auction found: a late bid is lost anyway. (Its budget reservations and frequency holds then
+/// lapse after `hold_secs`, as those of a bid that did not win.)
+async fn bid_on(app: &App, start: Instant, request: Request<Incoming>) -> (Outcome, Answer) {
+    let body = match read_body(app, request).await {
+        Err(refused) => return refused,
+        Ok(body) => body,
+    };
+    let request = match openrtb::decode(&body) {
+        Err(e) => {
+            return (
+                Outcome::BadRequest,
+                error(StatusCode::BAD_REQUEST, &e.to_string()),
+            );
+        }
+        Ok(request) => request,
+    };
+    let deadline = Deadline::new(start, request.tmax, &app.limits);
+    if deadline.passed() {
+        return (Outcome::Late, no_content());
+    }
+    let snapshot = app.store.snapshot();
+    let facts = Facts::from_request(&request, app.clock.now());
+    let env = Env {
+        rates: app.store.rates(),
+        urls: &app.urls,
+        keys: &app.recorder.keys,
+        pacer: app.store.pacer(),
+        exposures: &app.exposures,
+    };
+    let index = Some(&*snapshot.index);
+    match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
+        Some(_) if deadline.passed() => (Outcome::Late, no_content()),
+        Some(Auctioned { response, claims }) => {
+            app.recorder.bids(&claims, facts.now);
+            (
+                Outcome::Bid,
+                with_body(StatusCode::OK, "application/json", response.to_json()),
+            )
+        }
+        None => (Outcome::NoBid, no_content()),
+    }
+}
+
+/// The request body, within the size and time limits, decompressed when it says it is (within
+/// the same size limit). When it cannot be read whole, the answer says `Connection: close`: the
+/// rest of the body is still on the wire, so the connection cannot carry another request, and a
+/// client that pools connections must know not to reuse it.
 async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outcome, Answer)> {
     let limit = app.limits.max_body_bytes;
     let refuse = |outcome, status, message: &str| {
@@ -206,6 +278,20 @@ async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outc
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body over {limit} bytes"),
         )
+    };
+    let coding = request
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(HeaderValue::as_bytes);
+    let coding = match Coding::parse(coding) {
+        Ok(coding) => coding,
+        Err(e) => {
+            return Err(refuse(
+                Outcome::BadRequest,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &e.to_string(),
+            ));
+        }
     };
     let declared = request
         .headers()
@@ -227,7 +313,15 @@ async fn read_body(app: &App, request: Request<Incoming>) -> Result<Bytes, (Outc
             StatusCode::BAD_REQUEST,
             &format!("cannot read body: {e}"),
         )),
-        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Ok(body)) => match coding.decode(body.to_bytes(), limit) {
+            Ok(body) => Ok(body),
+            Err(CodingError::TooLarge(_)) => Err(too_large()),
+            // Read whole: the connection can carry the next request.
+            Err(e) => Err((
+                Outcome::BadRequest,
+                error(StatusCode::BAD_REQUEST, &e.to_string()),
+            )),
+        },
     }
 }
 
