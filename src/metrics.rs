@@ -219,23 +219,12 @@ impl Metrics {
                 self.outcomes(outcome)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP precis_connections_refused_total Connections closed as soon as accepted: max_connections were open.\n# TYPE precis_connections_refused_total counter\nprecis_connections_refused_total {}",
-            self.refused.load(Ordering::Relaxed)
+        labelled_counter(
+            &mut out,
+            "precis_connections_closed_total",
+            "Connections closed in the middle of a request head, by reason.",
+            Closed::ALL.map(|why| (why.label(), &self.closed[why as usize])),
         );
-        let _ = writeln!(
-            out,
-            "# HELP precis_connections_closed_total Connections closed before a request was read, by reason.\n# TYPE precis_connections_closed_total counter"
-        );
-        for why in Closed::ALL {
-            let _ = writeln!(
-                out,
-                "precis_connections_closed_total{{reason=\"{}\"}} {}",
-                why.label(),
-                self.closed[why as usize].load(Ordering::Relaxed)
-            );
-        }
         let gauges = [
             (
                 "precis_campaigns_live",
@@ -270,6 +259,11 @@ impl Metrics {
                 "Reloads that could not read the campaign directory.",
                 &self.reload_failures,
             ),
+            (
+                "precis_connections_refused_total",
+                "Connections closed as soon as accepted: max_connections were open.",
+                &self.refused,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -301,18 +295,12 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP precis_event_rejections_total Event requests turned away, by reason.\n# TYPE precis_event_rejections_total counter"
+        labelled_counter(
+            &mut out,
+            "precis_event_rejections_total",
+            "Event requests turned away, by reason.",
+            Rejection::ALL.map(|why| (why.label(), &self.rejections[why as usize])),
         );
-        for why in Rejection::ALL {
-            let _ = writeln!(
-                out,
-                "precis_event_rejections_total{{reason=\"{}\"}} {}",
-                why.label(),
-                self.rejections[why as usize].load(Ordering::Relaxed)
-            );
-        }
         let log_counters = [
             (
                 "precis_event_log_written_total",
@@ -341,21 +329,16 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP precis_candidates_stepped_aside_total Campaigns that matched but let the next one bid, by reason.\n# TYPE precis_candidates_stepped_aside_total counter"
+        labelled_counter(
+            &mut out,
+            "precis_candidates_stepped_aside_total",
+            "Campaigns that matched but let the next one bid, by reason.",
+            [
+                ("out_of_budget", &pacer.out_of_budget),
+                ("throttled", &pacer.throttled),
+                ("frequency_capped", &exposures.capped),
+            ],
         );
-        for (reason, count) in [
-            ("out_of_budget", &pacer.out_of_budget),
-            ("throttled", &pacer.throttled),
-            ("frequency_capped", &exposures.capped),
-        ] {
-            let _ = writeln!(
-                out,
-                "precis_candidates_stepped_aside_total{{reason=\"{reason}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP precis_frequency_anonymous_total Frequency-capped campaigns that met a request without a user key (not capped).\n# TYPE precis_frequency_anonymous_total counter\nprecis_frequency_anonymous_total {}",
@@ -384,5 +367,22 @@ impl Metrics {
             "# HELP precis_event_log_queued Events waiting for the writer (lag).\n# TYPE precis_event_log_queued gauge\nprecis_event_log_queued {queued}"
         );
         out
+    }
+}
+
+/// A counter with one series per `reason`.
+fn labelled_counter<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    reasons: impl IntoIterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (reason, count) in reasons {
+        let _ = writeln!(
+            out,
+            "{name}{{reason=\"{reason}\"}} {}",
+            count.load(Ordering::Relaxed)
+        );
     }
 }
