@@ -67,8 +67,8 @@ type Answer = Response<Full<Bytes>>;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A connection's read buffer at most, and so the largest request head (431 past it): bounds
-/// what a client that floods headers holds per connection.
+/// The largest request head (431 past it), and a connection's read buffer at most: bounds what
+/// a client that floods headers holds per connection.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Headers in one request at most (431 past it).
@@ -80,6 +80,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
     http.timer(TokioTimer::new())
         .header_read_timeout(app.limits.header_timeout())
         .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
         .keep_alive(true)
         .pipeline_flush(true);
