@@ -40,6 +40,11 @@ impl Gate {
             .ok()
             .map(|_| Slot(self.clone()))
     }
+
+    /// Places taken now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for Slot {
@@ -83,6 +88,7 @@ mod tests {
         let a = gate.enter().expect("first");
         let _b = gate.enter().expect("second");
         assert!(gate.enter().is_none());
+        assert_eq!(gate.held(), 2);
         drop(a);
         assert!(gate.enter().is_some());
         assert!(Gate::new(0).enter().is_none());

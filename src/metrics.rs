@@ -157,6 +157,8 @@ pub struct Sources<'a> {
     pub snapshot: &'a Snapshot,
     pub log: &'a Stats,
     pub bid_lines_dropped: u64,
+    /// Bid requests being read or bid on now.
+    pub bids_in_flight: usize,
     pub pacer: &'a Pacer,
     pub exposures: &'a Exposures,
 }
@@ -203,6 +205,7 @@ impl Metrics {
             snapshot,
             log,
             bid_lines_dropped,
+            bids_in_flight,
             pacer,
             exposures,
         } = *sources;
@@ -354,6 +357,11 @@ impl Metrics {
                 "precis_budget_holds",
                 "Bids whose price is reserved, waiting for their win notice.",
                 pacer.holds(),
+            ),
+            (
+                "precis_bids_in_flight",
+                "Bid requests being read or bid on (at most [limits] max_in_flight).",
+                bids_in_flight,
             ),
         ] {
             let _ = writeln!(

@@ -175,6 +175,7 @@ async fn handle(
                 snapshot: &app.store.snapshot(),
                 log: &app.recorder.log.stats,
                 bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
+                bids_in_flight: in_flight.held(),
                 pacer: app.store.pacer(),
                 exposures: &app.exposures,
             }),

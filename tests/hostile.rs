@@ -771,6 +771,7 @@ async fn ten_megabyte_bodies_and_zip_bombs_get_413_and_leave_no_memory_behind() 
             bid_bytes("Content-Encoding: gzip\r\n", &bomb),
         ),
     ];
+    let mut answered = 0;
     for (what, bytes) in cases {
         for _ in 0..3 {
             // The server answers and closes while the rest is still coming: its close can reset
@@ -778,10 +779,12 @@ async fn ten_megabyte_bodies_and_zip_bombs_get_413_and_leave_no_memory_behind() 
             if let Some(answer) = Raw::streaming(&server, bytes.clone()).await.answer().await {
                 assert_eq!(answer.status, 413, "{what}: {}", answer.body);
                 assert_error_body(what, answer.body.as_bytes());
+                answered += 1;
             }
         }
     }
-    assert_eq!(server.outcome_count("too_large").await, 9.0);
+    // A request whose connection hyper finds closed before its handler finishes is not counted.
+    assert!(server.outcome_count("too_large").await >= answered as f64);
     assert_recovered(&server, baseline, "10 MB bodies").await;
 }
 
@@ -1114,21 +1117,28 @@ async fn a_request_that_cannot_be_answered_within_its_tmax_gets_204_and_is_count
     assert_eq!(server.outcome_count("bid").await, 2.0);
 }
 
-/// Starts as many stalled bodies as `[limits] max_in_flight`, then waits until a bid request is
-/// shed: from then on, until they are dropped (or the body timeout), every slot is held.
+/// Starts as many stalled bodies as `[limits] max_in_flight` and waits until the bidder has them
+/// all in flight: from then on, until they are dropped (or the body timeout), every place is
+/// held, and a bid request is shed.
 async fn fill_in_flight(server: &Server, slots: usize) -> Vec<Raw> {
     let mut stalled = Vec::new();
     for _ in 0..slots {
         stalled.push(Raw::sending(server, format!("{}{{", bid_head(100)).as_bytes()).await);
     }
     server
-        .eventually("a bid request shed", async || {
-            match server.bid(&banner_request(300, 250)).await {
-                None => Ok(()),
-                Some(_) => Err("bid".to_owned()),
+        .eventually("the stalled bodies in flight", async || {
+            let in_flight = server.metric("precis_bids_in_flight").await;
+            if in_flight == slots as f64 {
+                Ok(())
+            } else {
+                Err(format!("{in_flight} in flight"))
             }
         })
         .await;
+    assert!(
+        server.bid(&banner_request(300, 250)).await.is_none(),
+        "shed"
+    );
     stalled
 }
 
