@@ -190,6 +190,14 @@ pub struct Limits {
     pub header_timeout_ms: u64,
     /// Time a client has to send its request body; slower ones get 408.
     pub body_timeout_ms: u64,
+    /// Open connections at most; one more is accepted and closed at once (and counted).
+    pub max_connections: usize,
+    /// Bid requests being read or computed at once; one more gets 204 at once (`shed`).
+    pub max_in_flight: usize,
+    /// The longest a bid request may take, and its time when it carries no `tmax`.
+    pub max_tmax_ms: u64,
+    /// Kept off a request's `tmax` for the answer's way back to the exchange.
+    pub tmax_margin_ms: u64,
 }
 
 impl Default for Config {
@@ -217,6 +225,10 @@ impl Default for Limits {
             max_body_bytes: 256 * 1024,
             header_timeout_ms: 2_000,
             body_timeout_ms: 2_000,
+            max_connections: 16_384,
+            max_in_flight: 1_024,
+            max_tmax_ms: 1_000,
+            tmax_margin_ms: 5,
         }
     }
 }
@@ -276,6 +288,12 @@ impl Config {
             ("[learning] prior_clicks", l.prior_clicks),
             ("[learning] reprice_secs", l.reprice_secs as f64),
             ("[limits] max_body_bytes", self.limits.max_body_bytes as f64),
+            (
+                "[limits] max_connections",
+                self.limits.max_connections as f64,
+            ),
+            ("[limits] max_in_flight", self.limits.max_in_flight as f64),
+            ("[limits] max_tmax_ms", self.limits.max_tmax_ms as f64),
             ("[pacing] hold_secs", self.pacing.hold_secs.into()),
             ("[pacing] step_secs", self.pacing.step_secs.into()),
             ("[pacing] max_users", self.pacing.max_users as f64),
@@ -393,6 +411,18 @@ pub struct LimitsFlags {
     /// Time to send a request body before 408 [default: 2000].
     #[arg(long = "limits-body-timeout-ms", value_name = "MS")]
     pub body_timeout_ms: Option<u64>,
+    /// Open connections on the bid port at most; more are closed at once [default: 16384].
+    #[arg(long = "limits-max-connections", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Bid requests read or computed at once; more get 204 at once [default: 1024].
+    #[arg(long = "limits-max-in-flight", value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Longest time a bid request may take, and its time without tmax [default: 1000].
+    #[arg(long = "limits-max-tmax-ms", value_name = "MS")]
+    pub max_tmax_ms: Option<u64>,
+    /// Kept off a request's tmax for the answer's way back [default: 5].
+    #[arg(long = "limits-tmax-margin-ms", value_name = "MS")]
+    pub tmax_margin_ms: Option<u64>,
 }
 
 /// `[events]` as flags (the secrets come from the file or the environment only).
@@ -532,6 +562,42 @@ mod tests {
                 .knows(Currency::parse("EUR").unwrap())
         );
         assert!(config.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn every_key_of_the_sample_config_is_also_a_flag() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            flags: Flags,
+        }
+        let command = Serve::command();
+        let has_flag = |name: &str| command.get_arguments().any(|a| a.get_long() == Some(name));
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/precis.toml");
+        let table: toml::Table = toml::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+        let mut names = Vec::new();
+        for (key, value) in &table {
+            match value {
+                // Exchange rates are one repeatable `--currency CODE=RATE`.
+                toml::Value::Table(_) if key == "currencies" => names.push("currency".to_owned()),
+                toml::Value::Table(section) => names.extend(
+                    section
+                        .keys()
+                        // Secrets belong in the environment, never in a process listing.
+                        .filter(|k| !k.contains("secret"))
+                        .map(|k| format!("{key}-{k}")),
+                ),
+                _ => names.push(key.clone()),
+            }
+        }
+        let missing: Vec<String> = names
+            .iter()
+            .map(|n| n.replace('_', "-"))
+            .filter(|n| !has_flag(n))
+            .collect();
+        assert!(names.len() > 25, "the sample lists the keys: {names:?}");
+        assert_eq!(missing, Vec::<String>::new(), "keys without a serve flag");
     }
 
     #[test]

@@ -17,19 +17,22 @@
 //!                                 └─ frequency (impressions, conversions)
 //! ```
 //!
-//! `server` wires these to HTTP; `config` and `metrics` serve the operator; `geo` normalises places;
+//! `server` wires these to HTTP, `admission` bounds what it takes on (connections, requests in
+//! flight, deadlines) and `encoding` undoes compressed bodies; `config` and `metrics` serve the operator; `geo` normalises places;
 //! `user` turns the user key a request carries into the id audiences and profiles are keyed by;
 //! `audience` loads the packages of users campaigns target and exclude (checked after the index)
 //! and builds retargeting packages from the log; `taxonomy` is the tag tree campaign tags must be in;
 //! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
 //! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
 
+pub mod admission;
 pub mod auction;
 pub mod audience;
 pub mod campaign;
 pub mod clock;
 pub mod config;
 pub mod durable;
+pub mod encoding;
 pub mod eventlog;
 pub mod events;
 pub mod frequency;

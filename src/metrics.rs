@@ -32,15 +32,21 @@ pub enum Outcome {
     TooLarge,
     /// 408: body not received in time.
     Timeout,
+    /// 204 at once: too many bid requests in flight.
+    Shed,
+    /// 204: the request's deadline (`tmax`) passed before its answer was ready.
+    Late,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Bid,
         Outcome::NoBid,
         Outcome::BadRequest,
         Outcome::TooLarge,
         Outcome::Timeout,
+        Outcome::Shed,
+        Outcome::Late,
     ];
 
     fn label(self) -> &'static str {
@@ -50,6 +56,8 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::TooLarge => "too_large",
             Outcome::Timeout => "timeout",
+            Outcome::Shed => "shed",
+            Outcome::Late => "late",
         }
     }
 }
@@ -142,9 +150,39 @@ fn render_campaigns(out: &mut String, snapshot: &Snapshot, learned: &Learned) {
     }
 }
 
+/// Why the server closed a connection in the middle of a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Headers not received within `header_timeout_ms`.
+    HeaderTimeout,
+    /// Headers over the size or count limit (431).
+    HeadersTooLarge,
+    /// Not HTTP/1.x (400).
+    Malformed,
+}
+
+impl Closed {
+    const ALL: [Closed; 3] = [
+        Closed::HeaderTimeout,
+        Closed::HeadersTooLarge,
+        Closed::Malformed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::HeadersTooLarge => "headers_too_large",
+            Closed::Malformed => "malformed",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    outcomes: [AtomicU64; 5],
+    outcomes: [AtomicU64; 7],
+    /// Connections over `max_connections`, closed as soon as accepted.
+    refused: AtomicU64,
+    closed: [AtomicU64; 3],
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     /// Events logged, by kind (bids: see the bid lines below).
@@ -183,6 +221,8 @@ pub struct Sources<'a> {
     pub learned: &'a Learned,
     pub log: &'a Stats,
     pub bid_lines_dropped: u64,
+    /// Bid requests being read or bid on now.
+    pub bids_in_flight: usize,
     pub pacer: &'a Pacer,
     pub exposures: &'a Exposures,
     pub profiles: &'a Profiles,
@@ -230,12 +270,21 @@ impl Metrics {
         self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self, why: Closed) {
+        self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn render(&self, sources: &Sources) -> String {
         let Sources {
             snapshot,
             learned,
             log,
             bid_lines_dropped,
+            bids_in_flight,
             pacer,
             exposures,
             profiles,
@@ -253,6 +302,12 @@ impl Metrics {
                 self.outcomes(outcome)
             );
         }
+        labelled_counter(
+            &mut out,
+            "precis_connections_closed_total",
+            "Connections closed in the middle of a request head, by reason.",
+            Closed::ALL.map(|why| (why.label(), &self.closed[why as usize])),
+        );
         let gauges = [
             (
                 "precis_campaigns_live",
@@ -304,6 +359,11 @@ impl Metrics {
                 "Reloads that could not read the campaign directory.",
                 &self.reload_failures,
             ),
+            (
+                "precis_connections_refused_total",
+                "Connections closed as soon as accepted: max_connections were open.",
+                &self.refused,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -335,18 +395,12 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP precis_event_rejections_total Event requests turned away, by reason.\n# TYPE precis_event_rejections_total counter"
+        labelled_counter(
+            &mut out,
+            "precis_event_rejections_total",
+            "Event requests turned away, by reason.",
+            Rejection::ALL.map(|why| (why.label(), &self.rejections[why as usize])),
         );
-        for why in Rejection::ALL {
-            let _ = writeln!(
-                out,
-                "precis_event_rejections_total{{reason=\"{}\"}} {}",
-                why.label(),
-                self.rejections[why as usize].load(Ordering::Relaxed)
-            );
-        }
         let log_counters = [
             (
                 "precis_event_log_written_total",
@@ -375,21 +429,16 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP precis_candidates_stepped_aside_total Campaigns that matched but let the next one bid, by reason.\n# TYPE precis_candidates_stepped_aside_total counter"
+        labelled_counter(
+            &mut out,
+            "precis_candidates_stepped_aside_total",
+            "Campaigns that matched but let the next one bid, by reason.",
+            [
+                ("out_of_budget", &pacer.out_of_budget),
+                ("throttled", &pacer.throttled),
+                ("frequency_capped", &exposures.capped),
+            ],
         );
-        for (reason, count) in [
-            ("out_of_budget", &pacer.out_of_budget),
-            ("throttled", &pacer.throttled),
-            ("frequency_capped", &exposures.capped),
-        ] {
-            let _ = writeln!(
-                out,
-                "precis_candidates_stepped_aside_total{{reason=\"{reason}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP precis_frequency_anonymous_total Frequency-capped campaigns that met a request without a user key (not capped).\n# TYPE precis_frequency_anonymous_total counter\nprecis_frequency_anonymous_total {}",
@@ -415,6 +464,11 @@ impl Metrics {
                 "precis_profile_tags",
                 "Distinct tag names the profile store has interned.",
                 profiles.distinct_tags(),
+            ),
+            (
+                "precis_bids_in_flight",
+                "Bid requests being read or bid on (at most [limits] max_in_flight).",
+                bids_in_flight,
             ),
         ] {
             let _ = writeln!(
@@ -474,6 +528,23 @@ impl Metrics {
             out,
             "# HELP precis_bid_duration_max_seconds The slowest bid-path latency since start.\n# TYPE precis_bid_duration_max_seconds gauge\nprecis_bid_duration_max_seconds {}",
             seconds(histogram.max())
+        );
+    }
+}
+
+/// A counter with one series per `reason`.
+fn labelled_counter<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    reasons: impl IntoIterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (reason, count) in reasons {
+        let _ = writeln!(
+            out,
+            "{name}{{reason=\"{reason}\"}} {}",
+            count.load(Ordering::Relaxed)
         );
     }
 }

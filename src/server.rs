@@ -9,22 +9,26 @@
 //! `GET /metrics`. The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
 //! the log's queue and never wait for disk. Reloads run on blocking threads. Every request gets an
-//! answer (never a panic, never a hang): oversized bodies 413, slow bodies 408, slow headers a closed
-//! connection; bid outcomes and event rejections are counted.
+//! answer (never a panic, never a hang): oversized bodies 413 (gzip and deflate bodies too, once
+//! decompressed), other codings 415, slow bodies 408, slow, oversized or malformed heads a closed
+//! connection; past `max_connections` a new bid-port connection is closed at once, past
+//! `max_in_flight` or its deadline a bid request gets 204 (see `admission`). Bid outcomes, event
+//! rejections and closed connections are counted.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPIRES, HeaderValue,
-    LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    EXPIRES, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -33,14 +37,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::admission::{Deadline, Gate};
 use crate::auction::{self, Auctioned, Env, Ranked, Urls};
 use crate::campaign::{Campaign, Pacing};
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::encoding::{Coding, CodingError};
 use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
 use crate::frequency::Exposures;
 use crate::learning;
-use crate::metrics::{Metrics, Outcome, Rejection, Sources};
+use crate::metrics::{Closed, Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
 use crate::pricing::Currency;
 use crate::profiles::{self, Profiles};
@@ -68,6 +74,13 @@ type Answer = Response<Full<Bytes>>;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The largest request head (431 past it), and a connection's read buffer at most: bounds what
+/// a client that floods headers holds per connection.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Headers in one request at most (431 past it).
+const MAX_HEADERS: usize = 100;
+
 /// The two listeners and who may use the admin one.
 pub struct Ports {
     /// Exchanges: bids, event notices, health, readiness, metrics.
@@ -76,8 +89,8 @@ pub struct Ports {
     pub admin: TcpListener,
     /// When set, every admin request must carry `Authorization: Bearer TOKEN`.
     pub admin_token: Option<String>,
-    /// A client slower than this to send its request headers is disconnected.
-    pub header_timeout: std::time::Duration,
+    /// Header timeout, open connections and bid requests in flight at most.
+    pub limits: Limits,
 }
 
 /// Which listener a request came in on.
@@ -102,13 +115,19 @@ pub async fn serve(
         bid,
         admin,
         admin_token,
-        header_timeout,
+        limits,
     } = ports;
     let admin_token: Option<Arc<str>> = admin_token.map(Into::into);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true);
+        .header_read_timeout(limits.header_timeout())
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true)
+        .pipeline_flush(true);
+    let connections = Gate::new(limits.max_connections);
+    let in_flight = Gate::new(limits.max_in_flight);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -126,22 +145,43 @@ pub async fn serve(
                 continue;
             }
         };
+        // Exchanges' connections past the limit are closed at once, so the client learns now (and
+        // tries another connection or server) instead of waiting in a backlog while its deadline
+        // runs out. The admin port is not limited: an operator can always look in.
+        let slot = match port {
+            Port::Bid => match connections.enter() {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.refused();
+                    continue;
+                }
+            },
+            Port::Admin => None,
+        };
         let _ = stream.set_nodelay(true);
         let open = metrics.connection_opened();
-        let (app, token) = (app.clone(), admin_token.clone());
+        let (app, token, in_flight) = (app.clone(), admin_token.clone(), in_flight.clone());
         let service = service_fn(move |request| {
+            // The head has just been read: a bid request's deadline counts from here.
+            let start = Instant::now();
             let app = app.get().cloned();
-            let token = token.clone();
+            let (token, in_flight) = (token.clone(), in_flight.clone());
             async move {
-                Ok::<_, Infallible>(handle(app.as_deref(), port, token.as_deref(), request).await)
+                let (port, token) = (port, token.as_deref());
+                let answer = handle(app.as_deref(), port, token, &in_flight, start, request);
+                Ok::<_, Infallible>(answer.await)
             }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let counted = metrics.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
+                if let Some(why) = closed(&e) {
+                    counted.closed(why);
+                }
                 tracing::debug!("connection from {peer}: {e}");
             }
-            drop(open);
+            drop((open, slot));
         });
     }
     drop((bid, admin));
@@ -157,12 +197,27 @@ pub async fn serve(
     }
 }
 
+/// Why hyper gave up on a connection mid-head, when it did.
+fn closed(e: &hyper::Error) -> Option<Closed> {
+    if e.is_timeout() {
+        Some(Closed::HeaderTimeout)
+    } else if e.is_parse_too_large() {
+        Some(Closed::HeadersTooLarge)
+    } else if e.is_parse() {
+        Some(Closed::Malformed)
+    } else {
+        None
+    }
+}
+
 /// Routes a request by listener: `/healthz`, `/readyz` and `/metrics` on both, the exchange's
 /// routes on the bid port, [`admin`] routes on the admin port (behind the token when one is set).
 async fn handle(
     app: Option<&App>,
     port: Port,
     token: Option<&str>,
+    in_flight: &Arc<Gate>,
+    start: Instant,
     request: Request<Incoming>,
 ) -> Answer {
     if port == Port::Admin && !authorized(token, request.headers()) {
@@ -188,11 +243,11 @@ async fn handle(
         return answer;
     };
     let routed = match port {
-        Port::Bid => exchange(app, request).await,
+        Port::Bid => exchange(app, in_flight, start, request).await,
         Port::Admin => admin(app, request).await,
     };
     routed.unwrap_or_else(|(method, path)| match (method, path.as_str()) {
-        (Method::GET, "/metrics") => text(StatusCode::OK, metrics(app)),
+        (Method::GET, "/metrics") => text(StatusCode::OK, metrics(app, in_flight)),
         (_, "/healthz" | "/readyz" | "/metrics") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -230,9 +285,14 @@ fn authorized(token: Option<&str>, headers: &hyper::HeaderMap) -> bool {
 type Unrouted = (Method, String);
 
 /// The exchange's routes, on the bid port.
-async fn exchange(app: &App, request: Request<Incoming>) -> Result<Answer, Unrouted> {
+async fn exchange(
+    app: &App,
+    in_flight: &Arc<Gate>,
+    start: Instant,
+    request: Request<Incoming>,
+) -> Result<Answer, Unrouted> {
     Ok(match (request.method(), request.uri().path()) {
-        (&Method::POST, "/openrtb2/bid") => bid(app, request).await,
+        (&Method::POST, "/openrtb2/bid") => bid(app, in_flight, start, request).await,
         (&Method::GET, "/win") => notice(app, Kind::Win, request.uri().query()),
         (&Method::GET, "/imp") => notice(app, Kind::Imp, request.uri().query()),
         (&Method::GET, "/click") => click(app, request.uri().query()),
@@ -262,63 +322,87 @@ async fn admin(app: &App, request: Request<Incoming>) -> Result<Answer, Unrouted
 }
 
 /// `/metrics`: the counters and what the rest of the bidder reports.
-fn metrics(app: &App) -> String {
+fn metrics(app: &App, in_flight: &Gate) -> String {
     app.metrics.render(&Sources {
         snapshot: &app.store.snapshot(),
         learned: app.store.learned(),
         log: &app.recorder.log.stats,
         bid_lines_dropped: app.recorder.bid_lines_dropped.load(Ordering::Relaxed),
+        bids_in_flight: in_flight.held(),
         pacer: app.store.pacer(),
         exposures: &app.exposures,
         profiles: &app.profiles,
     })
 }
 
-async fn bid(app: &App, request: Request<Incoming>) -> Answer {
-    let arrived = std::time::Instant::now();
-    let (outcome, answer) = match read_body(app, request, app.limits.max_body_bytes).await {
-        Err((outcome, answer)) => (outcome, answer),
-        Ok(body) => match openrtb::decode(&body) {
-            Err(e) => (
-                Outcome::BadRequest,
-                error(StatusCode::BAD_REQUEST, &e.to_string()),
-            ),
-            Ok(request) => {
-                let snapshot = app.store.snapshot();
-                let mut facts = Facts::from_request(&request, app.clock.now());
-                app.profiles.enrich(&mut facts);
-                let env = Env {
-                    rates: app.store.rates(),
-                    urls: &app.urls,
-                    keys: &app.recorder.keys,
-                    pacer: app.store.pacer(),
-                    exposures: &app.exposures,
-                    audiences: &snapshot.audiences,
-                };
-                let index = Some(&*snapshot.index);
-                match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
-                    Some(Auctioned { response, claims }) => {
-                        app.recorder.bids(&claims, facts.now);
-                        (
-                            Outcome::Bid,
-                            with_body(StatusCode::OK, "application/json", response.to_json()),
-                        )
-                    }
-                    None => (Outcome::NoBid, no_content()),
-                }
-            }
-        },
+/// `POST /openrtb2/bid`, counted by outcome. Over `max_in_flight`, 204 at once, the body unread.
+async fn bid(
+    app: &App,
+    in_flight: &Arc<Gate>,
+    start: Instant,
+    request: Request<Incoming>,
+) -> Answer {
+    let (outcome, answer) = match in_flight.enter() {
+        None => (Outcome::Shed, no_content()),
+        Some(_slot) => bid_on(app, start, request).await,
     };
     match outcome {
-        Outcome::Bid | Outcome::NoBid => app.metrics.answered(outcome, arrived.elapsed()),
+        Outcome::Bid | Outcome::NoBid => app.metrics.answered(outcome, start.elapsed()),
         _ => app.metrics.count(outcome),
     }
     answer
 }
 
-/// The request body, within the size and time limits. When it cannot be read whole, the answer
-/// says `Connection: close`: the rest of the body is still on the wire, so the connection cannot
-/// carry another request, and a client that pools connections must know not to reuse it.
+/// Reads, decodes and bids on one request. Past its deadline the answer is 204, whatever the
+/// auction found: a late bid is lost anyway. (Its budget reservations and frequency holds then
+/// lapse after `hold_secs`, as those of a bid that did not win.)
+async fn bid_on(app: &App, start: Instant, request: Request<Incoming>) -> (Outcome, Answer) {
+    let body = match read_body(app, request, app.limits.max_body_bytes).await {
+        Err(refused) => return refused,
+        Ok(body) => body,
+    };
+    let request = match openrtb::decode(&body) {
+        Err(e) => {
+            return (
+                Outcome::BadRequest,
+                error(StatusCode::BAD_REQUEST, &e.to_string()),
+            );
+        }
+        Ok(request) => request,
+    };
+    let deadline = Deadline::new(start, request.tmax, &app.limits);
+    if deadline.passed() {
+        return (Outcome::Late, no_content());
+    }
+    let snapshot = app.store.snapshot();
+    let mut facts = Facts::from_request(&request, app.clock.now());
+    app.profiles.enrich(&mut facts);
+    let env = Env {
+        rates: app.store.rates(),
+        urls: &app.urls,
+        keys: &app.recorder.keys,
+        pacer: app.store.pacer(),
+        exposures: &app.exposures,
+        audiences: &snapshot.audiences,
+    };
+    let index = Some(&*snapshot.index);
+    match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
+        Some(_) if deadline.passed() => (Outcome::Late, no_content()),
+        Some(Auctioned { response, claims }) => {
+            app.recorder.bids(&claims, facts.now);
+            (
+                Outcome::Bid,
+                with_body(StatusCode::OK, "application/json", response.to_json()),
+            )
+        }
+        None => (Outcome::NoBid, no_content()),
+    }
+}
+
+/// The request body, within the size and time limits, decompressed when it says it is (within
+/// the same size limit). When it cannot be read whole, the answer says `Connection: close`: the
+/// rest of the body is still on the wire, so the connection cannot carry another request, and a
+/// client that pools connections must know not to reuse it.
 async fn read_body(
     app: &App,
     request: Request<Incoming>,
@@ -337,6 +421,20 @@ async fn read_body(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body over {limit} bytes"),
         )
+    };
+    let coding = request
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(HeaderValue::as_bytes);
+    let coding = match Coding::parse(coding) {
+        Ok(coding) => coding,
+        Err(e) => {
+            return Err(refuse(
+                Outcome::BadRequest,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &e.to_string(),
+            ));
+        }
     };
     let declared = request
         .headers()
@@ -358,7 +456,15 @@ async fn read_body(
             StatusCode::BAD_REQUEST,
             &format!("cannot read body: {e}"),
         )),
-        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Ok(body)) => match coding.decode(body.to_bytes(), limit) {
+            Ok(body) => Ok(body),
+            Err(CodingError::TooLarge(_)) => Err(too_large()),
+            // Read whole: the connection can carry the next request.
+            Err(e) => Err((
+                Outcome::BadRequest,
+                error(StatusCode::BAD_REQUEST, &e.to_string()),
+            )),
+        },
     }
 }
 

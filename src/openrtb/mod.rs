@@ -132,6 +132,9 @@ pub struct BidRequest {
     /// Blocked advertiser domains.
     #[serde(default, deserialize_with = "lenient::strings")]
     pub badv: Vec<String>,
+    /// Milliseconds the exchange waits for the answer, network included.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub tmax: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -288,6 +288,18 @@ impl Server {
         self.child.id()
     }
 
+    /// The process' resident memory (`VmRSS` of `/proc/PID/status`), in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/PID/status:\n{status}"));
+        kb * 1024
+    }
+
     /// Sends a signal (`"HUP"`, `"TERM"`) with `kill`.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
