@@ -22,7 +22,7 @@ use crate::auction::Ranked;
 use crate::campaign::Format;
 use crate::geo::{Country, Point};
 use crate::openrtb::Imp;
-use crate::targeting::{Facts, Term};
+use crate::targeting::{Facts, Term, ancestors};
 
 /// Device type codes are OpenRTB's, below 32 (see [`crate::targeting::Codes`]).
 const DEVICE_CODES: u32 = 32;
@@ -381,18 +381,6 @@ fn cells(center: &Point, km: f64) -> Option<Vec<(i32, i32)>> {
     )
 }
 
-/// `text` and each of its ancestors in a `separator`-delimited hierarchy, longest first, leaving
-/// out those longer than `longest` bytes. Linear in `text`: a tag of 100,000 levels must not
-/// cost 100,000 hashes of its prefixes (a request body is enough to send one).
-fn ancestors(text: &str, separator: char, longest: usize) -> impl Iterator<Item = &str> {
-    // An ancestor of at most `longest` bytes ends at a separator within the first `longest + 1`.
-    let head = &text[..text.floor_char_boundary(longest.saturating_add(1))];
-    let parents = head.rmatch_indices(separator).map(|(at, _)| &text[..at]);
-    std::iter::once(text)
-        .filter(move |t| t.len() <= longest)
-        .chain(parents)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,28 +569,6 @@ mod tests {
             matched > 0 && narrowed < 400 * 2_000 / 4,
             "{matched} matched, {narrowed} candidates"
         );
-    }
-
-    #[test]
-    fn a_tag_reaches_campaigns_that_name_it_or_an_ancestor() {
-        assert_eq!(
-            ancestors("sports/football/premier-league", '/', usize::MAX).collect::<Vec<_>>(),
-            [
-                "sports/football/premier-league",
-                "sports/football",
-                "sports"
-            ]
-        );
-        assert_eq!(
-            ancestors("IAB17-3", '-', usize::MAX).collect::<Vec<_>>(),
-            ["IAB17-3", "IAB17"]
-        );
-        // None longer than any indexed value.
-        let tag = "sports/football/premier-league";
-        let short = |longest| ancestors(tag, '/', longest).collect::<Vec<_>>();
-        assert_eq!(short(15), ["sports/football", "sports"]);
-        assert_eq!(short(14), ["sports"]);
-        assert!(short(5).is_empty());
     }
 
     #[test]
