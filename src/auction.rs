@@ -8,6 +8,7 @@
 //! decoded request and returns a response; it never blocks or touches disk (pacing and frequency
 //! cost a few atomics and one short shard lock per candidate that has them).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,7 +21,7 @@ use crate::openrtb::response::{Bid, BidResponse, SEAT, SeatBid};
 use crate::openrtb::{BidRequest, Imp};
 use crate::pacing::{Account, Admission, Pacer};
 use crate::pricing::{Currency, Rates};
-use crate::targeting::{Facts, category_form, host_form, on_domain, within};
+use crate::targeting::{Facts, ancestors, category_form, domains_of, host_form};
 use crate::token::{Claims, Keys, Purpose};
 
 /// A live campaign in auction order, with the price it bids now.
@@ -361,10 +362,12 @@ fn fitting<'c>(
     everyone
 }
 
-/// The request's block lists, normalised once.
+/// The request's block lists, normalised once into sets: a campaign is checked in time that grows
+/// with its own domains and categories, not with the lists (a 256 KiB body holds 20,000 entries,
+/// and walking them for each of 2,000 blocked campaigns took 0.4 s).
 struct Blocks {
-    domains: Vec<String>,
-    categories: Vec<String>,
+    domains: HashSet<String>,
+    categories: HashSet<String>,
 }
 
 impl Blocks {
@@ -384,14 +387,12 @@ impl Blocks {
         if self.domains.is_empty() && self.categories.is_empty() {
             return false;
         }
-        let domain = campaign
-            .adomain
-            .iter()
-            .any(|a| self.domains.iter().any(|b| on_domain(a, b)));
-        let category = campaign
-            .cat
-            .iter()
-            .any(|c| self.categories.iter().any(|b| within(c, b, '-')));
+        // Blocked when it or a parent domain is listed (see `on_domain`), or a category or parent
+        // category is (see `within`).
+        let domain =
+            (campaign.adomain.iter()).any(|a| domains_of(a).any(|d| self.domains.contains(d)));
+        let category = (campaign.cat.iter())
+            .any(|c| ancestors(c, '-', usize::MAX).any(|p| self.categories.contains(p)));
         domain || category
     }
 }
@@ -536,6 +537,29 @@ landing = "https://shop.example/""#;
     }
 
     const MREC: &str = r#"{"id": "r", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}"#;
+
+    #[test]
+    fn block_lists_of_20_000_entries_are_checked_as_sets() {
+        // Each blocked campaign walked every entry: 2,000 of them took 0.4 s per request.
+        let campaigns =
+            (0..2_000).map(|i| campaign(&format!("c{i}"), "model = \"cpm\"\ncpm = 2.0", BANNER));
+        let ranked = rank(campaigns, &rates(), Ranked::from_file);
+        let junk: Vec<String> = (0..20_000).map(|i| format!("\"j{i}.example\"")).collect();
+        let request = |last: &str| {
+            format!(
+                r#"{{"id": "r", "imp": [{{"id": "1", "banner": {{"w": 300, "h": 250}}}}],
+                    "badv": [{}, "{last}"]}}"#,
+                junk.join(",")
+            )
+        };
+        assert!(winners(&ranked, &request("EXAMPLE")).is_empty());
+        let open = winners(&ranked, &request("hop.example"));
+        assert_eq!(
+            open.len(),
+            1,
+            "a listed domain blocks itself and its subdomains only"
+        );
+    }
 
     #[test]
     fn ties_go_to_the_higher_max_cpm_then_the_lower_id() {

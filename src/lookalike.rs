@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::generate::Rng;
-use crate::index::ancestors;
+use crate::targeting::ancestors;
 use crate::user::UserId;
 
 /// Smoothing: each tag counts as seen this many times more in and out of the seed.
@@ -34,7 +34,7 @@ pub fn expand(
     for (user, tags) in profiles {
         let features = users.entry(*user).or_default();
         for tag in tags {
-            for feature in ancestors(tag, '/') {
+            for feature in ancestors(tag, '/', usize::MAX) {
                 let next = feature_ids.len();
                 features.push(*feature_ids.entry(feature).or_insert(next));
             }

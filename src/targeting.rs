@@ -205,6 +205,24 @@ pub fn on_domain(host: &str, domain: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
 }
 
+/// `host` and each domain it is a subdomain of (`a.b.example`: `b.example`, `example`): the
+/// domains `d` for which `on_domain(host, d)`.
+pub fn domains_of(host: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(host).chain(host.match_indices('.').map(|(at, _)| &host[at + 1..]))
+}
+
+/// `text` and each of its ancestors in a `separator`-delimited hierarchy, longest first, leaving
+/// out those longer than `longest` bytes. Linear in `text`: a tag of 100,000 levels must not
+/// cost 100,000 hashes of its prefixes (a request body is enough to send one).
+pub fn ancestors(text: &str, separator: char, longest: usize) -> impl Iterator<Item = &str> {
+    // An ancestor of at most `longest` bytes ends at a separator within the first `longest + 1`.
+    let head = &text[..text.floor_char_boundary(longest.saturating_add(1))];
+    let parents = head.rmatch_indices(separator).map(|(at, _)| &text[..at]);
+    std::iter::once(text)
+        .filter(move |t| t.len() <= longest)
+        .chain(parents)
+}
+
 /// Operating system names as exchanges spell them (`iOS`, `iPhone OS`, `OS X`, `Android`) in one form.
 pub fn normalize_os(text: &str) -> String {
     let squashed: String = text
@@ -437,6 +455,52 @@ mod tests {
 
     fn request(extra: &str) -> String {
         format!(r#"{{"id": "r", "imp": [{{"id": "1"}}] {extra}}}"#)
+    }
+
+    #[test]
+    fn a_value_reaches_what_names_it_or_an_ancestor_as_short_as_the_longest_named() {
+        assert_eq!(
+            ancestors("sports/football/premier-league", '/', usize::MAX).collect::<Vec<_>>(),
+            [
+                "sports/football/premier-league",
+                "sports/football",
+                "sports"
+            ]
+        );
+        assert_eq!(
+            ancestors("IAB17-3", '-', usize::MAX).collect::<Vec<_>>(),
+            ["IAB17-3", "IAB17"]
+        );
+        // None longer than any indexed value.
+        let tag = "sports/football/premier-league";
+        let short = |longest| ancestors(tag, '/', longest).collect::<Vec<_>>();
+        assert_eq!(short(15), ["sports/football", "sports"]);
+        assert_eq!(short(14), ["sports"]);
+        assert!(short(5).is_empty());
+    }
+
+    #[test]
+    fn a_host_is_on_itself_and_each_parent_domain() {
+        let domains: Vec<&str> = domains_of("m.shop.example").collect();
+        assert_eq!(domains, ["m.shop.example", "shop.example", "example"]);
+        for host in [
+            "m.shop.example",
+            "shop.example",
+            "myshop.example",
+            "a..example",
+            ".",
+        ] {
+            for domain in [
+                "shop.example",
+                "example",
+                ".example",
+                "hop.example",
+                "m.shop.example",
+            ] {
+                let listed = domains_of(host).any(|d| d == domain);
+                assert_eq!(listed, on_domain(host, domain), "{host} on {domain}");
+            }
+        }
     }
 
     #[test]

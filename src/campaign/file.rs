@@ -205,6 +205,14 @@ pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign
         .read(source)
         .and_then(|file| check.compile(file, path, context.rates));
     check.diagnostics.sort_by_key(|d| (d.line, d.col));
+    if check.diagnostics.len() > MAX_DIAGNOSTICS {
+        check.diagnostics.truncate(MAX_DIAGNOSTICS);
+        check.diagnostics.push(Diagnostic {
+            line: 1,
+            col: 1,
+            message: format!("too many problems: only {MAX_DIAGNOSTICS} are listed"),
+        });
+    }
     match campaign {
         Some(campaign) if check.diagnostics.is_empty() => Ok(campaign),
         _ => Err(CampaignError {
@@ -213,6 +221,10 @@ pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign
         }),
     }
 }
+
+/// Problems listed per file, at most. Past that the file is not read further: each problem costs
+/// a pass over the whole document, so thousands of them (a file of stray keys) took seconds.
+const MAX_DIAGNOSTICS: usize = 100;
 
 /// Ids appear in URLs and logs: keep them to characters that need no escaping anywhere.
 pub fn valid_id(id: &str) -> bool {
@@ -262,7 +274,9 @@ impl Checker<'_> {
                     if let Some(key) = top_key_at(document.get_ref(), &span) {
                         self.refused.push(key);
                     }
-                    if !remove_entry_at(document.get_mut(), &span) {
+                    if self.diagnostics.len() > MAX_DIAGNOSTICS
+                        || !remove_entry_at(document.get_mut(), &span)
+                    {
                         return None;
                     }
                 }
@@ -271,6 +285,9 @@ impl Checker<'_> {
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        if self.diagnostics.len() > MAX_DIAGNOSTICS {
+            return; // Enough to say there are more; placing each costs a scan of the file.
+        }
         self.diagnostics
             .push(Diagnostic::at(self.source, span.start, message.into()));
     }
@@ -1249,6 +1266,31 @@ landing = "https://acme.example/run"
             );
         }
         assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn a_file_of_thousands_of_problems_lists_the_first_hundred_and_says_there_are_more() {
+        // Each stray key cost a pass over the whole document: 4,000 of them took seconds to refuse.
+        let stray: String = (0..4_000).map(|i| format!("stray_{i} = 1\n")).collect();
+        let found = problems(&(stray + FULL));
+        assert_eq!(found.len(), MAX_DIAGNOSTICS + 1, "{:#?}", &found[..3]);
+        assert!(
+            found[..100]
+                .iter()
+                .all(|f| f.contains("unknown field `stray_"))
+        );
+        assert_eq!(found[100], "1:1: too many problems: only 100 are listed");
+        // Problems found after reading (here, in thousands of creatives) are capped alike.
+        let creative = |i| {
+            format!(
+                "[[creative]]\nid = \"x{i}\"\nformat = \"banner\"\nadm = \"a\"\nlanding = \"https://a.example/\"\n"
+            )
+        };
+        let creatives: String = (0..4_000).map(creative).collect();
+        let found = problems(&(FULL.to_owned() + &creatives));
+        assert_eq!(found.len(), MAX_DIAGNOSTICS + 1);
+        assert!(found[..100].iter().all(|f| f.contains("needs a size")));
+        assert_eq!(found[100], "1:1: too many problems: only 100 are listed");
     }
 
     #[test]
