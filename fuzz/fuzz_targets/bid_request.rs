@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
 use precis::auction::{self, Env, Ranked, Urls};
+use precis::audience::Library;
 use precis::campaign::{self, Campaign};
 use precis::events::spend_usd;
 use precis::frequency::Exposures;
@@ -183,6 +184,9 @@ fuzz_target!(|data: &[u8]| {
             keys: &fixture.keys,
             pacer: &world.pacer,
             exposures: &world.exposures,
+            // Packages are checked on the index's survivors like any residual term; the oracle
+            // test in src/auction.rs covers them with real packages.
+            audiences: &Library::default(),
         };
         let Some(auctioned) = auction::run(&world.ranked, index, &request, &facts, &env) else {
             return Vec::new();
