@@ -3,21 +3,25 @@
 //!
 //! A `.jsonl` line is `{"user": "RAW KEY", "tags": ["sports/running"], "ttl": "5m"}` (or
 //! `"user_sha256": "<64 hex>"` instead of `user`; `ttl` optional, absent = long-term). A `.csv`
-//! file starts with the header `user,tags,ttl` and has tags separated by `;`. A file that changed
-//! is applied again; one that only grew (lines appended) has just its new lines applied. A bad line
-//! is skipped and reported as `path:line: message` in `/status`; the rest of the file applies.
-//! Files add and refresh tags: a line removed from a file takes nothing away (tags expire, or the
-//! API deletes them). Runs on a blocking thread, never on the bid path.
+//! file starts with the header `user,tags,ttl` and has tags separated by `;`. A file that only grew
+//! (lines appended, or new) has just its new lines applied. The tags files give are theirs: when a
+//! file is rewritten or deleted (and at start, over the snapshot), every file is read again whole
+//! and the file tags no line gives any more are dropped ([`Profiles::settle`]); the API's tags are
+//! never touched. A line's ttl counts from its file's modification time (or the clock's now, if
+//! earlier), so a restart does not extend it. A bad line is skipped and reported as
+//! `path:line: message` in `/status`; the rest of the file applies. Runs on a blocking thread,
+//! never on the bid path; `/status` reads what the last file applied published, never waiting.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Profiles, Update, parse_ttl};
+use super::{Origin, Profiles, Update, parse_ttl};
 use crate::targeting::{MAX_TAGS, tag_form};
 use crate::user::UserId;
 
@@ -182,7 +186,10 @@ const CHUNK: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Feed {
     dir: Option<PathBuf>,
-    seen: Mutex<BTreeMap<PathBuf, Seen>>,
+    /// Each file's [`Seen`]; `None` before the first reload, which reads every file whole.
+    seen: Mutex<Option<BTreeMap<PathBuf, Seen>>>,
+    /// What `/status` shows, published as each file is applied.
+    shown: ArcSwap<Vec<serde_json::Value>>,
 }
 
 /// What reading part of a file found.
@@ -276,7 +283,7 @@ impl Feed {
     pub fn new(dir: PathBuf) -> Feed {
         Feed {
             dir: Some(dir),
-            seen: Mutex::default(),
+            ..Feed::default()
         }
     }
 
@@ -284,7 +291,9 @@ impl Feed {
         self.dir.as_deref()
     }
 
-    /// Applies what changed in the directory's files since the last call to `store`, as of `now`.
+    /// Applies what changed in the directory's files since the last call to `store`, as of `now`:
+    /// the new lines of files that grew or are new; or, when a file was rewritten or deleted
+    /// (and at the first call), every file whole, dropping the file tags no line gives any more.
     /// Returns how many updates it applied. A missing directory holds no files.
     pub fn reload(&self, store: &Profiles, now: DateTime<Utc>) -> std::io::Result<usize> {
         let Some(dir) = &self.dir else { return Ok(0) };
@@ -294,64 +303,49 @@ impl Feed {
             Err(e) => return Err(e),
         };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|path, _| paths.contains(path));
+        let mut rebuild = match &*seen {
+            None => true,
+            Some(seen) => seen.keys().any(|path| !paths.contains(path)),
+        };
+        let seen = seen.get_or_insert_default();
         let mut applied = 0;
-        for path in paths {
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::warn!("cannot read profile file {}: {e}", path.display());
-                    continue;
+        for path in paths.iter().take_while(|_| !rebuild) {
+            let Some(bytes) = read(path) else { continue };
+            let before = seen.remove(path);
+            let file = match before {
+                None => Seen::default(),
+                Some(before) if grew(&before, &bytes) => before,
+                Some(_) => {
+                    rebuild = true;
+                    break;
                 }
             };
-            let before = seen.remove(&path).unwrap_or_default();
-            let grew = bytes
-                .get(..before.len)
-                .is_some_and(|prefix| hash(prefix) == before.hash);
-            let mut file = if grew { before } else { Seen::default() };
-            if file.len == bytes.len() {
-                seen.insert(path, file);
-                continue;
-            }
-            let mut refused_full = 0;
-            let read = read_lines(&path, &bytes[file.len..], file.lines, |chunk| {
-                match store.apply(chunk, now) {
-                    Ok(applied) => refused_full += applied.refused_full,
-                    Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
-                }
-            });
-            if refused_full > 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    refused_full,
-                    "profile store full ([profiles] max_users): updates for new users skipped"
-                );
-            }
-            for problem in &read.problems {
-                tracing::warn!("skipped profile line {problem}");
-            }
-            file.len += read.consumed;
-            file.hash = hash(&bytes[..file.len]);
-            file.lines += read.lines;
-            file.updates += read.updates;
-            let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
-            file.problems.extend(read.problems.into_iter().take(room));
-            applied += read.updates;
-            tracing::info!(
-                path = %path.display(),
-                updates = read.updates,
-                bad_lines = read.bad,
-                "profile file applied"
-            );
-            seen.insert(path, file);
+            let (file, updates) = apply(store, path, &bytes, file, Origin::FILE, now);
+            seen.insert(path.clone(), file);
+            self.publish(seen);
+            applied += updates;
         }
+        if rebuild {
+            tracing::info!("profile files rewritten or removed: reading them all again");
+            seen.clear();
+            for path in &paths {
+                let Some(bytes) = read(path) else { continue };
+                let (file, updates) =
+                    apply(store, path, &bytes, Seen::default(), Origin::REBUILD, now);
+                seen.insert(path.clone(), file);
+                self.publish(seen);
+                applied += updates;
+            }
+            store.settle();
+        }
+        self.publish(seen);
         Ok(applied)
     }
 
     /// Each file: lines and updates applied, and the bad lines skipped (the first few).
-    pub fn status(&self) -> serde_json::Value {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
+    fn publish(&self, seen: &BTreeMap<PathBuf, Seen>) {
+        let shown = seen
+            .iter()
             .map(|(path, file)| {
                 serde_json::json!({
                     "path": path.display().to_string(),
@@ -360,12 +354,85 @@ impl Feed {
                     "bad_lines": file.problems,
                 })
             })
-            .collect()
+            .collect();
+        self.shown.store(std::sync::Arc::new(shown));
     }
+
+    /// What `/status` shows of the files: as of the last file applied (a reload in progress
+    /// does not make it wait).
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.shown.load().to_vec())
+    }
+}
+
+/// Applies the lines of `bytes` (`path`'s content) after those `file` says were applied, from
+/// `origin`. Returns what is now applied of the file, and the updates applied.
+fn apply(
+    store: &Profiles,
+    path: &Path,
+    bytes: &[u8],
+    mut file: Seen,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> (Seen, usize) {
+    if file.len == bytes.len() {
+        return (file, 0);
+    }
+    // Ttls count from the file's last change, so reading it again does not extend them.
+    let base = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_or(now, |modified| DateTime::<Utc>::from(modified).min(now));
+    let mut refused_full = 0;
+    let unread = bytes.get(file.len..).unwrap_or_default();
+    let read = read_lines(path, unread, file.lines, |chunk| {
+        match store.apply_as(chunk, base, now, origin) {
+            Ok(applied) => refused_full += applied.refused_full,
+            Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
+        }
+    });
+    if refused_full > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            refused_full,
+            "profile store full ([profiles] max_users): updates for new users skipped"
+        );
+    }
+    for problem in &read.problems {
+        tracing::warn!("skipped profile line {problem}");
+    }
+    file.len += read.consumed;
+    file.hash = hash(bytes.get(..file.len).unwrap_or_default());
+    file.lines += read.lines;
+    file.updates += read.updates;
+    let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
+    file.problems.extend(read.problems.into_iter().take(room));
+    tracing::info!(
+        path = %path.display(),
+        updates = read.updates,
+        bad_lines = read.bad,
+        "profile file applied"
+    );
+    (file, read.updates)
+}
+
+/// A bulk file's bytes, or `None` (logged) when it cannot be read.
+fn read(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .inspect_err(|e| tracing::warn!("cannot read profile file {}: {e}", path.display()))
+        .ok()
+}
+
+/// Whether `bytes` still start with what was applied of the file: it only grew.
+fn grew(before: &Seen, bytes: &[u8]) -> bool {
+    bytes
+        .get(..before.len)
+        .is_some_and(|prefix| hash(prefix) == before.hash)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn store(dir: &Path) -> Profiles {
@@ -456,6 +523,102 @@ mod tests {
             "rewritten: read again"
         );
         assert_eq!(tags_of(&store, "u3"), ["c"]);
+    }
+
+    fn api(store: &Profiles, key: &str, tags: &[&str], ttl: Option<u32>) {
+        let tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        let update = Update {
+            user: UserId::of_key(key),
+            tags,
+            ttl_secs: ttl,
+        };
+        store.apply(&[update], now()).unwrap();
+    }
+
+    #[test]
+    fn a_line_or_file_removed_takes_its_tags_away_and_api_tags_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.csv"));
+        std::fs::write(
+            &a,
+            "{\"user\": \"u1\", \"tags\": [\"a\", \"f\"]}\n{\"user\": \"u2\", \"tags\": [\"b\"]}\n",
+        )
+        .unwrap();
+        std::fs::write(&b, "user,tags,ttl\nu3,c,\n").unwrap();
+        let store = store(dir.path());
+        api(&store, "u1", &["a", "api"], Some(3_600));
+        store.feed.reload(&store, now()).unwrap();
+        assert_eq!(tags_of(&store, "u1"), ["a", "api", "f"], "`a` shows once");
+        assert_eq!(
+            store.live(UserId::of_key("u1"), now())[0].1,
+            None,
+            "the later expiry"
+        );
+
+        std::fs::write(&a, "{\"user\": \"u2\", \"tags\": [\"b\"]}\n").unwrap();
+        store.feed.reload(&store, now()).unwrap();
+        assert_eq!(
+            tags_of(&store, "u1"),
+            ["a", "api"],
+            "the file's `f` went with its line"
+        );
+        let in_an_hour = now() + chrono::Duration::hours(1);
+        assert_eq!(
+            store.live(UserId::of_key("u1"), now())[0].1,
+            Some(in_an_hour),
+            "the API's `a` stays, with its own ttl"
+        );
+        assert_eq!(tags_of(&store, "u2"), ["b"]);
+        assert_eq!(tags_of(&store, "u3"), ["c"], "the other file, read again");
+
+        std::fs::remove_file(&b).unwrap();
+        store.feed.reload(&store, now()).unwrap();
+        assert!(tags_of(&store, "u3").is_empty(), "a deleted file's tags go");
+        assert_eq!(store.users(), 2, "u3 had nothing else: forgotten");
+        assert_eq!(store.feed.status().as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_restart_neither_extends_a_files_ttls_nor_keeps_a_file_deleted_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(
+            &path,
+            "{\"user\": \"u1\", \"tags\": [\"hour\"], \"ttl\": \"1h\"}\n\
+             {\"user\": \"u1\", \"tags\": [\"half\"], \"ttl\": \"30m\"}\n\
+             {\"user\": \"u2\", \"tags\": [\"file\"]}\n",
+        )
+        .unwrap();
+        let written = now() - chrono::Duration::minutes(50);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(written.into()).unwrap();
+        let store = store(dir.path());
+        api(&store, "u2", &["api"], None);
+        store.feed.reload(&store, now()).unwrap();
+        let u1 = store.live(UserId::of_key("u1"), now());
+        assert_eq!(
+            u1,
+            [(
+                Arc::from("hour"),
+                Some(written + chrono::Duration::hours(1))
+            )],
+            "ttls count from the file's modification time: `half` ran out"
+        );
+
+        // Stopped (snapshot), the file deleted meanwhile, started again.
+        let snapshot = dir.path().join("profiles.snapshot");
+        super::super::snapshot::save(&store, &snapshot, now()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let again = self::store(dir.path());
+        super::super::snapshot::load(&again, &snapshot, now()).unwrap();
+        assert_eq!(tags_of(&again, "u2"), ["api", "file"], "as it was saved");
+        again.feed.reload(&again, now()).unwrap();
+        assert_eq!(
+            tags_of(&again, "u2"),
+            ["api"],
+            "the file is gone, the API's tag stays"
+        );
+        assert!(tags_of(&again, "u1").is_empty());
     }
 
     #[test]
