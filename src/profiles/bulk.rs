@@ -303,6 +303,7 @@ impl Feed {
             Err(e) => return Err(e),
         };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let first = seen.is_none();
         let mut rebuild = match &*seen {
             None => true,
             Some(seen) => seen.keys().any(|path| !paths.contains(path)),
@@ -326,7 +327,9 @@ impl Feed {
             applied += updates;
         }
         if rebuild {
-            tracing::info!("profile files rewritten or removed: reading them all again");
+            if !first {
+                tracing::info!("profile files rewritten or removed: reading them all again");
+            }
             seen.clear();
             for path in &paths {
                 let Some(bytes) = read(path) else { continue };
