@@ -302,13 +302,13 @@ impl Feed {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let first = seen.is_none();
-        let mut rebuild = match &*seen {
+        let mut state = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let first = state.is_none();
+        let mut rebuild = match &*state {
             None => true,
             Some(seen) => seen.keys().any(|path| !paths.contains(path)),
         };
-        let seen = seen.get_or_insert_default();
+        let seen = state.get_or_insert_default();
         let mut applied = 0;
         for path in paths.iter().take_while(|_| !rebuild) {
             let Some(bytes) = read(path) else { continue };
@@ -331,13 +331,24 @@ impl Feed {
                 tracing::info!("profile files rewritten or removed: reading them all again");
             }
             seen.clear();
+            let mut unread = false;
             for path in &paths {
-                let Some(bytes) = read(path) else { continue };
+                let Some(bytes) = read(path) else {
+                    unread = true;
+                    continue;
+                };
                 let (file, updates) =
                     apply(store, path, &bytes, Seen::default(), Origin::REBUILD, now);
                 seen.insert(path.clone(), file);
                 self.publish(seen);
                 applied += updates;
+            }
+            if unread {
+                // Its tags are not dropped for a read that failed: all are read again next time.
+                tracing::warn!("a profile file could not be read: the next reload reads all again");
+                self.publish(seen);
+                *state = None;
+                return Ok(applied);
             }
             store.settle();
         }
@@ -579,6 +590,24 @@ mod tests {
         assert!(tags_of(&store, "u3").is_empty(), "a deleted file's tags go");
         assert_eq!(store.users(), 2, "u3 had nothing else: forgotten");
         assert_eq!(store.feed.status().as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_user_at_the_tag_cap_gets_the_rewritten_files_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.csv");
+        let line = |prefix: &str| {
+            let tags: Vec<String> = (0..MAX_TAGS).map(|i| format!("{prefix}{i}")).collect();
+            format!("user,tags,ttl\nu1,{},\n", tags.join(";"))
+        };
+        std::fs::write(&path, line("old")).unwrap();
+        let store = store(dir.path());
+        store.feed.reload(&store, now()).unwrap();
+        std::fs::write(&path, line("new")).unwrap();
+        store.feed.reload(&store, now()).unwrap();
+        let tags = tags_of(&store, "u1");
+        assert_eq!(tags.len(), MAX_TAGS);
+        assert!(tags.iter().all(|t| t.starts_with("new")), "{tags:?}");
     }
 
     #[test]

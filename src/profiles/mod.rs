@@ -425,7 +425,8 @@ impl Profiles {
 }
 
 /// `held` with `fresh` added, without what expired at `now` (a tag twice from one origin keeps
-/// its later expiry), sorted by tag, at most [`MAX_TAGS`] (those expiring last).
+/// its later expiry), sorted by tag, at most [`MAX_TAGS`] (those expiring last, then the ones a
+/// rebuild keeps).
 fn merge(held: &[Held], fresh: impl Iterator<Item = Held>, now: u32) -> Box<[Held]> {
     let mut all: Vec<Held> = held
         .iter()
@@ -437,7 +438,9 @@ fn merge(held: &[Held], fresh: impl Iterator<Item = Held>, now: u32) -> Box<[Hel
     all.sort_unstable_by(|a, b| a.tag.cmp(&b.tag).then(b.until.cmp(&a.until)));
     all.dedup_by_key(|h| h.tag);
     if all.len() > MAX_TAGS {
-        all.sort_unstable_by_key(|h| std::cmp::Reverse(h.until));
+        // Among equals, a file tag a rebuild in progress has not given again goes first.
+        let stale = |h: &Held| h.tag & (FROM_FILE | MARK) == FROM_FILE;
+        all.sort_unstable_by_key(|h| (std::cmp::Reverse(h.until), stale(h)));
         all.truncate(MAX_TAGS);
         all.sort_unstable_by_key(|h| h.tag);
     }

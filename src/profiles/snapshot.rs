@@ -116,26 +116,28 @@ pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, 
         }
         let now = stamp(now);
         let mut users = 0;
-        let mut live: Vec<Held> = Vec::new();
+        // One write per user: the writer's per-call overhead, not the disk, is what costs.
+        let mut record: Vec<u8> = Vec::new();
         for entry in store.users.iter() {
-            live.clear();
-            live.extend(
-                entry
-                    .value()
-                    .iter()
-                    .filter(|h| h.until > now && (h.id() as usize) < names.len())
-                    .copied(),
-            );
-            if live.is_empty() {
+            record.clear();
+            record.extend_from_slice(&[0; 2]);
+            record.extend_from_slice(&entry.key().0.to_le_bytes());
+            let live = entry
+                .value()
+                .iter()
+                .filter(|h| h.until > now && (h.id() as usize) < names.len());
+            let mut count: u16 = 0;
+            for held in live {
+                let tag = held.id() << 1 | u32::from(held.is_from_file());
+                record.extend_from_slice(&tag.to_le_bytes());
+                record.extend_from_slice(&held.until.to_le_bytes());
+                count += 1;
+            }
+            if count == 0 {
                 continue;
             }
-            out.write_all(&(live.len() as u16).to_le_bytes())?;
-            out.write_all(&entry.key().0.to_le_bytes())?;
-            for held in &live {
-                let tag = held.id() << 1 | u32::from(held.is_from_file());
-                out.write_all(&tag.to_le_bytes())?;
-                out.write_all(&held.until.to_le_bytes())?;
-            }
+            record[..2].copy_from_slice(&count.to_le_bytes());
+            out.write_all(&record)?;
             users += 1;
         }
         out.write_all(&0u16.to_le_bytes())?;
@@ -147,11 +149,15 @@ pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, 
 
 fn read_array<const N: usize>(input: &mut impl Read) -> Result<[u8; N], SnapshotError> {
     let mut buf = [0; N];
-    input.read_exact(&mut buf).map_err(|e| match e.kind() {
+    read_exact(input, &mut buf)?;
+    Ok(buf)
+}
+
+fn read_exact(input: &mut impl Read, buf: &mut [u8]) -> Result<(), SnapshotError> {
+    input.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("it ends too early"),
         _ => SnapshotError::Io(e),
-    })?;
-    Ok(buf)
+    })
 }
 
 /// Reads `path` into `store` (meant to be empty), dropping tags expired at `now`. Returns the
@@ -221,16 +227,20 @@ fn read_into(
     let now = stamp(now);
     let mut users = 0;
     let mut held = Vec::new();
+    let mut record = Vec::new();
     loop {
         let count = usize::from(u16::from_le_bytes(read_array(input)?));
         if count == 0 {
             break;
         }
         let user = UserId(u64::from_le_bytes(read_array(input)?));
+        record.resize(count * 8, 0);
+        read_exact(input, &mut record)?;
         held.clear();
-        for _ in 0..count {
-            let tag = u32::from_le_bytes(read_array(input)?);
-            let until = u32::from_le_bytes(read_array(input)?);
+        for pair in record.chunks_exact(8) {
+            let (tag, until) = pair.split_at(4);
+            let tag = u32::from_le_bytes(tag.try_into().unwrap_or_default());
+            let until = u32::from_le_bytes(until.try_into().unwrap_or_default());
             let id = *remap
                 .get((tag >> 1) as usize)
                 .ok_or(SnapshotError::Corrupt(
