@@ -9,11 +9,13 @@
 //! and the file tags no line gives any more are dropped ([`Profiles::settle`]); the API's tags are
 //! never touched. A line's ttl counts from its file's modification time (or the clock's now, if
 //! earlier), so a restart does not extend it. A bad line is skipped and reported as
-//! `path:line: message` in `/status`; the rest of the file applies. Runs on a blocking thread,
+//! `path:line: message` in `/status`; the rest of the file applies. Files are read a block at a
+//! time: memory does not grow with their size. Runs on a blocking thread,
 //! never on the bid path; `/status` reads what the last file applied published, never waiting.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -157,15 +159,16 @@ pub fn read_all(dir: &Path) -> std::io::Result<(Vec<Update>, Vec<String>)> {
     let mut updates = Vec::new();
     let mut problems = Vec::new();
     for path in files(dir)? {
-        let bytes = std::fs::read(&path)?;
-        let read = read_lines(&path, &bytes, 0, |chunk| updates.extend_from_slice(chunk));
-        problems.extend(read.problems);
+        let read = read_file(&path, &Seen::default(), |chunk| {
+            updates.extend_from_slice(chunk)
+        })?;
+        problems.extend(read.map(|file| file.problems).unwrap_or_default());
     }
     Ok((updates, problems))
 }
 
 /// What has been applied of one file.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Seen {
     /// Bytes applied (whole lines), and the hash of those bytes: a file that still starts with
     /// them only grew.
@@ -174,6 +177,8 @@ struct Seen {
     /// Lines applied, for numbering the next ones.
     lines: usize,
     updates: usize,
+    /// Bad lines skipped, and the first few of them.
+    bad: usize,
     problems: Vec<String>,
 }
 
@@ -273,12 +278,6 @@ fn read_lines(
     read
 }
 
-fn hash(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
-}
-
 impl Feed {
     pub fn new(dir: PathBuf) -> Feed {
         Feed {
@@ -311,20 +310,19 @@ impl Feed {
         let seen = state.get_or_insert_default();
         let mut applied = 0;
         for path in paths.iter().take_while(|_| !rebuild) {
-            let Some(bytes) = read(path) else { continue };
-            let before = seen.remove(path);
-            let file = match before {
-                None => Seen::default(),
-                Some(before) if grew(&before, &bytes) => before,
-                Some(_) => {
+            let before = seen.get(path).cloned().unwrap_or_default();
+            match apply(store, path, &before, Origin::FILE, now) {
+                Ok(Some((file, updates))) => {
+                    seen.insert(path.clone(), file);
+                    self.publish(seen);
+                    applied += updates;
+                }
+                Ok(None) => {
                     rebuild = true;
                     break;
                 }
-            };
-            let (file, updates) = apply(store, path, &bytes, file, Origin::FILE, now);
-            seen.insert(path.clone(), file);
-            self.publish(seen);
-            applied += updates;
+                Err(e) => tracing::warn!("cannot read profile file {}: {e}", path.display()),
+            }
         }
         if rebuild {
             if !first {
@@ -333,15 +331,18 @@ impl Feed {
             seen.clear();
             let mut unread = false;
             for path in &paths {
-                let Some(bytes) = read(path) else {
-                    unread = true;
-                    continue;
-                };
-                let (file, updates) =
-                    apply(store, path, &bytes, Seen::default(), Origin::REBUILD, now);
-                seen.insert(path.clone(), file);
-                self.publish(seen);
-                applied += updates;
+                match apply(store, path, &Seen::default(), Origin::REBUILD, now) {
+                    Ok(Some((file, updates))) => {
+                        seen.insert(path.clone(), file);
+                        self.publish(seen);
+                        applied += updates;
+                    }
+                    Ok(None) => unread = true,
+                    Err(e) => {
+                        tracing::warn!("cannot read profile file {}: {e}", path.display());
+                        unread = true;
+                    }
+                }
             }
             if unread {
                 // Its tags are not dropped for a read that failed: all are read again next time.
@@ -379,31 +380,28 @@ impl Feed {
     }
 }
 
-/// Applies the lines of `bytes` (`path`'s content) after those `file` says were applied, from
-/// `origin`. Returns what is now applied of the file, and the updates applied.
+/// Applies the lines of `path` after those `before` says were applied, from `origin`. Returns
+/// what is now applied of the file and the updates applied, or `None` when the file no longer
+/// starts with what was applied (it was rewritten).
 fn apply(
     store: &Profiles,
     path: &Path,
-    bytes: &[u8],
-    mut file: Seen,
+    before: &Seen,
     origin: Origin,
     now: DateTime<Utc>,
-) -> (Seen, usize) {
-    if file.len == bytes.len() {
-        return (file, 0);
-    }
+) -> std::io::Result<Option<(Seen, usize)>> {
     // Ttls count from the file's last change, so reading it again does not extend them.
     let base = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map_or(now, |modified| DateTime::<Utc>::from(modified).min(now));
     let mut refused_full = 0;
-    let unread = bytes.get(file.len..).unwrap_or_default();
-    let read = read_lines(path, unread, file.lines, |chunk| {
+    let read = read_file(path, before, |chunk| {
         match store.apply_as(chunk, base, now, origin) {
             Ok(applied) => refused_full += applied.refused_full,
             Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
         }
-    });
+    })?;
+    let Some(file) = read else { return Ok(None) };
     if refused_full > 0 {
         tracing::warn!(
             path = %path.display(),
@@ -411,36 +409,82 @@ fn apply(
             "profile store full ([profiles] max_users): updates for new users skipped"
         );
     }
-    for problem in &read.problems {
-        tracing::warn!("skipped profile line {problem}");
+    let (updates, bad) = (file.updates - before.updates, file.bad - before.bad);
+    if file.len > before.len || bad > 0 {
+        tracing::info!(path = %path.display(), updates, bad_lines = bad, "profile file applied");
     }
-    file.len += read.consumed;
-    file.hash = hash(bytes.get(..file.len).unwrap_or_default());
-    file.lines += read.lines;
-    file.updates += read.updates;
-    let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
-    file.problems.extend(read.problems.into_iter().take(room));
-    tracing::info!(
-        path = %path.display(),
-        updates = read.updates,
-        bad_lines = read.bad,
-        "profile file applied"
-    );
-    (file, read.updates)
+    Ok(Some((file, updates)))
 }
 
-/// A bulk file's bytes, or `None` (logged) when it cannot be read.
-fn read(path: &Path) -> Option<Vec<u8>> {
-    std::fs::read(path)
-        .inspect_err(|e| tracing::warn!("cannot read profile file {}: {e}", path.display()))
-        .ok()
-}
+/// Bytes of a bulk file read at a time.
+const BLOCK: usize = 1 << 20;
+/// The longest line read: a file with a longer one is read up to it (a feed of something else).
+const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Whether `bytes` still start with what was applied of the file: it only grew.
-fn grew(before: &Seen, bytes: &[u8]) -> bool {
-    bytes
-        .get(..before.len)
-        .is_some_and(|prefix| hash(prefix) == before.hash)
+/// Reads the lines of `path` after those `before` says were read, handing their updates to
+/// `each` in chunks, a block at a time (memory: a block and a line, whatever the file's size).
+/// Returns what is now read of the file, or `None` when it no longer starts with what was read.
+fn read_file(
+    path: &Path,
+    before: &Seen,
+    mut each: impl FnMut(&[Update]),
+) -> std::io::Result<Option<Seen>> {
+    let mut input = std::fs::File::open(path)?;
+    let mut block = vec![0; BLOCK];
+    let mut hasher = DefaultHasher::new();
+    let mut left = before.len;
+    while left > 0 {
+        let n = input.read(&mut block[..left.min(BLOCK)])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        hasher.write(&block[..n]);
+        left -= n;
+    }
+    if before.len > 0 && hasher.finish() != before.hash {
+        return Ok(None);
+    }
+    let mut file = before.clone();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = input.read(&mut block)?;
+        let at_end = n == 0;
+        pending.extend_from_slice(&block[..n]);
+        // Whole lines only, but for the last one.
+        let whole = match pending.iter().rposition(|&b| b == b'\n') {
+            _ if at_end => pending.len(),
+            Some(last) => last + 1,
+            None if pending.len() > MAX_LINE_BYTES => {
+                file.bad += 1;
+                file.problems.push(format!(
+                    "{}:{}: a line of over {MAX_LINE_BYTES} bytes: the file is read up to it",
+                    path.display(),
+                    file.lines + 1
+                ));
+                break;
+            }
+            None => continue,
+        };
+        let read = read_lines(path, &pending[..whole], file.lines, &mut each);
+        hasher.write(&pending[..read.consumed]);
+        file.len += read.consumed;
+        file.lines += read.lines;
+        file.updates += read.updates;
+        file.bad += read.bad;
+        for problem in &read.problems {
+            tracing::warn!("skipped profile line {problem}");
+        }
+        let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
+        file.problems.extend(read.problems.into_iter().take(room));
+        let stopped = read.consumed < whole;
+        pending.drain(..read.consumed);
+        if at_end || stopped {
+            break;
+        }
+    }
+    file.problems.truncate(MAX_PROBLEMS);
+    file.hash = hasher.finish();
+    Ok(Some(file))
 }
 
 #[cfg(test)]
@@ -651,6 +695,43 @@ mod tests {
             "the file is gone, the API's tag stays"
         );
         assert!(tags_of(&again, "u1").is_empty());
+    }
+
+    #[test]
+    fn big_files_are_read_a_block_at_a_time_and_an_endless_line_stops_the_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let mut text = String::from("user,tags,ttl\n");
+        for i in 0..60_000 {
+            text.push_str(&format!(
+                "user-{i},interests/some-long-enough-tag-{},\n",
+                i % 50
+            ));
+        }
+        assert!(text.len() > 2 * BLOCK, "lines cross blocks");
+        std::fs::write(&path, &text).unwrap();
+        let store = Profiles::new(100_000, Feed::new(dir.path().to_owned()));
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 60_000);
+        assert_eq!(store.users(), 60_000);
+        assert_eq!(
+            tags_of(&store, "user-39999"),
+            ["interests/some-long-enough-tag-49"]
+        );
+
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let endless = "x".repeat(MAX_LINE_BYTES + BLOCK);
+        let tail = format!("late,a,\n{endless}\nlater,b,\n");
+        std::io::Write::write_all(&mut file, tail.as_bytes()).unwrap();
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 1, "only `late`");
+        assert!(
+            tags_of(&store, "later").is_empty(),
+            "after the endless line"
+        );
+        let status = store.feed.status().to_string();
+        assert!(status.contains("big.csv:60003: a line of over"), "{status}");
     }
 
     #[test]
