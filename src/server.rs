@@ -632,7 +632,9 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
     };
     match app.clock.advance_to(to.to_utc()) {
         Ok(now) => {
-            expire(app, now);
+            // Sweeps walk maps (millions of profiles take seconds): this worker's other tasks
+            // move to another meanwhile.
+            tokio::task::block_in_place(|| expire(app, now));
             json(
                 StatusCode::OK,
                 serde_json::json!({ "now": now.to_rfc3339_opts(SecondsFormat::AutoSi, true) }),
