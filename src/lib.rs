@@ -21,7 +21,9 @@
 //! flight, deadlines) and `encoding` undoes compressed bodies; `config` and `metrics` serve the operator; `geo` normalises places;
 //! `user` turns the user key a request carries into the id audiences and profiles are keyed by;
 //! `audience` loads the packages of users campaigns target and exclude (checked after the index)
-//! and builds retargeting packages from the log; `taxonomy` is the tag tree campaign tags must be in;
+//! and builds retargeting packages from the log; `profiles` is precis' own tags per user (fed by
+//! bulk files and the admin API, merged into each request's tags, kept by a snapshot);
+//! `lookalike` grows a package from profiles; `taxonomy` is the tag tree campaign tags must be in;
 //! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
 //! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
 

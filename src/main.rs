@@ -590,8 +590,8 @@ struct Loaded {
     reload: reload::Trigger,
     /// Re-applies the bulk profile files.
     profiles: reload::Trigger,
-    /// Watches the directories; must be kept alive.
-    watcher: notify::RecommendedWatcher,
+    /// Watches the directories.
+    watcher: reload::Watch,
 }
 
 /// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back

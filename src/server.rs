@@ -710,15 +710,17 @@ async fn users(app: &App, request: Request<Incoming>) -> Answer {
         Ok(body) => body,
         Err((_, answer)) => return answer,
     };
-    let (status, answer) = profiles::api::handle(
-        &app.profiles,
-        &method,
-        &path,
-        query.as_deref(),
-        &body,
-        app.clock.now(),
-    );
-    json(status, answer)
+    // A batch of thousands of updates is parsed and applied off the runtime's threads, which
+    // answer bids meanwhile.
+    let (store, now) = (app.profiles.clone(), app.clock.now());
+    let handled = tokio::task::spawn_blocking(move || {
+        profiles::api::handle(&store, &method, &path, query.as_deref(), &body, now)
+    })
+    .await;
+    match handled {
+        Ok((status, answer)) => json(status, answer),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 /// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then [`expire`]s what the
@@ -736,7 +738,9 @@ fn clock(app: &App, query: Option<&str>) -> Answer {
     };
     match app.clock.advance_to(to.to_utc()) {
         Ok(now) => {
-            expire(app, now);
+            // Sweeps walk maps (millions of profiles take seconds): this worker's other tasks
+            // move to another meanwhile.
+            tokio::task::block_in_place(|| expire(app, now));
             json(
                 StatusCode::OK,
                 serde_json::json!({ "now": now.to_rfc3339_opts(SecondsFormat::AutoSi, true) }),

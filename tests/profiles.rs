@@ -186,3 +186,65 @@ async fn bulk_profile_files_apply_at_start_and_when_edited() {
         })
         .await;
 }
+
+/// Only for users in the `fans` package (refused while no such package is loaded).
+fn fans() -> (&'static str, String) {
+    (
+        "fans.toml",
+        Campaign::cpm(2.0)
+            .target(r#"audiences_any = ["fans"]"#)
+            .banner(300, 250)
+            .toml(),
+    )
+}
+
+/// Writes `path` under the server's directory whole (a rename), as a careful tool would.
+fn put_file(server: &Server, path: &str, text: &str) {
+    let path = server.root().join(path);
+    let partial = path.with_file_name(".partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+}
+
+#[tokio::test]
+async fn directories_made_after_start_are_watched_and_a_files_tags_are_its_own() {
+    let server = Server::setup().campaigns([runners(), fans()]).start();
+    let wins = async |key: &str, expected: Option<&str>| {
+        let what = format!("{key} to win {expected:?}");
+        server
+            .eventually(&what, async || match server.winner(&from_user(key)).await {
+                won if won.as_deref() == expected => Ok(()),
+                won => Err(format!("won {won:?}")),
+            })
+            .await;
+    };
+    wins("alice", None).await;
+
+    std::fs::create_dir(server.root().join("profiles")).unwrap();
+    put_file(
+        &server,
+        "profiles/crm.jsonl",
+        "{\"user\": \"alice\", \"tags\": [\"sports/running\"]}\n\
+         {\"user\": \"carol\", \"tags\": [\"sports/running\"]}\n",
+    );
+    wins("alice", Some("runners")).await;
+    std::fs::create_dir(server.root().join("audiences")).unwrap();
+    put_file(&server, "audiences/fans.txt", "fan-1\n");
+    wins("fan-1", Some("fans")).await;
+
+    // The file's tags are the file's: a line removed, then the file, take them away; the API's
+    // tags stay.
+    let put = r#"{"tags": ["sports/running"]}"#;
+    let (status, _) = call(&server, Method::PUT, "/users/dave/tags", put).await;
+    assert_eq!(status, StatusCode::OK);
+    put_file(
+        &server,
+        "profiles/crm.jsonl",
+        "{\"user\": \"carol\", \"tags\": [\"sports/running\"]}\n",
+    );
+    wins("alice", None).await;
+    wins("carol", Some("runners")).await;
+    std::fs::remove_file(server.root().join("profiles/crm.jsonl")).unwrap();
+    wins("carol", None).await;
+    wins("dave", Some("runners")).await;
+}

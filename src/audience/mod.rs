@@ -12,7 +12,7 @@ mod set;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -72,6 +72,8 @@ impl KeyForm {
 
 /// Raw keys longer than this are not user ids (a line of something else pasted in).
 const MAX_KEY_BYTES: usize = 512;
+/// Longest line of a package file read (a CSV row may carry more than its key).
+const MAX_LINE_BYTES: u64 = 64 * 1024;
 
 /// One loaded package.
 #[derive(Debug)]
@@ -173,10 +175,17 @@ pub fn load(path: &Path) -> Result<Package, AudienceError> {
     let mut number = 0;
     loop {
         line.clear();
-        match reader.read_line(&mut line) {
+        // Bounded: a file without line breaks is refused, not read whole into one line.
+        match (&mut reader).take(MAX_LINE_BYTES).read_line(&mut line) {
             Ok(0) => break,
             Ok(_) => number += 1,
             Err(e) => return Err(fail(number + 1, format!("cannot read: {e}"))),
+        }
+        if line.len() as u64 == MAX_LINE_BYTES && !line.ends_with('\n') {
+            return Err(fail(
+                number,
+                format!("a line of over {MAX_LINE_BYTES} bytes: not one user key"),
+            ));
         }
         let text = line.trim();
         if let Some(comment) = text.strip_prefix('#') {
@@ -539,6 +548,12 @@ mod tests {
         assert_eq!(load(&late).unwrap_err().line, 2);
         let name = write(dir.path(), "bad name.txt", "a\n");
         assert!(load(&name).is_err());
+        let endless = write(dir.path(), "e.txt", &format!("a\n{}", "x".repeat(100_000)));
+        let error = load(&endless).unwrap_err().to_string();
+        assert!(
+            error.ends_with("e.txt:2: a line of over 65536 bytes: not one user key"),
+            "{error}"
+        );
     }
 
     #[test]

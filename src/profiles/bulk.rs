@@ -3,21 +3,27 @@
 //!
 //! A `.jsonl` line is `{"user": "RAW KEY", "tags": ["sports/running"], "ttl": "5m"}` (or
 //! `"user_sha256": "<64 hex>"` instead of `user`; `ttl` optional, absent = long-term). A `.csv`
-//! file starts with the header `user,tags,ttl` and has tags separated by `;`. A file that changed
-//! is applied again; one that only grew (lines appended) has just its new lines applied. A bad line
-//! is skipped and reported as `path:line: message` in `/status`; the rest of the file applies.
-//! Files add and refresh tags: a line removed from a file takes nothing away (tags expire, or the
-//! API deletes them). Runs on a blocking thread, never on the bid path.
+//! file starts with the header `user,tags,ttl` and has tags separated by `;`. A file that only grew
+//! (lines appended, or new) has just its new lines applied. The tags files give are theirs: when a
+//! file is rewritten or deleted (and at start, over the snapshot), every file is read again whole
+//! and the file tags no line gives any more are dropped ([`Profiles::settle`]); the API's tags are
+//! never touched. A line's ttl counts from its file's modification time (or the clock's now, if
+//! earlier), so a restart does not extend it. A bad line is skipped and reported as
+//! `path:line: message` in `/status`; the rest of the file applies. Files are read a block at a
+//! time: memory does not grow with their size. Runs on a blocking thread,
+//! never on the bid path; `/status` reads what the last file applied published, never waiting.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Profiles, Update, parse_ttl};
+use super::{Origin, Profiles, Update, parse_ttl};
 use crate::targeting::{MAX_TAGS, tag_form};
 use crate::user::UserId;
 
@@ -153,15 +159,16 @@ pub fn read_all(dir: &Path) -> std::io::Result<(Vec<Update>, Vec<String>)> {
     let mut updates = Vec::new();
     let mut problems = Vec::new();
     for path in files(dir)? {
-        let bytes = std::fs::read(&path)?;
-        let read = read_lines(&path, &bytes, 0, |chunk| updates.extend_from_slice(chunk));
-        problems.extend(read.problems);
+        let read = read_file(&path, &Seen::default(), |chunk| {
+            updates.extend_from_slice(chunk)
+        })?;
+        problems.extend(read.map(|file| file.problems).unwrap_or_default());
     }
     Ok((updates, problems))
 }
 
 /// What has been applied of one file.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Seen {
     /// Bytes applied (whole lines), and the hash of those bytes: a file that still starts with
     /// them only grew.
@@ -170,6 +177,8 @@ struct Seen {
     /// Lines applied, for numbering the next ones.
     lines: usize,
     updates: usize,
+    /// Bad lines skipped, and the first few of them.
+    bad: usize,
     problems: Vec<String>,
 }
 
@@ -182,7 +191,10 @@ const CHUNK: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Feed {
     dir: Option<PathBuf>,
-    seen: Mutex<BTreeMap<PathBuf, Seen>>,
+    /// Each file's [`Seen`]; `None` before the first reload, which reads every file whole.
+    seen: Mutex<Option<BTreeMap<PathBuf, Seen>>>,
+    /// What `/status` shows, published as each file is applied.
+    shown: ArcSwap<Vec<serde_json::Value>>,
 }
 
 /// What reading part of a file found.
@@ -266,17 +278,11 @@ fn read_lines(
     read
 }
 
-fn hash(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
-}
-
 impl Feed {
     pub fn new(dir: PathBuf) -> Feed {
         Feed {
             dir: Some(dir),
-            seen: Mutex::default(),
+            ..Feed::default()
         }
     }
 
@@ -284,7 +290,9 @@ impl Feed {
         self.dir.as_deref()
     }
 
-    /// Applies what changed in the directory's files since the last call to `store`, as of `now`.
+    /// Applies what changed in the directory's files since the last call to `store`, as of `now`:
+    /// the new lines of files that grew or are new; or, when a file was rewritten or deleted
+    /// (and at the first call), every file whole, dropping the file tags no line gives any more.
     /// Returns how many updates it applied. A missing directory holds no files.
     pub fn reload(&self, store: &Profiles, now: DateTime<Utc>) -> std::io::Result<usize> {
         let Some(dir) = &self.dir else { return Ok(0) };
@@ -293,65 +301,66 @@ impl Feed {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|path, _| paths.contains(path));
+        let mut state = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let first = state.is_none();
+        let mut rebuild = match &*state {
+            None => true,
+            Some(seen) => seen.keys().any(|path| !paths.contains(path)),
+        };
+        let seen = state.get_or_insert_default();
         let mut applied = 0;
-        for path in paths {
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    tracing::warn!("cannot read profile file {}: {e}", path.display());
-                    continue;
+        for path in paths.iter().take_while(|_| !rebuild) {
+            let before = seen.get(path).cloned().unwrap_or_default();
+            match apply(store, path, &before, Origin::FILE, now) {
+                Ok(Some((file, updates))) => {
+                    seen.insert(path.clone(), file);
+                    self.publish(seen);
+                    applied += updates;
                 }
-            };
-            let before = seen.remove(&path).unwrap_or_default();
-            let grew = bytes
-                .get(..before.len)
-                .is_some_and(|prefix| hash(prefix) == before.hash);
-            let mut file = if grew { before } else { Seen::default() };
-            if file.len == bytes.len() {
-                seen.insert(path, file);
-                continue;
-            }
-            let mut refused_full = 0;
-            let read = read_lines(&path, &bytes[file.len..], file.lines, |chunk| {
-                match store.apply(chunk, now) {
-                    Ok(applied) => refused_full += applied.refused_full,
-                    Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
+                Ok(None) => {
+                    rebuild = true;
+                    break;
                 }
-            });
-            if refused_full > 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    refused_full,
-                    "profile store full ([profiles] max_users): updates for new users skipped"
-                );
+                Err(e) => tracing::warn!("cannot read profile file {}: {e}", path.display()),
             }
-            for problem in &read.problems {
-                tracing::warn!("skipped profile line {problem}");
-            }
-            file.len += read.consumed;
-            file.hash = hash(&bytes[..file.len]);
-            file.lines += read.lines;
-            file.updates += read.updates;
-            let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
-            file.problems.extend(read.problems.into_iter().take(room));
-            applied += read.updates;
-            tracing::info!(
-                path = %path.display(),
-                updates = read.updates,
-                bad_lines = read.bad,
-                "profile file applied"
-            );
-            seen.insert(path, file);
         }
+        if rebuild {
+            if !first {
+                tracing::info!("profile files rewritten or removed: reading them all again");
+            }
+            seen.clear();
+            let mut unread = false;
+            for path in &paths {
+                match apply(store, path, &Seen::default(), Origin::REBUILD, now) {
+                    Ok(Some((file, updates))) => {
+                        seen.insert(path.clone(), file);
+                        self.publish(seen);
+                        applied += updates;
+                    }
+                    Ok(None) => unread = true,
+                    Err(e) => {
+                        tracing::warn!("cannot read profile file {}: {e}", path.display());
+                        unread = true;
+                    }
+                }
+            }
+            if unread {
+                // Its tags are not dropped for a read that failed: all are read again next time.
+                tracing::warn!("a profile file could not be read: the next reload reads all again");
+                self.publish(seen);
+                *state = None;
+                return Ok(applied);
+            }
+            store.settle();
+        }
+        self.publish(seen);
         Ok(applied)
     }
 
     /// Each file: lines and updates applied, and the bad lines skipped (the first few).
-    pub fn status(&self) -> serde_json::Value {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
+    fn publish(&self, seen: &BTreeMap<PathBuf, Seen>) {
+        let shown = seen
+            .iter()
             .map(|(path, file)| {
                 serde_json::json!({
                     "path": path.display().to_string(),
@@ -360,12 +369,128 @@ impl Feed {
                     "bad_lines": file.problems,
                 })
             })
-            .collect()
+            .collect();
+        self.shown.store(std::sync::Arc::new(shown));
     }
+
+    /// What `/status` shows of the files: as of the last file applied (a reload in progress
+    /// does not make it wait).
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.shown.load().to_vec())
+    }
+}
+
+/// Applies the lines of `path` after those `before` says were applied, from `origin`. Returns
+/// what is now applied of the file and the updates applied, or `None` when the file no longer
+/// starts with what was applied (it was rewritten).
+fn apply(
+    store: &Profiles,
+    path: &Path,
+    before: &Seen,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> std::io::Result<Option<(Seen, usize)>> {
+    // Ttls count from the file's last change, so reading it again does not extend them.
+    let base = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_or(now, |modified| DateTime::<Utc>::from(modified).min(now));
+    let mut refused_full = 0;
+    let read = read_file(path, before, |chunk| {
+        match store.apply_as(chunk, base, now, origin) {
+            Ok(applied) => refused_full += applied.refused_full,
+            Err(e) => tracing::warn!("profile file {}: {e}", path.display()),
+        }
+    })?;
+    let Some(file) = read else { return Ok(None) };
+    if refused_full > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            refused_full,
+            "profile store full ([profiles] max_users): updates for new users skipped"
+        );
+    }
+    let (updates, bad) = (file.updates - before.updates, file.bad - before.bad);
+    if file.len > before.len || bad > 0 {
+        tracing::info!(path = %path.display(), updates, bad_lines = bad, "profile file applied");
+    }
+    Ok(Some((file, updates)))
+}
+
+/// Bytes of a bulk file read at a time.
+const BLOCK: usize = 1 << 20;
+/// The longest line read: a file with a longer one is read up to it (a feed of something else).
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads the lines of `path` after those `before` says were read, handing their updates to
+/// `each` in chunks, a block at a time (memory: a block and a line, whatever the file's size).
+/// Returns what is now read of the file, or `None` when it no longer starts with what was read.
+fn read_file(
+    path: &Path,
+    before: &Seen,
+    mut each: impl FnMut(&[Update]),
+) -> std::io::Result<Option<Seen>> {
+    let mut input = std::fs::File::open(path)?;
+    let mut block = vec![0; BLOCK];
+    let mut hasher = DefaultHasher::new();
+    let mut left = before.len;
+    while left > 0 {
+        let n = input.read(&mut block[..left.min(BLOCK)])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        hasher.write(&block[..n]);
+        left -= n;
+    }
+    if before.len > 0 && hasher.finish() != before.hash {
+        return Ok(None);
+    }
+    let mut file = before.clone();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = input.read(&mut block)?;
+        let at_end = n == 0;
+        pending.extend_from_slice(&block[..n]);
+        // Whole lines only, but for the last one.
+        let whole = match pending.iter().rposition(|&b| b == b'\n') {
+            _ if at_end => pending.len(),
+            Some(last) => last + 1,
+            None if pending.len() > MAX_LINE_BYTES => {
+                file.bad += 1;
+                file.problems.push(format!(
+                    "{}:{}: a line of over {MAX_LINE_BYTES} bytes: the file is read up to it",
+                    path.display(),
+                    file.lines + 1
+                ));
+                break;
+            }
+            None => continue,
+        };
+        let read = read_lines(path, &pending[..whole], file.lines, &mut each);
+        hasher.write(&pending[..read.consumed]);
+        file.len += read.consumed;
+        file.lines += read.lines;
+        file.updates += read.updates;
+        file.bad += read.bad;
+        for problem in &read.problems {
+            tracing::warn!("skipped profile line {problem}");
+        }
+        let room = MAX_PROBLEMS.saturating_sub(file.problems.len());
+        file.problems.extend(read.problems.into_iter().take(room));
+        let stopped = read.consumed < whole;
+        pending.drain(..read.consumed);
+        if at_end || stopped {
+            break;
+        }
+    }
+    file.problems.truncate(MAX_PROBLEMS);
+    file.hash = hasher.finish();
+    Ok(Some(file))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn store(dir: &Path) -> Profiles {
@@ -456,6 +581,157 @@ mod tests {
             "rewritten: read again"
         );
         assert_eq!(tags_of(&store, "u3"), ["c"]);
+    }
+
+    fn api(store: &Profiles, key: &str, tags: &[&str], ttl: Option<u32>) {
+        let tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        let update = Update {
+            user: UserId::of_key(key),
+            tags,
+            ttl_secs: ttl,
+        };
+        store.apply(&[update], now()).unwrap();
+    }
+
+    #[test]
+    fn a_line_or_file_removed_takes_its_tags_away_and_api_tags_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.csv"));
+        std::fs::write(
+            &a,
+            "{\"user\": \"u1\", \"tags\": [\"a\", \"f\"]}\n{\"user\": \"u2\", \"tags\": [\"b\"]}\n",
+        )
+        .unwrap();
+        std::fs::write(&b, "user,tags,ttl\nu3,c,\n").unwrap();
+        let store = store(dir.path());
+        api(&store, "u1", &["a", "api"], Some(3_600));
+        store.feed.reload(&store, now()).unwrap();
+        assert_eq!(tags_of(&store, "u1"), ["a", "api", "f"], "`a` shows once");
+        assert_eq!(
+            store.live(UserId::of_key("u1"), now())[0].1,
+            None,
+            "the later expiry"
+        );
+
+        std::fs::write(&a, "{\"user\": \"u2\", \"tags\": [\"b\"]}\n").unwrap();
+        store.feed.reload(&store, now()).unwrap();
+        assert_eq!(
+            tags_of(&store, "u1"),
+            ["a", "api"],
+            "the file's `f` went with its line"
+        );
+        let in_an_hour = now() + chrono::Duration::hours(1);
+        assert_eq!(
+            store.live(UserId::of_key("u1"), now())[0].1,
+            Some(in_an_hour),
+            "the API's `a` stays, with its own ttl"
+        );
+        assert_eq!(tags_of(&store, "u2"), ["b"]);
+        assert_eq!(tags_of(&store, "u3"), ["c"], "the other file, read again");
+
+        std::fs::remove_file(&b).unwrap();
+        store.feed.reload(&store, now()).unwrap();
+        assert!(tags_of(&store, "u3").is_empty(), "a deleted file's tags go");
+        assert_eq!(store.users(), 2, "u3 had nothing else: forgotten");
+        assert_eq!(store.feed.status().as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_user_at_the_tag_cap_gets_the_rewritten_files_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.csv");
+        let line = |prefix: &str| {
+            let tags: Vec<String> = (0..MAX_TAGS).map(|i| format!("{prefix}{i}")).collect();
+            format!("user,tags,ttl\nu1,{},\n", tags.join(";"))
+        };
+        std::fs::write(&path, line("old")).unwrap();
+        let store = store(dir.path());
+        store.feed.reload(&store, now()).unwrap();
+        std::fs::write(&path, line("new")).unwrap();
+        store.feed.reload(&store, now()).unwrap();
+        let tags = tags_of(&store, "u1");
+        assert_eq!(tags.len(), MAX_TAGS);
+        assert!(tags.iter().all(|t| t.starts_with("new")), "{tags:?}");
+    }
+
+    #[test]
+    fn a_restart_neither_extends_a_files_ttls_nor_keeps_a_file_deleted_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(
+            &path,
+            "{\"user\": \"u1\", \"tags\": [\"hour\"], \"ttl\": \"1h\"}\n\
+             {\"user\": \"u1\", \"tags\": [\"half\"], \"ttl\": \"30m\"}\n\
+             {\"user\": \"u2\", \"tags\": [\"file\"]}\n",
+        )
+        .unwrap();
+        let written = now() - chrono::Duration::minutes(50);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(written.into()).unwrap();
+        let store = store(dir.path());
+        api(&store, "u2", &["api"], None);
+        store.feed.reload(&store, now()).unwrap();
+        let u1 = store.live(UserId::of_key("u1"), now());
+        assert_eq!(
+            u1,
+            [(
+                Arc::from("hour"),
+                Some(written + chrono::Duration::hours(1))
+            )],
+            "ttls count from the file's modification time: `half` ran out"
+        );
+
+        // Stopped (snapshot), the file deleted meanwhile, started again.
+        let snapshot = dir.path().join("profiles.snapshot");
+        super::super::snapshot::save(&store, &snapshot, now()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let again = self::store(dir.path());
+        super::super::snapshot::load(&again, &snapshot, now()).unwrap();
+        assert_eq!(tags_of(&again, "u2"), ["api", "file"], "as it was saved");
+        again.feed.reload(&again, now()).unwrap();
+        assert_eq!(
+            tags_of(&again, "u2"),
+            ["api"],
+            "the file is gone, the API's tag stays"
+        );
+        assert!(tags_of(&again, "u1").is_empty());
+    }
+
+    #[test]
+    fn big_files_are_read_a_block_at_a_time_and_an_endless_line_stops_the_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let mut text = String::from("user,tags,ttl\n");
+        for i in 0..60_000 {
+            text.push_str(&format!(
+                "user-{i},interests/some-long-enough-tag-{},\n",
+                i % 50
+            ));
+        }
+        assert!(text.len() > 2 * BLOCK, "lines cross blocks");
+        std::fs::write(&path, &text).unwrap();
+        let store = Profiles::new(100_000, Feed::new(dir.path().to_owned()));
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 60_000);
+        assert_eq!(store.users(), 60_000);
+        assert_eq!(
+            tags_of(&store, "user-39999"),
+            ["interests/some-long-enough-tag-49"]
+        );
+
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let endless = "x".repeat(MAX_LINE_BYTES + BLOCK);
+        let tail = format!("late,a,\n{endless}\nlater,b,\n");
+        std::io::Write::write_all(&mut file, tail.as_bytes()).unwrap();
+        assert_eq!(store.feed.reload(&store, now()).unwrap(), 1, "only `late`");
+        assert!(
+            tags_of(&store, "later").is_empty(),
+            "after the endless line"
+        );
+        let status = store.feed.status().to_string();
+        assert!(status.contains("big.csv:60003: a line of over"), "{status}");
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //! kept across restarts by a snapshot ([`snapshot`]).
 //!
 //! Memory: tag names are interned once (a table of u32 ids); a user costs a map slot (its id and a
-//! boxed slice) plus 8 bytes per tag (tag id, expiry as u32 seconds since [`EPOCH`]).
+//! boxed slice) plus 8 bytes per tag (tag id and origin, expiry as u32 seconds since [`EPOCH`]).
+//!
+//! Origin: a tag given by a bulk file is owned by the files ([`bulk`]): when a file is deleted or
+//! rewritten, the file tags are rebuilt from the files as they now are (each file tag applied
+//! again, marked, then the unmarked ones dropped), so a line removed takes its tags away. Tags the
+//! API gave are kept apart (the same tag may be held from both) and never touched by files.
 //! It must never block the bid path: a request's read is one dashmap shard read lock and an
 //! arc-swap load, no await, no disk. It never stores a raw user key. Expired tags stop matching at
 //! once (every read checks the clock); the sweep that frees their memory finds them under read
@@ -37,11 +42,49 @@ pub const MAX_DISTINCT_TAGS: usize = 1 << 20;
 /// Shards of the user map: many, so that a sweep or a snapshot holds each lock only briefly.
 const SHARDS: usize = 1024;
 
-/// One tag of a user: which (an index into the tag table) and until when (seconds since [`EPOCH`]).
+/// One tag of a user: which and from where (`tag`: the index into the tag table shifted left by
+/// two, then the [`FROM_FILE`] and [`MARK`] bits, so one tag's entries sort together) and until
+/// when (seconds since [`EPOCH`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Held {
     tag: u32,
     until: u32,
+}
+
+/// The origin bit of a tag a bulk file gave.
+const FROM_FILE: u32 = 0b10;
+/// Set on the file tags applied by a rebuild in progress: the file tags without it are dropped
+/// when the rebuild ends ([`Profiles::settle`]).
+const MARK: u32 = 0b01;
+/// Where an update comes from, as the low bits of its [`Held::tag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin(u32);
+
+impl Origin {
+    /// The API (and anything but a file).
+    pub(crate) const API: Origin = Origin(0);
+    /// A bulk file read as it grew.
+    pub(crate) const FILE: Origin = Origin(FROM_FILE);
+    /// A bulk file read again whole by a rebuild.
+    pub(crate) const REBUILD: Origin = Origin(FROM_FILE | MARK);
+}
+
+impl Held {
+    fn new(id: u32, origin: Origin, until: u32) -> Held {
+        Held {
+            tag: id << 2 | origin.0,
+            until,
+        }
+    }
+
+    /// The index of the tag's name in the tag table.
+    fn id(self) -> u32 {
+        self.tag >> 2
+    }
+
+    fn is_from_file(self) -> bool {
+        self.tag & FROM_FILE != 0
+    }
 }
 
 /// An update to one user's profile: these tags (in tag form), for `ttl_secs` or for good.
@@ -177,40 +220,106 @@ impl Profiles {
     /// keeps the later of its two expiries, so a long-term tag stays long-term). A user keeps at
     /// most [`MAX_TAGS`] tags, those expiring last.
     pub fn apply(&self, updates: &[Update], now: DateTime<Utc>) -> Result<Applied, ProfileError> {
+        self.apply_as(updates, now, now, Origin::API)
+    }
+
+    /// [`Profiles::apply`] from `origin`, ttls counted from `base` (a bulk file's lines count
+    /// theirs from the file's modification time, so a restart does not extend them). A tag
+    /// already expired at `now` is left out.
+    pub(crate) fn apply_as(
+        &self,
+        updates: &[Update],
+        base: DateTime<Utc>,
+        now: DateTime<Utc>,
+        origin: Origin,
+    ) -> Result<Applied, ProfileError> {
         let ids = self.tags.intern(
             updates
                 .iter()
                 .flat_map(|u| u.tags.iter().map(String::as_str)),
         )?;
-        let now = stamp(now);
+        let (base, now) = (stamp(base), stamp(now));
         let mut applied = Applied::default();
         for update in updates {
             let until = update
                 .ttl_secs
-                .map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
+                .map_or(NEVER, |ttl| base.saturating_add(ttl).min(NEVER - 1));
             let fresh = update
                 .tags
                 .iter()
                 .filter_map(|t| ids.get(t.as_str()))
-                .map(|&tag| Held { tag, until });
+                .map(|&id| Held::new(id, origin, until));
             match self.users.entry(update.user) {
                 Slot::Occupied(mut held) => {
                     let merged = merge(held.get(), fresh, now);
-                    held.insert(merged);
+                    if merged.is_empty() {
+                        held.remove();
+                        self.count.fetch_sub(1, Ordering::Relaxed);
+                    } else {
+                        held.insert(merged);
+                    }
                 }
                 Slot::Vacant(slot) => {
-                    if self.count.load(Ordering::Relaxed) >= self.max_users {
+                    let merged = merge(&[], fresh, now);
+                    if merged.is_empty() {
+                        // Expired already (a file line whose ttl ran out): nothing to hold.
+                    } else if self.count.load(Ordering::Relaxed) >= self.max_users {
                         applied.refused_full += 1;
                         continue;
+                    } else {
+                        slot.insert(merged);
+                        self.count.fetch_add(1, Ordering::Relaxed);
                     }
-                    slot.insert(merge(&[], fresh, now));
-                    self.count.fetch_add(1, Ordering::Relaxed);
                 }
             }
             applied.applied += 1;
         }
         self.changed();
         Ok(applied)
+    }
+
+    /// Ends a rebuild of the file tags: drops the file tags it did not apply again (their line or
+    /// file is gone) and unmarks the rest. Finds the users under shard read locks and rewrites
+    /// each under its own brief write lock, like [`Profiles::sweep`].
+    pub(crate) fn settle(&self) {
+        self.rewrite(
+            |h| h.is_from_file(),
+            |h| {
+                (!h.is_from_file() || h.tag & MARK != 0).then_some(Held {
+                    tag: h.tag & !MARK,
+                    ..h
+                })
+            },
+        );
+    }
+
+    /// Rewrites every user holding a tag `touched` says so of, keeping what `keep` returns of
+    /// each tag, and forgets users left with none. Returns how many it forgot.
+    fn rewrite(
+        &self,
+        touched: impl Fn(&Held) -> bool,
+        keep: impl Fn(Held) -> Option<Held>,
+    ) -> usize {
+        let users: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|entry| entry.value().iter().any(&touched))
+            .map(|entry| *entry.key())
+            .collect();
+        let mut forgotten = 0;
+        for user in &users {
+            if let Some(mut held) = self.users.get_mut(user) {
+                *held = held.iter().copied().filter_map(&keep).collect();
+            }
+            if self.users.remove_if(user, |_, h| h.is_empty()).is_some() {
+                forgotten += 1;
+            }
+        }
+        if !users.is_empty() {
+            self.count.fetch_sub(forgotten, Ordering::Relaxed);
+            self.changed();
+        }
+        forgotten
     }
 
     /// Forgets `tag` of `user`, or all of the user's tags. Says whether there was anything to forget.
@@ -224,7 +333,7 @@ impl Profiles {
                 let Some(mut held) = self.users.get_mut(&user) else {
                     return false;
                 };
-                let kept: Box<[Held]> = held.iter().copied().filter(|h| h.tag != id).collect();
+                let kept: Box<[Held]> = held.iter().copied().filter(|h| h.id() != id).collect();
                 let removed = kept.len() < held.len();
                 *held = kept;
                 drop(held);
@@ -241,20 +350,24 @@ impl Profiles {
         removed
     }
 
-    /// The live tags of `user` at `now`, with their expiries (`None`: long-term), by name.
+    /// The live tags of `user` at `now`, with their expiries (`None`: long-term), by name. A tag
+    /// held from both a file and the API shows once, with the later expiry.
     pub fn live(&self, user: UserId, now: DateTime<Utc>) -> Vec<(Arc<str>, Option<DateTime<Utc>>)> {
         let now = stamp(now);
         let names = self.tags.names.load();
-        let mut out: Vec<_> = self
-            .users
-            .get(&user)
-            .map(|held| {
-                held.iter()
-                    .filter(|h| h.until > now)
-                    .filter_map(|h| Some((names.get(h.tag as usize)?.clone(), time_of(h.until))))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut latest: Vec<Held> = Vec::new();
+        if let Some(held) = self.users.get(&user) {
+            for h in held.iter().filter(|h| h.until > now) {
+                match latest.last_mut() {
+                    Some(last) if last.id() == h.id() => last.until = last.until.max(h.until),
+                    _ => latest.push(*h),
+                }
+            }
+        }
+        let mut out: Vec<_> = latest
+            .iter()
+            .filter_map(|h| Some((names.get(h.id() as usize)?.clone(), time_of(h.until))))
+            .collect();
         out.sort();
         out
     }
@@ -273,8 +386,13 @@ impl Profiles {
         let now = stamp(facts.now);
         let names = self.tags.names.load();
         let own = facts.tags.len();
+        let mut last = None;
         for held in held.iter().filter(|h| h.until > now) {
-            let Some(name) = names.get(held.tag as usize) else {
+            // One tag's entries (from a file and the API) are next to each other.
+            if last.replace(held.id()) == Some(held.id()) {
+                continue;
+            }
+            let Some(name) = names.get(held.id() as usize) else {
                 continue;
             };
             if facts.tags.len() >= MAX_TAGS {
@@ -292,26 +410,7 @@ impl Profiles {
     /// request never waits for more than one user's rewrite. Returns how many users it forgot.
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
         let now = stamp(now);
-        let stale: Vec<UserId> = self
-            .users
-            .iter()
-            .filter(|entry| entry.value().iter().any(|h| h.until <= now))
-            .map(|entry| *entry.key())
-            .collect();
-        let mut forgotten = 0;
-        for user in &stale {
-            if let Some(mut held) = self.users.get_mut(user) {
-                *held = held.iter().copied().filter(|h| h.until > now).collect();
-            }
-            if self.users.remove_if(user, |_, h| h.is_empty()).is_some() {
-                forgotten += 1;
-            }
-        }
-        if !stale.is_empty() {
-            self.count.fetch_sub(forgotten, Ordering::Relaxed);
-            self.changed();
-        }
-        forgotten
+        self.rewrite(|h| h.until <= now, |h| (h.until > now).then_some(h))
     }
 
     /// What `/status` shows of the store and its bulk files.
@@ -325,16 +424,23 @@ impl Profiles {
     }
 }
 
-/// `held` without what expired at `now`, with `fresh` added (a tag twice keeps its later
-/// expiry), sorted by tag, at most [`MAX_TAGS`] (those expiring last).
+/// `held` with `fresh` added, without what expired at `now` (a tag twice from one origin keeps
+/// its later expiry), sorted by tag, at most [`MAX_TAGS`] (those expiring last, then the ones a
+/// rebuild keeps).
 fn merge(held: &[Held], fresh: impl Iterator<Item = Held>, now: u32) -> Box<[Held]> {
-    let mut all: Vec<Held> = held.iter().copied().filter(|h| h.until > now).collect();
-    all.extend(fresh);
+    let mut all: Vec<Held> = held
+        .iter()
+        .copied()
+        .chain(fresh)
+        .filter(|h| h.until > now)
+        .collect();
     // Per tag, latest expiry first; then keep the first of each tag.
     all.sort_unstable_by(|a, b| a.tag.cmp(&b.tag).then(b.until.cmp(&a.until)));
     all.dedup_by_key(|h| h.tag);
     if all.len() > MAX_TAGS {
-        all.sort_unstable_by_key(|h| std::cmp::Reverse(h.until));
+        // Among equals, a file tag a rebuild in progress has not given again goes first.
+        let stale = |h: &Held| h.tag & (FROM_FILE | MARK) == FROM_FILE;
+        all.sort_unstable_by_key(|h| (std::cmp::Reverse(h.until), stale(h)));
         all.truncate(MAX_TAGS);
         all.sort_unstable_by_key(|h| h.tag);
     }

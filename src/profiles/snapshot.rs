@@ -3,8 +3,9 @@
 //!
 //! Layout (little-endian): the magic `PRECISPF`, a u32 version, the tag table (a u32 count, then
 //! each name as a u16 length and its bytes), the users (each a u16 tag count, a u64 id and that
-//! many (u32 tag, u32 expiry) pairs; a count of 0 ends them), then a u64 FNV-1a checksum of
-//! everything before it. Written to a temporary file, fsynced and renamed over the old one, so a
+//! many (u32 tag, u32 expiry) pairs, the tag being its index in the table times two, plus one if
+//! a bulk file gave it; a count of 0 ends them), then the CRC-32 (`crc32fast`, a few GB/s) of
+//! everything before it, as a u32. Written to a temporary file, fsynced and renamed over the old one, so a
 //! crash leaves the last good snapshot. A file that is not a valid snapshot is refused with an
 //! error, never half-loaded. Never runs on the bid path: it walks the map shard by shard on a
 //! blocking thread.
@@ -16,11 +17,12 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
-use super::{Held, Profiles, stamp};
+use super::{Held, Origin, Profiles, stamp};
 use crate::user::UserId;
 
 const MAGIC: &[u8; 8] = b"PRECISPF";
-const VERSION: u32 = 1;
+/// 2: the origin bit in each tag, and CRC-32 instead of a byte-at-a-time FNV-1a checksum.
+const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -34,31 +36,49 @@ pub enum SnapshotError {
     Corrupt(&'static str),
 }
 
-/// FNV-1a over everything written or read through it.
+/// The CRC-32 of everything written or read through it. Bytes are gathered into blocks before
+/// they are summed: the snapshot is written and read a few bytes at a time.
 struct Summed<T> {
     inner: T,
-    sum: u64,
+    hasher: crc32fast::Hasher,
+    block: Vec<u8>,
 }
+
+/// Bytes summed at a time.
+const BLOCK: usize = 1 << 16;
 
 impl<T> Summed<T> {
     fn new(inner: T) -> Summed<T> {
         Summed {
             inner,
-            sum: 0xcbf2_9ce4_8422_2325,
+            hasher: crc32fast::Hasher::new(),
+            block: Vec::with_capacity(BLOCK),
         }
     }
 
     fn add(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.sum = (self.sum ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        if self.block.len() + bytes.len() > BLOCK {
+            self.hasher.update(&self.block);
+            self.block.clear();
         }
+        if bytes.len() >= BLOCK {
+            self.hasher.update(bytes);
+        } else {
+            self.block.extend_from_slice(bytes);
+        }
+    }
+
+    /// The sum so far, and what it was summed over.
+    fn finish(mut self) -> (T, u32) {
+        self.hasher.update(&self.block);
+        (self.inner, self.hasher.finalize())
     }
 }
 
 impl<W: Write> Write for Summed<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.add(&buf[..n]);
+        self.add(buf.get(..n).unwrap_or_default());
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -69,7 +89,7 @@ impl<W: Write> Write for Summed<W> {
 impl<R: Read> Read for Summed<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.add(&buf[..n]);
+        self.add(buf.get(..n).unwrap_or_default());
         Ok(n)
     }
 }
@@ -96,29 +116,32 @@ pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, 
         }
         let now = stamp(now);
         let mut users = 0;
-        let mut live: Vec<Held> = Vec::new();
+        // One write per user: the writer's per-call overhead, not the disk, is what costs.
+        let mut record: Vec<u8> = Vec::new();
         for entry in store.users.iter() {
-            live.clear();
-            live.extend(
-                entry
-                    .value()
-                    .iter()
-                    .filter(|h| h.until > now && (h.tag as usize) < names.len())
-                    .copied(),
-            );
-            if live.is_empty() {
+            record.clear();
+            record.extend_from_slice(&[0; 2]);
+            record.extend_from_slice(&entry.key().0.to_le_bytes());
+            let live = entry
+                .value()
+                .iter()
+                .filter(|h| h.until > now && (h.id() as usize) < names.len());
+            let mut count: u16 = 0;
+            for held in live {
+                let tag = held.id() << 1 | u32::from(held.is_from_file());
+                record.extend_from_slice(&tag.to_le_bytes());
+                record.extend_from_slice(&held.until.to_le_bytes());
+                count += 1;
+            }
+            if count == 0 {
                 continue;
             }
-            out.write_all(&(live.len() as u16).to_le_bytes())?;
-            out.write_all(&entry.key().0.to_le_bytes())?;
-            for held in &live {
-                out.write_all(&held.tag.to_le_bytes())?;
-                out.write_all(&held.until.to_le_bytes())?;
-            }
+            record[..2].copy_from_slice(&count.to_le_bytes());
+            out.write_all(&record)?;
             users += 1;
         }
         out.write_all(&0u16.to_le_bytes())?;
-        let Summed { inner: file, sum } = out;
+        let (file, sum) = out.finish();
         file.write_all(&sum.to_le_bytes())?;
         Ok(users)
     })
@@ -126,11 +149,15 @@ pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, 
 
 fn read_array<const N: usize>(input: &mut impl Read) -> Result<[u8; N], SnapshotError> {
     let mut buf = [0; N];
-    input.read_exact(&mut buf).map_err(|e| match e.kind() {
+    read_exact(input, &mut buf)?;
+    Ok(buf)
+}
+
+fn read_exact(input: &mut impl Read, buf: &mut [u8]) -> Result<(), SnapshotError> {
+    input.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("it ends too early"),
         _ => SnapshotError::Io(e),
-    })?;
-    Ok(buf)
+    })
 }
 
 /// Reads `path` into `store` (meant to be empty), dropping tags expired at `now`. Returns the
@@ -143,10 +170,10 @@ pub fn load(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, 
     };
     let mut input = Summed::new(BufReader::with_capacity(1 << 20, file));
     let read = read_into(store, &mut input, now).and_then(|users| {
-        let sum = input.sum;
-        let stored = u64::from_le_bytes(read_array(&mut input.inner)?);
+        let (mut input, sum) = input.finish();
+        let stored = u32::from_le_bytes(read_array(&mut input)?);
         let mut rest = [0u8; 1];
-        if input.inner.read(&mut rest)? != 0 {
+        if input.read(&mut rest)? != 0 {
             return Err(SnapshotError::Corrupt("bytes after the checksum"));
         }
         if stored != sum {
@@ -200,21 +227,32 @@ fn read_into(
     let now = stamp(now);
     let mut users = 0;
     let mut held = Vec::new();
+    let mut record = Vec::new();
     loop {
         let count = usize::from(u16::from_le_bytes(read_array(input)?));
         if count == 0 {
             break;
         }
         let user = UserId(u64::from_le_bytes(read_array(input)?));
+        record.resize(count * 8, 0);
+        read_exact(input, &mut record)?;
         held.clear();
-        for _ in 0..count {
-            let tag = u32::from_le_bytes(read_array(input)?);
-            let until = u32::from_le_bytes(read_array(input)?);
-            let tag = *remap.get(tag as usize).ok_or(SnapshotError::Corrupt(
-                "a user holds a tag not in the table",
-            ))?;
+        for pair in record.chunks_exact(8) {
+            let (tag, until) = pair.split_at(4);
+            let tag = u32::from_le_bytes(tag.try_into().unwrap_or_default());
+            let until = u32::from_le_bytes(until.try_into().unwrap_or_default());
+            let id = *remap
+                .get((tag >> 1) as usize)
+                .ok_or(SnapshotError::Corrupt(
+                    "a user holds a tag not in the table",
+                ))?;
+            let origin = if tag & 1 == 1 {
+                Origin::FILE
+            } else {
+                Origin::API
+            };
             if until > now {
-                held.push(Held { tag, until });
+                held.push(Held::new(id, origin, until));
             }
         }
         if held.is_empty() || store.users() >= store.max_users {
@@ -281,7 +319,7 @@ mod tests {
         save(&filled(), &path, now()).unwrap();
         let good = std::fs::read(&path).unwrap();
         let mut flipped = good.clone();
-        let middle = flipped.len() - 12;
+        let middle = flipped.len() - 8; // in the last expiry
         flipped[middle] ^= 1;
         for (bytes, says) in [
             (flipped, "checksum"),
