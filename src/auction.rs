@@ -455,6 +455,7 @@ impl<'a> Winner<'a> {
         // Tokens are base64url: they go into URLs as they are.
         let token = env.keys.sign(&claims);
         let event = |path: &str| format!("{}/{path}?t={token}", env.urls.public);
+        let imp_url = event("imp");
         let bid = Bid {
             id: claims.bid.clone(),
             impid: &imp.id,
@@ -464,17 +465,33 @@ impl<'a> Winner<'a> {
             cid: &campaign.id,
             adomain: &campaign.adomain,
             cat: &campaign.cat,
-            adm: creative
-                .adm
-                .replace("${CLICK_URL}", &event("click"))
-                .replace("${IMP_URL}", &event("imp")),
+            adm: fill(&creative.adm, &event("click"), &imp_url),
             w,
             h,
             nurl: event("win") + "&price=${AUCTION_PRICE}",
-            burl: event("imp") + "&price=${AUCTION_PRICE}",
+            burl: imp_url + "&price=${AUCTION_PRICE}",
         };
         (bid, claims)
     }
+}
+
+/// `adm` with its `${CLICK_URL}` and `${IMP_URL}` macros filled in, in one pass; other `${…}`
+/// macros (the exchange's own, such as `${AUCTION_PRICE}`) are left as they are.
+fn fill(adm: &str, click: &str, imp: &str) -> String {
+    let mut out = String::with_capacity(adm.len() + click.len() + imp.len());
+    let mut rest = adm;
+    while let Some(at) = rest.find("${") {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let (value, taken) = [("${CLICK_URL}", click), ("${IMP_URL}", imp)]
+            .into_iter()
+            .find(|(name, _)| from.starts_with(name))
+            .map_or(("${", 2), |(name, value)| (value, name.len()));
+        out.push_str(value);
+        rest = from.get(taken..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -657,5 +674,16 @@ landing = "https://shop.example/""#;
         );
         assert!(with(r#", "cur": ["JPY"]"#, "").is_empty());
         assert!(with("", r#", "pmp": {"private_auction": 1}"#).is_empty());
+    }
+
+    #[test]
+    fn markup_gets_its_event_urls_and_keeps_the_exchanges_macros() {
+        let adm =
+            "<a href='${CLICK_URL}'><img src='${IMP_URL}'>${AUCTION_PRICE} ${${CLICK_URL}</a>$";
+        assert_eq!(
+            fill(adm, "https://c", "https://i"),
+            "<a href='https://c'><img src='https://i'>${AUCTION_PRICE} ${https://c</a>$"
+        );
+        assert_eq!(fill("no macros", "c", "i"), "no macros");
     }
 }

@@ -128,11 +128,20 @@ impl<K: Hash + Eq> Dimension<K> {
         if self.by.is_empty() {
             return; // No campaign constrains it.
         }
-        scratch.0.copy_from_slice(&self.free.0);
-        for value in values {
-            if let Some(bits) = self.by.get(value) {
-                scratch.or(bits);
+        let mut named = values.filter_map(|value| self.by.get(value));
+        // Most requests name none or one value of a dimension: then one pass over `out`.
+        let Some(first) = named.next() else {
+            return out.and(&self.free);
+        };
+        let Some(second) = named.next() else {
+            for (o, (free, bits)) in out.0.iter_mut().zip(self.free.0.iter().zip(&first.0)) {
+                *o &= free | bits;
             }
+            return;
+        };
+        scratch.0.copy_from_slice(&self.free.0);
+        for bits in [first, second].into_iter().chain(named) {
+            scratch.or(bits);
         }
         out.and(scratch);
     }

@@ -17,7 +17,7 @@
 //!                                 └─ frequency (impressions, conversions)
 //! ```
 //!
-//! `server` wires these to HTTP, `admission` bounds what it takes on (connections, requests in
+//! `server` wires these to HTTP (`http` runs its connections, one runtime per core), `admission` bounds what it takes on (connections, requests in
 //! flight, deadlines) and `encoding` undoes compressed bodies; `config` and `metrics` serve the operator; `geo` normalises places;
 //! `user` turns the user key a request carries into the id audiences and profiles are keyed by;
 //! `audience` loads the packages of users campaigns target and exclude (checked after the index)
@@ -40,6 +40,7 @@ pub mod events;
 pub mod frequency;
 pub mod generate;
 pub mod geo;
+pub mod http;
 pub mod index;
 pub mod learning;
 pub mod lookalike;

@@ -45,6 +45,7 @@ use crate::config::Limits;
 use crate::encoding::{Coding, CodingError};
 use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
 use crate::frequency::Exposures;
+use crate::http::Cores;
 use crate::learning;
 use crate::metrics::{Closed, Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
@@ -91,6 +92,8 @@ pub struct Ports {
     pub admin_token: Option<String>,
     /// Header timeout, open connections and bid requests in flight at most.
     pub limits: Limits,
+    /// Where accepted connections are served.
+    pub cores: Cores,
 }
 
 /// Which listener a request came in on.
@@ -116,6 +119,7 @@ pub async fn serve(
         admin,
         admin_token,
         limits,
+        cores,
     } = ports;
     let admin_token: Option<Arc<str>> = admin_token.map(Into::into);
     let mut http = http1::Builder::new();
@@ -172,10 +176,12 @@ pub async fn serve(
                 Ok::<_, Infallible>(answer.await)
             }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
         let counted = metrics.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        cores.deal(stream, move |stream| async move {
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
                 if let Some(why) = closed(&e) {
                     counted.closed(why);
                 }

@@ -164,13 +164,20 @@ pub const MAX_TAGS: usize = 256;
 pub const MAX_CATEGORIES: usize = 64;
 
 /// A tag as compared: trimmed, lower case, with no empty path segments (`Sports / Outdoor/` is `sports/outdoor`).
+/// One allocation for the usual ASCII tag (this runs for every keyword of every request).
 pub fn tag_form(text: &str) -> Option<String> {
-    let parts: Vec<String> = text
-        .split('/')
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("/"))
+    let mut form = String::with_capacity(text.len());
+    for part in text.split('/').map(str::trim).filter(|p| !p.is_empty()) {
+        if !form.is_empty() {
+            form.push('/');
+        }
+        if part.is_ascii() {
+            form.extend(part.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            form.push_str(&part.to_lowercase());
+        }
+    }
+    (!form.is_empty()).then_some(form)
 }
 
 /// An IAB category as compared: trimmed, upper case.

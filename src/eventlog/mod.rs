@@ -2,7 +2,8 @@
 //!
 //! Request handlers hand events over through a bounded queue and never wait for the disk: when the
 //! queue is full, [`EventLog::submit`] says so at once and the caller answers 503 (exchanges and
-//! pixels retry). The writer appends to `events-YYYYMMDDTHH.jsonl` (UTC hour), starts
+//! pixels retry). While events keep coming the writer drains the queue in batches a millisecond
+//! apart, so queueing one never wakes a thread. The writer appends to `events-YYYYMMDDTHH.jsonl` (UTC hour), starts
 //! `events-YYYYMMDDTHH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and fsyncs
 //! on a timer and when the log is closed: a graceful shutdown loses nothing it accepted. A line the
 //! disk refuses is counted in [`Stats::write_errors`] and logged, never dropped unseen.
@@ -14,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,6 +67,10 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// How long the writer naps between drains while events keep coming: a submitter then finds it
+/// asleep rather than waiting on the queue, and queueing a line costs no wake-up.
+const BATCH_EVERY: Duration = Duration::from_millis(1);
 
 enum Message {
     Event(Box<Event>),
@@ -171,12 +176,30 @@ struct Open {
 impl Writer {
     fn run(mut self, receiver: Receiver<Message>) {
         let mut last_sync = Instant::now();
-        loop {
-            let wait = self.settings.sync_every.saturating_sub(last_sync.elapsed());
-            match receiver.recv_timeout(wait) {
-                Ok(Message::Event(event)) => self.take(&event),
-                Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
+        'writing: loop {
+            // Busy: drain what came in, then nap for a batch interval instead of blocking on the
+            // queue, so that a submitter never has to wake this thread. Idle: block until an
+            // event (or the next sync) comes.
+            let mut drained = 0usize;
+            loop {
+                match receiver.try_recv() {
+                    Ok(Message::Event(event)) => {
+                        self.take(&event);
+                        drained += 1;
+                    }
+                    Ok(Message::Close) | Err(TryRecvError::Disconnected) => break 'writing,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            if drained > 0 {
+                std::thread::sleep(BATCH_EVERY);
+            } else {
+                let wait = self.settings.sync_every.saturating_sub(last_sync.elapsed());
+                match receiver.recv_timeout(wait) {
+                    Ok(Message::Event(event)) => self.take(&event),
+                    Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
             }
             if last_sync.elapsed() >= self.settings.sync_every {
                 self.sync();

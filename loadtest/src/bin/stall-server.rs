@@ -1,7 +1,9 @@
 //! `stall-server`: a tiny HTTP/1.1 server for proving a load generator honest. It answers every
 //! request at once with 204 (an OpenRTB no-bid), except that once every `--every-ms` its whole
 //! process freezes for `--stall-ms`, as a stop-the-world pause would: requests arriving then wait.
-//! With `--stall-ms 0` it is a bare server, for measuring what a generator itself can do.
+//! With `--stall-ms 0` it is a bare server, for measuring what a generator itself can do and as
+//! the HTTP floor precis is compared with: then it runs its connections as precis does
+//! ([`precis::http::Cores`], one runtime per core).
 //!
 //! It logs `listening on ADDR` on stderr once it accepts connections.
 
@@ -17,7 +19,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Parser)]
 struct Args {
@@ -64,20 +66,33 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             }
         });
     }
+    // A bare server is served the way precis serves (one runtime per core, connections dealt in
+    // turn), so that comparing the two compares what they do, not how they are threaded. A
+    // stalling one keeps every connection on this one thread, which the stall freezes.
+    let cores = match args.stall_ms {
+        0 => Some(precis::http::Cores::per_core().context("cannot start the per-core runtimes")?),
+        _ => None,
+    };
     loop {
         let (stream, _) = listener.accept().await.context("accept")?;
         stream.set_nodelay(true).context("nodelay")?;
-        tokio::spawn(async move {
-            let service = service_fn(|request: Request<Incoming>| async move {
-                // Read the body so the connection can be reused; its content does not matter.
-                let _ = request.into_body().collect().await;
-                let mut response = Response::new(Empty::<Bytes>::new());
-                *response.status_mut() = StatusCode::NO_CONTENT;
-                Ok::<_, Infallible>(response)
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        match &cores {
+            Some(cores) => cores.deal(stream, answer),
+            None => drop(tokio::spawn(answer(stream))),
+        }
     }
+}
+
+/// Serves one connection: every request gets 204 once its body is read.
+async fn answer(stream: TcpStream) {
+    let service = service_fn(|request: Request<Incoming>| async move {
+        // Read the body so the connection can be reused; its content does not matter.
+        let _ = request.into_body().collect().await;
+        let mut response = Response::new(Empty::<Bytes>::new());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok::<_, Infallible>(response)
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }

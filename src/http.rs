@@ -1,0 +1,72 @@
+//! Where accepted connections run: one single-threaded tokio runtime per core, each on its own
+//! thread, with connections dealt to them in turn.
+//!
+//! A connection then lives on one thread from its first byte to its last: no work stealing, no
+//! cross-thread wake-ups between hyper reading a request and the handler answering it. The accept
+//! loop stays on the caller's runtime and only hands sockets over. What runs on a core must never
+//! block it (no disk, no locks held across an await): it is the only thread its connections have.
+//! Work that may block goes to `spawn_blocking`, as anywhere in tokio.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+
+/// The per-core runtimes. Their threads run until the process exits.
+pub struct Cores {
+    handles: Vec<Handle>,
+    next: AtomicUsize,
+}
+
+impl Cores {
+    /// Starts `count` runtimes (at least one).
+    pub fn start(count: usize) -> io::Result<Cores> {
+        let handles = (0..count.max(1))
+            .map(|core| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let handle = runtime.handle().clone();
+                std::thread::Builder::new()
+                    .name(format!("core-{core}"))
+                    .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+                Ok(handle)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Cores {
+            handles,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// One runtime for each core the process may use.
+    pub fn per_core() -> io::Result<Cores> {
+        Cores::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// How many runtimes there are.
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Runs `serve` on the next runtime in turn with `stream`, moved over to that runtime's
+    /// reactor. A socket that cannot be moved is dropped (closed) and logged.
+    pub fn deal<F, Fut>(&self, stream: TcpStream, serve: F)
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        let (Some(handle), Ok(stream)) = (self.handles.get(turn), stream.into_std()) else {
+            return tracing::warn!("cannot hand a connection over");
+        };
+        handle.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream).await,
+                Err(e) => tracing::warn!("cannot take a connection over: {e}"),
+            }
+        });
+    }
+}
