@@ -179,7 +179,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let http = http.clone();
         let counted = metrics.clone();
-        cores.deal(stream, move |stream| async move {
+        let serve = move |stream| async move {
             let connection = http.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 if let Some(why) = closed(&e) {
@@ -188,7 +188,16 @@ pub async fn serve(
                 tracing::debug!("connection from {peer}: {e}");
             }
             drop((open, slot));
-        });
+        };
+        match port {
+            // Exchanges' connections run on the per-core runtimes, one thread each.
+            Port::Bid => cores.deal(stream, serve),
+            // Operators' stay on this multi-threaded runtime: admin work may take seconds (a
+            // sweep of millions of profiles, `block_in_place`), which must never stall a core.
+            Port::Admin => {
+                tokio::spawn(serve(stream));
+            }
+        }
     }
     drop((bid, admin));
     tracing::info!(
