@@ -17,15 +17,19 @@
 //!                                 └─ frequency (impressions, conversions)
 //! ```
 //!
-//! `server` wires these to HTTP (`http` runs its connections, one runtime per core), `admission` bounds what it takes on (connections, requests in
-//! flight, deadlines) and `encoding` undoes compressed bodies; `config` and `metrics` serve the operator; `geo` normalises places;
-//! `user` turns the user key a request carries into the id audiences and profiles are keyed by;
-//! `audience` loads the packages of users campaigns target and exclude (checked after the index)
-//! and builds retargeting packages from the log; `profiles` is precis' own tags per user (fed by
-//! bulk files and the admin API, merged into each request's tags, kept by a snapshot);
-//! `lookalike` grows a package from profiles; `taxonomy` is the tag tree campaign tags must be in;
-//! `clock` says what time it is (the system's, or a simulated day's) and where local days begin.
-//! `generate` makes realistic campaign files and matching requests from a seed (`precis gen-campaigns`).
+//! Around that path:
+//! - serving: `server` wires the routes to HTTP on two ports (exchanges', operators'); `http` runs
+//!   exchange connections on one runtime per core; `admission` bounds what the server takes on
+//!   (connections, requests in flight, `tmax` deadlines); `encoding` undoes compressed bodies.
+//! - who the user is: `user` turns the request's user key into the id packages and profiles are
+//!   keyed by; `audience` holds the packages campaigns target and exclude (checked on the index's
+//!   candidates) and builds retargeting packages from the log; `profiles` is precis' own tags per
+//!   user (bulk files and the admin API, merged into each request's tags, kept by a snapshot);
+//!   `lookalike` grows a package from profiles; `taxonomy` is the tag tree campaign tags must be in.
+//! - the operator's: `config` (precis.toml and its flags) and `metrics`; `durable` replaces files
+//!   whole (holds, snapshots, packages); `clock` says what time it is (the system's, or a simulated
+//!   day's) and where local days begin; `geo` normalises places; `generate` makes realistic
+//!   campaign files and matching requests from a seed (`precis gen-campaigns`).
 
 pub mod admission;
 pub mod auction;
