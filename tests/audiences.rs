@@ -202,7 +202,7 @@ fn check_refuses_tags_outside_the_taxonomy_and_unknown_packages_with_suggestions
     );
 
     let bad = Campaign::cpm(2.0)
-        .target(r#"tags_any = ["sports/outdoor/running"]"#)
+        .target(r#"tags_any = ["sports/running", "sports/outdoor/running"]"#)
         .target(r#"audiences_any = ["fans"]"#)
         .exclude(r#"tags = ["sprots"]"#)
         .banner(300, 250);
@@ -219,17 +219,18 @@ fn check_refuses_tags_outside_the_taxonomy_and_unknown_packages_with_suggestions
     };
     let expected = [
         format!(
-            "{}:{}:12: tag `sports/outdoor/running` is not in the taxonomy: did you mean `sports/running`?",
+            // Pointed at the element itself, not at its list.
+            "{}:{}:32: tag `sports/outdoor/running` is not in the taxonomy: did you mean `sports/running`?",
             bad_path.display(),
             line("outdoor")
         ),
         format!(
-            "{}:{}:8: tag `sprots` is not in the taxonomy: did you mean `sports`?",
+            "{}:{}:10: tag `sprots` is not in the taxonomy: did you mean `sports`?",
             bad_path.display(),
             line("sprots")
         ),
         format!(
-            "{}:{}:17: unknown audience package `fans`: no audiences/fans.txt or .csv is loaded",
+            "{}:{}:19: unknown audience package `fans`: no audiences/fans.txt or .csv is loaded",
             bad_path.display(),
             line("audiences_any")
         ),

@@ -705,7 +705,10 @@ impl Checker<'_> {
         for value in list.get_ref() {
             match read(value) {
                 Some(v) => out.push(v),
-                None => self.error(list.span(), format!("unknown {what} `{value}`")),
+                None => self.error(
+                    self.element(list, value),
+                    format!("unknown {what} `{value}`"),
+                ),
             }
         }
         out
@@ -727,22 +730,37 @@ impl Checker<'_> {
         })
     }
 
+    /// Where `value`, one element of `list`, is written: so that a campaign manager is pointed at
+    /// the very element, not at the list. The whole list when it cannot be found as written (an
+    /// escaped string).
+    fn element(&self, list: &Spanned<Vec<String>>, value: &str) -> Range<usize> {
+        let span = list.span();
+        self.source
+            .get(span.clone())
+            .and_then(|written| written.find(value))
+            .map_or(span.clone(), |at| {
+                span.start + at..span.start + at + value.len()
+            })
+    }
+
     /// Tags in their compared form; with a taxonomy, each must be one of its tags.
     fn tags(&mut self, list: &Spanned<Vec<String>>) -> Vec<String> {
         let tags = self.each(list, "tag", tag_form);
-        if let Some(taxonomy) = self.context.taxonomy {
-            for tag in &tags {
-                if !taxonomy.contains(tag) {
-                    let hint = taxonomy
-                        .suggest(tag)
-                        .map(|s| format!(": did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    self.error(
-                        list.span(),
-                        format!("tag `{tag}` is not in the taxonomy{hint}"),
-                    );
-                }
-            }
+        let Some(taxonomy) = self.context.taxonomy else {
+            return tags;
+        };
+        for written in list.get_ref() {
+            let Some(tag) = tag_form(written).filter(|t| !taxonomy.contains(t)) else {
+                continue;
+            };
+            let hint = taxonomy
+                .suggest(&tag)
+                .map(|s| format!(": did you mean `{s}`?"))
+                .unwrap_or_default();
+            self.error(
+                self.element(list, written),
+                format!("tag `{tag}` is not in the taxonomy{hint}"),
+            );
         }
         tags
     }
@@ -759,7 +777,7 @@ impl Checker<'_> {
         for name in &names {
             if known.is_some_and(|known| !known.contains(name)) {
                 self.error(
-                    list.span(),
+                    self.element(list, name),
                     format!("unknown audience package `{name}`: no audiences/{name}.txt or .csv is loaded"),
                 );
             }
