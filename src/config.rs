@@ -567,11 +567,6 @@ mod tests {
     #[test]
     fn every_key_of_the_sample_config_is_also_a_flag() {
         use clap::CommandFactory;
-        #[derive(clap::Parser)]
-        struct Serve {
-            #[command(flatten)]
-            flags: Flags,
-        }
         let command = Serve::command();
         let has_flag = |name: &str| command.get_arguments().any(|a| a.get_long() == Some(name));
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/precis.toml");
@@ -626,13 +621,15 @@ mod tests {
         assert!(load("").is_ok());
     }
 
+    /// The flags alone, as `precis serve` takes them.
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        flags: Flags,
+    }
+
     /// Flags for every key, parsed as `precis serve` parses them.
     fn flags(args: &[&str]) -> Flags {
-        #[derive(clap::Parser)]
-        struct Serve {
-            #[command(flatten)]
-            flags: Flags,
-        }
         let args = std::iter::once("serve").chain(args.iter().copied());
         <Serve as clap::Parser>::try_parse_from(args).unwrap().flags
     }
