@@ -148,7 +148,7 @@ pub fn run<'a>(
         0
     };
     let mut eligible: Vec<Option<bool>> = vec![None; memo_size];
-    let candidates = index.map(|index| (index, index.candidates(facts)));
+    let query = index.map(|index| index.query(facts));
     let mut bids = Vec::new();
     for imp in &request.imp {
         if imp.pmp.as_ref().and_then(|p| p.private_auction) == Some(1) {
@@ -157,13 +157,11 @@ pub fn run<'a>(
         let Some(floor) = floor(imp, currency, env.rates) else {
             continue;
         };
-        let fit = candidates
-            .as_ref()
-            .map(|(index, candidates)| index.fitting(candidates, imp));
-        let order: Box<dyn Iterator<Item = usize>> = match &fit {
-            Some(fit) => Box::new(fit.iter()),
-            None => Box::new(0..ranked.len()),
-        };
+        let (mut indexed, mut every) = (query.as_ref().map(|q| q.fitting(imp)), 0..ranked.len());
+        let order = std::iter::from_fn(|| match &mut indexed {
+            Some(indexed) => indexed.next(),
+            None => every.next(),
+        });
         for i in order {
             let Some(entry) = ranked.get(i) else {
                 break;

@@ -26,6 +26,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// How log lines are written to stderr.
     pub log_format: LogFormat,
+    /// Threads serving exchange connections, each with its own runtime; 0: one per core.
+    pub workers: usize,
     /// Base of the URLs precis puts in bids (win/billing notices, clicks); default `http://{listen}`.
     pub public_url: Option<String>,
     /// The campaign directory.
@@ -207,6 +209,7 @@ impl Default for Config {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             admin_token: None,
             log_format: LogFormat::Text,
+            workers: 0,
             public_url: None,
             campaigns: PathBuf::from("campaigns"),
             currencies: BTreeMap::new(),
@@ -382,6 +385,9 @@ pub struct Flags {
     /// Log lines as text or JSON [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Threads serving exchange connections; 0: one per core [default: 0].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// An exchange rate, CODE=UNITS per USD (e.g. EUR=0.92); repeat for more. Replaces the rate
     /// of that currency in [currencies].
     #[arg(long = "currency", value_name = "CODE=RATE", value_parser = rate)]

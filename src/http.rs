@@ -41,9 +41,12 @@ impl Cores {
         })
     }
 
-    /// One runtime for each core the process may use.
-    pub fn per_core() -> io::Result<Cores> {
-        Cores::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    /// `count` runtimes, or with 0 one for each core the process may use.
+    pub fn per_core(count: usize) -> io::Result<Cores> {
+        match count {
+            0 => Cores::start(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            count => Cores::start(count),
+        }
     }
 
     /// How many runtimes there are.

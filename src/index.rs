@@ -2,13 +2,17 @@
 //!
 //! Built from the ranked campaigns each time they are ranked (off the request path) and swapped in
 //! with them. For each indexed dimension (country, region, city, radius by map cell, device type,
-//! OS, tags with their ancestors, site categories with their parents) it keeps, per value, the set of campaigns whose included term
-//! names that value, plus the set of campaigns with no term on that dimension; for each creative
-//! shape (banner size, video, native) the campaigns that have one. Sets are bitsets over auction
-//! order, so a request's candidates are a few word-parallel ORs and ANDs, and iterating them
-//! visits campaigns best first, as the auction wants. This is the conjunctive part of "indexing
-//! boolean expressions" (Whang et al., VLDB 2009) with bitmap posting lists, which suits a few
-//! dozen values per dimension and campaigns counted in the hundred thousands.
+//! OS, tags with their ancestors, site categories with their parents) it keeps, per value, the set
+//! of campaigns whose included term names that value, plus the set of campaigns with no term on
+//! that dimension; for each creative shape (banner size, video, native) the campaigns that have
+//! one. Sets are bitsets over auction order. This is the conjunctive part of "indexing boolean
+//! expressions" (Whang et al., VLDB 2009) with bitmap posting lists, which suits a few dozen values
+//! per dimension and campaigns counted in the hundred thousands.
+//!
+//! A request's [`Query`] looks its values up once, then works out candidates one 64-campaign word
+//! at a time, best first, ANDing the dimensions' ORs from the most selective: the auction stops at
+//! its winner, usually in the first words, so what a request costs hardly grows with the number of
+//! campaigns (the whole sets were combined before: 1,563 words per set at 100,000 campaigns).
 //!
 //! The index only narrows: a candidate is then checked in full (targeting, flight, blocks,
 //! exclusions, the creative fit), so its answer is always the plain per-campaign evaluation's.
@@ -37,13 +41,19 @@ const MAX_CELLS: usize = 400;
 /// Kilometres per degree of latitude.
 const KM_PER_DEGREE: f64 = 111.19;
 
-/// A set of campaign ordinals (positions in auction order).
+/// A set of campaign ordinals (positions in auction order), with its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bits(Vec<u64>);
+struct Bits {
+    words: Vec<u64>,
+    ones: usize,
+}
 
 impl Bits {
     fn empty(len: usize) -> Bits {
-        Bits(vec![0; len.div_ceil(64)])
+        Bits {
+            words: vec![0; len.div_ceil(64)],
+            ones: 0,
+        }
     }
 
     fn full(len: usize) -> Bits {
@@ -55,43 +65,16 @@ impl Bits {
     }
 
     fn insert(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-
-    #[cfg(test)]
-    fn contains(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
-    fn or(&mut self, other: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a |= b;
+        let (word, bit) = (&mut self.words[i / 64], 1 << (i % 64));
+        if *word & bit == 0 {
+            *word |= bit;
+            self.ones += 1;
         }
-    }
-
-    fn and(&mut self, other: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a &= b;
-        }
-    }
-
-    /// The members, smallest first.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, &word)| {
-            let mut word = word;
-            std::iter::from_fn(move || {
-                (word != 0).then(|| {
-                    let bit = word.trailing_zeros() as usize;
-                    word &= word - 1;
-                    w * 64 + bit
-                })
-            })
-        })
     }
 
     /// Heap bytes.
     fn bytes(&self) -> usize {
-        self.0.len() * 8
+        self.words.len() * 8
     }
 }
 
@@ -119,31 +102,17 @@ impl<K: Hash + Eq> Dimension<K> {
         }
     }
 
-    /// Narrows `out` to campaigns free of this dimension or naming one of `values`.
-    fn narrow<'v, Q>(&self, out: &mut Bits, scratch: &mut Bits, values: impl Iterator<Item = &'v Q>)
+    /// Adds to `query` the clause of this dimension: campaigns free of it or naming one of
+    /// `values`. None when no campaign constrains it.
+    fn clause<'i, 'v, Q>(&'i self, query: &mut Query<'i>, values: impl Iterator<Item = &'v Q>)
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized + 'v,
     {
-        if self.by.is_empty() {
-            return; // No campaign constrains it.
+        if !self.by.is_empty() {
+            let named = values.filter_map(|value| self.by.get(value));
+            query.clause(std::iter::once(&self.free).chain(named));
         }
-        let mut named = values.filter_map(|value| self.by.get(value));
-        // Most requests name none or one value of a dimension: then one pass over `out`.
-        let Some(first) = named.next() else {
-            return out.and(&self.free);
-        };
-        let Some(second) = named.next() else {
-            for (o, (free, bits)) in out.0.iter_mut().zip(self.free.0.iter().zip(&first.0)) {
-                *o &= free | bits;
-            }
-            return;
-        };
-        scratch.0.copy_from_slice(&self.free.0);
-        for bits in [first, second].into_iter().chain(named) {
-            scratch.or(bits);
-        }
-        out.and(scratch);
     }
 
     fn bytes(&self) -> usize {
@@ -154,7 +123,6 @@ impl<K: Hash + Eq> Dimension<K> {
 /// The index of one ranked campaign list.
 #[derive(Debug)]
 pub struct Index {
-    len: usize,
     all: Bits,
     countries: Dimension<Country>,
     /// By subdivision code (`CA` of `US-CA`): the country is checked in full.
@@ -181,7 +149,6 @@ impl Index {
     pub fn build(ranked: &[Ranked]) -> Index {
         let len = ranked.len();
         let mut index = Index {
-            len,
             all: Bits::full(len),
             countries: Dimension::new(len),
             regions: Dimension::new(len),
@@ -278,34 +245,37 @@ impl Index {
         index
     }
 
-    /// The campaigns that could match `facts`: a superset of those that do.
-    pub fn candidates(&self, facts: &Facts) -> Bits {
-        let mut out = self.all.clone();
-        let mut scratch = Bits::empty(self.len);
-        let s = &mut scratch;
-        self.countries.narrow(&mut out, s, facts.country.iter());
+    /// What `facts` asks of the index: each dimension's sets, looked up once per request.
+    pub fn query(&self, facts: &Facts) -> Query<'_> {
+        let mut query = Query {
+            index: self,
+            sets: Vec::with_capacity(32),
+            clauses: Vec::with_capacity(10),
+        };
+        let q = &mut query;
+        self.countries.clause(q, facts.country.iter());
         let region = facts.region.as_ref().map(|r| r.code.as_str());
-        self.regions.narrow(&mut out, s, region.iter().copied());
-        self.cities
-            .narrow(&mut out, s, facts.city.iter().map(String::as_str));
+        self.regions.clause(q, region.iter().copied());
+        self.cities.clause(q, facts.city.iter().map(String::as_str));
         let cell = facts.point.as_ref().map(cell);
-        self.near.narrow(&mut out, s, cell.iter());
-        self.devices.narrow(&mut out, s, facts.device_type.iter());
-        self.os
-            .narrow(&mut out, s, facts.os.iter().map(String::as_str));
+        self.near.clause(q, cell.iter());
+        self.devices.clause(q, facts.device_type.iter());
+        self.os.clause(q, facts.os.iter().map(String::as_str));
         // A request tag matches campaigns naming it or any of its ancestors (`a/b/c`: `a/b`, `a`).
         let longest = self.longest_tag;
         let tags = facts.tags.iter().flat_map(|t| ancestors(t, '/', longest));
-        self.tags.narrow(&mut out, s, tags);
+        self.tags.clause(q, tags);
         let longest = self.longest_category;
         let categories = (facts.categories.iter()).flat_map(|c| ancestors(c, '-', longest));
-        self.categories.narrow(&mut out, s, categories);
-        out
+        self.categories.clause(q, categories);
+        // The most selective first: a word that one clause empties is not read by the others.
+        query.clauses.sort_by_key(|c| c.ones);
+        query
     }
 
-    /// Narrows `candidates` to the campaigns with a creative of a shape `imp` takes.
-    pub fn fitting(&self, candidates: &Bits, imp: &Imp) -> Bits {
-        let mut shapes = Bits::empty(self.len);
+    /// The sets of the creative shapes `imp` takes: its banner sizes, video, native.
+    fn shapes<'i>(&'i self, imp: &Imp) -> Vec<&'i [u64]> {
+        let mut shapes = Vec::new();
         if let Some(banner) = &imp.banner {
             let sizes = std::iter::once((banner.w, banner.h))
                 .chain(banner.format.iter().map(|f| (f.w, f.h)));
@@ -313,17 +283,16 @@ impl Index {
                 if let (Some(w), Some(h)) = size
                     && let Some(bits) = self.banners.get(&(w, h))
                 {
-                    shapes.or(bits);
+                    shapes.push(&bits.words[..]);
                 }
             }
         }
         if imp.video.is_some() {
-            shapes.or(&self.video);
+            shapes.push(&self.video.words);
         }
         if imp.native.is_some() {
-            shapes.or(&self.native);
+            shapes.push(&self.native.words);
         }
-        shapes.and(candidates);
         shapes
     }
 
@@ -341,6 +310,107 @@ impl Index {
             + self.banners.values().map(|b| b.bytes() + 48).sum::<usize>()
             + self.video.bytes()
             + self.native.bytes()
+    }
+}
+
+/// One request's question to the index: the AND of clauses, each the OR of a few sets (a
+/// dimension's free campaigns and those naming one of the request's values). Nothing is combined
+/// up front: candidates are worked out one 64-campaign word at a time, in auction order, so an
+/// auction that finds its winner in the first words never reads the rest, whatever the number of
+/// campaigns.
+pub struct Query<'i> {
+    index: &'i Index,
+    /// The sets of every clause, clause after clause.
+    sets: Vec<&'i [u64]>,
+    /// Where each clause's sets lie in `sets`, most selective clause first.
+    clauses: Vec<Clause>,
+}
+
+/// A clause of a [`Query`]: `sets[start..end]`, which hold `ones` campaigns at most.
+#[derive(Clone, Copy)]
+struct Clause {
+    start: usize,
+    end: usize,
+    ones: usize,
+}
+
+impl<'i> Query<'i> {
+    fn clause(&mut self, sets: impl Iterator<Item = &'i Bits>) {
+        let start = self.sets.len();
+        let mut ones = 0;
+        for bits in sets {
+            ones += bits.ones;
+            self.sets.push(&bits.words);
+        }
+        let end = self.sets.len();
+        self.clauses.push(Clause { start, end, ones });
+    }
+
+    /// Word `w` of the OR of `sets`.
+    fn any(sets: &[&[u64]], w: usize) -> u64 {
+        sets.iter()
+            .fold(0, |any, set| any | set.get(w).copied().unwrap_or(0))
+    }
+
+    /// Word `w` of the candidates among `first` (a set of words of the same length).
+    fn word(&self, first: &[&[u64]], w: usize) -> u64 {
+        let mut word = Query::any(first, w);
+        for clause in &self.clauses {
+            if word == 0 {
+                break;
+            }
+            word &= Query::any(&self.sets[clause.start..clause.end], w);
+        }
+        word
+    }
+
+    /// The campaigns that could match the request: a superset of those that do, best first.
+    pub fn candidates(&self) -> Candidates<'_> {
+        Candidates::new(self, vec![&self.index.all.words])
+    }
+
+    /// The candidates with a creative of a shape `imp` takes, best first.
+    pub fn fitting(&self, imp: &Imp) -> Candidates<'_> {
+        Candidates::new(self, self.index.shapes(imp))
+    }
+}
+
+/// The candidates of a [`Query`] in auction order, worked out a word at a time as they are read.
+pub struct Candidates<'q> {
+    query: &'q Query<'q>,
+    /// The sets the first clause ORs: every campaign, or those of an imp's shapes.
+    first: Vec<&'q [u64]>,
+    /// The next word to work out, and what is left of the current one.
+    next: usize,
+    word: u64,
+}
+
+impl<'q> Candidates<'q> {
+    fn new(query: &'q Query<'q>, first: Vec<&'q [u64]>) -> Candidates<'q> {
+        Candidates {
+            query,
+            first,
+            next: 0,
+            word: 0,
+        }
+    }
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let words = self.query.index.all.words.len();
+        while self.word == 0 {
+            if self.next >= words || self.first.is_empty() {
+                return None;
+            }
+            self.word = self.query.word(&self.first, self.next);
+            self.next += 1;
+        }
+        let bit = self.word.trailing_zeros() as usize;
+        self.word &= self.word - 1;
+        Some((self.next - 1) * 64 + bit)
     }
 }
 
@@ -399,6 +469,7 @@ mod tests {
     use crate::pacing::Pacer;
     use crate::pricing::Rates;
     use crate::token::Keys;
+    use std::collections::HashSet;
     use std::path::Path;
     use std::sync::Arc;
 
@@ -585,18 +656,18 @@ mod tests {
             let body = request(&mut rng);
             let request = decode(body.as_bytes()).unwrap();
             let facts = Facts::from_request(&request, now);
-            let candidates = index.candidates(&facts);
+            let candidates: HashSet<usize> = index.query(&facts).candidates().collect();
             for (i, entry) in ranked.iter().enumerate() {
                 if entry.campaign.targeting.matches(&facts) {
                     assert!(
-                        candidates.contains(i),
+                        candidates.contains(&i),
                         "{} missed for {body}",
                         entry.campaign.id
                     );
                     matched += 1;
                 }
             }
-            narrowed += candidates.iter().count();
+            narrowed += candidates.len();
             // The whole auction, with and without the index: the same bids.
             let winners = |index: Option<&Index>| {
                 let env = Env {
@@ -654,6 +725,6 @@ mod tests {
         let request = decode(body.as_bytes()).unwrap();
         let facts = Facts::from_request(&request, "2026-11-23T09:00:00Z".parse().unwrap());
         assert!(ranked[0].campaign.targeting.matches(&facts));
-        assert!(index.candidates(&facts).contains(0));
+        assert!(index.query(&facts).candidates().any(|i| i == 0));
     }
 }

@@ -78,7 +78,7 @@ fn check(text: &str, fixture: &Fixture) {
     for facts in &fixture.facts {
         if campaign.targeting.matches(facts) {
             assert!(
-                index.candidates(facts).iter().any(|i| i == 0),
+                index.query(facts).candidates().any(|i| i == 0),
                 "the index lost a campaign whose targeting matches"
             );
         }

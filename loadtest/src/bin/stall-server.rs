@@ -32,6 +32,9 @@ struct Args {
     /// How often a stall begins, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     every_ms: u64,
+    /// Threads serving connections when it never stalls, as precis' `--workers`: 0, one per core.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +73,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // turn), so that comparing the two compares what they do, not how they are threaded. A
     // stalling one keeps every connection on this one thread, which the stall freezes.
     let cores = match args.stall_ms {
-        0 => Some(precis::http::Cores::per_core().context("cannot start the per-core runtimes")?),
+        0 => Some(
+            precis::http::Cores::per_core(args.workers)
+                .context("cannot start the per-core runtimes")?,
+        ),
         _ => None,
     };
     loop {
