@@ -17,7 +17,7 @@ use crate::audience::{Library, User};
 use crate::campaign::{Campaign, Creative, Format};
 use crate::frequency::Exposures;
 use crate::index::Index;
-use crate::openrtb::response::{Bid, BidResponse, SEAT, SeatBid};
+use crate::openrtb::response::{Bid, BidResponse, Events, SEAT, SeatBid};
 use crate::openrtb::{BidRequest, Imp};
 use crate::pacing::{Account, Admission, Pacer};
 use crate::pricing::{Currency, Rates};
@@ -100,7 +100,8 @@ pub fn rank(
 /// Where precis' own URLs (win and billing notices, clicks) point.
 #[derive(Debug, Clone)]
 pub struct Urls {
-    /// Scheme, host and port, without a trailing slash: `http://127.0.0.1:8080`.
+    /// Scheme, host and port, without a trailing slash: `http://127.0.0.1:8080`. Nothing in it
+    /// needs escaping in JSON (the config's `public_url` is checked for that).
     pub public: String,
 }
 
@@ -120,7 +121,7 @@ pub fn run<'a>(
     index: Option<&Index>,
     request: &'a BidRequest,
     facts: &Facts,
-    env: &Env,
+    env: &Env<'a>,
 ) -> Option<Auctioned<'a>> {
     let currency = response_currency(request, env.rates)?;
     let blocks = Blocks::of(request);
@@ -425,7 +426,7 @@ impl<'a> Winner<'a> {
         facts: &Facts,
         user: Option<u64>,
         currency: Currency,
-        env: &Env,
+        env: &Env<'a>,
     ) -> (Bid<'a>, Claims) {
         let Winner {
             campaign,
@@ -450,10 +451,6 @@ impl<'a> Winner<'a> {
             device: facts.device_type,
             os: facts.os.clone(),
         };
-        // Tokens are base64url: they go into URLs as they are.
-        let token = env.keys.sign(&claims);
-        let event = |path: &str| format!("{}/{path}?t={token}", env.urls.public);
-        let imp_url = event("imp");
         let bid = Bid {
             id: claims.bid.clone(),
             impid: &imp.id,
@@ -463,33 +460,17 @@ impl<'a> Winner<'a> {
             cid: &campaign.id,
             adomain: &campaign.adomain,
             cat: &campaign.cat,
-            adm: fill(&creative.adm, &event("click"), &imp_url),
+            adm: &creative.adm,
             w,
             h,
-            nurl: event("win") + "&price=${AUCTION_PRICE}",
-            burl: imp_url + "&price=${AUCTION_PRICE}",
+            events: Events {
+                base: &env.urls.public,
+                // Base64url: it goes into URLs as it is.
+                token: env.keys.sign(&claims),
+            },
         };
         (bid, claims)
     }
-}
-
-/// `adm` with its `${CLICK_URL}` and `${IMP_URL}` macros filled in, in one pass; other `${…}`
-/// macros (the exchange's own, such as `${AUCTION_PRICE}`) are left as they are.
-fn fill(adm: &str, click: &str, imp: &str) -> String {
-    let mut out = String::with_capacity(adm.len() + click.len() + imp.len());
-    let mut rest = adm;
-    while let Some(at) = rest.find("${") {
-        let (before, from) = rest.split_at(at);
-        out.push_str(before);
-        let (value, taken) = [("${CLICK_URL}", click), ("${IMP_URL}", imp)]
-            .into_iter()
-            .find(|(name, _)| from.starts_with(name))
-            .map_or(("${", 2), |(name, value)| (value, name.len()));
-        out.push_str(value);
-        rest = from.get(taken..).unwrap_or_default();
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -672,16 +653,5 @@ landing = "https://shop.example/""#;
         );
         assert!(with(r#", "cur": ["JPY"]"#, "").is_empty());
         assert!(with("", r#", "pmp": {"private_auction": 1}"#).is_empty());
-    }
-
-    #[test]
-    fn markup_gets_its_event_urls_and_keeps_the_exchanges_macros() {
-        let adm =
-            "<a href='${CLICK_URL}'><img src='${IMP_URL}'>${AUCTION_PRICE} ${${CLICK_URL}</a>$";
-        assert_eq!(
-            fill(adm, "https://c", "https://i"),
-            "<a href='https://c'><img src='https://i'>${AUCTION_PRICE} ${https://c</a>$"
-        );
-        assert_eq!(fill("no macros", "c", "i"), "no macros");
     }
 }

@@ -276,6 +276,17 @@ impl Config {
 
     /// Values that would stop the bidder working, refused at start.
     fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.public_url {
+            // Bids carry it as it is, in URLs and in markup (see `openrtb::response`).
+            let plain = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '<' | '>');
+            let scheme = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme || !url.chars().all(plain) {
+                return Err(format!(
+                    "public_url must be an http:// or https:// URL without spaces, quotes, \
+                     backslashes or angle brackets, not `{url}`"
+                ));
+            }
+        }
         let e = &self.events;
         let l = &self.learning;
         let positive = [
@@ -619,6 +630,14 @@ mod tests {
             ),
             ("[currencies]\nUSD = 1.0", "USD is always 1"),
             ("[currencies]\nEUR = 0", "must be a positive number"),
+            (
+                "public_url = \"https://bid.example/\\\"x\"",
+                "public_url must be an http:// or https:// URL",
+            ),
+            (
+                "public_url = \"bid.example\"",
+                "public_url must be an http://",
+            ),
             ("[events]\nmax_file_gb = 1", "unknown field `max_file_gb`"),
         ] {
             let error = load(text).unwrap_err().to_string();

@@ -226,7 +226,7 @@ fn check_response(auctioned: &auction::Auctioned, fixture: &Fixture) {
             "price {}",
             bid.price
         );
-        for url in [&bid.nurl, &bid.burl] {
+        for url in [bid.nurl(), bid.burl()] {
             let (_, query) = url.split_once('?').expect("an event URL has a query");
             let token = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "t")

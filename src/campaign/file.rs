@@ -987,7 +987,7 @@ impl Checker<'_> {
                 w,
                 h,
                 audiences,
-                adm: c.adm.get_ref().clone(),
+                adm: super::markup::Markup::new(c.adm.get_ref()),
                 landing: landing.clone(),
             });
         }

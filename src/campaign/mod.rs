@@ -6,6 +6,7 @@
 //! path never parses, normalises or validates anything a person wrote.
 
 pub mod file;
+pub mod markup;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -140,8 +141,9 @@ pub struct Creative {
     /// Audience packages (names): the creative is served only to users in one of them; empty:
     /// to anyone the campaign reaches.
     pub audiences: Vec<String>,
-    /// The markup, with precis' own macros still in it (expanded per bid).
-    pub adm: String,
+    /// The markup, with precis' own macros still in it (filled per bid), compiled for writing
+    /// into bids.
+    pub adm: markup::Markup,
     /// Where a click lands.
     pub landing: String,
 }
