@@ -19,7 +19,7 @@
 //! Dimensions it does not index (schedule, connection, age, gender, sites, apps, all-of tags,
 //! audience packages of campaigns and creatives) and exclusions are decided on the candidates alone.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::Hash;
 
 use crate::auction::Ranked;
@@ -89,7 +89,7 @@ impl<K: Hash + Eq> Dimension<K> {
     fn new(len: usize) -> Dimension<K> {
         Dimension {
             free: Bits::empty(len),
-            by: HashMap::new(),
+            by: HashMap::default(),
         }
     }
 
@@ -160,7 +160,7 @@ impl Index {
             categories: Dimension::new(len),
             longest_tag: 0,
             longest_category: 0,
-            banners: HashMap::new(),
+            banners: HashMap::default(),
             video: Bits::empty(len),
             native: Bits::empty(len),
         };
