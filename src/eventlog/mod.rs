@@ -167,7 +167,8 @@ struct Writer {
 
 /// The file being appended to.
 struct Open {
-    hour: String,
+    /// Hours since the epoch (UTC) of the lines in it.
+    hour: i64,
     index: u32,
     bytes: u64,
     out: BufWriter<File>,
@@ -242,7 +243,8 @@ impl Writer {
     /// The file a line of `len` bytes stamped `ts` goes to: the current one, unless the hour
     /// changed or the line would take it past the size limit.
     fn file_for(&mut self, ts: DateTime<Utc>, len: u64) -> io::Result<&mut Open> {
-        let hour = ts.format("%Y%m%dT%H").to_string();
+        // Compared as a number: the file name is only formatted when a file is opened.
+        let hour = ts.timestamp().div_euclid(3600);
         let stale = match &self.file {
             None => true,
             Some(open) => {
@@ -290,11 +292,15 @@ fn finish(open: &mut Open) -> io::Result<()> {
 
 /// Opens the first file of `hour`, from `index` on, that still has room: after a restart the
 /// writer appends to the hour's last file instead of starting over.
-fn open_file(settings: &Settings, hour: String, mut index: u32) -> io::Result<Open> {
+fn open_file(settings: &Settings, hour: i64, mut index: u32) -> io::Result<Open> {
+    let name = DateTime::from_timestamp(hour * 3600, 0)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H")
+        .to_string();
     /// Files one hour may take: far beyond any real hour, and a stop to a search that could not end.
     const FILES_PER_HOUR: u32 = 100_000;
     while index < FILES_PER_HOUR {
-        let path = path_of(&settings.dir, &hour, index);
+        let path = path_of(&settings.dir, &name, index);
         let bytes = match std::fs::metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
@@ -322,7 +328,7 @@ fn open_file(settings: &Settings, hour: String, mut index: u32) -> io::Result<Op
         index += 1;
     }
     Err(io::Error::other(format!(
-        "{FILES_PER_HOUR} log files for hour {hour}: none has room"
+        "{FILES_PER_HOUR} log files for hour {name}: none has room"
     )))
 }
 
