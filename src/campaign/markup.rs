@@ -22,42 +22,43 @@ impl Slot {
         [(Slot::Click, "${CLICK_URL}"), (Slot::Imp, "${IMP_URL}")];
 }
 
-/// Markup as JSON string content (without quotes), with the places its macros stood.
+/// Markup as JSON string content (without quotes), with the places its macros stood. Boxed
+/// slices, not `Vec`s: a creative holds one for as long as its campaign is loaded.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Markup {
     /// The escaped text, the macros taken out.
-    json: String,
-    /// Where each macro stood in `json`, in order.
-    slots: Vec<(usize, Slot)>,
+    json: Box<str>,
+    /// Where each macro stood in `json` (a byte offset: markup comes from a campaign file, far
+    /// under 4 GiB), in order.
+    slots: Box<[(u32, Slot)]>,
 }
 
 impl Markup {
     /// Compiles `adm`.
     pub fn new(adm: &str) -> Markup {
-        let mut markup = Markup {
-            json: String::with_capacity(adm.len() + adm.len() / 8),
-            slots: Vec::new(),
-        };
+        let mut json = String::with_capacity(adm.len() + adm.len() / 8);
+        let mut slots = Vec::new();
         let mut rest = adm;
         while let Some(at) = rest.find("${") {
             let (before, from) = rest.split_at(at);
-            escape_into(&mut markup.json, before);
+            escape_into(&mut json, before);
             let taken = match Slot::ALL.iter().find(|(_, name)| from.starts_with(name)) {
                 Some(&(slot, name)) => {
-                    markup.slots.push((markup.json.len(), slot));
+                    slots.push((u32::try_from(json.len()).unwrap_or(u32::MAX), slot));
                     name.len()
                 }
                 None => {
-                    markup.json.push_str("${");
+                    json.push_str("${");
                     2
                 }
             };
             rest = from.get(taken..).unwrap_or_default();
         }
-        escape_into(&mut markup.json, rest);
-        markup.json.shrink_to_fit();
-        markup.slots.shrink_to_fit();
-        markup
+        escape_into(&mut json, rest);
+        Markup {
+            json: json.into_boxed_str(),
+            slots: slots.into_boxed_slice(),
+        }
     }
 
     /// Writes the markup as JSON string content with each macro replaced by what `fill` writes
@@ -65,6 +66,7 @@ impl Markup {
     pub fn write(&self, out: &mut Vec<u8>, mut fill: impl FnMut(&mut Vec<u8>, Slot)) {
         let mut from = 0;
         for &(at, slot) in &self.slots {
+            let at = at as usize;
             out.extend_from_slice(self.json.as_bytes().get(from..at).unwrap_or_default());
             fill(out, slot);
             from = at;
