@@ -6,10 +6,11 @@
 #
 #   loadtest/throughput.sh [CAMPAIGNS] [CONNECTIONS] [SECONDS] [ROUNDS] [WORKERS]
 #
-# WORKERS is both servers' request threads (`--workers`). It is 1 by default because the client
-# shares the machine: on 2 cores the single-threaded client keeps one core busy, and a second
-# request thread only fights it for that core (measured: precis at 41,600 req/s with one, 30,900
-# with two). On a machine of its own, precis runs one per core (`workers = 0`).
+# WORKERS is both servers' request threads (`--workers`; 0: one per core). It is 1 by default
+# because the client shares the machine: on 2 cores the single-threaded client keeps one core
+# busy, and a second request thread only fights it for that core (measured in one sitting: precis
+# 42,700 req/s with one, 27,800 with two; the bare server 50,100 and 49,000). On a machine of its
+# own, precis runs one per core (`workers = 0`, the default of `precis serve`).
 #
 # Everything runs on 127.0.0.1; scratch files go to a temporary directory removed at the end.
 set -euo pipefail
@@ -55,7 +56,9 @@ rate() {
         | sed -n 's/.*achieved \([0-9]*\) req\/s.*/\1/p'
 }
 
-echo "closed loop, $connections connections, ${seconds} s a round, $campaigns generated campaigns, $workers request thread(s) per server"
+threads=$workers
+[ "$workers" = 0 ] && threads="one per core:"
+echo "closed loop, $connections connections, ${seconds} s a round, $campaigns generated campaigns, $threads request thread(s) per server"
 total_precis=0
 total_bare=0
 for round in $(seq "$rounds"); do
