@@ -103,25 +103,31 @@ fn is_one(weight: &u64) -> bool {
 impl Event {
     /// An event of `kind` about the bid `claims` describe, logged at `ts`; amounts left at zero.
     pub fn about(kind: Kind, claims: &Claims, ts: DateTime<Utc>) -> Event {
+        Event::of(kind, claims.clone(), ts)
+    }
+
+    /// [`Event::about`], taking the claims' strings instead of copying them: a bid line is
+    /// written for every bid.
+    pub fn of(kind: Kind, claims: Claims, ts: DateTime<Utc>) -> Event {
         Event {
             ts,
             event: kind,
-            bid: claims.bid.clone(),
-            request: claims.request.clone(),
-            imp: claims.imp.clone(),
-            campaign: claims.campaign.clone(),
-            creative: claims.creative.clone(),
+            bid: claims.bid,
+            request: claims.request,
+            imp: claims.imp,
+            campaign: claims.campaign,
+            creative: claims.creative,
             bid_price: claims.bid_price,
-            cur: claims.cur.clone(),
+            cur: claims.cur,
             price: None,
             value: None,
             order: None,
             spend_usd: 0.0,
             revenue_usd: 0.0,
             user: claims.user.map(|u| format!("{u:016x}")),
-            country: claims.country.clone(),
+            country: claims.country,
             device: claims.device,
-            os: claims.os.clone(),
+            os: claims.os,
             weight: 1,
         }
     }
@@ -316,7 +322,7 @@ impl Recorder {
     /// Logs a sample of bids (one line in `log_bids_every`, carrying that weight), never waiting:
     /// the bid path does not block on the log. Bid lines use at most half the log's queue, so
     /// that events always find room; lines left out are counted.
-    pub fn bids(&self, claims: &[Claims], now: DateTime<Utc>) {
+    pub fn bids(&self, claims: Vec<Claims>, now: DateTime<Utc>) {
         if self.log_bids_every == 0 {
             return;
         }
@@ -332,7 +338,7 @@ impl Recorder {
                 self.log.stats.queued.load(Ordering::Relaxed) < self.log.capacity() as u64 / 2;
             let line = Event {
                 weight: self.log_bids_every,
-                ..Event::about(Kind::Bid, claims, now)
+                ..Event::of(Kind::Bid, claims, now)
             };
             if !room || self.log.submit(line).is_err() {
                 self.bid_lines_dropped.fetch_add(1, Ordering::Relaxed);

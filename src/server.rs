@@ -404,7 +404,7 @@ async fn bid_on(app: &App, start: Instant, request: Request<Incoming>) -> (Outco
     match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
         Some(_) if deadline.passed() => (Outcome::Late, no_content()),
         Some(Auctioned { response, claims }) => {
-            app.recorder.bids(&claims, facts.now);
+            app.recorder.bids(claims, facts.now);
             (
                 Outcome::Bid,
                 with_body(StatusCode::OK, "application/json", response.to_json()),
