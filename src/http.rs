@@ -23,12 +23,16 @@ pub struct Cores {
 }
 
 impl Cores {
-    /// Starts `count` runtimes (at least one), the n-th pinned to the n-th core the process may
-    /// use (round the cores again when there are more runtimes than cores; unpinned where the
-    /// system does not say which cores those are).
-    pub fn start(count: usize) -> io::Result<Cores> {
+    /// Starts `workers` runtimes, or with 0 one for each core the process may use; the n-th is
+    /// pinned to the n-th of those cores (round the cores again when there are more runtimes than
+    /// cores; unpinned where the system does not say which cores those are).
+    pub fn start(workers: usize) -> io::Result<Cores> {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let handles = (0..count.max(1))
+        let count = match workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers => workers,
+        };
+        let handles = (0..count)
             .map(|n| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -52,14 +56,6 @@ impl Cores {
             handles,
             next: AtomicUsize::new(0),
         })
-    }
-
-    /// `count` runtimes, or with 0 one for each core the process may use.
-    pub fn per_core(count: usize) -> io::Result<Cores> {
-        match count {
-            0 => Cores::start(std::thread::available_parallelism().map_or(1, |n| n.get())),
-            count => Cores::start(count),
-        }
     }
 
     /// How many runtimes there are.

@@ -359,7 +359,8 @@ impl<'i> Query<'i> {
             if word == 0 {
                 break;
             }
-            word &= Query::any(&self.sets[clause.start..clause.end], w);
+            let sets = self.sets.get(clause.start..clause.end).unwrap_or_default();
+            word &= Query::any(sets, w);
         }
         word
     }

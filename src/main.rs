@@ -499,7 +499,7 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
             admin,
             admin_token,
             limits: config.limits.clone(),
-            cores: precis::http::Cores::per_core(config.workers)?,
+            cores: precis::http::Cores::start(config.workers)?,
         };
         let serving = tokio::spawn(server::serve(
             ports,

@@ -6,8 +6,6 @@
 //! `${AUCTION_PRICE}`) stay in the text for the exchange to fill. This module never sees a
 //! request: it only holds text.
 
-use std::fmt;
-
 /// A macro precis fills in markup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
@@ -24,7 +22,7 @@ impl Slot {
 
 /// Markup as JSON string content (without quotes), with the places its macros stood. Boxed
 /// slices, not `Vec`s: a creative holds one for as long as its campaign is loaded.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Markup {
     /// The escaped text, the macros taken out.
     json: Box<str>,
@@ -82,15 +80,6 @@ impl Markup {
     /// Whether the markup is empty.
     pub fn is_empty(&self) -> bool {
         self.json.is_empty() && self.slots.is_empty()
-    }
-}
-
-impl fmt::Debug for Markup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Markup")
-            .field("json", &self.json)
-            .field("slots", &self.slots)
-            .finish()
     }
 }
 

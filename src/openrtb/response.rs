@@ -13,9 +13,6 @@ use crate::campaign::markup::{Markup, Slot};
 /// Our seat name in every response.
 pub const SEAT: &str = "precis";
 
-/// What the exchange substitutes with the clearing price in win and billing notices.
-pub const AUCTION_PRICE: &str = "${AUCTION_PRICE}";
-
 #[derive(Debug)]
 pub struct BidResponse<'a> {
     pub id: &'a str,
@@ -76,18 +73,18 @@ impl Events<'_> {
     }
 }
 
-/// The win notice's query after the token.
-const WIN_REST: &str = "&price=${AUCTION_PRICE}";
+/// The win and billing notices' query after the token: the exchange puts the clearing price in.
+const PRICE_QUERY: &str = "&price=${AUCTION_PRICE}";
 
 impl Bid<'_> {
     /// The win notice URL, for the exchange to call with the clearing price.
     pub fn nurl(&self) -> String {
-        self.events.url("win", WIN_REST)
+        self.events.url("win", PRICE_QUERY)
     }
 
     /// The billing notice URL, for the exchange to call when the ad is shown.
     pub fn burl(&self) -> String {
-        self.events.url("imp", WIN_REST)
+        self.events.url("imp", PRICE_QUERY)
     }
 
     fn write(&self, out: &mut Vec<u8>) {
@@ -128,7 +125,7 @@ impl Bid<'_> {
         }
         for (key, route) in [(&b",\"nurl\":\""[..], "win"), (b",\"burl\":\"", "imp")] {
             out.extend_from_slice(key);
-            self.events.write(out, route, WIN_REST);
+            self.events.write(out, route, PRICE_QUERY);
             out.push(b'"');
         }
         out.push(b'}');

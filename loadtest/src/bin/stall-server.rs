@@ -74,7 +74,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // stalling one keeps every connection on this one thread, which the stall freezes.
     let cores = match args.stall_ms {
         0 => Some(
-            precis::http::Cores::per_core(args.workers)
+            precis::http::Cores::start(args.workers)
                 .context("cannot start the per-core runtimes")?,
         ),
         _ => None,
