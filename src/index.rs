@@ -346,23 +346,31 @@ impl<'i> Query<'i> {
         self.clauses.push(Clause { start, end, ones });
     }
 
-    /// Word `w` of the OR of `sets`.
-    fn any(sets: &[&[u64]], w: usize) -> u64 {
-        sets.iter()
-            .fold(0, |any, set| any | set.get(w).copied().unwrap_or(0))
+    /// Words `b * LANES ..` of the OR of `sets` (zero past the end).
+    fn any(sets: &[&[u64]], b: usize) -> Block {
+        let mut any = [0; LANES];
+        for set in sets {
+            let words = set.get(b * LANES..).unwrap_or_default();
+            for (any, word) in any.iter_mut().zip(words) {
+                *any |= word;
+            }
+        }
+        any
     }
 
-    /// Word `w` of the candidates among `first` (a set of words of the same length).
-    fn word(&self, first: &[&[u64]], w: usize) -> u64 {
-        let mut word = Query::any(first, w);
+    /// Block `b` of the candidates among `first` (sets of words of the same length).
+    fn block(&self, first: &[&[u64]], b: usize) -> Block {
+        let mut block = Query::any(first, b);
         for clause in &self.clauses {
-            if word == 0 {
+            if block == [0; LANES] {
                 break;
             }
             let sets = self.sets.get(clause.start..clause.end).unwrap_or_default();
-            word &= Query::any(sets, w);
+            for (word, any) in block.iter_mut().zip(Query::any(sets, b)) {
+                *word &= any;
+            }
         }
-        word
+        block
     }
 
     /// The campaigns that could match the request: a superset of those that do, best first.
@@ -376,23 +384,36 @@ impl<'i> Query<'i> {
     }
 }
 
-/// The candidates of a [`Query`] in auction order, worked out a word at a time as they are read.
+/// Words worked out together: four 64-campaign words, which the compiler ORs and ANDs as one
+/// 256-bit value. Fewer, wider steps than a word at a time; the auction still stops within 256
+/// campaigns of its winner.
+const LANES: usize = 4;
+
+/// [`LANES`] consecutive words of a set.
+type Block = [u64; LANES];
+
+/// The candidates of a [`Query`] in auction order, worked out a block at a time as they are read.
 pub struct Candidates<'q> {
     query: &'q Query<'q>,
     /// The sets the first clause ORs: every campaign, or those of an imp's shapes.
     first: Vec<&'q [u64]>,
-    /// The next word to work out, and what is left of the current one.
+    /// Blocks in all, and the next block to work out.
+    blocks: usize,
     next: usize,
-    word: u64,
+    /// What is left of the current block, and the ordinal of its first campaign.
+    block: Block,
+    base: usize,
 }
 
 impl<'q> Candidates<'q> {
     fn new(query: &'q Query<'q>, first: Vec<&'q [u64]>) -> Candidates<'q> {
         Candidates {
+            blocks: query.index.all.words.len().div_ceil(LANES),
             query,
             first,
             next: 0,
-            word: 0,
+            block: [0; LANES],
+            base: 0,
         }
     }
 }
@@ -401,17 +422,20 @@ impl Iterator for Candidates<'_> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        let words = self.query.index.all.words.len();
-        while self.word == 0 {
-            if self.next >= words || self.first.is_empty() {
+        loop {
+            let lanes = self.block.iter_mut().enumerate();
+            if let Some((lane, word)) = lanes.into_iter().find(|(_, word)| **word != 0) {
+                let bit = word.trailing_zeros() as usize;
+                *word &= *word - 1;
+                return Some(self.base + lane * 64 + bit);
+            }
+            if self.next >= self.blocks || self.first.is_empty() {
                 return None;
             }
-            self.word = self.query.word(&self.first, self.next);
+            self.block = self.query.block(&self.first, self.next);
+            self.base = self.next * LANES * 64;
             self.next += 1;
         }
-        let bit = self.word.trailing_zeros() as usize;
-        self.word &= self.word - 1;
-        Some((self.next - 1) * 64 + bit)
     }
 }
 
