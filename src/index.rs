@@ -9,10 +9,11 @@
 //! expressions" (Whang et al., VLDB 2009) with bitmap posting lists, which suits a few dozen values
 //! per dimension and campaigns counted in the hundred thousands.
 //!
-//! A request's [`Query`] looks its values up once, then works out candidates one 64-campaign word
-//! at a time, best first, ANDing the dimensions' ORs from the most selective: the auction stops at
-//! its winner, usually in the first words, so what a request costs hardly grows with the number of
-//! campaigns (the whole sets were combined before: 1,563 words per set at 100,000 campaigns).
+//! A request's [`Query`] looks its values up once, then works out candidates a block of four
+//! 64-campaign words at a time, best first, ANDing the dimensions' ORs from the most selective: the
+//! auction stops at its winner, usually in the first blocks, so what a request costs hardly grows
+//! with the number of campaigns (the whole sets were combined before: 1,563 words per set at
+//! 100,000 campaigns).
 //!
 //! The index only narrows: a candidate is then checked in full (targeting, flight, blocks,
 //! exclusions, the creative fit), so its answer is always the plain per-campaign evaluation's.
@@ -315,8 +316,8 @@ impl Index {
 
 /// One request's question to the index: the AND of clauses, each the OR of a few sets (a
 /// dimension's free campaigns and those naming one of the request's values). Nothing is combined
-/// up front: candidates are worked out one 64-campaign word at a time, in auction order, so an
-/// auction that finds its winner in the first words never reads the rest, whatever the number of
+/// up front: candidates are worked out a block of words at a time, in auction order, so an
+/// auction that finds its winner in the first blocks never reads the rest, whatever the number of
 /// campaigns.
 pub struct Query<'i> {
     index: &'i Index,
