@@ -2,7 +2,9 @@
 # The bidder next to the HTTP floor: precis serving 10,000 generated campaigns, and a bare hyper
 # server that reads the body and answers 204 (stall-server --stall-ms 0), driven alternately by the
 # same client (precis-load, closed loop, the generator's visitors as the request mix, the same
-# connections). Prints each round's requests/s and the ratio.
+# connections). Prints each round's requests/s, the ratio, and the CPU time each server spent per
+# request (user + system, all its threads; the warmup's requests counted at the measured rate):
+# steadier than requests/s on a shared machine.
 #
 #   loadtest/throughput.sh [CAMPAIGNS] [CONNECTIONS] [SECONDS] [ROUNDS] [WORKERS]
 #
@@ -50,10 +52,17 @@ start "$work/bare.log" "$OLDPWD/$bin/stall-server" --listen 127.0.0.1:0 --stall-
 bare=$addr
 cd "$OLDPWD"
 
+# Drives the server at $1 (pid $2) for a round; prints its requests/s and CPU µs per request.
 rate() {
+    local ticks before after
+    ticks=$(getconf CLK_TCK)
+    before=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
     "$bin/precis-load" --url "http://$1/openrtb2/bid" --closed-loop --connections "$connections" \
-        --warmup 1s --duration "${seconds}s" --generated --seed 7 2>/dev/null \
-        | sed -n 's/.*achieved \([0-9]*\) req\/s.*/\1/p'
+        --warmup 1s --duration "${seconds}s" --generated --seed 7 2>/dev/null >"$work/round.out"
+    after=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+    awk -v cpu=$((after - before)) -v ticks="$ticks" -v seconds="$seconds" '
+        /achieved/ { for (i = 1; i < NF; i++) if ($i == "achieved") rate = $(i + 1) }
+        END { printf "%d %.1f\n", rate, cpu / ticks * 1e6 / (rate * (seconds + 1)) }' "$work/round.out"
 }
 
 threads=$workers
@@ -62,10 +71,11 @@ echo "closed loop, $connections connections, ${seconds} s a round, $campaigns ge
 total_precis=0
 total_bare=0
 for round in $(seq "$rounds"); do
-    p=$(rate "$precis")
-    b=$(rate "$bare")
+    read -r p p_cpu < <(rate "$precis" "${pids[0]}")
+    read -r b b_cpu < <(rate "$bare" "${pids[1]}")
     total_precis=$((total_precis + p))
     total_bare=$((total_bare + b))
-    echo "round $round: precis $p req/s, bare hyper $b req/s ($(awk "BEGIN { printf \"%.2f\", $p / $b }")×)"
+    echo "round $round: precis $p req/s ($p_cpu µs CPU each), bare hyper $b req/s ($b_cpu µs)" \
+        "($(awk "BEGIN { printf \"%.2f\", $p / $b }")×)"
 done
 echo "all rounds: precis $((total_precis / rounds)) req/s, bare hyper $((total_bare / rounds)) req/s: $(awk "BEGIN { printf \"%.2f\", $total_precis / $total_bare }")× the HTTP floor"
