@@ -3,7 +3,8 @@
 //! end to end including the JSON answer (`full`), each per request body. At 1,000, 10,000 and
 //! 100,000 campaigns (`scale`): finding the campaigns a request matches through the index
 //! (`match/N`), the full path (`full/N`), both per request over a mix of generated visitors, and
-//! building the index (`index-build/N`); the memory each campaign takes is printed.
+//! building the index (`index-build/N`); the heap bytes each campaign holds (counted through the
+//! allocator, the server's mimalloc) are printed.
 //!
 //! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (the library's
 //! `generate::Generator`, in memory), compiled with the real `campaign::parse`: real places, taxonomy

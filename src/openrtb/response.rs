@@ -59,10 +59,12 @@ pub struct Events<'a> {
 impl Events<'_> {
     /// `{base}/{route}?t={token}`, with the rest of the query after.
     fn url(&self, route: &str, rest: &str) -> String {
-        format!("{}/{route}?t={}{rest}", self.base, self.token)
+        let mut out = Vec::new();
+        self.write(&mut out, route, rest);
+        String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Writes the URL as JSON string content.
+    /// Writes the URL (as JSON string content: nothing in it needs escaping).
     fn write(&self, out: &mut Vec<u8>, route: &str, rest: &str) {
         out.extend_from_slice(self.base.as_bytes());
         out.push(b'/');
