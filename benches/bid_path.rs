@@ -7,7 +7,7 @@
 //! allocator, the server's mimalloc) are printed.
 //!
 //! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (the library's
-//! `generate::Generator`, in memory), compiled with the real `campaign::parse`: real places, taxonomy
+//! `generate::Generator`, in memory), compiled with the real `campaign::file::parse`: real places, taxonomy
 //! tags, every pricing model and creative format. The requests are hand-written, from the corpus, and
 //! two generated visitors (`generate::Visitor`); the clock is fixed, so every run sees the same
 //! winners. Run with `cargo bench --bench bid_path`
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use precis::auction::{self, Env, Ranked, Urls};
+use precis::auction::{self, Env, Urls};
 use precis::audience::Library;
 use precis::campaign::Campaign;
 use precis::frequency::Exposures;
@@ -30,6 +30,7 @@ use precis::openrtb::response::BidResponse;
 use precis::openrtb::{self, BidRequest};
 use precis::pacing::Pacer;
 use precis::pricing::{Currency, Rates};
+use precis::ranking::{self, Ranked};
 use precis::targeting::{Facts, Term};
 use precis::token::Keys;
 
@@ -229,7 +230,7 @@ impl Bidder {
     fn new(count: usize) -> Bidder {
         let rates = rates();
         // The files' priors: nothing has been learned in a bench.
-        let ranked = auction::rank(campaigns(count, &rates), &rates, Ranked::from_file);
+        let ranked = ranking::rank(campaigns(count, &rates), &rates, Ranked::from_file);
         Bidder {
             index: Index::build(&ranked),
             ranked,

@@ -24,8 +24,8 @@ fn campaign(budget: Option<Budget>, frequency: Option<Frequency>) -> Campaign {
     let text = "adomain = [\"shop.example\"]\n[pricing]\nmodel = \"cpm\"\ncpm = 2.0\n\
                 [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 300\nh = 250\n\
                 adm = \"ad\"\nlanding = \"https://shop.example/\"";
-    let mut campaign =
-        campaign::parse(text, Path::new("bench.toml"), &Rates::new([])).expect("a valid campaign");
+    let mut campaign = campaign::file::parse(text, Path::new("bench.toml"), &Rates::new([]))
+        .expect("a valid campaign");
     campaign.budget = budget;
     campaign.frequency = frequency;
     campaign

@@ -10,8 +10,8 @@ mod common;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
+use precis::audience::profiles::{Profiles, Update, snapshot};
 use precis::generate::Rng;
-use precis::profiles::{Profiles, Update, bulk::Feed, snapshot};
 use precis::user::UserId;
 
 fn main() {
@@ -24,7 +24,7 @@ fn main() {
         .map(|i| format!("root{}/interest{}/leaf{i}", i % 18, i % 250))
         .collect();
     let before = common::resident();
-    let store = Profiles::new(users, Feed::default());
+    let store = Profiles::new(users);
     let started = Instant::now();
     let mut chunk = Vec::with_capacity(10_000);
     let mut rng = Rng::new(1);
@@ -114,7 +114,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     drop(store);
-    let back = Profiles::new(users, Feed::default());
+    let back = Profiles::new(users);
     let started = Instant::now();
     let loaded = snapshot::load(&back, &path, later).expect("load");
     println!(

@@ -9,48 +9,21 @@
 //! cost a few atomics and one short shard lock per candidate that has them).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::audience::{Library, User};
 use crate::campaign::{Campaign, Creative, Format};
+use crate::forms::{ancestors, category_form, domains_of, host_form};
 use crate::frequency::Exposures;
 use crate::index::Index;
 use crate::openrtb::response::{Bid, BidResponse, Events, SEAT, SeatBid};
 use crate::openrtb::{BidRequest, Imp};
-use crate::pacing::{Account, Admission, Pacer};
+use crate::pacing::{Admission, Pacer};
 use crate::pricing::{Currency, Rates};
-use crate::targeting::{Facts, ancestors, category_form, domains_of, host_form};
+use crate::ranking::Ranked;
+use crate::targeting::Facts;
 use crate::token::{Claims, Keys, Purpose};
-
-/// A live campaign in auction order, with the price it bids now.
-#[derive(Debug, Clone)]
-pub struct Ranked {
-    pub campaign: Arc<Campaign>,
-    /// Its eCPM in the campaign currency, capped at `max_cpm`: from the file's priors, or learned
-    /// (see [`crate::learning`]).
-    pub ecpm: f64,
-    /// Indexes into its creatives, best first: among those that fit an imp, the first is served.
-    pub creatives: Vec<usize>,
-    /// What it has spent and reserved, when it has a budget.
-    pub account: Option<Arc<Account>>,
-    /// Bids it has made since start (`/metrics`); the same counter across reloads.
-    pub bids: Arc<AtomicU64>,
-}
-
-impl Ranked {
-    /// At the file's priors, creatives in file order: before anything is measured.
-    pub fn from_file(campaign: Arc<Campaign>) -> Ranked {
-        Ranked {
-            ecpm: campaign.pricing.ecpm(),
-            creatives: (0..campaign.creatives.len()).collect(),
-            account: None,
-            bids: Arc::default(),
-            campaign,
-        }
-    }
-}
 
 /// What an auction reads besides the campaigns and the request.
 pub struct Env<'a> {
@@ -61,40 +34,6 @@ pub struct Env<'a> {
     pub exposures: &'a Exposures,
     /// The audience packages campaigns and creatives name.
     pub audiences: &'a Library,
-}
-
-/// Orders campaigns for [`run`]: live ones only, highest eCPM (as `price` prices them, compared in
-/// USD) first, ties broken by higher `max_cpm`, then by id, so the same data always gives the same
-/// winner.
-pub fn rank(
-    campaigns: impl IntoIterator<Item = Arc<Campaign>>,
-    rates: &Rates,
-    price: impl Fn(Arc<Campaign>) -> Ranked,
-) -> Vec<Ranked> {
-    let usd = |c: &Campaign, amount: f64| {
-        rates
-            .convert(amount, c.pricing.currency, Currency::USD)
-            .unwrap_or(0.0)
-    };
-    let mut ranked: Vec<(f64, f64, Ranked)> = campaigns
-        .into_iter()
-        .filter(|c| c.active)
-        .map(|campaign| {
-            let ranked = price(campaign);
-            let campaign = &ranked.campaign;
-            (
-                usd(campaign, ranked.ecpm),
-                usd(campaign, campaign.pricing.max_cpm),
-                ranked,
-            )
-        })
-        .collect();
-    ranked.sort_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then(b.1.total_cmp(&a.1))
-            .then_with(|| a.2.campaign.id.cmp(&b.2.campaign.id))
-    });
-    ranked.into_iter().map(|(_, _, r)| r).collect()
 }
 
 /// Where precis' own URLs (win and billing notices, clicks) point.
@@ -477,7 +416,9 @@ impl<'a> Winner<'a> {
 mod tests {
     use super::*;
     use crate::openrtb::decode;
+    use crate::ranking::rank;
     use std::path::Path;
+    use std::sync::Arc;
 
     const BANNER: &str = r#"[[creative]]
 id = "mrec"
@@ -502,7 +443,10 @@ landing = "https://shop.example/""#;
 
     fn campaign(id: &str, pricing: &str, creative: &str) -> Arc<Campaign> {
         let text = format!("adomain = [\"shop.example\"]\n[pricing]\n{pricing}\n{creative}");
-        Arc::new(crate::campaign::parse(&text, Path::new(&format!("{id}.toml")), &rates()).unwrap())
+        Arc::new(
+            crate::campaign::file::parse(&text, Path::new(&format!("{id}.toml")), &rates())
+                .unwrap(),
+        )
     }
 
     /// The winning campaign id and price of each imp, in order.

@@ -41,7 +41,7 @@ pub struct Config {
     pub profiles: ProfilesConfig,
 }
 
-/// The profile store ([`crate::profiles`]): where its bulk files and snapshot live, and its bounds.
+/// The profile store ([`crate::audience::profiles`]): where its bulk files and snapshot live, and its bounds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProfilesConfig {

@@ -254,8 +254,9 @@ mod tests {
                     [pricing]\nmodel = \"cpm\"\ncpm = 2.0\n\
                     [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 300\nh = 250\n\
                     adm = \"ad\"\nlanding = \"https://shop.example/\"";
-        let mut campaign = crate::campaign::parse(text, Path::new("capped.toml"), &Rates::new([]))
-            .expect("a valid campaign");
+        let mut campaign =
+            crate::campaign::file::parse(text, Path::new("capped.toml"), &Rates::new([]))
+                .expect("a valid campaign");
         campaign.frequency = Some(cap);
         campaign
     }

@@ -7,14 +7,10 @@
 //! (campaign and creative), off the bid path; the bid path reads prices and creative order that
 //! [`crate::reload::Store::reprice`] computed from these counts, never the counts themselves.
 
-use std::sync::Arc;
-
 use dashmap::DashMap;
 
-use crate::auction::Ranked;
-
 use crate::campaign::Campaign;
-use crate::events::{Event, Kind};
+use crate::eventlog::{Event, Kind};
 use crate::pricing::{Currency, Model, Rates};
 
 /// What one campaign has measured so far.
@@ -120,25 +116,6 @@ impl Learned {
         )
     }
 
-    /// The campaign as the auction should see it now: at its learned eCPM, with its creatives in
-    /// order of learned CTR (file order among equals).
-    pub fn ranked(&self, campaign: Arc<Campaign>) -> Ranked {
-        let ctrs: Vec<f64> = campaign
-            .creatives
-            .iter()
-            .map(|k| self.creative_ctr(&campaign, &k.id))
-            .collect();
-        let mut creatives: Vec<usize> = (0..ctrs.len()).collect();
-        creatives.sort_by(|&a, &b| ctrs[b].total_cmp(&ctrs[a]).then(a.cmp(&b)));
-        Ranked {
-            ecpm: self.ecpm(&campaign),
-            creatives,
-            account: None,
-            bids: Arc::default(),
-            campaign,
-        }
-    }
-
     /// The campaign's pricing model with its CTR and CVR replaced by the learned ones.
     pub fn model(&self, campaign: &Campaign) -> Model {
         let counts = self.counts(&campaign.id);
@@ -229,7 +206,7 @@ mod tests {
         let text = format!(
             "adomain = [\"a.example\"]\n[pricing]\n{pricing}\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\nadm = \"x\"\nlanding = \"https://a.example/\""
         );
-        crate::campaign::parse(&text, Path::new("shoes.toml"), &Rates::default()).unwrap()
+        crate::campaign::file::parse(&text, Path::new("shoes.toml"), &Rates::default()).unwrap()
     }
 
     fn event(kind: Kind) -> Event {
@@ -264,40 +241,6 @@ mod tests {
         // The cap still holds.
         let capped = campaign("model = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 10");
         assert_eq!(learned.ecpm(&capped), 10.0);
-    }
-
-    #[test]
-    fn the_creative_that_gets_clicked_is_served_first() {
-        let learned = Learned::new(Priors {
-            impressions: 100.0,
-            clicks: 100.0,
-        });
-        let two = format!(
-            "{}\n[[creative]]\nid = \"d\"\nformat = \"banner\"\nw = 1\nh = 1\nadm = \"y\"\nlanding = \"https://a.example/\"",
-            "adomain = [\"a.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\nctr = 0.01\nmax_cpm = 50\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\nadm = \"x\"\nlanding = \"https://a.example/\""
-        );
-        let campaign = Arc::new(
-            crate::campaign::parse(&two, Path::new("shoes.toml"), &Rates::default()).unwrap(),
-        );
-        // Nothing measured: file order.
-        assert_eq!(learned.ranked(campaign.clone()).creatives, [0, 1]);
-        for _ in 0..200 {
-            learned.observe(&event(Kind::Imp));
-            learned.observe(&Event {
-                creative: "d".into(),
-                ..event(Kind::Imp)
-            });
-        }
-        for _ in 0..10 {
-            learned.observe(&Event {
-                creative: "d".into(),
-                ..event(Kind::Click)
-            });
-        }
-        let ranked = learned.ranked(campaign.clone());
-        assert_eq!(ranked.creatives, [1, 0]);
-        assert!(learned.creative_ctr(&campaign, "d") > learned.creative_ctr(&campaign, "c"));
-        assert!((ranked.ecpm - learned.ecpm(&campaign)).abs() < 1e-12);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use precis::auction::Urls;
+use precis::audience::profiles::{self, Profiles};
 use precis::clock::Clock;
 use precis::config::{Config, Flags, LogFormat};
 use precis::eventlog::{EventLog, Settings};
@@ -21,7 +22,6 @@ use precis::frequency::Exposures;
 use precis::learning::{self, Learned, Priors};
 use precis::metrics::Metrics;
 use precis::pacing::Pacer;
-use precis::profiles::{self, Profiles};
 use precis::reload::{self, Store};
 use precis::report;
 use precis::server::{self, App};
@@ -247,9 +247,9 @@ fn main() -> ExitCode {
                     out,
                 },
         } => {
-            let select = precis::audience::Retarget {
+            let select = precis::audience::retarget::Retarget {
                 clicked,
-                since: precis::audience::since(Utc::now(), days),
+                since: precis::audience::retarget::since(Utc::now(), days),
                 not_converted,
             };
             audience_build(&from_logs, &select, &out)
@@ -286,7 +286,7 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         .unwrap_or(&config.campaigns);
     let sources = reload::Sources::load(dir, &reload::audience_dir(dir), None, &Default::default());
     let names = sources.audiences.names();
-    let context = precis::campaign::Context {
+    let context = precis::campaign::file::Context {
         rates: &rates,
         taxonomy: sources.taxonomy.as_deref(),
         audiences: Some(&names),
@@ -331,12 +331,14 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
 
 fn audience_build(
     logs: &Path,
-    select: &precis::audience::Retarget,
+    select: &precis::audience::retarget::Retarget,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
     // Replaced whole: a watching bidder never reads half a package.
-    let built = precis::durable::replace(out, |file| precis::audience::build(logs, select, file))
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    let built = precis::durable::replace(out, |file| {
+        precis::audience::retarget::build(logs, select, file)
+    })
+    .with_context(|| format!("cannot write {}", out.display()))?;
     if built.skipped.lines > 0 {
         eprintln!("precis: {}", built.skipped);
     }
@@ -383,7 +385,7 @@ fn audience_expand(
             seed.path.display()
         );
     }
-    let expanded = precis::lookalike::expand_dir(&seed, profiles, size, out)
+    let expanded = precis::audience::lookalike::expand_dir(&seed, profiles, size, out)
         .with_context(|| format!("cannot expand into {}", out.display()))?;
     for problem in &expanded.problems {
         eprintln!("precis: skipped {problem}");
@@ -416,7 +418,7 @@ fn report(
         let rates = config.rates().map_err(anyhow::Error::msg)?;
         let files = reload::campaign_files(&[campaigns.to_owned()])
             .context("cannot list campaign files")?;
-        let context = precis::campaign::Context {
+        let context = precis::campaign::file::Context {
             rates: &rates,
             taxonomy: None,
             audiences: None,
@@ -650,10 +652,11 @@ fn load(
     tracing::info!(held, "budget reservations restored");
     // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
     store.reprice();
-    let profiles = Arc::new(open_profiles(config, clock.now()));
-    let (feeding, fed_at) = (profiles.clone(), clock.clone());
+    let (profiles, profile_files) = open_profiles(config, clock.now());
+    let (profiles, profile_files) = (Arc::new(profiles), Arc::new(profile_files));
+    let (feeding, fed, fed_at) = (profiles.clone(), profile_files.clone(), clock.clone());
     let profiles_trigger = reload::debounced(move || {
-        if let Err(e) = feeding.feed.reload(&feeding, fed_at.now()) {
+        if let Err(e) = fed.reload(&feeding, fed_at.now()) {
             tracing::error!("cannot read the profile directory: {e}");
         }
     });
@@ -682,6 +685,7 @@ fn load(
         exposures: feedback.exposures,
         clock,
         profiles,
+        profile_files,
         max_batch_bytes: config.profiles.max_batch_bytes,
     });
     Ok(Loaded {
@@ -693,12 +697,10 @@ fn load(
 }
 
 /// The profile store: the snapshot read back (a damaged one is set aside and the store starts
-/// empty), then the bulk files applied over it.
-fn open_profiles(config: &Config, now: DateTime<Utc>) -> Profiles {
-    let profiles = Profiles::new(
-        config.profiles.max_users,
-        profiles::bulk::Feed::new(config.profiles.dir.clone()),
-    );
+/// empty), then the bulk files applied over it; and those files.
+fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, profiles::bulk::Feed) {
+    let profiles = Profiles::new(config.profiles.max_users);
+    let files = profiles::bulk::Feed::new(config.profiles.dir.clone());
     let file = config.profiles_snapshot();
     match profiles::snapshot::load(&profiles, &file, now) {
         Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
@@ -715,11 +717,11 @@ fn open_profiles(config: &Config, now: DateTime<Utc>) -> Profiles {
             );
         }
     }
-    match profiles.feed.reload(&profiles, now) {
+    match files.reload(&profiles, now) {
         Ok(updates) => tracing::info!(updates, users = profiles.users(), "profile files applied"),
         Err(e) => tracing::error!("cannot read the profile directory: {e}"),
     }
-    profiles
+    (profiles, files)
 }
 
 /// Writes the profile snapshot, logging the outcome.

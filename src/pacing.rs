@@ -155,7 +155,7 @@ impl Pacer {
         }
     }
 
-    /// The account of a campaign with a budget (made on first use), for [`crate::auction::Ranked`].
+    /// The account of a campaign with a budget (made on first use), for [`crate::ranking::Ranked`].
     pub fn account_for(&self, campaign: &Campaign) -> Option<Arc<Account>> {
         campaign.budget.as_ref()?;
         Some(self.account(&campaign.id))
@@ -541,7 +541,7 @@ mod tests {
              [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 300\nh = 250\nadm = \"ad\"\n\
              landing = \"https://shop.example/\""
         );
-        let mut campaign = crate::campaign::parse(&text, Path::new("paced.toml"), &rates())
+        let mut campaign = crate::campaign::file::parse(&text, Path::new("paced.toml"), &rates())
             .expect("a valid campaign");
         campaign.budget = Some(budget);
         campaign

@@ -21,13 +21,15 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use crate::auction::{self, Ranked};
 use crate::audience::Library;
-use crate::campaign::{self, Campaign, CampaignError, Context, Diagnostic};
+use crate::campaign::file::Context;
+use crate::campaign::{self, Campaign};
+use crate::diagnostic::FileError;
 use crate::index::Index;
 use crate::learning::Learned;
 use crate::pacing::Pacer;
 use crate::pricing::Rates;
+use crate::ranking::{self, Ranked};
 use crate::taxonomy::{self, Taxonomy};
 
 /// Everything the bidder serves from, as of one reload (and the latest repricing).
@@ -38,7 +40,7 @@ pub struct Snapshot {
     pub loaded_at: DateTime<Utc>,
     /// How long the reload that made this snapshot took (listing, reading, compiling, ranking).
     pub took: Duration,
-    /// Active campaigns in auction order, with their current prices (see [`auction::rank`]).
+    /// Active campaigns in auction order, with their current prices (see [`ranking::rank`]).
     pub ranked: Vec<Ranked>,
     /// `ranked`'s index: finds a request's candidates without walking every campaign.
     pub index: Arc<Index>,
@@ -48,7 +50,7 @@ pub struct Snapshot {
     by_id: HashMap<String, Arc<Campaign>>,
     /// Files refused in this reload, with why (campaign files and the taxonomy). A refused file
     /// may still serve its last good version.
-    pub refused: Vec<CampaignError>,
+    pub refused: Vec<FileError>,
     /// The tag tree campaigns were checked against (the last good `taxonomy.toml`), if any.
     pub taxonomy: Option<Arc<Taxonomy>>,
     /// The audience packages, with the files refused in this reload.
@@ -162,10 +164,10 @@ impl Store {
     }
 
     fn rank(&self, campaigns: impl IntoIterator<Item = Arc<Campaign>>) -> Vec<Ranked> {
-        auction::rank(campaigns, &self.rates, |c| Ranked {
+        ranking::rank(campaigns, &self.rates, |c| Ranked {
             account: self.pacer.account_for(&c),
             bids: self.bids.entry(c.id.clone()).or_default().clone(),
-            ..self.learned.ranked(c)
+            ..Ranked::learned(c, &self.learned)
         })
     }
 
@@ -224,7 +226,7 @@ pub struct Sources {
     pub taxonomy: Option<Arc<Taxonomy>>,
     pub audiences: Arc<Library>,
     /// The taxonomy, when it was refused (its last good version, if any, is `taxonomy`).
-    pub refused: Vec<CampaignError>,
+    pub refused: Vec<FileError>,
 }
 
 impl Sources {
@@ -294,7 +296,7 @@ pub fn compile(
     paths: &[PathBuf],
     previous: &BTreeMap<PathBuf, Loaded>,
     context: &Context,
-) -> (BTreeMap<PathBuf, Loaded>, Vec<CampaignError>) {
+) -> (BTreeMap<PathBuf, Loaded>, Vec<FileError>) {
     // A new taxonomy or a package added or removed may change a file's verdict: check it again.
     let context_hash = {
         let mut hasher = DefaultHasher::new();
@@ -316,7 +318,7 @@ pub fn compile(
                 }
                 let text = String::from_utf8(bytes)
                     .map_err(|_| whole_file_error(path, "not UTF-8 text".into()))?;
-                let campaign = campaign::parse_in(&text, path, context)?;
+                let campaign = campaign::file::parse_in(&text, path, context)?;
                 Ok(Loaded {
                     campaign: Arc::new(campaign),
                     hash,
@@ -348,15 +350,9 @@ pub fn compile(
     (files, refused)
 }
 
-fn whole_file_error(path: &Path, message: String) -> CampaignError {
-    CampaignError {
-        path: path.to_owned(),
-        diagnostics: vec![Diagnostic {
-            line: 1,
-            col: 1,
-            message,
-        }],
-    }
+/// A problem with a whole campaign file, shown at its start.
+fn whole_file_error(path: &Path, message: String) -> FileError {
+    FileError::at(path, 1, 1, message)
 }
 
 fn content_hash(bytes: &[u8]) -> u64 {

@@ -23,7 +23,7 @@ use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::Serialize;
 
 use crate::eventlog::read::{Events, ReadError, Skipped, files_for};
-use crate::events::{Event, Kind};
+use crate::eventlog::{Event, Kind};
 
 /// What a report groups events by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

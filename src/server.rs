@@ -4,7 +4,7 @@
 //! `GET /win`, `GET /imp`, `GET /click`, `GET|POST /conv`. The admin port (loopback by default,
 //! behind a bearer token when one is configured) serves operators: `GET /status`,
 //! `POST /admin/reload`, `POST /admin/clock` (moves a simulated clock) and the profile API under
-//! `/users/` ([`crate::profiles::api`]); the bid port never does.
+//! `/users/` ([`crate::audience::profiles::api`]); the bid port never does.
 //! Both serve `GET /healthz` (liveness), `GET /readyz` (503 until campaigns are loaded) and
 //! `GET /metrics`. The bid route decodes, normalises, runs the auction and
 //! encodes inline: it is microseconds of CPU with nothing to wait on; event routes hand events to
@@ -38,19 +38,21 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::admission::{Deadline, Gate};
-use crate::auction::{self, Auctioned, Env, Ranked, Urls};
+use crate::auction::{self, Auctioned, Env, Urls};
+use crate::audience::profiles::{self, Profiles};
 use crate::campaign::{Campaign, Pacing};
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::encoding::{Coding, CodingError};
-use crate::events::{Event, Kind, Recorded, Recorder, Refusal, revenue_usd, spend_usd};
+use crate::eventlog::{Event, Kind};
+use crate::events::{Recorded, Recorder, Refusal, revenue_usd, spend_usd};
 use crate::frequency::Exposures;
 use crate::http::Cores;
 use crate::learning;
 use crate::metrics::{Closed, Metrics, Outcome, Rejection, Sources};
 use crate::openrtb;
 use crate::pricing::Currency;
-use crate::profiles::{self, Profiles};
+use crate::ranking::Ranked;
 use crate::reload::{Snapshot, Store};
 use crate::targeting::Facts;
 use crate::token::{Claims, Purpose, TokenError};
@@ -66,6 +68,8 @@ pub struct App {
     pub clock: Arc<Clock>,
     /// What precis knows of users: their tags join their requests' own.
     pub profiles: Arc<Profiles>,
+    /// The bulk profile files that feed `profiles`.
+    pub profile_files: Arc<profiles::bulk::Feed>,
     /// The body limit of the profile API (`[profiles] max_batch_bytes`).
     pub max_batch_bytes: usize,
 }
@@ -829,6 +833,8 @@ pub fn status(app: &App, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json:
             })
         })
         .collect();
+    let mut profiles = app.profiles.status();
+    profiles["files"] = app.profile_files.status();
     serde_json::json!({
         "generation": snapshot.generation,
         "loaded_at": snapshot.loaded_at.to_rfc3339(),
@@ -840,7 +846,7 @@ pub fn status(app: &App, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json:
         "campaigns": campaigns,
         "taxonomy": snapshot.taxonomy.as_ref().map(|t| serde_json::json!({ "tags": t.tags().len() })),
         "audiences": audiences(&snapshot.audiences),
-        "profiles": app.profiles.status(),
+        "profiles": profiles,
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! With a taxonomy, a campaign tag outside the tree is refused with a "did you mean" (a typo must
 //! not silently target no one); without one, any tag goes. Matching stays hierarchical either way
-//! ([`crate::targeting::within`]): a parent matches every descendant. The file lists the roots,
+//! ([`crate::forms::within`]): a parent matches every descendant. The file lists the roots,
 //! then each parent's children:
 //!
 //! ```toml
@@ -22,8 +22,8 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::campaign::{CampaignError, Diagnostic};
-use crate::targeting::tag_form;
+use crate::diagnostic::{Diagnostic, FileError};
+use crate::forms::tag_form;
 
 /// The file name of the taxonomy in a campaign directory.
 pub const FILE: &str = "taxonomy.toml";
@@ -63,8 +63,8 @@ impl Taxonomy {
     }
 
     /// Reads `source` (the file at `path`); every problem at its `path:line:col`.
-    pub fn parse(source: &str, path: &Path) -> Result<Taxonomy, CampaignError> {
-        let refuse = |offset: usize, message: String| CampaignError {
+    pub fn parse(source: &str, path: &Path) -> Result<Taxonomy, FileError> {
+        let refuse = |offset: usize, message: String| FileError {
             path: path.to_owned(),
             diagnostics: vec![Diagnostic::at(source, offset, message)],
         };
@@ -123,7 +123,7 @@ impl Taxonomy {
         if diagnostics.is_empty() {
             Ok(taxonomy.in_tree_order())
         } else {
-            Err(CampaignError {
+            Err(FileError {
                 path: path.to_owned(),
                 diagnostics,
             })
@@ -131,13 +131,13 @@ impl Taxonomy {
     }
 
     /// Reads the taxonomy of a campaign directory: `None` when it has none.
-    pub fn load(dir: &Path) -> Option<Result<Taxonomy, CampaignError>> {
+    pub fn load(dir: &Path) -> Option<Result<Taxonomy, FileError>> {
         let path = dir.join(FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
-                return Some(Err(CampaignError {
+                return Some(Err(FileError {
                     path,
                     diagnostics: vec![Diagnostic::at("", 0, format!("cannot read: {e}"))],
                 }));

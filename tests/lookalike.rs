@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Command;
 
 use common::PRECIS;
-use precis::lookalike::{planted, planted_key};
+use precis::audience::lookalike::{planted, planted_key};
 use precis::user::UserId;
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use precis::events::{Event, Kind};
+use precis::eventlog::{Event, Kind};
 use serde_json::Value;
 
 const PRECIS: &str = env!("CARGO_BIN_EXE_precis");

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
-use precis::auction::{self, Env, Ranked, Urls};
+use precis::auction::{self, Env, Urls};
 use precis::audience::Library;
 use precis::campaign::{self, Campaign};
 use precis::events::spend_usd;
@@ -26,6 +26,7 @@ use precis::index::Index;
 use precis::openrtb::decode;
 use precis::pacing::Pacer;
 use precis::pricing::{Currency, Rates};
+use precis::ranking::{self, Ranked};
 use precis::targeting::Facts;
 use precis::token::{Claims, Keys, Purpose};
 use precis_fuzz::clipped;
@@ -76,7 +77,7 @@ struct World {
 impl World {
     fn new(campaigns: &[Arc<Campaign>], rates: &Rates) -> World {
         let pacer = Pacer::new(60, 10);
-        let ranked = auction::rank(campaigns.iter().cloned(), rates, |c| Ranked {
+        let ranked = ranking::rank(campaigns.iter().cloned(), rates, |c| Ranked {
             account: pacer.account_for(&c),
             ..Ranked::from_file(c)
         });
@@ -124,7 +125,7 @@ impl Fixture {
         let campaigns: Vec<Arc<Campaign>> = sources
             .iter()
             .map(|(path, text)| {
-                let parsed = campaign::parse(text, Path::new(path), &rates);
+                let parsed = campaign::file::parse(text, Path::new(path), &rates);
                 Arc::new(parsed.unwrap_or_else(|e| panic!("{e}")))
             })
             .collect();

@@ -1,6 +1,6 @@
 //! Fuzz target `campaign_file`: any text as a campaign file, through the parser and compiler.
 //!
-//! Owns: `campaign::parse` never panics, whatever the text; an error names at least one problem
+//! Owns: `campaign::file::parse` never panics, whatever the text; an error names at least one problem
 //! and prints; a file that compiles is ranked and indexed like any loaded campaign, and for the
 //! real requests in `../shared/openrtb-corpus` (read once at start-up) the index finds it
 //! whenever its targeting matches. It must never write to disk.
@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
-use precis::auction::{self, Ranked};
 use precis::campaign;
 use precis::index::Index;
 use precis::openrtb::decode;
 use precis::pricing::{Currency, Rates};
+use precis::ranking::{self, Ranked};
 use precis::targeting::Facts;
 
 struct Fixture {
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
 /// A campaign file never panics the parser; one that compiles is found by the index wherever
 /// its targeting matches a corpus request.
 fn check(text: &str, fixture: &Fixture) {
-    let campaign = match campaign::parse(text, Path::new("fuzz.toml"), &fixture.rates) {
+    let campaign = match campaign::file::parse(text, Path::new("fuzz.toml"), &fixture.rates) {
         Ok(campaign) => Arc::new(campaign),
         Err(error) => {
             assert!(!error.diagnostics.is_empty(), "a refusal says why");
@@ -70,7 +70,7 @@ fn check(text: &str, fixture: &Fixture) {
             return;
         }
     };
-    let ranked = auction::rank([campaign.clone()], &fixture.rates, Ranked::from_file);
+    let ranked = ranking::rank([campaign.clone()], &fixture.rates, Ranked::from_file);
     let index = Index::build(&ranked);
     if ranked.is_empty() {
         return; // Paused: loaded, never ranked.

@@ -1,5 +1,6 @@
 //! Audience packages: named lists of users (`audiences/NAME.txt` or `.csv`) that campaigns and
-//! creatives target or exclude, and the retargeting packages precis builds from its own event log.
+//! creatives target or exclude. The packages precis makes itself are built beside: [`retarget`]
+//! from its own event log, [`lookalike`] from profiles; [`profiles`] holds its own tags per user.
 //!
 //! A package is loaded once per change of its file (off the request path, by [`crate::reload`])
 //! into a compact [`Set`] of ids; the bid path only asks [`Library::get`] and [`Package::has`],
@@ -8,21 +9,21 @@
 //! keeps a raw user key: keys become [`UserId`]s (or are already precis' keyed hashes) as they are
 //! read.
 
+pub mod lookalike;
+pub mod profiles;
+pub mod retarget;
 mod set;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use chrono::{DateTime, TimeDelta, Utc};
-
 pub use set::Set;
 
-use crate::campaign::file::valid_id;
-use crate::events::Kind;
+use crate::diagnostic::FileError;
+use crate::forms::valid_id;
 use crate::user::UserId;
 
 /// How a package file writes its user keys: the `# keys: FORM` header (default `raw`).
@@ -118,24 +119,6 @@ impl Package {
     }
 }
 
-/// Why a package file was refused: where, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct AudienceError {
-    pub path: PathBuf,
-    /// 1-based; 0 when the problem is the whole file (it cannot be read, or its name).
-    pub line: usize,
-    pub message: String,
-}
-
-impl fmt::Display for AudienceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            0 => write!(f, "{}: {}", self.path.display(), self.message),
-            line => write!(f, "{}:{line}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
 /// Whether `path` names a package file: `*.txt` or `*.csv`, not hidden.
 pub fn is_package_file(path: &Path) -> bool {
     let name = path
@@ -147,12 +130,9 @@ pub fn is_package_file(path: &Path) -> bool {
 
 /// Loads one package file (see the README for the format). Streams the file: memory is the set
 /// plus 8 bytes per line while it is built.
-pub fn load(path: &Path) -> Result<Package, AudienceError> {
-    let fail = |line: usize, message: String| AudienceError {
-        path: path.to_owned(),
-        line,
-        message,
-    };
+pub fn load(path: &Path) -> Result<Package, FileError> {
+    // A problem on a whole line (or with the whole file, line 0).
+    let fail = |line: usize, message: String| FileError::at(path, line, 0, message);
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -283,7 +263,7 @@ struct Loaded {
 pub struct Library {
     packages: BTreeMap<String, Loaded>,
     /// Files refused in this reload. A refused file may still serve its last good version.
-    pub refused: Vec<AudienceError>,
+    pub refused: Vec<FileError>,
 }
 
 impl Library {
@@ -299,11 +279,9 @@ impl Library {
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                library.refused.push(AudienceError {
-                    path: dir.to_owned(),
-                    line: 0,
-                    message: format!("cannot list: {e}"),
-                });
+                library
+                    .refused
+                    .push(FileError::at(dir, 0, 0, format!("cannot list: {e}")));
                 return Library {
                     packages: previous.packages.clone(),
                     ..library
@@ -336,14 +314,11 @@ impl Library {
             };
             let Some(loaded) = loaded else { continue };
             if let Some(owner) = library.packages.get(&name) {
-                library.refused.push(AudienceError {
-                    path: path.clone(),
-                    line: 0,
-                    message: format!(
-                        "package `{name}` is already loaded from {}",
-                        owner.package.path.display()
-                    ),
-                });
+                let message = format!(
+                    "package `{name}` is already loaded from {}",
+                    owner.package.path.display()
+                );
+                library.refused.push(FileError::at(&path, 0, 0, message));
                 continue;
             }
             library.packages.insert(name, loaded);
@@ -401,84 +376,6 @@ impl Rule {
     }
 }
 
-/// What `precis audience build --from-logs` selects.
-#[derive(Debug, Clone)]
-pub struct Retarget {
-    /// Users who clicked this campaign ...
-    pub clicked: String,
-    /// ... at or after this time ...
-    pub since: DateTime<Utc>,
-    /// ... and, if set, did not convert on it since.
-    pub not_converted: bool,
-}
-
-/// Why a package could not be built from the log.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("cannot list the event log")]
-    List(#[source] std::io::Error),
-    #[error(transparent)]
-    Read(#[from] crate::eventlog::read::ReadError),
-    #[error("cannot write the package")]
-    Write(#[from] std::io::Error),
-}
-
-/// How many users a built package holds, and what the log held that was not events.
-#[derive(Debug)]
-pub struct Built {
-    pub users: usize,
-    pub skipped: crate::eventlog::read::Skipped,
-}
-
-/// Writes the retargeting package `select` picks from the event log in `logs` to `out`: the
-/// `# keys: precis` header, then the keyed user hashes, sorted.
-pub fn build(logs: &Path, select: &Retarget, out: &mut impl Write) -> Result<Built, BuildError> {
-    let mut clicked = BTreeSet::new();
-    let mut converted = BTreeSet::new();
-    let mut events =
-        crate::eventlog::read::events_in(logs, select.since..).map_err(BuildError::List)?;
-    for event in events.by_ref() {
-        if event.campaign != select.clicked {
-            continue;
-        }
-        let Some(user) = event.user.as_deref().and_then(|u| KeyForm::Precis.read(u)) else {
-            continue;
-        };
-        match event.event {
-            Kind::Click => clicked.insert(user),
-            Kind::Conv => converted.insert(user),
-            _ => false,
-        };
-    }
-    let skipped = events.finish()?;
-    writeln!(
-        out,
-        "# keys: precis\n# users who clicked campaign {} since {}{}",
-        select.clicked,
-        select.since.to_rfc3339(),
-        if select.not_converted {
-            " and did not convert"
-        } else {
-            ""
-        }
-    )
-    .map_err(BuildError::Write)?;
-    let mut users = 0;
-    for user in &clicked {
-        if select.not_converted && converted.contains(user) {
-            continue;
-        }
-        writeln!(out, "{user:016x}").map_err(BuildError::Write)?;
-        users += 1;
-    }
-    Ok(Built { users, skipped })
-}
-
-/// `days` back from `now`.
-pub fn since(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    now - TimeDelta::days(i64::from(days))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,7 +427,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = write(dir.path(), "b.txt", "# keys: sha256\nnot-a-hash\n");
         let error = load(&bad).unwrap_err();
-        assert_eq!(error.line, 2);
+        assert_eq!(error.diagnostics[0].line, 2);
         assert!(
             error
                 .to_string()
@@ -545,7 +442,7 @@ mod tests {
                 .contains(":1: unknown key form `md5`")
         );
         let late = write(dir.path(), "l.txt", "a\n# keys: uid\n");
-        assert_eq!(load(&late).unwrap_err().line, 2);
+        assert_eq!(load(&late).unwrap_err().diagnostics[0].line, 2);
         let name = write(dir.path(), "bad name.txt", "a\n");
         assert!(load(&name).is_err());
         let endless = write(dir.path(), "e.txt", &format!("a\n{}", "x".repeat(100_000)));

@@ -17,16 +17,14 @@ use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
 use super::{
-    Budget, Campaign, CampaignError, Creative, Diagnostic, Format, Frequency, Kpi, Pacing,
-    VAST_VERSIONS, Video, Window,
+    Budget, Campaign, Creative, Format, Frequency, Kpi, Pacing, VAST_VERSIONS, Video, Window,
 };
 use crate::audience::Rule;
+use crate::diagnostic::{Diagnostic, FileError};
+use crate::forms::{category_form, host_form, normalize_os, tag_form, valid_id};
 use crate::geo::{Country, Point, Region};
 use crate::pricing::{Currency, Model, Pricing, Rates};
-use crate::targeting::{
-    CONNECTIONS, Circle, Codes, DEVICE_TYPES, Gender, Targeting, Term, Week, category_form,
-    host_form, normalize_os, tag_form,
-};
+use crate::targeting::{CONNECTIONS, Circle, Codes, DEVICE_TYPES, Gender, Targeting, Term, Week};
 use crate::taxonomy::Taxonomy;
 
 type List<T> = Option<Spanned<Vec<T>>>;
@@ -183,7 +181,7 @@ pub struct Context<'a> {
 
 /// Parses, checks and compiles one campaign file, without a taxonomy or audience packages to check
 /// against (see [`parse_in`]).
-pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, CampaignError> {
+pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, FileError> {
     let context = Context {
         rates,
         taxonomy: None,
@@ -194,7 +192,7 @@ pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, Campa
 
 /// Parses, checks and compiles one campaign file. `path` names the file in errors and gives the
 /// default id (its stem).
-pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign, CampaignError> {
+pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign, FileError> {
     let mut check = Checker {
         source,
         context: *context,
@@ -215,7 +213,7 @@ pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign
     }
     match campaign {
         Some(campaign) if check.diagnostics.is_empty() => Ok(campaign),
-        _ => Err(CampaignError {
+        _ => Err(FileError {
             path: path.to_owned(),
             diagnostics: check.diagnostics,
         }),
@@ -225,15 +223,6 @@ pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign
 /// Problems listed per file, at most. Past that the file is not read further: each problem costs
 /// a pass over the whole document, so thousands of them (a file of stray keys) took seconds.
 const MAX_DIAGNOSTICS: usize = 100;
-
-/// Ids appear in URLs and logs: keep them to characters that need no escaping anywhere.
-pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
 
 const DAYS: [&str; 7] = [
     "monday",
@@ -1189,7 +1178,7 @@ adm = "<a href='${CLICK_URL}'>run</a>"
 landing = "https://acme.example/run"
 "#;
 
-    fn compile(source: &str) -> Result<Campaign, CampaignError> {
+    fn compile(source: &str) -> Result<Campaign, FileError> {
         parse(
             source,
             Path::new("campaigns/spring-run.toml"),

@@ -8,7 +8,6 @@
 pub mod file;
 pub mod markup;
 
-use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -17,8 +16,6 @@ use chrono_tz::Tz;
 use crate::audience::Rule;
 use crate::pricing::Pricing;
 use crate::targeting::Targeting;
-
-pub use file::{Context, parse, parse_in};
 
 #[derive(Debug, Clone)]
 pub struct Campaign {
@@ -146,52 +143,4 @@ pub struct Creative {
     pub adm: markup::Markup,
     /// Where a click lands.
     pub landing: String,
-}
-
-/// One problem in a campaign file, at a 1-based line and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-impl Diagnostic {
-    /// A problem at byte `offset` of `source`.
-    pub fn at(source: &str, offset: usize, message: String) -> Diagnostic {
-        let offset = offset.min(source.len());
-        let before = &source[..source.floor_char_boundary(offset)];
-        Diagnostic {
-            line: before.matches('\n').count() + 1,
-            col: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-            message,
-        }
-    }
-}
-
-/// Why a campaign file was refused: every problem found in it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct CampaignError {
-    pub path: PathBuf,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl fmt::Display for CampaignError {
-    /// One `path:line:col: message` line per problem, as compilers print them.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                d.line,
-                d.col,
-                d.message
-            )?;
-        }
-        Ok(())
-    }
 }

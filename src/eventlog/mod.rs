@@ -10,6 +10,9 @@
 //! [`read`] is the other side of the same file format: it streams the lines back.
 
 pub mod read;
+pub mod record;
+
+pub use record::{Event, Kind};
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -21,8 +24,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-
-use crate::events::Event;
 
 /// How the log is written.
 #[derive(Debug, Clone)]
@@ -350,7 +351,7 @@ fn path_of(dir: &Path, hour: &str, index: u32) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Kind;
+    use crate::eventlog::Kind;
 
     fn event(bid: &str, ts: &str) -> Event {
         Event {

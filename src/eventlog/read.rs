@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
-use crate::events::Event;
+use super::Event;
 
 /// A log file could not be read.
 #[derive(Debug, thiserror::Error)]

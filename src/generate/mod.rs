@@ -26,7 +26,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::campaign::{self, Campaign, CampaignError};
+use crate::campaign::{self, Campaign};
+use crate::diagnostic::FileError;
 use crate::pricing::Rates;
 
 pub use places::{City, MARKETS, Market, draw_city, draw_market};
@@ -98,15 +99,15 @@ impl Generator {
         Draft::new(self, index, &mut rng, out).write();
     }
 
-    /// Campaigns `0..count`, compiled with [`campaign::parse`] as if read from `<id>.toml`: for
+    /// Campaigns `0..count`, compiled with [`campaign::file::parse`] as if read from `<id>.toml`: for
     /// benchmarks and tests that need no files.
-    pub fn compile(&self, count: usize, rates: &Rates) -> Result<Vec<Campaign>, CampaignError> {
+    pub fn compile(&self, count: usize, rates: &Rates) -> Result<Vec<Campaign>, FileError> {
         let mut text = String::with_capacity(4096);
         (0..count)
             .map(|index| {
                 text.clear();
                 self.write_campaign(index, &mut text);
-                campaign::parse(&text, Path::new(&Generator::file_name(index)), rates)
+                campaign::file::parse(&text, Path::new(&Generator::file_name(index)), rates)
             })
             .collect()
     }
@@ -984,7 +985,7 @@ mod tests {
                 text.clear();
                 generator.write_campaign(index, &mut text);
                 let path = Generator::file_name(index);
-                if let Err(e) = campaign::parse(&text, Path::new(&path), &rates) {
+                if let Err(e) = campaign::file::parse(&text, Path::new(&path), &rates) {
                     panic!("{e}\n{text}");
                 }
             }

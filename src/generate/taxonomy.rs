@@ -4,7 +4,7 @@
 //! Built in code, always the same: hand-picked names for the first three levels
 //! (`travel/hotels/luxury-hotels`), then on the fourth the audience intents of a third-level
 //! interest (`travel/hotels/luxury-hotels/deals`), for most of them. A tag matches itself and every
-//! descendant (see [`crate::targeting::within`]), so a campaign on `travel/hotels` reaches a user
+//! descendant (see [`crate::forms::within`]), so a campaign on `travel/hotels` reaches a user
 //! tagged `travel/hotels/luxury-hotels/deals`. [`Taxonomy::tree`] is this tree as campaign files are
 //! checked against it: `precis gen-campaigns` writes it as `taxonomy.toml`, and it is the sample
 //! `campaigns/taxonomy.toml`.
@@ -485,19 +485,19 @@ mod tests {
         for (i, node) in t.nodes().iter().enumerate() {
             assert_eq!(node.path.split('/').count(), usize::from(node.depth));
             assert_eq!(
-                crate::targeting::tag_form(&node.path).as_deref(),
+                crate::forms::tag_form(&node.path).as_deref(),
                 Some(node.path.as_str()),
                 "already in the compared form"
             );
             if let Some(parent) = node.parent {
-                assert!(crate::targeting::within(
+                assert!(crate::forms::within(
                     &node.path,
                     &t.nodes()[parent].path,
                     '/'
                 ));
             }
             for below in &t.subtree(i)[1..] {
-                assert!(crate::targeting::within(&below.path, &node.path, '/'));
+                assert!(crate::forms::within(&below.path, &node.path, '/'));
             }
             assert_eq!(t.find(&node.path), Some(i));
         }

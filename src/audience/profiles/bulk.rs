@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Origin, Profiles, Update, parse_ttl};
-use crate::targeting::{MAX_TAGS, tag_form};
+use crate::forms::tag_form;
+use crate::targeting::MAX_TAGS;
 use crate::user::UserId;
 
 /// One profile update as written in a `.jsonl` line and in the API's batch body.
@@ -489,12 +490,12 @@ fn read_file(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
-    fn store(dir: &Path) -> Profiles {
-        Profiles::new(100, Feed::new(dir.to_owned()))
+    /// A store of 100 users, and the feed of bulk files in `dir`.
+    fn store(dir: &Path) -> (Profiles, Feed) {
+        (Profiles::new(100), Feed::new(dir.to_owned()))
     }
 
     fn now() -> DateTime<Utc> {
@@ -502,11 +503,7 @@ mod tests {
     }
 
     fn tags_of(store: &Profiles, key: &str) -> Vec<String> {
-        store
-            .live(UserId::of_key(key), now())
-            .into_iter()
-            .map(|(t, _)| t.to_string())
-            .collect()
+        store.tag_names(key, now())
     }
 
     #[test]
@@ -526,8 +523,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("c.csv"), "u6,a,\n").unwrap();
-        let store = store(dir.path());
-        assert_eq!(store.feed.reload(&store, now()).unwrap(), 4);
+        let (store, feed) = store(dir.path());
+        assert_eq!(feed.reload(&store, now()).unwrap(), 4);
         assert_eq!(tags_of(&store, "u1"), ["sports/running"]);
         assert_eq!(tags_of(&store, "user-1"), ["hashed"]);
         assert_eq!(tags_of(&store, "u3"), ["a", "b/c"]);
@@ -537,7 +534,7 @@ mod tests {
             "a last line without a newline"
         );
         assert!(tags_of(&store, "u6").is_empty(), "no CSV header: refused");
-        let status = store.feed.status().to_string();
+        let status = feed.status().to_string();
         for problem in [
             "a.jsonl:3: ttl `5 minutes`",
             "b.csv:3: no tags",
@@ -556,27 +553,19 @@ mod tests {
             "{\"user\": \"u1\", \"tags\": [\"a\"]}\n{\"user\": \"u2\"",
         )
         .unwrap();
-        let store = store(dir.path());
-        assert_eq!(store.feed.reload(&store, now()).unwrap(), 1);
+        let (store, feed) = store(dir.path());
+        assert_eq!(feed.reload(&store, now()).unwrap(), 1);
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
         std::io::Write::write_all(&mut file, b", \"tags\": [\"b\"]}\n").unwrap();
-        assert_eq!(
-            store.feed.reload(&store, now()).unwrap(),
-            1,
-            "only the new line"
-        );
+        assert_eq!(feed.reload(&store, now()).unwrap(), 1, "only the new line");
         assert_eq!(tags_of(&store, "u2"), ["b"]);
-        assert_eq!(
-            store.feed.reload(&store, now()).unwrap(),
-            0,
-            "nothing changed"
-        );
+        assert_eq!(feed.reload(&store, now()).unwrap(), 0, "nothing changed");
         std::fs::write(&path, "{\"user\": \"u3\", \"tags\": [\"c\"]}\n").unwrap();
         assert_eq!(
-            store.feed.reload(&store, now()).unwrap(),
+            feed.reload(&store, now()).unwrap(),
             1,
             "rewritten: read again"
         );
@@ -584,13 +573,7 @@ mod tests {
     }
 
     fn api(store: &Profiles, key: &str, tags: &[&str], ttl: Option<u32>) {
-        let tags = tags.iter().map(|t| (*t).to_owned()).collect();
-        let update = Update {
-            user: UserId::of_key(key),
-            tags,
-            ttl_secs: ttl,
-        };
-        store.apply(&[update], now()).unwrap();
+        store.apply(&[Update::of(key, tags, ttl)], now()).unwrap();
     }
 
     #[test]
@@ -603,9 +586,9 @@ mod tests {
         )
         .unwrap();
         std::fs::write(&b, "user,tags,ttl\nu3,c,\n").unwrap();
-        let store = store(dir.path());
+        let (store, feed) = store(dir.path());
         api(&store, "u1", &["a", "api"], Some(3_600));
-        store.feed.reload(&store, now()).unwrap();
+        feed.reload(&store, now()).unwrap();
         assert_eq!(tags_of(&store, "u1"), ["a", "api", "f"], "`a` shows once");
         assert_eq!(
             store.live(UserId::of_key("u1"), now())[0].1,
@@ -614,7 +597,7 @@ mod tests {
         );
 
         std::fs::write(&a, "{\"user\": \"u2\", \"tags\": [\"b\"]}\n").unwrap();
-        store.feed.reload(&store, now()).unwrap();
+        feed.reload(&store, now()).unwrap();
         assert_eq!(
             tags_of(&store, "u1"),
             ["a", "api"],
@@ -630,10 +613,10 @@ mod tests {
         assert_eq!(tags_of(&store, "u3"), ["c"], "the other file, read again");
 
         std::fs::remove_file(&b).unwrap();
-        store.feed.reload(&store, now()).unwrap();
+        feed.reload(&store, now()).unwrap();
         assert!(tags_of(&store, "u3").is_empty(), "a deleted file's tags go");
         assert_eq!(store.users(), 2, "u3 had nothing else: forgotten");
-        assert_eq!(store.feed.status().as_array().map(Vec::len), Some(1));
+        assert_eq!(feed.status().as_array().map(Vec::len), Some(1));
     }
 
     #[test]
@@ -645,56 +628,13 @@ mod tests {
             format!("user,tags,ttl\nu1,{},\n", tags.join(";"))
         };
         std::fs::write(&path, line("old")).unwrap();
-        let store = store(dir.path());
-        store.feed.reload(&store, now()).unwrap();
+        let (store, feed) = store(dir.path());
+        feed.reload(&store, now()).unwrap();
         std::fs::write(&path, line("new")).unwrap();
-        store.feed.reload(&store, now()).unwrap();
+        feed.reload(&store, now()).unwrap();
         let tags = tags_of(&store, "u1");
         assert_eq!(tags.len(), MAX_TAGS);
         assert!(tags.iter().all(|t| t.starts_with("new")), "{tags:?}");
-    }
-
-    #[test]
-    fn a_restart_neither_extends_a_files_ttls_nor_keeps_a_file_deleted_meanwhile() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.jsonl");
-        std::fs::write(
-            &path,
-            "{\"user\": \"u1\", \"tags\": [\"hour\"], \"ttl\": \"1h\"}\n\
-             {\"user\": \"u1\", \"tags\": [\"half\"], \"ttl\": \"30m\"}\n\
-             {\"user\": \"u2\", \"tags\": [\"file\"]}\n",
-        )
-        .unwrap();
-        let written = now() - chrono::Duration::minutes(50);
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(written.into()).unwrap();
-        let store = store(dir.path());
-        api(&store, "u2", &["api"], None);
-        store.feed.reload(&store, now()).unwrap();
-        let u1 = store.live(UserId::of_key("u1"), now());
-        assert_eq!(
-            u1,
-            [(
-                Arc::from("hour"),
-                Some(written + chrono::Duration::hours(1))
-            )],
-            "ttls count from the file's modification time: `half` ran out"
-        );
-
-        // Stopped (snapshot), the file deleted meanwhile, started again.
-        let snapshot = dir.path().join("profiles.snapshot");
-        super::super::snapshot::save(&store, &snapshot, now()).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        let again = self::store(dir.path());
-        super::super::snapshot::load(&again, &snapshot, now()).unwrap();
-        assert_eq!(tags_of(&again, "u2"), ["api", "file"], "as it was saved");
-        again.feed.reload(&again, now()).unwrap();
-        assert_eq!(
-            tags_of(&again, "u2"),
-            ["api"],
-            "the file is gone, the API's tag stays"
-        );
-        assert!(tags_of(&again, "u1").is_empty());
     }
 
     #[test]
@@ -710,8 +650,8 @@ mod tests {
         }
         assert!(text.len() > 2 * BLOCK, "lines cross blocks");
         std::fs::write(&path, &text).unwrap();
-        let store = Profiles::new(100_000, Feed::new(dir.path().to_owned()));
-        assert_eq!(store.feed.reload(&store, now()).unwrap(), 60_000);
+        let (store, feed) = (Profiles::new(100_000), Feed::new(dir.path().to_owned()));
+        assert_eq!(feed.reload(&store, now()).unwrap(), 60_000);
         assert_eq!(store.users(), 60_000);
         assert_eq!(
             tags_of(&store, "user-39999"),
@@ -725,18 +665,18 @@ mod tests {
         let endless = "x".repeat(MAX_LINE_BYTES + BLOCK);
         let tail = format!("late,a,\n{endless}\nlater,b,\n");
         std::io::Write::write_all(&mut file, tail.as_bytes()).unwrap();
-        assert_eq!(store.feed.reload(&store, now()).unwrap(), 1, "only `late`");
+        assert_eq!(feed.reload(&store, now()).unwrap(), 1, "only `late`");
         assert!(
             tags_of(&store, "later").is_empty(),
             "after the endless line"
         );
-        let status = store.feed.status().to_string();
+        let status = feed.status().to_string();
         assert!(status.contains("big.csv:60003: a line of over"), "{status}");
     }
 
     #[test]
     fn a_missing_directory_holds_no_files() {
-        let store = store(Path::new("/nonexistent/profiles"));
-        assert_eq!(store.feed.reload(&store, now()).unwrap(), 0);
+        let (store, feed) = store(Path::new("/nonexistent/profiles"));
+        assert_eq!(feed.reload(&store, now()).unwrap(), 0);
     }
 }

@@ -11,8 +11,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::forms::ancestors;
 use crate::generate::Rng;
-use crate::targeting::ancestors;
 use crate::user::UserId;
 
 /// Smoothing: each tag counts as seen this many times more in and out of the seed.
@@ -96,7 +96,7 @@ pub fn expand_dir(
     size: usize,
     out: &std::path::Path,
 ) -> std::io::Result<Expanded> {
-    let (updates, problems) = crate::profiles::bulk::read_all(profiles)?;
+    let (updates, problems) = crate::audience::profiles::bulk::read_all(profiles)?;
     let population: Vec<Profile> = updates.into_iter().map(|u| (u.user, u.tags)).collect();
     let found = expand(&population, |user| seed.contains(user), size);
     let about = format!(

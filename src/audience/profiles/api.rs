@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::bulk::{Line, update_of, user_key};
 use super::{Profiles, Update};
-use crate::targeting::tag_form;
+use crate::forms::tag_form;
 use crate::user::UserId;
 
 /// `PUT /users/{key}/tags`.
@@ -144,7 +144,6 @@ fn batch(store: &Profiles, body: &[u8], now: DateTime<Utc>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::bulk::Feed;
 
     fn now() -> DateTime<Utc> {
         "2026-11-23T10:00:00Z".parse().unwrap()
@@ -160,7 +159,7 @@ mod tests {
 
     #[test]
     fn tags_are_put_shown_and_deleted_by_raw_key() {
-        let store = Profiles::new(10, Feed::default());
+        let store = Profiles::new(10);
         let put = r#"{"tags": ["Sports/Running", "shoes"], "ttl": "5m"}"#;
         let (status, answer) = call(&store, Method::PUT, "/users/a%20b/tags", put);
         assert_eq!(status, StatusCode::OK, "{answer}");
@@ -179,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_bad_update_is_refused_and_changes_nothing() {
-        let store = Profiles::new(10, Feed::default());
+        let store = Profiles::new(10);
         let good = r#"{"user": "u1", "tags": ["a"]}"#;
         for (method, path, body) in [
             (
@@ -227,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_batch_applies_thousands_at_once() {
-        let store = Profiles::new(10_000, Feed::default());
+        let store = Profiles::new(10_000);
         let updates: Vec<String> = (0..5_000)
             .map(|i| format!(r#"{{"user": "u{i}", "tags": ["t{}"], "ttl": "1h"}}"#, i % 7))
             .collect();

@@ -270,19 +270,17 @@ fn read_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{Update, bulk::Feed};
+    use crate::audience::profiles::Update;
+    use crate::audience::profiles::bulk::Feed;
+    use std::sync::Arc;
 
     fn now() -> DateTime<Utc> {
         "2026-11-23T10:00:00Z".parse().unwrap()
     }
 
     fn filled() -> Profiles {
-        let store = Profiles::new(100, Feed::default());
-        let update = |key: &str, tags: &[&str], ttl| Update {
-            user: UserId::of_key(key),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            ttl_secs: ttl,
-        };
+        let store = Profiles::new(100);
+        let update = Update::of;
         store
             .apply(
                 &[
@@ -303,12 +301,12 @@ mod tests {
         let store = filled();
         let later = now() + chrono::Duration::seconds(10);
         assert_eq!(save(&store, &path, later).unwrap(), 1, "u2 expired");
-        let back = Profiles::new(100, Feed::default());
+        let back = Profiles::new(100);
         assert_eq!(load(&back, &path, later).unwrap(), 1);
         let u1 = UserId::of_key("u1");
         assert_eq!(back.live(u1, later), store.live(u1, later));
         assert_eq!(back.live(u1, later).len(), 3);
-        let missing = Profiles::new(100, Feed::default());
+        let missing = Profiles::new(100);
         assert_eq!(load(&missing, &dir.path().join("none"), later).unwrap(), 0);
     }
 
@@ -328,11 +326,60 @@ mod tests {
             ([&good[..], b"x"].concat(), "after the checksum"),
         ] {
             std::fs::write(&path, bytes).unwrap();
-            let store = Profiles::new(100, Feed::default());
+            let store = Profiles::new(100);
             let error = load(&store, &path, now()).unwrap_err().to_string();
             assert!(error.contains(says), "{says}: {error}");
             assert_eq!(store.users(), 0);
             assert!(store.live(UserId::of_key("u1"), now()).is_empty());
         }
+    }
+
+    #[test]
+    fn a_restart_neither_extends_a_files_ttls_nor_keeps_a_file_deleted_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(
+            &path,
+            "{\"user\": \"u1\", \"tags\": [\"hour\"], \"ttl\": \"1h\"}\n\
+             {\"user\": \"u1\", \"tags\": [\"half\"], \"ttl\": \"30m\"}\n\
+             {\"user\": \"u2\", \"tags\": [\"file\"]}\n",
+        )
+        .unwrap();
+        let written = now() - chrono::Duration::minutes(50);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(written.into()).unwrap();
+        let (store, feed) = (Profiles::new(100), Feed::new(dir.path().to_owned()));
+        store
+            .apply(&[Update::of("u2", &["api"], None)], now())
+            .unwrap();
+        feed.reload(&store, now()).unwrap();
+        let u1 = store.live(UserId::of_key("u1"), now());
+        assert_eq!(
+            u1,
+            [(
+                Arc::from("hour"),
+                Some(written + chrono::Duration::hours(1))
+            )],
+            "ttls count from the file's modification time: `half` ran out"
+        );
+
+        // Stopped (snapshot), the file deleted meanwhile, started again.
+        let snapshot = dir.path().join("profiles.snapshot");
+        save(&store, &snapshot, now()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (again, feed) = (Profiles::new(100), Feed::new(dir.path().to_owned()));
+        load(&again, &snapshot, now()).unwrap();
+        assert_eq!(
+            again.tag_names("u2", now()),
+            ["api", "file"],
+            "as it was saved"
+        );
+        feed.reload(&again, now()).unwrap();
+        assert_eq!(
+            again.tag_names("u2", now()),
+            ["api"],
+            "the file is gone, the API's tag stays"
+        );
+        assert!(again.tag_names("u1", now()).is_empty());
     }
 }

@@ -95,6 +95,27 @@ pub struct Update {
     pub ttl_secs: Option<u32>,
 }
 
+#[cfg(test)]
+impl Profiles {
+    /// The names of the live tags of the user of raw key `key`, for tests.
+    pub fn tag_names(&self, key: &str, now: DateTime<Utc>) -> Vec<String> {
+        let live = self.live(UserId::of_key(key), now);
+        live.into_iter().map(|(t, _)| t.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+impl Update {
+    /// An update for tests: `tags` for the user of raw key `key`, for `ttl_secs` or long-term.
+    pub fn of(key: &str, tags: &[&str], ttl_secs: Option<u32>) -> Update {
+        Update {
+            user: UserId::of_key(key),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            ttl_secs,
+        }
+    }
+}
+
 /// What applying updates did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Applied {
@@ -170,7 +191,6 @@ pub struct Profiles {
     /// Bumped by every change: the periodic snapshot skips a store that did not change.
     changes: AtomicU64,
     /// The bulk files and what became of them.
-    pub feed: bulk::Feed,
     /// Held while a snapshot is written: the periodic one and the one at shutdown never overlap.
     saving: Mutex<()>,
 }
@@ -187,14 +207,13 @@ fn time_of(until: u32) -> Option<DateTime<Utc>> {
 }
 
 impl Profiles {
-    pub fn new(max_users: usize, feed: bulk::Feed) -> Profiles {
+    pub fn new(max_users: usize) -> Profiles {
         Profiles {
             users: DashMap::with_shard_amount(SHARDS),
             tags: TagTable::default(),
             count: AtomicUsize::new(0),
             max_users,
             changes: AtomicU64::new(0),
-            feed,
             saving: Mutex::new(()),
         }
     }
@@ -413,13 +432,12 @@ impl Profiles {
         self.rewrite(|h| h.until <= now, |h| (h.until > now).then_some(h))
     }
 
-    /// What `/status` shows of the store and its bulk files.
+    /// What `/status` shows of the store (its bulk files: [`bulk::Feed::status`]).
     pub fn status(&self) -> serde_json::Value {
         serde_json::json!({
             "users": self.users(),
             "max_users": self.max_users,
             "distinct_tags": self.distinct_tags(),
-            "files": self.feed.status(),
         })
     }
 }
@@ -482,11 +500,7 @@ mod tests {
     }
 
     fn update(key: &str, tags: &[&str], ttl: Option<u32>) -> Update {
-        Update {
-            user: UserId::of_key(key),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            ttl_secs: ttl,
-        }
+        Update::of(key, tags, ttl)
     }
 
     fn facts_for(key: &str, now: DateTime<Utc>) -> Facts {
@@ -501,7 +515,7 @@ mod tests {
 
     #[test]
     fn a_request_gets_its_users_live_tags_and_instant_ones_expire() {
-        let store = Profiles::new(10, bulk::Feed::default());
+        let store = Profiles::new(10);
         let t0 = at("2026-11-23T10:00:00Z");
         store
             .apply(
@@ -530,7 +544,7 @@ mod tests {
 
     #[test]
     fn a_refresh_keeps_the_later_expiry_and_removal_forgets() {
-        let store = Profiles::new(10, bulk::Feed::default());
+        let store = Profiles::new(10);
         let t0 = at("2026-11-23T10:00:00Z");
         let u1 = UserId::of_key("u1");
         store
@@ -557,7 +571,7 @@ mod tests {
 
     #[test]
     fn the_sweep_forgets_users_whose_tags_all_expired() {
-        let store = Profiles::new(10, bulk::Feed::default());
+        let store = Profiles::new(10);
         let t0 = at("2026-11-23T10:00:00Z");
         store
             .apply(
@@ -572,7 +586,7 @@ mod tests {
 
     #[test]
     fn past_max_users_new_users_are_refused_and_known_ones_still_updated() {
-        let store = Profiles::new(1, bulk::Feed::default());
+        let store = Profiles::new(1);
         let t0 = at("2026-11-23T10:00:00Z");
         let applied = store
             .apply(
@@ -596,7 +610,7 @@ mod tests {
 
     #[test]
     fn a_user_keeps_the_tags_expiring_last_up_to_the_cap() {
-        let store = Profiles::new(1, bulk::Feed::default());
+        let store = Profiles::new(1);
         let t0 = at("2026-11-23T10:00:00Z");
         let many: Vec<String> = (0..MAX_TAGS + 10).map(|i| format!("t{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
