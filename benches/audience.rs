@@ -12,7 +12,7 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use precis::audience::{self, Package};
-use precis::user::UserId;
+use precis::request::user::UserId;
 
 const USERS: u64 = 5_000_000;
 

@@ -20,18 +20,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use precis::auction::response::BidResponse;
 use precis::auction::{self, Env, Urls};
 use precis::audience::Library;
+use precis::book::frequency::Exposures;
+use precis::book::index::Index;
+use precis::book::pacing::Pacer;
+use precis::book::ranking::{self, Ranked};
 use precis::campaign::Campaign;
-use precis::frequency::Exposures;
+use precis::campaign::pricing::{Currency, Rates};
+use precis::campaign::targeting::Term;
 use precis::generate::Generator;
-use precis::index::Index;
-use precis::openrtb::response::BidResponse;
-use precis::openrtb::{self, BidRequest};
-use precis::pacing::Pacer;
-use precis::pricing::{Currency, Rates};
-use precis::ranking::{self, Ranked};
-use precis::targeting::{Facts, Term};
+use precis::request::facts::Facts;
+use precis::request::openrtb::{self, BidRequest};
 use precis::token::Keys;
 
 /// The server's allocator, so that times are the server's, counting the bytes it holds.

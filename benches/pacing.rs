@@ -13,10 +13,10 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use precis::book::frequency::Exposures;
+use precis::book::pacing::{Admission, Pacer};
+use precis::campaign::pricing::Rates;
 use precis::campaign::{self, Budget, Campaign, Frequency, Pacing, Window};
-use precis::frequency::Exposures;
-use precis::pacing::{Admission, Pacer};
-use precis::pricing::Rates;
 
 const NOW: &str = "2026-11-23T12:00:00Z";
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use precis::audience::profiles::{Profiles, Update, snapshot};
 use precis::generate::Rng;
-use precis::user::UserId;
+use precis::request::user::UserId;
 
 fn main() {
     let users: usize = std::env::args()
@@ -68,10 +68,11 @@ fn main() {
     );
 
     // The bid path's share: a request's user looked up and their live tags added to its facts.
-    let request =
-        precis::openrtb::decode(br#"{"id": "r", "imp": [{"id": "1"}], "user": {"id": "x"}}"#)
-            .expect("a bid request");
-    let mut facts = precis::targeting::Facts::from_request(&request, now);
+    let request = precis::request::openrtb::decode(
+        br#"{"id": "r", "imp": [{"id": "1"}], "user": {"id": "x"}}"#,
+    )
+    .expect("a bid request");
+    let mut facts = precis::request::facts::Facts::from_request(&request, now);
     let keys: Vec<String> = (0..100_000)
         .map(|n| format!("user-{}", n * 7 % users))
         .collect();

@@ -1,63 +1,49 @@
 //! precis: a real-time OpenRTB bidder that serves campaigns from a folder of TOML files.
 //!
-//! The modules follow a bid request through the bidder, and its events back into pricing:
+//! The folders follow a bid request through the bidder, and its events back into pricing:
 //!
 //! ```text
-//! bytes ─ openrtb::decode ─ targeting::Facts ─ auction::run ─┬─ targeting (who/where/when/what)
-//!                                                             ├─ pricing (eCPM, currency)
-//!                                                             ├─ frequency (per-user caps)
-//!                                                             ├─ pacing (budgets, even spend)
-//!                                                             ├─ token (signed event URLs)
-//!                                                             └─ openrtb::response ─ bytes
-//! campaigns/*.toml ─ campaign::parse ─ reload::Store (arc-swap) ─ auction::rank, index ─┘
+//! HTTP ─ serve ─ request: openrtb::decode ─ facts ─┐
+//!                                                   auction: candidates (book::index)
+//!  campaigns/ ─ campaign::file ─ book::store ──────►  ─ price (book::ranking)
+//!  audiences/ ─ audience ─────────────────────────►   ─ pace, cap (book::pacing, frequency)
+//!                                                     ─ response ─ HTTP
 //!
-//! /win /imp /click /conv ─ events::Recorder ─ eventlog (JSON Lines) ─ report (precis report)
-//!                                 ├─ learning (CTR/CVR) ─ reload::Store::reprice ─ auction
-//!                                 ├─ pacing (spend settles reservations)
-//!                                 └─ frequency (impressions, conversions)
+//! HTTP /win /imp /click /conv ─ measure::recorder ─ eventlog ─ measure::report
+//!                                     └─ feedback: book::learning, pacing, frequency
 //! ```
 //!
-//! Around that path:
-//! - serving: `server` wires the routes to HTTP on two ports (exchanges', operators'); `http` runs
-//!   exchange connections on one runtime per core; `admission` bounds what the server takes on
-//!   (connections, requests in flight, `tmax` deadlines); `encoding` undoes compressed bodies.
-//! - who the user is: `user` turns the request's user key into the id packages and profiles are
-//!   keyed by; `audience` holds the packages campaigns target and exclude (checked on the index's
-//!   candidates) and builds retargeting packages from the log; `profiles` is precis' own tags per
-//!   user (bulk files and the admin API, merged into each request's tags, kept by a snapshot);
-//!   `lookalike` grows a package from profiles; `taxonomy` is the tag tree campaign tags must be in.
-//! - the operator's: `config` (precis.toml and its flags) and `metrics`; `durable` replaces files
-//!   whole (holds, snapshots, packages); `clock` says what time it is (the system's, or a simulated
-//!   day's) and where local days begin; `geo` normalises places; `generate` makes realistic
-//!   campaign files and matching requests from a seed (`precis gen-campaigns`).
+//! Each layer uses only those below it (`tests/layout.rs` holds the code to that), from the leaves
+//! up:
+//! - leaves: [`clock`] (the system's or a simulated time; local days), [`forms`] (the compared
+//!   forms of ids, tags, categories, hosts), [`diagnostic`] (`path:line:col` problems in files
+//!   people edit), [`durable`] (replacing a file whole), [`token`] (signed event URLs), [`config`]
+//!   (precis.toml and its flags);
+//! - [`request`]: what an exchange sends, decoded and normalised into the facts campaigns target;
+//! - [`audience`]: who users are: packages campaigns target, profiles (precis' own tags per user),
+//!   and the packages precis builds (retargeting from the log, lookalikes from profiles);
+//! - [`campaign`]: what a campaign file compiles to: targeting, pricing, creatives, the taxonomy;
+//! - [`eventlog`]: the event record and the append-only log of it;
+//! - [`book`]: the campaigns being served (store, watcher, ranking, index) and the state events
+//!   feed back (learning, pacing, frequency);
+//! - [`auction`]: each imp's winner and the bid response;
+//! - [`measure`]: the recorder of wins, impressions, clicks and orders, and reports;
+//! - [`serve`]: HTTP on two ports (exchanges', operators'), per-core runtimes, limits;
+//! - [`metrics`]; [`generate`]: seeded campaigns and traffic (`precis gen-campaigns`).
 
-pub mod admission;
 pub mod auction;
 pub mod audience;
+pub mod book;
 pub mod campaign;
 pub mod clock;
 pub mod config;
 pub mod diagnostic;
 pub mod durable;
-pub mod encoding;
 pub mod eventlog;
-pub mod events;
 pub mod forms;
-pub mod frequency;
 pub mod generate;
-pub mod geo;
-pub mod http;
-pub mod index;
-pub mod learning;
+pub mod measure;
 pub mod metrics;
-pub mod openrtb;
-pub mod pacing;
-pub mod pricing;
-pub mod ranking;
-pub mod reload;
-pub mod report;
-pub mod server;
-pub mod targeting;
-pub mod taxonomy;
+pub mod request;
+pub mod serve;
 pub mod token;
-pub mod user;

@@ -14,17 +14,18 @@ use clap::{Parser, Subcommand};
 
 use precis::auction::Urls;
 use precis::audience::profiles::{self, Profiles};
+use precis::book::frequency::Exposures;
+use precis::book::learning::{self, Learned, Priors};
+use precis::book::pacing::Pacer;
+use precis::book::store::{self, Store};
+use precis::book::watch;
 use precis::clock::Clock;
 use precis::config::{Config, Flags, LogFormat};
 use precis::eventlog::{EventLog, Settings};
-use precis::events::{Feedback, Policy, Recorder};
-use precis::frequency::Exposures;
-use precis::learning::{self, Learned, Priors};
+use precis::measure::recorder::{Feedback, Policy, Recorder};
+use precis::measure::report;
 use precis::metrics::Metrics;
-use precis::pacing::Pacer;
-use precis::reload::{self, Store};
-use precis::report;
-use precis::server::{self, App};
+use precis::serve::{self, App};
 use precis::token::{Keys, MIN_SECRET_LEN};
 
 /// mimalloc: per-thread free lists with no arena locks. The bid path allocates and frees a few
@@ -278,20 +279,20 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         paths.push(config.campaigns.clone());
     }
     let rates = config.rates().map_err(anyhow::Error::msg)?;
-    let files = reload::campaign_files(&paths).context("cannot list campaign files")?;
+    let files = store::campaign_files(&paths).context("cannot list campaign files")?;
     // The taxonomy of the first directory checked (else the configured one), and its packages.
     let dir = paths
         .iter()
         .find(|p| p.is_dir())
         .unwrap_or(&config.campaigns);
-    let sources = reload::Sources::load(dir, &reload::audience_dir(dir), None, &Default::default());
+    let sources = store::Sources::load(dir, &store::audience_dir(dir), None, &Default::default());
     let names = sources.audiences.names();
     let context = precis::campaign::file::Context {
         rates: &rates,
         taxonomy: sources.taxonomy.as_deref(),
         audiences: Some(&names),
     };
-    let (loaded, mut refused) = reload::compile(&files, &Default::default(), &context);
+    let (loaded, mut refused) = store::compile(&files, &Default::default(), &context);
     refused.extend(sources.refused);
     for error in &refused {
         println!("{error}");
@@ -355,7 +356,7 @@ fn gen_campaigns(
 ) -> anyhow::Result<ExitCode> {
     if let Some(bad) = currencies
         .iter()
-        .find(|c| precis::pricing::Currency::parse(c).is_none())
+        .find(|c| precis::campaign::pricing::Currency::parse(c).is_none())
     {
         anyhow::bail!("`{bad}` is not an ISO-4217 currency code");
     }
@@ -416,14 +417,14 @@ fn report(
     // KPI shortfalls: after the table; on stderr for csv and json, which stay exactly their fields.
     if by == report::By::Campaign && campaigns.is_dir() {
         let rates = config.rates().map_err(anyhow::Error::msg)?;
-        let files = reload::campaign_files(&[campaigns.to_owned()])
-            .context("cannot list campaign files")?;
+        let files =
+            store::campaign_files(&[campaigns.to_owned()]).context("cannot list campaign files")?;
         let context = precis::campaign::file::Context {
             rates: &rates,
             taxonomy: None,
             audiences: None,
         };
-        let (loaded, _) = reload::compile(&files, &Default::default(), &context);
+        let (loaded, _) = store::compile(&files, &Default::default(), &context);
         let mut alerts = Vec::new();
         for loaded in loaded.values() {
             let campaign = &loaded.campaign;
@@ -495,15 +496,15 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
         };
         // Serving starts now: /healthz answers while campaigns load, /readyz says 503 until done.
         let metrics = Arc::new(Metrics::default());
-        let ready = server::Ready::default();
-        let ports = server::Ports {
+        let ready = serve::Ready::default();
+        let ports = serve::Ports {
             bid,
             admin,
             admin_token,
             limits: config.limits.clone(),
-            cores: precis::http::Cores::start(config.workers)?,
+            cores: precis::serve::cores::Cores::start(config.workers)?,
         };
-        let serving = tokio::spawn(server::serve(
+        let serving = tokio::spawn(serve::serve(
             ports,
             metrics.clone(),
             ready.clone(),
@@ -531,7 +532,7 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
                 let app = maintained.clone();
                 // Off the request threads: sweeps walk maps, repricing ranks every campaign.
                 let _ = tokio::task::spawn_blocking(move || {
-                    server::expire(&app, app.clock.now());
+                    serve::expire(&app, app.clock.now());
                     app.store.reprice();
                     release_freed_memory();
                 })
@@ -595,11 +596,11 @@ fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
 struct Loaded {
     app: Arc<App>,
     /// Reloads the campaigns (with their taxonomy and audience packages).
-    reload: reload::Trigger,
+    reload: watch::Trigger,
     /// Re-applies the bulk profile files.
-    profiles: reload::Trigger,
+    profiles: watch::Trigger,
     /// Watches the directories.
-    watcher: reload::Watch,
+    watcher: watch::Watch,
 }
 
 /// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back
@@ -655,13 +656,13 @@ fn load(
     let (profiles, profile_files) = open_profiles(config, clock.now());
     let (profiles, profile_files) = (Arc::new(profiles), Arc::new(profile_files));
     let (feeding, fed, fed_at) = (profiles.clone(), profile_files.clone(), clock.clone());
-    let profiles_trigger = reload::debounced(move || {
+    let profiles_trigger = watch::debounced(move || {
         if let Err(e) = fed.reload(&feeding, fed_at.now()) {
             tracing::error!("cannot read the profile directory: {e}");
         }
     });
     let counted = metrics.clone();
-    let (trigger, watcher) = reload::spawn(
+    let (trigger, watcher) = watch::spawn(
         store.clone(),
         move |result| {
             counted.reloaded(result.is_ok());
@@ -750,7 +751,7 @@ const HOLDS_FILE: &str = "holds.json";
 fn recorder(
     config: &precis::config::Events,
     feedback: Feedback,
-    snapshot: &reload::Snapshot,
+    snapshot: &store::Snapshot,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Recorder> {
     let keys = match config.secrets() {
@@ -788,7 +789,7 @@ fn recorder(
     Ok(recorder)
 }
 
-fn log_reload(result: &std::io::Result<Arc<reload::Snapshot>>) {
+fn log_reload(result: &std::io::Result<Arc<store::Snapshot>>) {
     match result {
         Ok(snapshot) => {
             for error in &snapshot.refused {

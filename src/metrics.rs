@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::audience::profiles::Profiles;
+use crate::book::frequency::Exposures;
+use crate::book::learning::Learned;
+use crate::book::pacing::Pacer;
+use crate::book::store::Snapshot;
 use crate::eventlog::Kind;
 use crate::eventlog::Stats;
-use crate::frequency::Exposures;
-use crate::learning::Learned;
-use crate::pacing::Pacer;
-use crate::reload::Snapshot;
 
 /// What became of one request to the bid endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn kind_label(kind: Kind) -> &'static str {
 /// Bids, wins and spend of each live campaign. Ids are letters, digits, `.`, `_` and `-`: they
 /// need no escaping as label values.
 fn render_campaigns(out: &mut String, snapshot: &Snapshot, learned: &Learned) {
-    type Value = fn(&crate::ranking::Ranked, &Learned) -> f64;
+    type Value = fn(&crate::book::ranking::Ranked, &Learned) -> f64;
     let families: [(&str, &str, Value); 3] = [
         (
             "precis_campaign_bids_total",

@@ -8,13 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use precis::auction::{self, Env, Urls};
-use precis::frequency::Exposures;
-use precis::index::Index;
-use precis::openrtb::decode;
-use precis::pacing::Pacer;
-use precis::pricing::Rates;
-use precis::ranking::Ranked;
-use precis::targeting::Facts;
+use precis::book::frequency::Exposures;
+use precis::book::index::Index;
+use precis::book::pacing::Pacer;
+use precis::book::ranking::Ranked;
+use precis::campaign::pricing::Rates;
+use precis::request::facts::Facts;
+use precis::request::openrtb::decode;
 use precis::token::Keys;
 
 const COUNTRIES: &[&str] = &["USA", "GBR", "DEU", "FRA", "JPN"];
@@ -186,7 +186,7 @@ fn the_index_finds_every_campaign_the_plain_evaluation_does_and_the_same_winners
     let mut rng = fastrand::Rng::with_seed(2026);
     let rates = Rates::new([]);
     let campaigns: Vec<_> = (0..400).map(|n| campaign(&mut rng, n)).collect();
-    let ranked = precis::ranking::rank(campaigns, &rates, Ranked::from_file);
+    let ranked = precis::book::ranking::rank(campaigns, &rates, Ranked::from_file);
     let index = Index::build(&ranked);
     let keys = Keys::new(b"a test secret of 32 bytes.......", None).unwrap();
     let urls = Urls {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::PRECIS;
 use precis::audience::lookalike::{planted, planted_key};
-use precis::user::UserId;
+use precis::request::user::UserId;
 
 #[test]
 fn the_expansion_of_a_seed_finds_the_rest_of_its_planted_group() {

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
+use precis::book::index::Index;
+use precis::book::ranking::{self, Ranked};
 use precis::campaign;
-use precis::index::Index;
-use precis::openrtb::decode;
-use precis::pricing::{Currency, Rates};
-use precis::ranking::{self, Ranked};
-use precis::targeting::Facts;
+use precis::campaign::pricing::{Currency, Rates};
+use precis::request::facts::Facts;
+use precis::request::openrtb::decode;
 
 struct Fixture {
     rates: Rates,

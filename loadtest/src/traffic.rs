@@ -187,7 +187,7 @@ mod tests {
         let traffic = Traffic::Generated(Generator::new(7));
         for seq in 0..200 {
             let body = traffic.body(seq);
-            let request = precis::openrtb::decode(&body)
+            let request = precis::request::openrtb::decode(&body)
                 .unwrap_or_else(|e| panic!("visitor {seq}: {e}: {body:?}"));
             assert_eq!(request.id.as_deref(), Some(format!("load-{seq}").as_str()));
             assert_eq!(request.imp.len(), 1);

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::forms::ancestors;
 use crate::generate::Rng;
-use crate::user::UserId;
+use crate::request::user::UserId;
 
 /// Smoothing: each tag counts as seen this many times more in and out of the seed.
 const ALPHA: f64 = 1.0;

@@ -2,7 +2,7 @@
 //! creatives target or exclude. The packages precis makes itself are built beside: [`retarget`]
 //! from its own event log, [`lookalike`] from profiles; [`profiles`] holds its own tags per user.
 //!
-//! A package is loaded once per change of its file (off the request path, by [`crate::reload`])
+//! A package is loaded once per change of its file (off the request path, by [`crate::book::store`])
 //! into a compact [`Set`] of ids; the bid path only asks [`Library::get`] and [`Package::has`],
 //! which read immutable data and never allocate, lock or touch disk. A file with one bad line is
 //! refused whole (with `path:line`) and its last good version keeps serving. This module never
@@ -24,7 +24,7 @@ pub use set::Set;
 
 use crate::diagnostic::FileError;
 use crate::forms::valid_id;
-use crate::user::UserId;
+use crate::request::user::UserId;
 
 /// How a package file writes its user keys: the `# keys: FORM` header (default `raw`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,12 +20,14 @@ use super::{
     Budget, Campaign, Creative, Format, Frequency, Kpi, Pacing, VAST_VERSIONS, Video, Window,
 };
 use crate::audience::Rule;
+use crate::campaign::pricing::{Currency, Model, Pricing, Rates};
+use crate::campaign::targeting::{CONNECTIONS, Circle, Codes, Targeting, Term, Week};
+use crate::campaign::taxonomy::Taxonomy;
 use crate::diagnostic::{Diagnostic, FileError};
 use crate::forms::{category_form, host_form, normalize_os, tag_form, valid_id};
-use crate::geo::{Country, Point, Region};
-use crate::pricing::{Currency, Model, Pricing, Rates};
-use crate::targeting::{CONNECTIONS, Circle, Codes, DEVICE_TYPES, Gender, Targeting, Term, Week};
-use crate::taxonomy::Taxonomy;
+use crate::request::facts::Gender;
+use crate::request::geo::{Country, Point, Region};
+use crate::request::openrtb::DEVICE_TYPES;
 
 type List<T> = Option<Spanned<Vec<T>>>;
 
@@ -1128,7 +1130,7 @@ enum Bound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geo::Country;
+    use crate::request::geo::Country;
 
     const FULL: &str = r#"
 name = "Spring running shoes"

@@ -7,6 +7,9 @@
 
 pub mod file;
 pub mod markup;
+pub mod pricing;
+pub mod targeting;
+pub mod taxonomy;
 
 use std::path::PathBuf;
 
@@ -14,8 +17,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::audience::Rule;
-use crate::pricing::Pricing;
-use crate::targeting::Targeting;
+use crate::campaign::pricing::Pricing;
+use crate::campaign::targeting::Targeting;
 
 #[derive(Debug, Clone)]
 pub struct Campaign {

@@ -26,9 +26,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::campaign::pricing::Rates;
 use crate::campaign::{self, Campaign};
 use crate::diagnostic::FileError;
-use crate::pricing::Rates;
 
 pub use places::{City, MARKETS, Market, draw_city, draw_market};
 pub use rng::Rng;
@@ -200,7 +200,7 @@ pub fn write_dir(
             .collect()
     });
     // The tree the campaigns' tags come from, so that the directory checks as it is served.
-    let taxonomy = dir.join(crate::taxonomy::FILE);
+    let taxonomy = dir.join(crate::campaign::taxonomy::FILE);
     std::fs::write(&taxonomy, taxonomy::taxonomy().tree().to_toml()).map_err(io(&taxonomy))?;
     results
         .into_iter()
@@ -952,8 +952,8 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::Currency;
-    use crate::targeting::Facts;
+    use crate::campaign::pricing::Currency;
+    use crate::request::facts::Facts;
 
     #[test]
     fn the_same_seed_gives_the_same_files_and_another_seed_others() {
@@ -998,7 +998,7 @@ mod tests {
         let share = |f: &dyn Fn(&Campaign) -> bool| {
             campaigns.iter().filter(|c| f(c)).count() as f64 / campaigns.len() as f64
         };
-        use crate::pricing::Model;
+        use crate::campaign::pricing::Model;
         let cpm = share(&|c| matches!(c.pricing.model, Model::Cpm { .. }));
         let cps = share(&|c| matches!(c.pricing.model, Model::Cps { .. }));
         assert!((0.55..0.75).contains(&cpm), "cpm {cpm}");
@@ -1041,7 +1041,7 @@ mod tests {
                     .visitor(i)
                     .bid_request(&format!("r{i}"))
                     .to_string();
-                let request = crate::openrtb::decode(body.as_bytes()).unwrap();
+                let request = crate::request::openrtb::decode(body.as_bytes()).unwrap();
                 let facts = Facts::from_request(&request, now);
                 campaigns
                     .iter()

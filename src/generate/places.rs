@@ -556,7 +556,7 @@ pub fn draw_city(rng: &mut Rng, market: &'static Market) -> &'static City {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geo::{Country, Point, Region};
+    use crate::request::geo::{Country, Point, Region};
 
     #[test]
     fn every_place_is_one_precis_reads() {

@@ -402,8 +402,8 @@ impl Taxonomy {
     }
 
     /// The tree as campaign files check tags against it (what `campaigns/taxonomy.toml` holds).
-    pub fn tree(&self) -> crate::taxonomy::Taxonomy {
-        crate::taxonomy::Taxonomy::from_tags(self.nodes.iter().map(|n| n.path.as_str()))
+    pub fn tree(&self) -> crate::campaign::taxonomy::Taxonomy {
+        crate::campaign::taxonomy::Taxonomy::from_tags(self.nodes.iter().map(|n| n.path.as_str()))
     }
 
     /// Every node, depth first.
@@ -466,7 +466,7 @@ mod tests {
     fn the_sample_taxonomy_file_is_this_tree() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/taxonomy.toml");
         let text = std::fs::read_to_string(&path).unwrap();
-        let shipped = crate::taxonomy::Taxonomy::parse(&text, &path).unwrap();
+        let shipped = crate::campaign::taxonomy::Taxonomy::parse(&text, &path).unwrap();
         assert_eq!(shipped, taxonomy().tree());
         assert_eq!(
             text,

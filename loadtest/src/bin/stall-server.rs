@@ -3,7 +3,7 @@
 //! process freezes for `--stall-ms`, as a stop-the-world pause would: requests arriving then wait.
 //! With `--stall-ms 0` it is a bare server, for measuring what a generator itself can do and as
 //! the HTTP floor precis is compared with: then it runs its connections as precis does
-//! ([`precis::http::Cores`], one runtime per core).
+//! ([`precis::serve::cores::Cores`], one runtime per core).
 //!
 //! It logs `listening on ADDR` on stderr once it accepts connections.
 
@@ -74,7 +74,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // stalling one keeps every connection on this one thread, which the stall freezes.
     let cores = match args.stall_ms {
         0 => Some(
-            precis::http::Cores::start(args.workers)
+            precis::serve::cores::Cores::start(args.workers)
                 .context("cannot start the per-core runtimes")?,
         ),
         _ => None,

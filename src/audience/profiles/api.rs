@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::bulk::{Line, update_of, user_key};
 use super::{Profiles, Update};
 use crate::forms::tag_form;
-use crate::user::UserId;
+use crate::request::user::UserId;
 
 /// `PUT /users/{key}/tags`.
 #[derive(Deserialize)]

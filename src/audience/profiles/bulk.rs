@@ -25,8 +25,8 @@ use serde::Deserialize;
 
 use super::{Origin, Profiles, Update, parse_ttl};
 use crate::forms::tag_form;
-use crate::targeting::MAX_TAGS;
-use crate::user::UserId;
+use crate::request::facts::MAX_TAGS;
+use crate::request::user::UserId;
 
 /// One profile update as written in a `.jsonl` line and in the API's batch body.
 #[derive(Debug, Deserialize)]

@@ -30,8 +30,8 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as Slot;
 
-use crate::targeting::{Facts, MAX_TAGS};
-use crate::user::UserId;
+use crate::request::facts::{Facts, MAX_TAGS};
+use crate::request::user::UserId;
 
 /// Expiries count seconds from 2020-01-01T00:00:00Z, so they fit a u32 until 2156.
 pub const EPOCH: i64 = 1_577_836_800;
@@ -504,7 +504,7 @@ mod tests {
     }
 
     fn facts_for(key: &str, now: DateTime<Utc>) -> Facts {
-        let request = crate::openrtb::decode(
+        let request = crate::request::openrtb::decode(
             serde_json::json!({"id": "r", "imp": [{"id": "1"}], "user": {"id": key, "keywords": "own"}})
                 .to_string()
                 .as_bytes(),

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 
 use super::{Held, Origin, Profiles, stamp};
-use crate::user::UserId;
+use crate::request::user::UserId;
 
 const MAGIC: &[u8; 8] = b"PRECISPF";
 /// 2: the origin bit in each tag, and CRC-32 instead of a byte-at-a-time FNV-1a checksum.

@@ -23,14 +23,15 @@
 use foldhash::HashMap;
 use std::hash::Hash;
 
+use crate::book::ranking::Ranked;
 use crate::campaign::Format;
+use crate::campaign::targeting::Term;
 use crate::forms::ancestors;
-use crate::geo::{Country, Point};
-use crate::openrtb::Imp;
-use crate::ranking::Ranked;
-use crate::targeting::{Facts, Term};
+use crate::request::facts::Facts;
+use crate::request::geo::{Country, Point};
+use crate::request::openrtb::Imp;
 
-/// Device type codes are OpenRTB's, below 32 (see [`crate::targeting::Codes`]).
+/// Device type codes are OpenRTB's, below 32 (see [`crate::campaign::targeting::Codes`]).
 const DEVICE_CODES: u32 = 32;
 
 /// Map cells of the radius index, in degrees of latitude and longitude.
@@ -490,8 +491,8 @@ fn cells(center: &Point, km: f64) -> Option<Vec<(i32, i32)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openrtb::decode;
-    use crate::pricing::Rates;
+    use crate::campaign::pricing::Rates;
+    use crate::request::openrtb::decode;
     use std::path::Path;
     use std::sync::Arc;
 
@@ -504,7 +505,7 @@ mod tests {
                     adm = \"ad\"\nlanding = \"https://a.example/\"";
         let rates = Rates::new([]);
         let campaign = crate::campaign::file::parse(text, Path::new("deep.toml"), &rates).unwrap();
-        let ranked = crate::ranking::rank([Arc::new(campaign)], &rates, Ranked::from_file);
+        let ranked = crate::book::ranking::rank([Arc::new(campaign)], &rates, Ranked::from_file);
         let index = Index::build(&ranked);
         let tag = vec!["a"; 120_000].join("/");
         let category = vec!["IAB1"; 120_000].join("-");

@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+use crate::book::frequency::Exposures;
+use crate::book::learning::Learned;
+use crate::book::pacing::Pacer;
 use crate::campaign::Campaign;
+use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, Event, EventLog, Kind};
-use crate::frequency::Exposures;
-use crate::learning::Learned;
-use crate::pacing::Pacer;
-use crate::pricing::{Currency, Model, Rates};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 /// Why an event was not recorded. Each maps to a 4xx/503 answer and a metric.

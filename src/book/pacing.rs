@@ -27,9 +27,9 @@ use chrono_tz::Tz;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Budget, Campaign, Pacing};
 use crate::clock::{local_day, next_hour, next_midnight};
-use crate::pricing::{Currency, Rates};
 
 /// Nano-dollars per dollar.
 const NANOS: f64 = 1e9;
@@ -155,7 +155,7 @@ impl Pacer {
         }
     }
 
-    /// The account of a campaign with a budget (made on first use), for [`crate::ranking::Ranked`].
+    /// The account of a campaign with a budget (made on first use), for [`crate::book::ranking::Ranked`].
     pub fn account_for(&self, campaign: &Campaign) -> Option<Arc<Account>> {
         campaign.budget.as_ref()?;
         Some(self.account(&campaign.id))

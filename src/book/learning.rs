@@ -5,13 +5,13 @@
 //! accumulates: the prior counts as `prior_impressions` impressions (for CTR) and `prior_clicks`
 //! clicks (for CVR) of data, a Beta prior in effect. Counting is two sharded-map updates per event
 //! (campaign and creative), off the bid path; the bid path reads prices and creative order that
-//! [`crate::reload::Store::reprice`] computed from these counts, never the counts themselves.
+//! [`crate::book::store::Store::reprice`] computed from these counts, never the counts themselves.
 
 use dashmap::DashMap;
 
 use crate::campaign::Campaign;
+use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::eventlog::{Event, Kind};
-use crate::pricing::{Currency, Model, Rates};
 
 /// What one campaign has measured so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -3,26 +3,28 @@
 //! Campaigns arrive ranked (highest eCPM first, then higher `max_cpm`, then id), so the first campaign
 //! that is eligible for the request and has a creative that fits the imp is the winner, and a winner
 //! below the floor means every campaign is. A campaign whose budget is spent, whose pacing holds it
-//! back or whose user has seen it enough steps aside for the next (see [`crate::pacing`] and
-//! [`crate::frequency`]). This module is synchronous: it reads an immutable ranked list and a
+//! back or whose user has seen it enough steps aside for the next (see [`crate::book::pacing`] and
+//! [`crate::book::frequency`]). This module is synchronous: it reads an immutable ranked list and a
 //! decoded request and returns a response; it never blocks or touches disk (pacing and frequency
 //! cost a few atomics and one short shard lock per candidate that has them).
+
+pub mod response;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::auction::response::{Bid, BidResponse, Events, SEAT, SeatBid};
 use crate::audience::{Library, User};
+use crate::book::frequency::Exposures;
+use crate::book::index::Index;
+use crate::book::pacing::{Admission, Pacer};
+use crate::book::ranking::Ranked;
+use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Campaign, Creative, Format};
 use crate::forms::{ancestors, category_form, domains_of, host_form};
-use crate::frequency::Exposures;
-use crate::index::Index;
-use crate::openrtb::response::{Bid, BidResponse, Events, SEAT, SeatBid};
-use crate::openrtb::{BidRequest, Imp};
-use crate::pacing::{Admission, Pacer};
-use crate::pricing::{Currency, Rates};
-use crate::ranking::Ranked;
-use crate::targeting::Facts;
+use crate::request::facts::Facts;
+use crate::request::openrtb::{BidRequest, Imp};
 use crate::token::{Claims, Keys, Purpose};
 
 /// What an auction reads besides the campaigns and the request.
@@ -53,7 +55,7 @@ pub struct Auctioned<'a> {
 }
 
 /// Runs the auction for every imp. `None` when no imp gets a bid (the exchange hears 204).
-/// `index` is `ranked`'s (see [`crate::index`]); without one every campaign is considered, which
+/// `index` is `ranked`'s (see [`crate::book::index`]); without one every campaign is considered, which
 /// gives the same answer slower (the index's test oracle).
 pub fn run<'a>(
     ranked: &'a [Ranked],
@@ -182,7 +184,7 @@ fn admit(
     user: impl Fn() -> Option<u64>,
     now: chrono::DateTime<chrono::Utc>,
     env: &Env,
-) -> Option<Option<crate::pacing::Reservation>> {
+) -> Option<Option<crate::book::pacing::Reservation>> {
     let campaign = &entry.campaign;
     if campaign.budget.is_none() && campaign.frequency.is_none() {
         return Some(None);
@@ -415,8 +417,8 @@ impl<'a> Winner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openrtb::decode;
-    use crate::ranking::rank;
+    use crate::book::ranking::rank;
+    use crate::request::openrtb::decode;
     use std::path::Path;
     use std::sync::Arc;
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::eventlog::read::{Events, ReadError, Skipped, files_for};
 use crate::eventlog::{Event, Kind};
+use crate::request::openrtb::device_type_name;
 
 /// What a report groups events by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -133,19 +134,10 @@ impl GroupKey {
 
 /// The name of an OpenRTB `devicetype` code; an unlisted code is shown as its number.
 pub fn device_name(code: Option<u32>) -> String {
-    let name = match code {
-        None => UNKNOWN,
-        Some(1) => "mobile",
-        Some(2) => "desktop",
-        Some(3) => "ctv",
-        Some(4) => "phone",
-        Some(5) => "tablet",
-        Some(6) => "connected_device",
-        Some(7) => "set_top_box",
-        Some(8) => "dooh",
-        Some(other) => return other.to_string(),
-    };
-    name.to_owned()
+    match code {
+        None => UNKNOWN.to_owned(),
+        Some(code) => device_type_name(code).map_or_else(|| code.to_string(), str::to_owned),
+    }
 }
 
 /// The counts and amounts of one group, and the figures derived from them.
@@ -191,9 +183,9 @@ impl Totals {
         self.revenue = self.revenue.saturating_add(nanos(event.revenue_usd));
     }
 
-    /// The counts KPIs are judged on (see [`crate::learning::shortfalls`]).
-    pub fn counts(&self) -> crate::learning::Counts {
-        crate::learning::Counts {
+    /// The counts KPIs are judged on (see [`crate::book::learning::shortfalls`]).
+    pub fn counts(&self) -> crate::book::learning::Counts {
+        crate::book::learning::Counts {
             wins: self.wins,
             impressions: self.impressions,
             clicks: self.clicks,

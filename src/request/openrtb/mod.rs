@@ -6,7 +6,6 @@
 //! This module never looks at campaigns: it turns bytes into plain data and back.
 
 pub mod lenient;
-pub mod response;
 
 use serde::Deserialize;
 
@@ -29,6 +28,32 @@ pub enum DecodeError {
     BadConsent(&'static str),
     #[error("a DOOH request cannot also be for a site or an app")]
     DoohWithSiteOrApp,
+}
+
+/// The OpenRTB `devicetype` of out-of-home screens (2.6).
+pub const DOOH: u32 = 8;
+
+/// OpenRTB `devicetype` codes (list 5.21, and 8 since 2.6) by the name precis writes each as, in
+/// campaign files and reports. A name's first code is its own; the codes after it are those a
+/// campaign targeting the name also reaches: 1 ("mobile/tablet") is a phone's and a tablet's,
+/// `mobile` is both, and 7 (set-top box) is a connected TV's.
+pub const DEVICE_TYPES: &[(&str, &[u32])] = &[
+    ("mobile", &[1, 4, 5]),
+    ("phone", &[4, 1]),
+    ("tablet", &[5, 1]),
+    ("desktop", &[2]),
+    ("ctv", &[3, 7]),
+    ("connected_device", &[6]),
+    ("set_top_box", &[7]),
+    ("dooh", &[DOOH]),
+];
+
+/// The name of a `devicetype` code (see [`DEVICE_TYPES`]), if it has one.
+pub fn device_type_name(code: u32) -> Option<&'static str> {
+    DEVICE_TYPES
+        .iter()
+        .find(|(_, codes)| codes.first() == Some(&code))
+        .map(|(name, _)| *name)
 }
 
 /// Imps bid on per request; the rest are ignored (real requests carry a few, video pods dozens).

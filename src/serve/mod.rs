@@ -15,6 +15,10 @@
 //! `max_in_flight` or its deadline a bid request gets 204 (see `admission`). Bid outcomes, event
 //! rejections and closed connections are counted.
 
+pub mod admission;
+pub mod cores;
+pub mod encoding;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,24 +41,24 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::admission::{Deadline, Gate};
 use crate::auction::{self, Auctioned, Env, Urls};
 use crate::audience::profiles::{self, Profiles};
+use crate::book::frequency::Exposures;
+use crate::book::learning;
+use crate::book::ranking::Ranked;
+use crate::book::store::{Snapshot, Store};
+use crate::campaign::pricing::Currency;
 use crate::campaign::{Campaign, Pacing};
 use crate::clock::Clock;
 use crate::config::Limits;
-use crate::encoding::{Coding, CodingError};
 use crate::eventlog::{Event, Kind};
-use crate::events::{Recorded, Recorder, Refusal, revenue_usd, spend_usd};
-use crate::frequency::Exposures;
-use crate::http::Cores;
-use crate::learning;
+use crate::measure::recorder::{Recorded, Recorder, Refusal, revenue_usd, spend_usd};
 use crate::metrics::{Closed, Metrics, Outcome, Rejection, Sources};
-use crate::openrtb;
-use crate::pricing::Currency;
-use crate::ranking::Ranked;
-use crate::reload::{Snapshot, Store};
-use crate::targeting::Facts;
+use crate::request::facts::Facts;
+use crate::request::openrtb;
+use crate::serve::admission::{Deadline, Gate};
+use crate::serve::cores::Cores;
+use crate::serve::encoding::{Coding, CodingError};
 use crate::token::{Claims, Purpose, TokenError};
 
 /// Everything a request handler reads.
@@ -823,7 +827,7 @@ pub fn status(app: &App, snapshot: &Snapshot, now: DateTime<Utc>) -> serde_json:
             let taxonomy = e
                 .path
                 .file_name()
-                .is_some_and(|n| n == crate::taxonomy::FILE);
+                .is_some_and(|n| n == crate::campaign::taxonomy::FILE);
             let serving =
                 snapshot.files.contains_key(&e.path) || (taxonomy && snapshot.taxonomy.is_some());
             serde_json::json!({

@@ -1,7 +1,7 @@
 //! Who a user is to precis' own data: [`UserId`], a stable 64-bit id for a user key.
 //!
 //! A request names its user by `user.id`, else `user.buyeruid`, else `device.ifa`
-//! ([`crate::targeting::Facts::user`]). Audience packages and user profiles are keyed by the
+//! ([`crate::request::facts::Facts::user`]). Audience packages and user profiles are keyed by the
 //! SHA-256 of that key (its first 8 bytes), not by the secret-keyed [`crate::token::Keys::user_hash`]
 //! that tokens and the event log carry: advertisers share lists as raw ids or as SHA-256 hex, and
 //! both must match the same requests whatever secret this bidder signs with, across restarts.

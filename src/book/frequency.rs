@@ -245,7 +245,7 @@ fn unix(t: DateTime<Utc>) -> u32 {
 mod tests {
     use super::*;
     use crate::campaign::Frequency;
-    use crate::pricing::Rates;
+    use crate::campaign::pricing::Rates;
     use chrono::Duration;
     use std::path::Path;
 

@@ -10,17 +10,17 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use crate::book::learning::Learned;
+use crate::book::pacing::Account;
 use crate::campaign::Campaign;
-use crate::learning::Learned;
-use crate::pacing::Account;
-use crate::pricing::{Currency, Rates};
+use crate::campaign::pricing::{Currency, Rates};
 
 /// A live campaign in auction order, with the price it bids now.
 #[derive(Debug, Clone)]
 pub struct Ranked {
     pub campaign: Arc<Campaign>,
     /// Its eCPM in the campaign currency, capped at `max_cpm`: from the file's priors, or learned
-    /// (see [`crate::learning`]).
+    /// (see [`crate::book::learning`]).
     pub ecpm: f64,
     /// Indexes into its creatives, best first: among those that fit an imp, the first is served.
     pub creatives: Vec<usize>,
@@ -100,8 +100,8 @@ pub fn rank(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::book::learning::Priors;
     use crate::eventlog::{Event, Kind};
-    use crate::learning::Priors;
     use std::path::Path;
 
     #[test]

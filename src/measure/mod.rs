@@ -1,0 +1,9 @@
+//! Measurement: what happened to the bids precis made. The [`recorder`] turns the exchange's and
+//! the advertiser's notices (win, impression, click, conversion) into lines of the event log and
+//! feeds what they teach back into the book; [`report`] adds the log up for people.
+//!
+//! The recorder never waits for disk (the log's writer thread does); reports never run in the
+//! bidder.
+
+pub mod recorder;
+pub mod report;
