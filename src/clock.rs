@@ -53,6 +53,12 @@ impl Clock {
     }
 }
 
+/// `t` as whole seconds since the Unix epoch in 32 bits, as tokens and expiry times keep it (0
+/// outside 1970 to 2106).
+pub fn unix_secs(t: DateTime<Utc>) -> u32 {
+    u32::try_from(t.timestamp()).unwrap_or(0)
+}
+
 /// The start of the local hour after `t` in `tz`. Offsets that are not whole hours (India's
 /// +5:30) are honoured.
 pub fn next_hour(t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {

@@ -31,8 +31,10 @@
 //! - [`serve`]: HTTP on two ports (exchanges', operators'), per-core runtimes, limits;
 //! - [`metrics`]; [`generate`]: seeded campaigns and traffic (`precis gen-campaigns`).
 
+pub mod app;
 pub mod auction;
 pub mod audience;
+pub mod bidder;
 pub mod book;
 pub mod campaign;
 pub mod clock;

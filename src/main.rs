@@ -1,32 +1,22 @@
 //! The `precis` command: `serve` runs the bidder, `check` validates campaign files, `report` sums
-//! the event log, `gen-campaigns` writes test campaigns, `audience build` makes retargeting packages.
-//! This is the binary edge: errors become `anyhow` reports and exit codes here, nowhere else.
+//! the event log, `gen-campaigns` writes test campaigns, `audience build|expand` makes packages.
+//! Each command parses its flags and calls the library ([`precis::bidder::run`] serves); this is
+//! the binary edge, where errors become `anyhow` reports and exit codes, and nowhere else.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use precis::auction::Urls;
-use precis::audience::profiles::{self, Profiles};
-use precis::book::frequency::Exposures;
-use precis::book::learning::{self, Learned, Priors};
-use precis::book::pacing::Pacer;
-use precis::book::store::{self, Store};
-use precis::book::watch;
+use precis::audience::retarget::{self, Retarget};
+use precis::audience::{self, KeyForm, lookalike};
+use precis::book::store;
 use precis::clock::Clock;
 use precis::config::{Config, Flags, LogFormat};
-use precis::eventlog::{EventLog, Settings};
-use precis::measure::recorder::{Feedback, Policy, Recorder};
 use precis::measure::report;
-use precis::metrics::Metrics;
-use precis::serve::{self, App};
-use precis::token::{Keys, MIN_SECRET_LEN};
 
 /// mimalloc: per-thread free lists with no arena locks. The bid path allocates and frees a few
 /// dozen small objects per request; with glibc's malloc that was about 15% of the server's CPU.
@@ -207,7 +197,11 @@ fn main() -> ExitCode {
         } => config.load(&flags).and_then(|config| {
             init_logs(config.log_format);
             let clock = simulate_from.map_or(Clock::System, Clock::simulated);
-            serve(config, clock)
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(precis::bidder::run(config, clock))?;
+            Ok(ExitCode::SUCCESS)
         }),
         Command::Check { config, paths } => config
             .load(&Flags::default())
@@ -248,9 +242,9 @@ fn main() -> ExitCode {
                     out,
                 },
         } => {
-            let select = precis::audience::retarget::Retarget {
+            let select = Retarget {
                 clicked,
-                since: precis::audience::retarget::since(Utc::now(), days),
+                since: retarget::since(Utc::now(), days),
                 not_converted,
             };
             audience_build(&from_logs, &select, &out)
@@ -279,53 +273,42 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         paths.push(config.campaigns.clone());
     }
     let rates = config.rates().map_err(anyhow::Error::msg)?;
-    let files = store::campaign_files(&paths).context("cannot list campaign files")?;
-    // The taxonomy of the first directory checked (else the configured one), and its packages.
-    let dir = paths
-        .iter()
-        .find(|p| p.is_dir())
-        .unwrap_or(&config.campaigns);
-    let sources = store::Sources::load(dir, &store::audience_dir(dir), None, &Default::default());
-    let names = sources.audiences.names();
-    let context = precis::campaign::file::Context {
-        rates: &rates,
-        taxonomy: sources.taxonomy.as_deref(),
-        audiences: Some(&names),
-    };
-    let (loaded, mut refused) = store::compile(&files, &Default::default(), &context);
-    refused.extend(sources.refused);
-    for error in &refused {
+    let checked =
+        store::check(&paths, &config.campaigns, &rates).context("cannot list campaign files")?;
+    for error in &checked.refused {
         println!("{error}");
     }
-    for error in &sources.audiences.refused {
-        println!("{error}");
-    }
-    let problems: usize = refused.iter().map(|e| e.diagnostics.len()).sum::<usize>()
-        + sources.audiences.refused.len();
+    let problems: usize = checked.refused.iter().map(|e| e.diagnostics.len()).sum();
     if problems > 0 {
         println!(
             "{problems} error(s) in {} of {} file(s)",
-            refused.len() + sources.audiences.refused.len(),
-            files.len()
+            checked.refused.len(),
+            checked.files
         );
         return Ok(ExitCode::FAILURE);
     }
-    let active = loaded.values().filter(|l| l.campaign.active).count();
-    let mut checked_against = Vec::new();
-    if let Some(taxonomy) = &sources.taxonomy {
-        checked_against.push(format!("a taxonomy of {} tags", taxonomy.tags().len()));
+    let (loaded, active) = (
+        checked.loaded.len(),
+        checked
+            .loaded
+            .values()
+            .filter(|l| l.campaign.active)
+            .count(),
+    );
+    let mut against = Vec::new();
+    if let Some(taxonomy) = &checked.taxonomy {
+        against.push(format!("a taxonomy of {} tags", taxonomy.tags().len()));
     }
-    if !names.is_empty() {
-        checked_against.push(format!("{} audience package(s)", names.len()));
+    if checked.packages > 0 {
+        against.push(format!("{} audience package(s)", checked.packages));
     }
-    let against = match checked_against.is_empty() {
+    let against = match against.is_empty() {
         true => String::new(),
-        false => format!("; checked against {}", checked_against.join(" and ")),
+        false => format!("; checked against {}", against.join(" and ")),
     };
     println!(
-        "ok: {} campaign file(s), {active} active, {} paused{against}",
-        loaded.len(),
-        loaded.len() - active
+        "ok: {loaded} campaign file(s), {active} active, {} paused{against}",
+        loaded - active
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -379,14 +362,14 @@ fn audience_expand(
     size: usize,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let seed = precis::audience::load(seed)?;
-    if seed.form == precis::audience::KeyForm::Precis {
+    let seed = audience::load(seed)?;
+    if seed.form == KeyForm::Precis {
         anyhow::bail!(
             "{}: a `# keys: precis` package holds secret-keyed hashes, which profiles (keyed by user id) cannot be matched with: seed with raw, sha256 or uid keys",
             seed.path.display()
         );
     }
-    let expanded = precis::audience::lookalike::expand_dir(&seed, profiles, size, out)
+    let expanded = lookalike::expand_dir(&seed, profiles, size, out)
         .with_context(|| format!("cannot expand into {}", out.display()))?;
     for problem in &expanded.problems {
         eprintln!("precis: skipped {problem}");
@@ -417,31 +400,12 @@ fn report(
     // KPI shortfalls: after the table; on stderr for csv and json, which stay exactly their fields.
     if by == report::By::Campaign && campaigns.is_dir() {
         let rates = config.rates().map_err(anyhow::Error::msg)?;
-        let files =
-            store::campaign_files(&[campaigns.to_owned()]).context("cannot list campaign files")?;
-        let context = precis::campaign::file::Context {
-            rates: &rates,
-            taxonomy: None,
-            audiences: None,
-        };
-        let (loaded, _) = store::compile(&files, &Default::default(), &context);
-        let mut alerts = Vec::new();
-        for loaded in loaded.values() {
-            let campaign = &loaded.campaign;
-            if let Some(totals) = groups.get(&report::GroupKey::Campaign(campaign.id.clone())) {
-                let found = learning::shortfalls(campaign, &totals.counts(), &rates);
-                alerts.extend(found.into_iter().map(|a| format!("{}: {a}", campaign.id)));
-            }
-        }
+        let compiled =
+            store::compile_dir(campaigns, &rates).context("cannot list campaign files")?;
+        let alerts = report::kpi_alerts(&groups, compiled.iter().map(|c| &**c), &rates);
         if !alerts.is_empty() {
-            let text = format!(
-                "KPI alerts:\n{}\n",
-                alerts
-                    .iter()
-                    .map(|a| format!("  {a}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            let lines: Vec<String> = alerts.iter().map(|a| format!("  {a}")).collect();
+            let text = format!("KPI alerts:\n{}\n", lines.join("\n"));
             match format {
                 report::Format::Table => {
                     writeln!(out, "\n{text}").context("cannot write the report")?
@@ -454,365 +418,6 @@ fn report(
         eprintln!("precis: {skipped}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn serve(config: Config, clock: Clock) -> anyhow::Result<ExitCode> {
-    let admin_token = config.admin_token();
-    if admin_token.is_none() && !config.admin_listen.ip().is_loopback() {
-        anyhow::bail!(
-            "admin_listen {} is not a loopback address: set admin_token (or PRECIS_ADMIN_TOKEN) so that admin routes need it",
-            config.admin_listen
-        );
-    }
-    // Each connection is a file descriptor: allow as many as the hard limit lets.
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) if limit < config.limits.max_connections as u64 => tracing::warn!(
-            limit,
-            "open files allowed: below [limits] max_connections, accept will fail first"
-        ),
-        Ok(limit) => tracing::info!(limit, "open files allowed"),
-        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
-    }
-    let clock = Arc::new(clock);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))
-        };
-        let (bid, admin) = (bind(config.listen).await?, bind(config.admin_listen).await?);
-        let (local, admin_local) = (bid.local_addr()?, admin.local_addr()?);
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM received"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-            }
-        };
-        // Serving starts now: /healthz answers while campaigns load, /readyz says 503 until done.
-        let metrics = Arc::new(Metrics::default());
-        let ready = serve::Ready::default();
-        let ports = serve::Ports {
-            bid,
-            admin,
-            admin_token,
-            limits: config.limits.clone(),
-            cores: precis::serve::cores::Cores::start(config.workers)?,
-        };
-        let serving = tokio::spawn(serve::serve(
-            ports,
-            metrics.clone(),
-            ready.clone(),
-            shutdown,
-        ));
-        tracing::info!("listening on {local}");
-        tracing::info!("admin listening on {admin_local}");
-
-        let Loaded {
-            app,
-            reload: trigger,
-            profiles: profiles_trigger,
-            watcher: _watcher,
-        } = load(&config, clock.clone(), metrics, local)?;
-        let profiles = app.profiles.clone();
-        let _ = ready.set(app.clone());
-        tracing::info!("ready: answering bids");
-
-        let reprice_every = std::time::Duration::from_secs(config.learning.reprice_secs);
-        let maintained = app.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(reprice_every);
-            loop {
-                every.tick().await;
-                let app = maintained.clone();
-                // Off the request threads: sweeps walk maps, repricing ranks every campaign.
-                let _ = tokio::task::spawn_blocking(move || {
-                    serve::expire(&app, app.clock.now());
-                    app.store.reprice();
-                    release_freed_memory();
-                })
-                .await;
-            }
-        });
-        tokio::spawn(async move {
-            while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading campaigns and profile files");
-                trigger.poke();
-                profiles_trigger.poke();
-            }
-        });
-        let snapshot_file = config.profiles_snapshot();
-        let snapshot_every = std::time::Duration::from_secs(config.profiles.snapshot_secs);
-        let (saved, saved_clock, saved_file) =
-            (profiles.clone(), clock.clone(), snapshot_file.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(snapshot_every);
-            every.tick().await;
-            let mut written = saved.changes();
-            loop {
-                every.tick().await;
-                let changes = saved.changes();
-                if changes == written {
-                    continue;
-                }
-                let (store, clock, file) = (saved.clone(), saved_clock.clone(), saved_file.clone());
-                let result =
-                    tokio::task::spawn_blocking(move || save_profiles(&store, &file, clock.now()))
-                        .await;
-                if matches!(result, Ok(Ok(()))) {
-                    written = changes;
-                }
-            }
-        });
-        serving.await?;
-        // Requests are finished: write out every event they accepted, and the bids still waiting
-        // for a win, whose reservations the next start takes over.
-        let recorder = app.recorder.clone();
-        tokio::task::spawn_blocking(move || recorder.log.close(std::time::Duration::from_secs(30)))
-            .await?;
-        let holds_file = config.events.dir.join(HOLDS_FILE);
-        let held = app
-            .store
-            .pacer()
-            .save_holds(&holds_file)
-            .with_context(|| format!("cannot write {}", holds_file.display()))?;
-        let now = clock.now();
-        tokio::task::spawn_blocking(move || save_profiles(&profiles, &snapshot_file, now))
-            .await??;
-        tracing::info!(
-            held,
-            "stopped; event log flushed and synced, reservations saved"
-        );
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// What [`load`] starts: the application and what keeps its files live.
-struct Loaded {
-    app: Arc<App>,
-    /// Reloads the campaigns (with their taxonomy and audience packages).
-    reload: watch::Trigger,
-    /// Re-applies the bulk profile files.
-    profiles: watch::Trigger,
-    /// Watches the directories.
-    watcher: watch::Watch,
-}
-
-/// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back
-/// the reservations saved at the last shutdown, reads the profiles (snapshot, then bulk files)
-/// and starts watching the campaign, audience and profile directories.
-fn load(
-    config: &Config,
-    clock: Arc<Clock>,
-    metrics: Arc<Metrics>,
-    local: SocketAddr,
-) -> anyhow::Result<Loaded> {
-    let rates = config.rates().map_err(anyhow::Error::msg)?;
-    let learning = &config.learning;
-    let priors = Priors {
-        impressions: learning.prior_impressions,
-        clicks: learning.prior_clicks,
-    };
-    let pacing = &config.pacing;
-    let feedback = Feedback {
-        learned: Arc::new(Learned::new(priors)),
-        pacer: Arc::new(Pacer::new(pacing.hold_secs, pacing.step_secs)),
-        exposures: Arc::new(Exposures::new(pacing.max_users, pacing.hold_secs)),
-    };
-    let store = Store::open(
-        &config.campaigns,
-        rates,
-        feedback.learned.clone(),
-        feedback.pacer.clone(),
-    )
-    .with_context(|| {
-        format!(
-            "cannot read campaign directory {}",
-            config.campaigns.display()
-        )
-    })?;
-    let store = Arc::new(store);
-    log_reload(&Ok(store.snapshot()));
-    // What the log says was learned, spent and shown, then the bids still waiting for a win.
-    let recorder = Arc::new(recorder(
-        &config.events,
-        feedback.clone(),
-        &store.snapshot(),
-        clock.now(),
-    )?);
-    let holds_file = config.events.dir.join(HOLDS_FILE);
-    let held = feedback
-        .pacer
-        .load_holds(&holds_file)
-        .with_context(|| format!("cannot read {}", holds_file.display()))?;
-    tracing::info!(held, "budget reservations restored");
-    // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
-    store.reprice();
-    let (profiles, profile_files) = open_profiles(config, clock.now());
-    let (profiles, profile_files) = (Arc::new(profiles), Arc::new(profile_files));
-    let (feeding, fed, fed_at) = (profiles.clone(), profile_files.clone(), clock.clone());
-    let profiles_trigger = watch::debounced(move || {
-        if let Err(e) = fed.reload(&feeding, fed_at.now()) {
-            tracing::error!("cannot read the profile directory: {e}");
-        }
-    });
-    let counted = metrics.clone();
-    let (trigger, watcher) = watch::spawn(
-        store.clone(),
-        move |result| {
-            counted.reloaded(result.is_ok());
-            log_reload(result);
-        },
-        vec![(config.profiles.dir.clone(), profiles_trigger.clone())],
-    )
-    .context("cannot watch the campaign directory")?;
-    let public = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
-    let app = Arc::new(App {
-        store,
-        metrics,
-        urls: Urls {
-            public: public.trim_end_matches('/').to_owned(),
-        },
-        limits: config.limits.clone(),
-        recorder,
-        exposures: feedback.exposures,
-        clock,
-        profiles,
-        profile_files,
-        max_batch_bytes: config.profiles.max_batch_bytes,
-    });
-    Ok(Loaded {
-        app,
-        reload: trigger,
-        profiles: profiles_trigger,
-        watcher,
-    })
-}
-
-/// The profile store: the snapshot read back (a damaged one is set aside and the store starts
-/// empty), then the bulk files applied over it; and those files.
-fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, profiles::bulk::Feed) {
-    let profiles = Profiles::new(config.profiles.max_users);
-    let files = profiles::bulk::Feed::new(config.profiles.dir.clone());
-    let file = config.profiles_snapshot();
-    match profiles::snapshot::load(&profiles, &file, now) {
-        Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
-        Err(e) => {
-            let aside = file.with_extension("snapshot.bad");
-            let moved = std::fs::rename(&file, &aside);
-            tracing::error!(
-                "cannot load the profile snapshot {}: {e}; starting with no profiles ({})",
-                file.display(),
-                match moved {
-                    Ok(()) => format!("the file was moved to {}", aside.display()),
-                    Err(e) => format!("and cannot move it aside: {e}"),
-                }
-            );
-        }
-    }
-    match files.reload(&profiles, now) {
-        Ok(updates) => tracing::info!(updates, users = profiles.users(), "profile files applied"),
-        Err(e) => tracing::error!("cannot read the profile directory: {e}"),
-    }
-    (profiles, files)
-}
-
-/// Writes the profile snapshot, logging the outcome.
-fn save_profiles(profiles: &Profiles, file: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let users = profiles::snapshot::save(profiles, file, now)
-        .with_context(|| format!("cannot write the profile snapshot {}", file.display()))
-        .inspect_err(|e| tracing::error!("{e:#}"))?;
-    tracing::info!(users, file = %file.display(), "profile snapshot written");
-    Ok(())
-}
-
-/// Hands the memory freed since the last call back to the system: mimalloc returns free pages on
-/// its own after a short delay, but a thread's heap that goes idle after a burst (10,000
-/// connections opened and closed) keeps them until it allocates again; this collects them. Off
-/// the request threads.
-fn release_freed_memory() {
-    // SAFETY: mi_collect only walks and releases mimalloc's own free lists and pages.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
-/// Where open reservations are kept between a shutdown and the next start (in the events dir).
-const HOLDS_FILE: &str = "holds.json";
-
-/// The event log and the recorder in front of it, with the events already logged remembered and
-/// fed back (`snapshot` has the campaigns they belong to).
-fn recorder(
-    config: &precis::config::Events,
-    feedback: Feedback,
-    snapshot: &store::Snapshot,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Recorder> {
-    let keys = match config.secrets() {
-        (Some(current), previous) => {
-            Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes)).map_err(|e| {
-                anyhow::anyhow!("events secret: {e} (at least {MIN_SECRET_LEN} bytes)")
-            })?
-        }
-        (None, _) => {
-            tracing::warn!(
-                "no events secret (PRECIS_SECRET or [events] secret): using a random one, so event URLs of bids made before a restart will be refused after it"
-            );
-            let mut random = [0u8; 32];
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
-                .context("cannot read /dev/urandom for a random events secret")?;
-            Keys::new(&random, None)?
-        }
-    };
-    let log = EventLog::open(Settings {
-        dir: config.dir.clone(),
-        queue: config.queue,
-        max_file_bytes: config.max_file_mb.saturating_mul(1 << 20),
-        sync_every: std::time::Duration::from_millis(config.sync_ms),
-    })
-    .with_context(|| format!("cannot open the event log in {}", config.dir.display()))?;
-    let policy = Policy {
-        token_ttl_secs: config.token_ttl_secs,
-        log_bids_every: config.log_bids_every,
-        max_orders_per_click: config.max_orders_per_click,
-    };
-    let recorder = Recorder::new(log, keys, policy, feedback);
-    let replayed = recorder.replay(&config.dir, now, |id| snapshot.campaign(id).map(|c| &**c))?;
-    tracing::info!(replayed, dir = %config.dir.display(), "event log open");
-    Ok(recorder)
-}
-
-fn log_reload(result: &std::io::Result<Arc<store::Snapshot>>) {
-    match result {
-        Ok(snapshot) => {
-            for error in &snapshot.refused {
-                tracing::error!(
-                    "refused campaign file (last good version, if any, keeps serving):\n{error}"
-                );
-            }
-            for error in &snapshot.audiences.refused {
-                tracing::error!(
-                    "refused audience package (last good version, if any, keeps serving): {error}"
-                );
-            }
-            tracing::info!(
-                generation = snapshot.generation,
-                audiences = snapshot.audiences.packages().count(),
-                live = snapshot.ranked.len(),
-                refused = snapshot.refused.len(),
-                took_ms = snapshot.took.as_millis() as u64,
-                "campaigns loaded"
-            );
-        }
-        Err(e) => tracing::error!("cannot read campaign directory, keeping current campaigns: {e}"),
-    }
 }
 
 #[cfg(test)]

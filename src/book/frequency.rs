@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
 use crate::campaign::{Campaign, Window};
-use crate::clock::{next_hour, next_midnight, next_monday};
+use crate::clock::{next_hour, next_midnight, next_monday, unix_secs};
+use crate::metrics::Exposition;
 
 /// Every known user's exposures.
 #[derive(Debug)]
@@ -98,7 +99,7 @@ impl Exposures {
             self.anonymous.fetch_add(1, Ordering::Relaxed);
             return true;
         };
-        let now_secs = unix(now);
+        let now_secs = unix_secs(now);
         let key = campaign_key(&campaign.id);
         let mut entry = self.users.entry(user).or_default();
         entry.last = now_secs;
@@ -136,7 +137,7 @@ impl Exposures {
         {
             return;
         }
-        let now_secs = unix(now);
+        let now_secs = unix_secs(now);
         let mut entry = self.users.entry(user).or_default();
         entry.last = entry.last.max(now_secs);
         let seen = entry.seen(campaign_key(&campaign.id));
@@ -155,7 +156,7 @@ impl Exposures {
             return;
         }
         let mut entry = self.users.entry(user).or_default();
-        entry.last = entry.last.max(unix(now));
+        entry.last = entry.last.max(unix_secs(now));
         entry.seen(campaign_key(&campaign.id)).converted = true;
     }
 
@@ -167,9 +168,23 @@ impl Exposures {
             .get(&user)
             .and_then(|u| {
                 let seen = u.seen.iter().find(|s| s.campaign == key)?;
-                (unix(now) < seen.window_end).then_some(u32::from(seen.shown))
+                (unix_secs(now) < seen.window_end).then_some(u32::from(seen.shown))
             })
             .unwrap_or(0)
+    }
+
+    /// Its metrics: requests it could not cap (no user key) and the users it remembers.
+    pub fn report(&self, out: &mut Exposition) {
+        out.counter(
+            "precis_frequency_anonymous_total",
+            "Frequency-capped campaigns that met a request without a user key (not capped).",
+            self.anonymous.load(Ordering::Relaxed),
+        );
+        out.gauge(
+            "precis_frequency_users",
+            "Users whose exposures frequency caps remember.",
+            self.users(),
+        );
     }
 
     pub fn users(&self) -> usize {
@@ -180,7 +195,7 @@ impl Exposures {
     /// nothing left), then, past `max_users`, the users seen least recently. Returns how many
     /// users it dropped. Runs off the bid path; holds one shard at a time.
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
-        let now = unix(now);
+        let now = unix_secs(now);
         let before = self.users.len();
         self.users.retain(|_, user| {
             user.seen
@@ -223,10 +238,10 @@ fn window_end(campaign: &Campaign, now: DateTime<Utc>) -> u32 {
         .as_ref()
         .map_or(Window::Flight, |c| c.per);
     match per {
-        Window::Hour => unix(next_hour(now, tz)),
-        Window::Day => unix(next_midnight(now, tz)),
-        Window::Week => unix(next_monday(now, tz)),
-        Window::Flight => campaign.end.map_or(u32::MAX, unix),
+        Window::Hour => unix_secs(next_hour(now, tz)),
+        Window::Day => unix_secs(next_midnight(now, tz)),
+        Window::Week => unix_secs(next_monday(now, tz)),
+        Window::Flight => campaign.end.map_or(u32::MAX, unix_secs),
     }
 }
 
@@ -235,10 +250,6 @@ fn campaign_key(id: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
     id.hash(&mut hasher);
     hasher.finish()
-}
-
-fn unix(t: DateTime<Utc>) -> u32 {
-    u32::try_from(t.timestamp()).unwrap_or(0)
 }
 
 #[cfg(test)]

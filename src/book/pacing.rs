@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Budget, Campaign, Pacing};
 use crate::clock::{local_day, next_hour, next_midnight};
+use crate::metrics::Exposition;
 
 /// Nano-dollars per dollar.
 const NANOS: f64 = 1e9;
@@ -265,6 +266,15 @@ impl Pacer {
             keep
         });
         before.saturating_sub(self.holds.len())
+    }
+
+    /// Its metrics: the bids waiting for their win notice.
+    pub fn report(&self, out: &mut Exposition) {
+        out.gauge(
+            "precis_budget_holds",
+            "Bids whose price is reserved, waiting for their win notice.",
+            self.holds(),
+        );
     }
 
     /// Holds waiting for their win.

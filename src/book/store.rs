@@ -1,9 +1,11 @@
-//! Reload: the campaign directory (with its `taxonomy.toml`) and the audience directory → an
-//! immutable [`Snapshot`], swapped in atomically.
+//! The store: the campaign directory (with its `taxonomy.toml`) and the audience directory → an
+//! immutable [`Snapshot`], swapped in atomically; and the state events feed back into bidding
+//! ([`Feedback`]: learned rates, spend, exposures), which it owns.
 //!
 //! Requests read the current snapshot through arc-swap without ever waiting; a reload parses,
-//! validates, ranks and indexes ([`crate::book::index`]) off the request path and publishes the result with one pointer swap, so a
-//! request sees either the old campaigns or the new ones, never a mix. Validation is per file: a file
+//! validates, ranks and indexes ([`crate::book::index`]) off the request path and publishes the
+//! result with one pointer swap, so a request sees either the old campaigns or the new ones, never
+//! a mix. Validation is per file: a file
 //! that fails keeps its last good version serving (a new broken file is simply not loaded), and its
 //! errors are kept for `/status`. Unchanged files are not parsed again (audience packages: not read
 //! again while their length and modification time stay the same). Campaigns are checked against the
@@ -12,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
 use crate::audience::Library;
+use crate::book::frequency::Exposures;
 use crate::book::index::Index;
 use crate::book::learning::Learned;
 use crate::book::pacing::Pacer;
@@ -30,6 +33,8 @@ use crate::campaign::pricing::Rates;
 use crate::campaign::taxonomy::{self, Taxonomy};
 use crate::campaign::{self, Campaign};
 use crate::diagnostic::FileError;
+use crate::eventlog::{Event, Kind};
+use crate::metrics::{Exposition, Type};
 
 /// Everything the bidder serves from, as of one reload (and the latest repricing).
 #[derive(Debug, Clone)]
@@ -63,16 +68,25 @@ pub struct Loaded {
     hash: u64,
 }
 
-/// The live campaigns and how to refresh them.
+/// What logged events teach the bidder, rebuilt by replaying the log at start: rates (which price
+/// CPC and CPS campaigns), spend (which budgets hold against) and exposures (which frequency caps
+/// count).
+#[derive(Debug)]
+pub struct Feedback {
+    pub learned: Learned,
+    pub pacer: Pacer,
+    pub exposures: Exposures,
+}
+
+/// The live campaigns, how to refresh them, and what events taught about them.
 pub struct Store {
     dir: PathBuf,
     /// The audience package directory: `audiences` next to the campaign directory.
     audiences: PathBuf,
     rates: Rates,
-    /// What campaigns have measured: sets the price of CPC and CPS campaigns.
-    learned: Arc<Learned>,
-    /// Budgeted campaigns' accounts, attached to them when they are ranked.
-    pacer: Arc<Pacer>,
+    /// What campaigns have measured, spent and shown; budgeted campaigns' accounts are attached
+    /// to them when they are ranked.
+    feedback: Feedback,
     /// Each campaign's bid counter by id, attached to it when it is ranked, so that reloads and
     /// repricing keep counting where they were.
     bids: DashMap<String, Arc<AtomicU64>>,
@@ -80,6 +94,9 @@ pub struct Store {
     /// Serialises reloads (the watcher, SIGHUP and the admin route may ask at once). Held only by
     /// the reloading thread, never by a request.
     reloading: Mutex<()>,
+    /// Reloads asked for since the first load, and those that could not read the directory.
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
 }
 
 impl Snapshot {
@@ -91,12 +108,7 @@ impl Snapshot {
 
 impl Store {
     /// Loads `dir` for the first time. Fails only if the directory cannot be listed.
-    pub fn open(
-        dir: &Path,
-        rates: Rates,
-        learned: Arc<Learned>,
-        pacer: Arc<Pacer>,
-    ) -> std::io::Result<Store> {
+    pub fn open(dir: &Path, rates: Rates, feedback: Feedback) -> std::io::Result<Store> {
         let empty = Snapshot {
             generation: 0,
             loaded_at: Utc::now(),
@@ -113,13 +125,14 @@ impl Store {
             dir: dir.to_owned(),
             audiences: audience_dir(dir),
             rates,
-            learned,
-            pacer,
+            feedback,
             bids: DashMap::new(),
             current: ArcSwap::from_pointee(empty),
             reloading: Mutex::new(()),
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
         };
-        store.reload()?;
+        store.load()?;
         Ok(store)
     }
 
@@ -136,11 +149,48 @@ impl Store {
     }
 
     pub fn learned(&self) -> &Learned {
-        &self.learned
+        &self.feedback.learned
     }
 
     pub fn pacer(&self) -> &Pacer {
-        &self.pacer
+        &self.feedback.pacer
+    }
+
+    pub fn exposures(&self) -> &Exposures {
+        &self.feedback.exposures
+    }
+
+    /// Counts a logged event into what it teaches: rates, spend (a win settles its reservation)
+    /// and exposures. `campaign` is its campaign, when still loaded.
+    pub fn observe(&self, event: &Event, campaign: Option<&Campaign>) {
+        let Feedback {
+            learned,
+            pacer,
+            exposures,
+        } = &self.feedback;
+        learned.observe(event);
+        let user = event
+            .user
+            .as_deref()
+            .and_then(|u| u64::from_str_radix(u, 16).ok());
+        match (event.event, campaign, user) {
+            (Kind::Win, _, _) => {
+                let tz = campaign.map_or(chrono_tz::UTC, |c| c.timezone);
+                pacer.settle(&event.bid, &event.campaign, tz, event.spend_usd, event.ts);
+            }
+            (Kind::Imp, Some(campaign), Some(user)) => exposures.shown(user, campaign, event.ts),
+            (Kind::Conv, Some(campaign), Some(user)) => {
+                exposures.converted(user, campaign, event.ts);
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets what time has expired as of `now`: budget reservations no win claimed, frequency
+    /// windows that are over. Walks maps: off the request path.
+    pub fn expire(&self, now: DateTime<Utc>) {
+        self.feedback.pacer.sweep(now);
+        self.feedback.exposures.sweep(now);
     }
 
     /// The current snapshot. Wait-free; hold it for the length of one request.
@@ -164,15 +214,25 @@ impl Store {
 
     fn rank(&self, campaigns: impl IntoIterator<Item = Arc<Campaign>>) -> Vec<Ranked> {
         ranking::rank(campaigns, &self.rates, |c| Ranked {
-            account: self.pacer.account_for(&c),
+            account: self.feedback.pacer.account_for(&c),
             bids: self.bids.entry(c.id.clone()).or_default().clone(),
-            ..Ranked::learned(c, &self.learned)
+            ..Ranked::learned(c, &self.feedback.learned)
         })
     }
 
-    /// Re-reads the directory and swaps in the result. On an error listing the directory the
-    /// current snapshot stays as it is.
+    /// Re-reads the directory and swaps in the result, counted in `/metrics`. On an error listing
+    /// the directory the current snapshot stays as it is.
     pub fn reload(&self) -> std::io::Result<Arc<Snapshot>> {
+        let result = self.load();
+        let counter = match result {
+            Ok(_) => &self.reloads,
+            Err(_) => &self.reload_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn load(&self) -> std::io::Result<Arc<Snapshot>> {
         let _one_at_a_time = self
             .reloading
             .lock()
@@ -220,6 +280,101 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The store's metrics: what is loaded and refused, reloads, why matching campaigns stepped
+    /// aside, budgets' and frequency caps' state, and each live campaign's bids, wins and spend.
+    pub fn report(&self, out: &mut Exposition) {
+        let snapshot = self.snapshot();
+        let load = |n: usize| n as u64;
+        for (name, help, value) in [
+            (
+                "precis_campaigns_live",
+                "Active campaigns in the auction.",
+                load(snapshot.ranked.len()),
+            ),
+            (
+                "precis_campaign_files_refused",
+                "Campaign files refused by the last reload.",
+                load(snapshot.refused.len()),
+            ),
+            (
+                "precis_reload_generation",
+                "Reloads applied since start.",
+                snapshot.generation,
+            ),
+            (
+                "precis_audience_files_refused",
+                "Audience package files refused by the last reload.",
+                load(snapshot.audiences.refused.len()),
+            ),
+        ] {
+            out.gauge(name, help, value);
+        }
+        out.labelled(
+            "precis_audience_users",
+            "Users in each loaded audience package.",
+            Type::Gauge,
+            "package",
+            snapshot.audiences.packages().map(|p| (&p.name, p.users())),
+        );
+        out.counter(
+            "precis_reloads_total",
+            "Campaign reloads run after a change, SIGHUP or /admin/reload.",
+            self.reloads.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "precis_reload_failures_total",
+            "Reloads that could not read the campaign directory.",
+            self.reload_failures.load(Ordering::Relaxed),
+        );
+        let Feedback {
+            learned,
+            pacer,
+            exposures,
+        } = &self.feedback;
+        let counted = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        out.labelled(
+            "precis_candidates_stepped_aside_total",
+            "Campaigns that matched but let the next one bid, by reason.",
+            Type::Counter,
+            "reason",
+            [
+                ("out_of_budget", counted(&pacer.out_of_budget)),
+                ("throttled", counted(&pacer.throttled)),
+                ("frequency_capped", counted(&exposures.capped)),
+            ],
+        );
+        pacer.report(out);
+        exposures.report(out);
+        // Ids are letters, digits, `.`, `_` and `-`: they need no escaping as label values.
+        type Value = fn(&Ranked, &Learned) -> f64;
+        let families: [(&str, &str, Value); 3] = [
+            (
+                "precis_campaign_bids_total",
+                "Bids made, per live campaign, since start.",
+                |r, _| r.bids.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "precis_campaign_wins_total",
+                "Win notices logged, per live campaign (replayed from the event log at start).",
+                |r, l| l.counts(&r.campaign.id).wins as f64,
+            ),
+            (
+                "precis_campaign_spend_usd_total",
+                "Clearing prices won, USD, per live campaign (replayed from the event log at start).",
+                |r, l| l.counts(&r.campaign.id).spend_usd,
+            ),
+        ];
+        for (name, help, value) in families {
+            let series = snapshot
+                .ranked
+                .iter()
+                .map(|r| (&r.campaign.id, value(r, learned)));
+            out.labelled(name, help, Type::Counter, "campaign", series);
+        }
+    }
+}
+
 /// What campaigns are checked against: the taxonomy of their directory and the audience packages.
 pub struct Sources {
     pub taxonomy: Option<Arc<Taxonomy>>,
@@ -252,6 +407,63 @@ impl Sources {
             refused,
         }
     }
+}
+
+/// What checking campaign files found (`precis check`).
+#[derive(Debug)]
+pub struct Checked {
+    /// How many campaign files were named.
+    pub files: usize,
+    /// Those that compiled, by file.
+    pub loaded: BTreeMap<PathBuf, Loaded>,
+    /// Every file refused: campaign files, then the taxonomy, then audience packages.
+    pub refused: Vec<FileError>,
+    /// The taxonomy the campaigns were checked against, if the directory has one.
+    pub taxonomy: Option<Arc<Taxonomy>>,
+    /// How many audience packages their names were checked against.
+    pub packages: usize,
+}
+
+/// Checks the campaign files `paths` name (a directory: its campaign files) as a reload would,
+/// against the taxonomy and the audience packages of the first directory among them, else of
+/// `dir`. Fails only when a path cannot be listed.
+pub fn check(paths: &[PathBuf], dir: &Path, rates: &Rates) -> std::io::Result<Checked> {
+    let files = campaign_files(paths)?;
+    let dir = paths
+        .iter()
+        .find(|p| p.is_dir())
+        .map_or(dir, PathBuf::as_path);
+    let sources = Sources::load(dir, &audience_dir(dir), None, &Library::default());
+    let names = sources.audiences.names();
+    let context = Context {
+        rates,
+        taxonomy: sources.taxonomy.as_deref(),
+        audiences: Some(&names),
+    };
+    let (loaded, mut refused) = compile(&files, &BTreeMap::new(), &context);
+    refused.extend(sources.refused);
+    refused.extend(sources.audiences.refused.iter().cloned());
+    Ok(Checked {
+        files: files.len(),
+        loaded,
+        refused,
+        taxonomy: sources.taxonomy,
+        packages: names.len(),
+    })
+}
+
+/// The campaigns of `dir` that compile on their own, without its taxonomy and packages: what a
+/// report of the log can name (a campaign refused for a tag is still the campaign its events
+/// belong to).
+pub fn compile_dir(dir: &Path, rates: &Rates) -> std::io::Result<Vec<Arc<Campaign>>> {
+    let files = campaign_files(&[dir.to_owned()])?;
+    let context = Context {
+        rates,
+        taxonomy: None,
+        audiences: None,
+    };
+    let (loaded, _) = compile(&files, &BTreeMap::new(), &context);
+    Ok(loaded.into_values().map(|l| l.campaign).collect())
 }
 
 /// Where the audience packages of campaign directory `dir` are: `audiences` next to it.

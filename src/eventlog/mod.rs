@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::metrics::Exposition;
+
 /// How the log is written.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -132,6 +134,41 @@ impl EventLog {
                 Err(Busy)
             }
         }
+    }
+
+    /// Its metrics: lines written, turned away and failed, the queue, how long since the last sync.
+    pub fn report(&self, out: &mut Exposition) {
+        let stats = &self.stats;
+        let counted = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        for (name, help, value) in [
+            (
+                "precis_event_log_written_total",
+                "Lines written to the event log.",
+                &stats.written,
+            ),
+            (
+                "precis_event_log_refused_total",
+                "Lines the event log's full queue turned away.",
+                &stats.refused,
+            ),
+            (
+                "precis_event_log_write_errors_total",
+                "Lines or syncs that failed.",
+                &stats.write_errors,
+            ),
+        ] {
+            out.counter(name, help, counted(value));
+        }
+        out.gauge(
+            "precis_event_log_queued",
+            "Events waiting for the writer (lag).",
+            counted(&stats.queued),
+        );
+        out.gauge(
+            "precis_event_log_sync_age_seconds",
+            "Time since the event log was last flushed and fsynced.",
+            stats.sync_age_secs(),
+        );
     }
 
     /// Writes everything queued so far, fsyncs and stops the writer; later submissions are refused.

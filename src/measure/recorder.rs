@@ -1,25 +1,29 @@
-//! The recorder: turns an event request (win, impression, click, conversion) into a line of the
-//! event log ([`Event`]): it verifies the token, prices the event, logs each event once and feeds
-//! what events teach the bidder: `learning` (rates), `pacing` (spend) and `frequency` (exposures).
-//! The recorder never waits for disk: it hands events to the log's queue.
+//! The recorder: what an event notice means. The exchange's win and impression notices, the
+//! user's click and the advertiser's conversion each become one line of the event log
+//! ([`Event`]): the recorder verifies the token, applies the first-price rule, prices the event
+//! (spend, what the advertiser owes), logs each event once, feeds what it teaches to the book
+//! ([`Store::observe`]: rates, spend, exposures) and counts what it accepted and refused.
+//!
+//! The HTTP layer only reads parameters and turns a [`Refusal`] into a status. The recorder never
+//! waits for disk: it hands lines to the log's queue, and a full queue is a [`Refusal::Busy`]
+//! (503) the sender retries.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use crate::book::frequency::Exposures;
-use crate::book::learning::Learned;
-use crate::book::pacing::Pacer;
+use crate::book::store::Store;
 use crate::campaign::Campaign;
 use crate::campaign::pricing::{Currency, Model, Rates};
+use crate::clock::unix_secs;
 use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, Event, EventLog, Kind};
+use crate::metrics::{Exposition, Type};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
-/// Why an event was not recorded. Each maps to a 4xx/503 answer and a metric.
+/// Why an event was not recorded. Each maps to a 4xx/503 answer and a reason in `/metrics`.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Refusal {
     #[error("{0}")]
@@ -36,8 +40,37 @@ pub enum Refusal {
     Busy(#[from] Busy),
 }
 
+/// The reasons refusals are counted by, in `/metrics` order (see [`Refusal::reason`]).
+const REASONS: [&str; 7] = [
+    "bad_token",
+    "expired",
+    "bad_amount",
+    "gone",
+    "busy",
+    "too_many_orders",
+    "bad_body",
+];
+
+/// A conversion whose body could not be read (too large, too slow, broken): counted with the
+/// refusals, though it never reached the recorder.
+const BAD_BODY: usize = 6;
+
+impl Refusal {
+    /// Its reason in `/metrics`: an index into [`REASONS`].
+    fn reason(&self) -> usize {
+        match self {
+            Refusal::Token(TokenError::Expired) => 1,
+            Refusal::Token(_) => 0,
+            Refusal::Price | Refusal::Value => 2,
+            Refusal::Gone(..) => 3,
+            Refusal::Busy(_) => 4,
+            Refusal::TooManyOrders => 5,
+        }
+    }
+}
+
 /// What an accepted event request did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// Logged.
     New,
@@ -45,37 +78,14 @@ pub enum Recorded {
     Again,
 }
 
-/// What logged events feed: rates, spend and exposures, rebuilt by replaying the log at start.
-#[derive(Debug, Clone)]
-pub struct Feedback {
-    pub learned: Arc<Learned>,
-    pub pacer: Arc<Pacer>,
-    pub exposures: Arc<Exposures>,
-}
-
-impl Feedback {
-    /// Counts a logged event; `campaign` is its campaign when still loaded.
-    fn observe(&self, event: &Event, campaign: Option<&Campaign>) {
-        self.learned.observe(event);
-        let user = event
-            .user
-            .as_deref()
-            .and_then(|u| u64::from_str_radix(u, 16).ok());
-        match (event.event, campaign, user) {
-            (Kind::Win, _, _) => {
-                let tz = campaign.map_or(chrono_tz::UTC, |c| c.timezone);
-                let pacer = &self.pacer;
-                pacer.settle(&event.bid, &event.campaign, tz, event.spend_usd, event.ts);
-            }
-            (Kind::Imp, Some(campaign), Some(user)) => {
-                self.exposures.shown(user, campaign, event.ts);
-            }
-            (Kind::Conv, Some(campaign), Some(user)) => {
-                self.exposures.converted(user, campaign, event.ts);
-            }
-            _ => {}
-        }
-    }
+/// A click that was genuine: where the user goes, and whether the click was logged (the user gets
+/// where they clicked either way).
+#[derive(Debug)]
+pub struct Click {
+    /// The creative's landing page with the click token (`pclid`) the advertiser returns with a
+    /// conversion.
+    pub landing: String,
+    pub logged: Result<Recorded, Refusal>,
 }
 
 /// What the recorder accepts and logs.
@@ -89,57 +99,203 @@ pub struct Policy {
     pub max_orders_per_click: u32,
 }
 
+/// The kinds of logged events counted in `/metrics` (bid lines are counted apart: a sample).
+const COUNTED: [Kind; 4] = [Kind::Win, Kind::Imp, Kind::Click, Kind::Conv];
+
 /// Accepts events: checks their token, prices them, logs each one once.
 pub struct Recorder {
-    pub log: EventLog,
-    pub keys: Keys,
-    ttl_secs: u32,
+    log: EventLog,
+    keys: Keys,
+    policy: Policy,
     /// Events already logged, until their token expires: (kind, bid, order) → expiry.
     seen: DashMap<(Kind, String, Option<String>), u32>,
     /// Orders counted per click (by bid), until the click token expires: bid → (orders, expiry).
     orders: DashMap<String, (u32, u32)>,
-    max_orders_per_click: u32,
-    log_bids_every: u64,
     bids: AtomicU64,
-    /// Fed every logged event.
-    feedback: Feedback,
     /// Bid lines not logged because the log was busy (bid lines are a sample; events are not).
-    pub bid_lines_dropped: AtomicU64,
+    bid_lines_dropped: AtomicU64,
+    /// Events logged and events seen again, by kind (indexed as `Kind`); refusals by reason.
+    logged: [AtomicU64; 5],
+    repeats: [AtomicU64; 5],
+    refused: [AtomicU64; REASONS.len()],
 }
 
 impl Recorder {
-    pub fn new(log: EventLog, keys: Keys, policy: Policy, feedback: Feedback) -> Recorder {
+    pub fn new(log: EventLog, keys: Keys, policy: Policy) -> Recorder {
         Recorder {
-            feedback,
             log,
             keys,
-            ttl_secs: policy.token_ttl_secs,
+            policy,
             seen: DashMap::new(),
             orders: DashMap::new(),
-            max_orders_per_click: policy.max_orders_per_click,
-            log_bids_every: policy.log_bids_every,
             bids: AtomicU64::new(0),
             bid_lines_dropped: AtomicU64::new(0),
+            logged: Default::default(),
+            repeats: Default::default(),
+            refused: Default::default(),
         }
     }
 
-    /// The claims of a token of `purpose`, if it is genuine and current.
-    pub fn verify(
-        &self,
-        token: &str,
-        purpose: Purpose,
-        now: DateTime<Utc>,
-    ) -> Result<Claims, Refusal> {
-        Ok(self.keys.verify(token, unix(now), self.ttl_secs, purpose)?)
+    /// The keys event tokens are signed with (the auction signs its bids' with them).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
-    /// Logs `event` unless the same one was logged before. A retry after [`Busy`] is accepted.
-    /// A click converts at most `max_orders_per_click` times, whatever order ids are sent: the
-    /// click token sits in the landing page's URL, where anyone who sees it could replay it.
-    /// `campaign` is the event's campaign, when it is still loaded.
-    pub fn record(&self, event: Event, campaign: Option<&Campaign>) -> Result<Recorded, Refusal> {
+    /// `GET /win?t=TOKEN&price=P`: the exchange says the bid won at clearing price `price` (CPM in
+    /// the bid's currency), which must be there and, first price, at most what precis bid.
+    pub fn win(
+        &self,
+        store: &Store,
+        token: &str,
+        price: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        self.counted(Kind::Win, self.notice(store, Kind::Win, token, price, now))
+    }
+
+    /// `GET /imp?t=TOKEN[&price=P]`: the ad was rendered, a billable impression; a price, when
+    /// given, is held to the same rule as a win's.
+    pub fn impression(
+        &self,
+        store: &Store,
+        token: &str,
+        price: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        self.counted(Kind::Imp, self.notice(store, Kind::Imp, token, price, now))
+    }
+
+    /// `GET /click?t=TOKEN`: where the user goes, the creative's landing page from the campaign
+    /// file (never from the request: no open redirect), with a click token for conversions. A
+    /// click the log is too busy to take is counted as refused, and the user still gets there.
+    pub fn click(&self, store: &Store, token: &str, now: DateTime<Utc>) -> Result<Click, Refusal> {
+        let clicked = (|| {
+            let claims = self.verify(token, Purpose::Event, now)?;
+            let snapshot = store.snapshot();
+            let campaign = snapshot.campaign(&claims.campaign);
+            let creative =
+                campaign.and_then(|c| c.creatives.iter().find(|k| k.id == claims.creative));
+            let (Some(campaign), Some(creative)) = (campaign, creative) else {
+                return Err(Refusal::Gone(claims.campaign, claims.creative));
+            };
+            let mut event = Event::about(Kind::Click, &claims, now);
+            event.revenue_usd = revenue_usd(Kind::Click, campaign, None, store.rates());
+            let logged = self.counted(Kind::Click, self.record(store, event, Some(campaign)));
+            let pclid = self.keys.sign(&Claims {
+                purpose: Purpose::Click,
+                issued: unix_secs(now),
+                ..claims
+            });
+            Ok(Click {
+                landing: with_param(&creative.landing, "pclid", &pclid),
+                logged,
+            })
+        })();
+        clicked.inspect_err(|refusal| self.refuse(refusal))
+    }
+
+    /// `GET|POST /conv?pclid=TOKEN[&value=AMOUNT][&order=ID]`: the advertiser reports an order
+    /// after a click, worth `value` in the campaign's currency. One order id counts once; a click
+    /// converts at most `max_orders_per_click` times.
+    pub fn conversion(
+        &self,
+        store: &Store,
+        pclid: &str,
+        value: Option<&str>,
+        order: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        let recorded = (|| {
+            let claims = self.verify(pclid, Purpose::Click, now)?;
+            let value = value.map(|v| amount(v).ok_or(Refusal::Value)).transpose()?;
+            let mut event = Event::about(Kind::Conv, &claims, now);
+            event.value = value;
+            event.order = order.map(|o| o.chars().take(128).collect());
+            let snapshot = store.snapshot();
+            let campaign = snapshot.campaign(&claims.campaign);
+            if let Some(campaign) = campaign {
+                event.revenue_usd = revenue_usd(Kind::Conv, campaign, value, store.rates());
+            }
+            self.record(store, event, campaign.map(|c| &**c))
+        })();
+        self.counted(Kind::Conv, recorded)
+    }
+
+    /// A conversion whose body could not be read: counted with the refusals.
+    pub fn unreadable(&self) {
+        self.refused[BAD_BODY].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A win or an impression notice.
+    fn notice(
+        &self,
+        store: &Store,
+        kind: Kind,
+        token: &str,
+        price: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        let claims = self.verify(token, Purpose::Event, now)?;
+        // First price: the exchange cannot clear above what precis bid.
+        let price = match price
+            .map(|text| amount(text).filter(|p| *p <= claims.bid_price * (1.0 + 1e-9)))
+        {
+            Some(Some(price)) => Some(price),
+            Some(None) => return Err(Refusal::Price),
+            None if kind == Kind::Imp => None,
+            None => return Err(Refusal::Price),
+        };
+        let rates = store.rates();
+        let mut event = Event::about(kind, &claims, now);
+        event.price = price;
+        if kind == Kind::Win {
+            event.spend_usd = spend_usd(price.unwrap_or(0.0), &claims.cur, rates);
+        }
+        let snapshot = store.snapshot();
+        let campaign = snapshot.campaign(&claims.campaign);
+        if let Some(campaign) = campaign {
+            event.revenue_usd = revenue_usd(kind, campaign, None, rates);
+        }
+        self.record(store, event, campaign.map(|c| &**c))
+    }
+
+    /// The claims of a token of `purpose`, if it is genuine and current.
+    fn verify(&self, token: &str, purpose: Purpose, now: DateTime<Utc>) -> Result<Claims, Refusal> {
+        let ttl = self.policy.token_ttl_secs;
+        Ok(self.keys.verify(token, unix_secs(now), ttl, purpose)?)
+    }
+
+    /// Counts what became of a request for an event of `kind`.
+    fn counted(
+        &self,
+        kind: Kind,
+        recorded: Result<Recorded, Refusal>,
+    ) -> Result<Recorded, Refusal> {
+        match &recorded {
+            Ok(Recorded::New) => &self.logged[kind as usize],
+            Ok(Recorded::Again) => &self.repeats[kind as usize],
+            Err(refusal) => &self.refused[refusal.reason()],
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        recorded
+    }
+
+    fn refuse(&self, refusal: &Refusal) {
+        self.refused[refusal.reason()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs `event` unless the same one was logged before, then feeds it to the book. A retry
+    /// after [`Busy`] is accepted. A click converts at most `max_orders_per_click` times, whatever
+    /// order ids are sent: the click token sits in the landing page's URL, where anyone who sees
+    /// it could replay it. `campaign` is the event's campaign, when it is still loaded.
+    fn record(
+        &self,
+        store: &Store,
+        event: Event,
+        campaign: Option<&Campaign>,
+    ) -> Result<Recorded, Refusal> {
         let key = (event.event, event.bid.clone(), event.order.clone());
-        let expiry = unix(event.ts).saturating_add(self.ttl_secs);
+        let expiry = unix_secs(event.ts).saturating_add(self.policy.token_ttl_secs);
         match self.seen.entry(key.clone()) {
             Entry::Occupied(_) => return Ok(Recorded::Again),
             Entry::Vacant(slot) => {
@@ -156,14 +312,14 @@ impl Recorder {
             }
             Refusal::Busy(busy)
         })?;
-        self.feedback.observe(&event, campaign);
+        store.observe(&event, campaign);
         Ok(Recorded::New)
     }
 
     /// Counts one more order for the click of `bid`, unless it has had its share.
     fn count_order(&self, bid: &str, expiry: u32) -> bool {
         let mut orders = self.orders.entry(bid.to_owned()).or_insert((0, expiry));
-        if orders.0 >= self.max_orders_per_click {
+        if orders.0 >= self.policy.max_orders_per_click {
             return false;
         }
         orders.0 += 1;
@@ -180,21 +336,22 @@ impl Recorder {
     /// the bid path does not block on the log. Bid lines use at most half the log's queue, so
     /// that events always find room; lines left out are counted.
     pub fn bids(&self, claims: Vec<Claims>, now: DateTime<Utc>) {
-        if self.log_bids_every == 0 {
+        let every = self.policy.log_bids_every;
+        if every == 0 {
             return;
         }
         for claims in claims {
             if !self
                 .bids
                 .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(self.log_bids_every)
+                .is_multiple_of(every)
             {
                 continue;
             }
             let room =
                 self.log.stats.queued.load(Ordering::Relaxed) < self.log.capacity() as u64 / 2;
             let line = Event {
-                weight: self.log_bids_every,
+                weight: every,
                 ..Event::of(Kind::Bid, claims, now)
             };
             if !room || self.log.submit(line).is_err() {
@@ -205,31 +362,33 @@ impl Recorder {
 
     /// Forgets events whose tokens have expired (they can no longer arrive): bounds memory.
     pub fn sweep(&self, now: DateTime<Utc>) {
-        let now = unix(now);
+        let now = unix_secs(now);
         self.seen.retain(|_, expiry| *expiry > now);
         self.orders.retain(|_, (_, expiry)| *expiry > now);
     }
 
-    /// Reads the whole log back: every event counts toward what campaigns have learned, spent
-    /// and shown (`campaign` finds a loaded campaign by id), and those within the token lifetime
-    /// are remembered, so that a retry after a restart still counts once. Returns how many events
-    /// it read.
-    pub fn replay<'c>(
+    /// Reads the whole log in `dir` back: every event counts toward what campaigns have
+    /// learned, spent and shown ([`Store::observe`]), and those within the token lifetime are
+    /// remembered, so that a retry after a restart still counts once. Returns how many events it
+    /// read.
+    pub fn replay(
         &self,
         dir: &std::path::Path,
+        store: &Store,
         now: DateTime<Utc>,
-        campaign: impl Fn(&str) -> Option<&'c Campaign>,
     ) -> Result<usize, ReadError> {
-        let horizon = now - chrono::Duration::seconds(self.ttl_secs.into());
+        let ttl = self.policy.token_ttl_secs;
+        let horizon = now - chrono::Duration::seconds(ttl.into());
         let mut events = events_in(dir, ..).map_err(|source| ReadError {
             path: dir.to_owned(),
             source,
         })?;
+        let snapshot = store.snapshot();
         let mut read = 0;
         for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
-            self.feedback.observe(&event, campaign(&event.campaign));
+            store.observe(&event, snapshot.campaign(&event.campaign).map(|c| &**c));
             if event.ts >= horizon {
-                let expiry = unix(event.ts).saturating_add(self.ttl_secs);
+                let expiry = unix_secs(event.ts).saturating_add(ttl);
                 self.seen
                     .insert((event.event, event.bid, event.order), expiry);
             }
@@ -238,6 +397,83 @@ impl Recorder {
         events.finish()?;
         Ok(read)
     }
+
+    /// Writes everything accepted so far to disk and stops the log's writer (see
+    /// [`EventLog::close`]). Blocks: call it from a blocking thread, once requests are done.
+    pub fn close(&self, patience: std::time::Duration) {
+        self.log.close(patience);
+    }
+
+    /// Its metrics: events logged, repeated and refused, and the log's own.
+    pub fn report(&self, out: &mut Exposition) {
+        let by_kind = |counters: &'_ [AtomicU64; 5]| {
+            COUNTED.map(|kind| (label(kind), counters[kind as usize].load(Ordering::Relaxed)))
+        };
+        out.labelled(
+            "precis_events_total",
+            "Events logged, by kind.",
+            Type::Counter,
+            "kind",
+            by_kind(&self.logged),
+        );
+        out.labelled(
+            "precis_event_repeats_total",
+            "Events received again and counted once.",
+            Type::Counter,
+            "kind",
+            by_kind(&self.repeats),
+        );
+        out.labelled(
+            "precis_event_rejections_total",
+            "Event requests turned away, by reason.",
+            Type::Counter,
+            "reason",
+            REASONS
+                .iter()
+                .zip(&self.refused)
+                .map(|(reason, n)| (reason, n.load(Ordering::Relaxed))),
+        );
+        self.log.report(out);
+        out.counter(
+            "precis_bid_lines_dropped_total",
+            "Sampled bid lines not logged because the log was busy.",
+            self.bid_lines_dropped.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// How a kind of event is labelled in `/metrics`: as it is written in the log.
+fn label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bid => "bid",
+        Kind::Win => "win",
+        Kind::Imp => "imp",
+        Kind::Click => "click",
+        Kind::Conv => "conv",
+    }
+}
+
+/// An amount sent as a parameter: a finite number of at least 0. An exchange that did not
+/// substitute `${AUCTION_PRICE}` sends the macro itself, which is not one.
+fn amount(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// `url` with `name=value` added to its query (before any fragment).
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let (base, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(b, f)| (b, Some(f)));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!("{base}{separator}{name}={value}");
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 /// What the advertiser owes for an event, in USD: the campaign's price for the thing it pays for.
@@ -258,8 +494,4 @@ pub fn spend_usd(price: f64, cur: &str, rates: &Rates) -> f64 {
     Currency::parse(cur)
         .and_then(|c| rates.convert(price / 1000.0, c, Currency::USD))
         .unwrap_or(0.0)
-}
-
-fn unix(ts: DateTime<Utc>) -> u32 {
-    u32::try_from(ts.timestamp()).unwrap_or(0)
 }

@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::Serialize;
 
+use crate::book::learning;
+use crate::campaign::Campaign;
+use crate::campaign::pricing::Rates;
 use crate::eventlog::read::{Events, ReadError, Skipped, files_for};
 use crate::eventlog::{Event, Kind};
 use crate::request::openrtb::device_type_name;
@@ -611,6 +614,23 @@ fn thousands(number: &str) -> String {
         grouped.push(digit);
     }
     format!("{sign}{grouped}{frac}")
+}
+
+/// The KPIs each campaign of `campaigns` falls short of in `groups` (a report by campaign), as
+/// `id: what`, in the order of `campaigns`.
+pub fn kpi_alerts<'c>(
+    groups: &BTreeMap<GroupKey, Totals>,
+    campaigns: impl IntoIterator<Item = &'c Campaign>,
+    rates: &Rates,
+) -> Vec<String> {
+    let mut alerts = Vec::new();
+    for campaign in campaigns {
+        if let Some(totals) = groups.get(&GroupKey::Campaign(campaign.id.clone())) {
+            let found = learning::shortfalls(campaign, &totals.counts(), rates);
+            alerts.extend(found.into_iter().map(|a| format!("{}: {a}", campaign.id)));
+        }
+    }
+    alerts
 }
 
 #[cfg(test)]

@@ -15,11 +15,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
-/// The per-core runtimes. Their threads run until the process exits.
+/// The per-core runtimes. Their threads run until this is dropped: each runtime then stops, and
+/// the connections still on it are closed.
 pub struct Cores {
     handles: Vec<Handle>,
     next: AtomicUsize,
+    /// Dropped with `Cores`, which ends each runtime's wait on its receiver.
+    _running: Vec<oneshot::Sender<()>>,
 }
 
 impl Cores {
@@ -32,12 +36,13 @@ impl Cores {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             workers => workers,
         };
-        let handles = (0..count)
+        let (handles, running) = (0..count)
             .map(|n| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
                 let handle = runtime.handle().clone();
+                let (running, stopped) = oneshot::channel::<()>();
                 let core = cores.get(n % cores.len().max(1)).copied();
                 std::thread::Builder::new()
                     .name(format!("core-{n}"))
@@ -47,14 +52,15 @@ impl Cores {
                         {
                             tracing::warn!("cannot pin request thread {n} to core {}", core.id);
                         }
-                        runtime.block_on(std::future::pending::<()>())
+                        let _ = runtime.block_on(stopped);
                     })?;
-                Ok(handle)
+                Ok((handle, running))
             })
-            .collect::<io::Result<Vec<_>>>()?;
+            .collect::<io::Result<(Vec<_>, Vec<_>)>>()?;
         Ok(Cores {
             handles,
             next: AtomicUsize::new(0),
+            _running: running,
         })
     }
 

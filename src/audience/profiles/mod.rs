@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as Slot;
 
+use crate::metrics::Exposition;
 use crate::request::facts::{Facts, MAX_TAGS};
 use crate::request::user::UserId;
 
@@ -430,6 +431,20 @@ impl Profiles {
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
         let now = stamp(now);
         self.rewrite(|h| h.until <= now, |h| (h.until > now).then_some(h))
+    }
+
+    /// Its metrics: the users it holds and the tag names it has interned.
+    pub fn report(&self, out: &mut Exposition) {
+        out.gauge(
+            "precis_profile_users",
+            "Users the profile store holds tags for.",
+            self.users(),
+        );
+        out.gauge(
+            "precis_profile_tags",
+            "Distinct tag names the profile store has interned.",
+            self.distinct_tags(),
+        );
     }
 
     /// What `/status` shows of the store (its bulk files: [`bulk::Feed::status`]).

@@ -1,0 +1,64 @@
+//! The application: the state every request reads, one owner for each piece. The book of
+//! campaigns with what events taught it ([`Store`]), the recorder of events ([`Recorder`]), the
+//! profile store and its bulk files, the clock, and where precis' own URLs point.
+//!
+//! Built once by [`crate::bidder::Bidder::start`] and shared by the HTTP routes and the
+//! background tasks; it holds no HTTP and no tasks of its own. Its methods never wait on disk or
+//! the network: what walks maps ([`App::expire`]) runs off the request threads.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::auction::{Env, Urls};
+use crate::audience::profiles::Profiles;
+use crate::audience::profiles::bulk::Feed;
+use crate::book::store::{Snapshot, Store};
+use crate::clock::Clock;
+use crate::measure::recorder::Recorder;
+use crate::metrics::Exposition;
+
+pub struct App {
+    /// The campaigns being served, and what events taught about them.
+    pub store: Arc<Store>,
+    /// Turns event notices into the log and feeds the store; signs and checks event tokens.
+    pub recorder: Arc<Recorder>,
+    /// What precis knows of users: their tags join their requests' own.
+    pub profiles: Arc<Profiles>,
+    /// The bulk profile files that feed `profiles`.
+    pub profile_files: Arc<Feed>,
+    pub clock: Arc<Clock>,
+    /// Where win, billing and click URLs point.
+    pub urls: Urls,
+}
+
+impl App {
+    /// What an auction on `snapshot` reads besides the campaigns and the request.
+    pub fn env<'a>(&'a self, snapshot: &'a Snapshot) -> Env<'a> {
+        Env {
+            rates: self.store.rates(),
+            urls: &self.urls,
+            keys: self.recorder.keys(),
+            pacer: self.store.pacer(),
+            exposures: self.store.exposures(),
+            audiences: &snapshot.audiences,
+        }
+    }
+
+    /// Forgets what time has expired as of `now`: events whose tokens can no longer arrive, budget
+    /// reservations no win claimed, frequency windows that are over, profile tags past their ttl.
+    /// Walks maps: off the request path (the sweeper, and `/admin/clock` after it moves a
+    /// simulated clock).
+    pub fn expire(&self, now: DateTime<Utc>) {
+        self.recorder.sweep(now);
+        self.store.expire(now);
+        self.profiles.sweep(now);
+    }
+
+    /// The metrics of the store, the recorder and the profile store.
+    pub fn report(&self, out: &mut Exposition) {
+        self.store.report(out);
+        self.recorder.report(out);
+        self.profiles.report(out);
+    }
+}

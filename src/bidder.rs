@@ -1,0 +1,557 @@
+//! The serving process as a value. [`Bidder::start`] binds the two ports, opens everything precis
+//! serves from (the campaigns; the event log, replayed into learning, spend and exposures; the
+//! budget reservations saved at the last stop; the profiles) and starts its named background
+//! tasks; [`Bidder::shutdown`] stops them in order and writes out what must survive a restart.
+//! `precis serve` is [`run`]: a bidder that SIGTERM or SIGINT stops and SIGHUP reloads.
+//!
+//! The background tasks, each named in what it logs:
+//! - `watcher`: reloads the campaigns, audience packages and bulk profile files as they change;
+//! - `repricer`: ranks the campaigns again at their learned prices, every `reprice_secs`;
+//! - `sweeper`: forgets what has expired (event tokens, budget reservations, frequency windows,
+//!   profile tags) and hands freed memory back to the system, every `reprice_secs`;
+//! - `snapshotter`: writes the profile snapshot every `snapshot_secs` when profiles changed.
+//!
+//! Each does its work on a blocking thread, never on a request thread, and the bidder owns them
+//! all: nothing it starts outlives [`Bidder::shutdown`] but the log lines it wrote.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{oneshot, watch as stop};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::auction::Urls;
+use crate::audience::profiles::bulk::Feed;
+use crate::audience::profiles::snapshot::SnapshotError;
+use crate::audience::profiles::{self, Profiles};
+use crate::book::frequency::Exposures;
+use crate::book::learning::{Learned, Priors};
+use crate::book::pacing::Pacer;
+use crate::book::store::{Feedback, Snapshot, Store};
+use crate::book::watch::{self, Trigger, Watch};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::eventlog::read::ReadError;
+use crate::eventlog::{EventLog, Settings};
+use crate::measure::recorder::{Policy, Recorder};
+use crate::serve::cores::Cores;
+use crate::serve::{self, Ports, Ready};
+use crate::token::{Keys, MIN_SECRET_LEN, TokenError};
+
+/// Where open reservations are kept between a shutdown and the next start (in the events dir).
+const HOLDS_FILE: &str = "holds.json";
+
+/// How long the event log's writer gets to write what was accepted, at shutdown.
+const LOG_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Why a bidder could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum BidderError {
+    #[error(
+        "admin_listen {0} is not a loopback address: set admin_token (or PRECIS_ADMIN_TOKEN) so that admin routes need it"
+    )]
+    OpenAdmin(SocketAddr),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the request threads")]
+    Cores(#[source] std::io::Error),
+    #[error("cannot handle signals")]
+    Signals(#[source] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot read campaign directory {path}")]
+    Campaigns {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("events secret: {0} (at least {MIN_SECRET_LEN} bytes)")]
+    Secret(TokenError),
+    #[error("cannot read /dev/urandom for a random events secret")]
+    Random(#[source] std::io::Error),
+    #[error("cannot open the event log in {path}")]
+    EventLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot replay the event log")]
+    Replay(#[from] ReadError),
+    #[error("cannot read {path}")]
+    ReadHolds {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    WriteHolds {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot watch the campaign directory")]
+    Watch(#[from] notify::Error),
+    #[error("cannot write the profile snapshot {path}")]
+    Snapshot {
+        path: PathBuf,
+        source: SnapshotError,
+    },
+    #[error("a start-up or shutdown step failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A running bidder: its two listeners, its application and its background tasks.
+pub struct Bidder {
+    app: Arc<App>,
+    bid_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    /// Tells the listeners to stop accepting and drain.
+    stop_serving: oneshot::Sender<()>,
+    serving: JoinHandle<()>,
+    tasks: Tasks,
+    watcher: Watcher,
+    holds_file: PathBuf,
+    snapshot_file: PathBuf,
+}
+
+/// The `watcher` task: the directory watch, and the triggers of the reloads it runs.
+struct Watcher {
+    campaigns: Trigger,
+    profiles: Trigger,
+    _watch: Watch,
+}
+
+impl Bidder {
+    /// Binds both ports and serves them at once (`/healthz` answers while campaigns load, every
+    /// other route 503 until they are), then opens everything and starts the background tasks.
+    /// Must be called within a multi-threaded tokio runtime.
+    pub async fn start(config: Config, clock: Clock) -> Result<Bidder, BidderError> {
+        let admin_token = config.admin_token();
+        if admin_token.is_none() && !config.admin_listen.ip().is_loopback() {
+            return Err(BidderError::OpenAdmin(config.admin_listen));
+        }
+        raise_open_files(config.limits.max_connections);
+        let (bid, admin) = (bind(config.listen).await?, bind(config.admin_listen).await?);
+        let listening = |l: &TcpListener, addr| {
+            l.local_addr()
+                .map_err(|source| BidderError::Listen { addr, source })
+        };
+        let bid_addr = listening(&bid, config.listen)?;
+        let admin_addr = listening(&admin, config.admin_listen)?;
+        let ready = Ready::default();
+        let (stop_serving, stopped) = oneshot::channel::<()>();
+        let ports = Ports {
+            bid,
+            admin,
+            cores: Cores::start(config.workers).map_err(BidderError::Cores)?,
+        };
+        let settings = serve::Settings {
+            admin_token,
+            limits: config.limits.clone(),
+            max_batch_bytes: config.profiles.max_batch_bytes,
+        };
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let serving = tokio::spawn(serve::serve(ports, settings, ready.clone(), stopped));
+        tracing::info!("listening on {bid_addr}");
+        tracing::info!("admin listening on {admin_addr}");
+
+        let clock = Arc::new(clock);
+        let opening = tokio::task::spawn_blocking({
+            let (config, clock) = (config.clone(), clock.clone());
+            move || open(&config, clock, bid_addr)
+        });
+        let (app, watcher) = match opening.await.map_err(BidderError::from).and_then(|r| r) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let _ = stop_serving.send(());
+                let _ = serving.await;
+                return Err(e);
+            }
+        };
+        let _ = ready.set(app.clone());
+        tracing::info!("ready: answering bids");
+
+        let mut tasks = Tasks::new();
+        let maintain = Duration::from_secs(config.learning.reprice_secs);
+        let repriced = app.clone();
+        tasks.every("repricer", maintain, move || {
+            repriced.store.reprice();
+        });
+        let swept = app.clone();
+        tasks.every("sweeper", maintain, move || {
+            swept.expire(swept.clock.now());
+            release_freed_memory();
+        });
+        let snapshot_file = config.profiles_snapshot();
+        let (saved, file) = (app.clone(), snapshot_file.clone());
+        let written = AtomicU64::new(saved.profiles.changes());
+        let every = Duration::from_secs(config.profiles.snapshot_secs);
+        tasks.every("snapshotter", every, move || {
+            let changes = saved.profiles.changes();
+            if changes != written.load(Ordering::Relaxed)
+                && save_profiles(&saved.profiles, &file, saved.clock.now()).is_ok()
+            {
+                written.store(changes, Ordering::Relaxed);
+            }
+        });
+        Ok(Bidder {
+            app,
+            bid_addr,
+            admin_addr,
+            stop_serving,
+            serving,
+            tasks,
+            watcher,
+            holds_file: config.events.dir.join(HOLDS_FILE),
+            snapshot_file,
+        })
+    }
+
+    /// Where exchanges reach it (the bound address: port 0 in the configuration picks one).
+    pub fn addr(&self) -> SocketAddr {
+        self.bid_addr
+    }
+
+    /// Where operators reach it.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The application it serves.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Reloads the campaigns (with their taxonomy and packages) and the bulk profile files now,
+    /// as a change to them would: what SIGHUP does.
+    pub fn reload(&self) {
+        self.watcher.campaigns.poke();
+        self.watcher.profiles.poke();
+    }
+
+    /// Stops taking requests and lets those in flight finish, stops the background tasks, then
+    /// writes out every event the requests accepted, the reservations of bids still waiting for
+    /// their win (the next start takes them over) and the profile snapshot.
+    pub async fn shutdown(self) -> Result<(), BidderError> {
+        let _ = self.stop_serving.send(());
+        self.serving.await?;
+        drop(self.watcher);
+        self.tasks.stop().await;
+        let (app, holds, snapshot) = (self.app, self.holds_file, self.snapshot_file);
+        let held =
+            tokio::task::spawn_blocking(move || {
+                app.recorder.close(LOG_PATIENCE);
+                let held = app.store.pacer().save_holds(&holds).map_err(|source| {
+                    BidderError::WriteHolds {
+                        path: holds.clone(),
+                        source,
+                    }
+                });
+                let saved = save_profiles(&app.profiles, &snapshot, app.clock.now());
+                let held = held?;
+                saved.map(|()| held)
+            })
+            .await??;
+        tracing::info!(
+            held,
+            "stopped; event log flushed and synced, reservations saved"
+        );
+        Ok(())
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down: `precis serve`.
+pub async fn run(config: Config, clock: Clock) -> Result<(), BidderError> {
+    // Handlers first: a signal that arrives while campaigns load is answered once they are.
+    let handler = |kind| signal(kind).map_err(BidderError::Signals);
+    let mut terminate = handler(SignalKind::terminate())?;
+    let mut interrupt = handler(SignalKind::interrupt())?;
+    let mut hangup = handler(SignalKind::hangup())?;
+    let bidder = Bidder::start(config, clock).await?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => break tracing::info!("SIGINT received"),
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading campaigns and profile files");
+                bidder.reload();
+            }
+        }
+    }
+    bidder.shutdown().await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, BidderError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BidderError::Listen { addr, source })
+}
+
+/// Each connection is a file descriptor: allow as many as the hard limit lets.
+fn raise_open_files(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < max_connections as u64 => tracing::warn!(
+            limit,
+            "open files allowed: below [limits] max_connections, accept will fail first"
+        ),
+        Ok(limit) => tracing::info!(limit, "open files allowed"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
+}
+
+/// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back
+/// the reservations saved at the last shutdown, reads the profiles (snapshot, then bulk files)
+/// and starts watching the campaign, audience and profile directories. Blocks: run it off the
+/// runtime's threads.
+fn open(
+    config: &Config,
+    clock: Arc<Clock>,
+    bid_addr: SocketAddr,
+) -> Result<(Arc<App>, Watcher), BidderError> {
+    let rates = config.rates().map_err(BidderError::Config)?;
+    let (learning, pacing) = (&config.learning, &config.pacing);
+    let feedback = Feedback {
+        learned: Learned::new(Priors {
+            impressions: learning.prior_impressions,
+            clicks: learning.prior_clicks,
+        }),
+        pacer: Pacer::new(pacing.hold_secs, pacing.step_secs),
+        exposures: Exposures::new(pacing.max_users, pacing.hold_secs),
+    };
+    let store = Store::open(&config.campaigns, rates, feedback).map_err(|source| {
+        BidderError::Campaigns {
+            path: config.campaigns.clone(),
+            source,
+        }
+    })?;
+    let store = Arc::new(store);
+    log_reload(&Ok(store.snapshot()));
+    // What the log says was learned, spent and shown, then the bids still waiting for a win.
+    let recorder = Arc::new(recorder(config)?);
+    let replayed = recorder.replay(&config.events.dir, &store, clock.now())?;
+    tracing::info!(replayed, dir = %config.events.dir.display(), "event log open");
+    let holds_file = config.events.dir.join(HOLDS_FILE);
+    let held = store
+        .pacer()
+        .load_holds(&holds_file)
+        .map_err(|source| BidderError::ReadHolds {
+            path: holds_file,
+            source,
+        })?;
+    tracing::info!(held, "budget reservations restored");
+    // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
+    store.reprice();
+    let (profiles, profile_files) = open_profiles(config, clock.now());
+    let (profiles, profile_files) = (Arc::new(profiles), Arc::new(profile_files));
+    let (fed, files, fed_at) = (profiles.clone(), profile_files.clone(), clock.clone());
+    let profiles_trigger = watch::debounced(move || {
+        if let Err(e) = files.reload(&fed, fed_at.now()) {
+            tracing::error!("cannot read the profile directory: {e}");
+        }
+    });
+    let others = vec![(config.profiles.dir.clone(), profiles_trigger.clone())];
+    let (campaigns_trigger, watch) = watch::spawn(store.clone(), log_reload, others)?;
+    let public = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bid_addr}"));
+    let app = Arc::new(App {
+        store,
+        recorder,
+        profiles,
+        profile_files,
+        clock,
+        urls: Urls {
+            public: public.trim_end_matches('/').to_owned(),
+        },
+    });
+    let watcher = Watcher {
+        campaigns: campaigns_trigger,
+        profiles: profiles_trigger,
+        _watch: watch,
+    };
+    Ok((app, watcher))
+}
+
+/// The recorder: the event log opened, with the configured secrets (or, without one, a random
+/// secret for this process only).
+fn recorder(config: &Config) -> Result<Recorder, BidderError> {
+    let events = &config.events;
+    let keys = match events.secrets() {
+        (Some(current), previous) => {
+            Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes))
+                .map_err(BidderError::Secret)?
+        }
+        (None, _) => {
+            tracing::warn!(
+                "no events secret (PRECIS_SECRET or [events] secret): using a random one, so event URLs of bids made before a restart will be refused after it"
+            );
+            let mut random = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+                .map_err(BidderError::Random)?;
+            Keys::new(&random, None).map_err(BidderError::Secret)?
+        }
+    };
+    let log = EventLog::open(Settings {
+        dir: events.dir.clone(),
+        queue: events.queue,
+        max_file_bytes: events.max_file_mb.saturating_mul(1 << 20),
+        sync_every: Duration::from_millis(events.sync_ms),
+    })
+    .map_err(|source| BidderError::EventLog {
+        path: events.dir.clone(),
+        source,
+    })?;
+    let policy = Policy {
+        token_ttl_secs: events.token_ttl_secs,
+        log_bids_every: events.log_bids_every,
+        max_orders_per_click: events.max_orders_per_click,
+    };
+    Ok(Recorder::new(log, keys, policy))
+}
+
+/// The profile store: the snapshot read back (a damaged one is set aside and the store starts
+/// empty), then the bulk files applied over it; and those files.
+fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, Feed) {
+    let profiles = Profiles::new(config.profiles.max_users);
+    let files = Feed::new(config.profiles.dir.clone());
+    let file = config.profiles_snapshot();
+    match profiles::snapshot::load(&profiles, &file, now) {
+        Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
+        Err(e) => {
+            let aside = file.with_extension("snapshot.bad");
+            let moved = std::fs::rename(&file, &aside);
+            tracing::error!(
+                "cannot load the profile snapshot {}: {e}; starting with no profiles ({})",
+                file.display(),
+                match moved {
+                    Ok(()) => format!("the file was moved to {}", aside.display()),
+                    Err(e) => format!("and cannot move it aside: {e}"),
+                }
+            );
+        }
+    }
+    match files.reload(&profiles, now) {
+        Ok(updates) => tracing::info!(updates, users = profiles.users(), "profile files applied"),
+        Err(e) => tracing::error!("cannot read the profile directory: {e}"),
+    }
+    (profiles, files)
+}
+
+/// Writes the profile snapshot, logging the outcome.
+fn save_profiles(profiles: &Profiles, file: &Path, now: DateTime<Utc>) -> Result<(), BidderError> {
+    match profiles::snapshot::save(profiles, file, now) {
+        Ok(users) => {
+            tracing::info!(users, file = %file.display(), "profile snapshot written");
+            Ok(())
+        }
+        Err(source) => {
+            tracing::error!(
+                "cannot write the profile snapshot {}: {source}",
+                file.display()
+            );
+            Err(BidderError::Snapshot {
+                path: file.to_owned(),
+                source,
+            })
+        }
+    }
+}
+
+/// Hands the memory freed since the last call back to the system: mimalloc (the binary's
+/// allocator) returns free pages on its own after a short delay, but a thread's heap that goes
+/// idle after a burst (10,000 connections opened and closed) keeps them until it allocates again;
+/// this collects them. Off the request threads.
+fn release_freed_memory() {
+    // SAFETY: mi_collect only walks and releases mimalloc's own free lists and pages.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// Logs what a reload (or the first load) did: each refused file, and what is live.
+fn log_reload(result: &std::io::Result<Arc<Snapshot>>) {
+    match result {
+        Ok(snapshot) => {
+            for error in &snapshot.refused {
+                tracing::error!(
+                    "refused campaign file (last good version, if any, keeps serving):\n{error}"
+                );
+            }
+            for error in &snapshot.audiences.refused {
+                tracing::error!(
+                    "refused audience package (last good version, if any, keeps serving): {error}"
+                );
+            }
+            tracing::info!(
+                generation = snapshot.generation,
+                audiences = snapshot.audiences.packages().count(),
+                live = snapshot.ranked.len(),
+                refused = snapshot.refused.len(),
+                took_ms = snapshot.took.as_millis() as u64,
+                "campaigns loaded"
+            );
+        }
+        Err(e) => tracing::error!("cannot read campaign directory, keeping current campaigns: {e}"),
+    }
+}
+
+/// The bidder's periodic background tasks, each named in what it logs, stopped together.
+struct Tasks {
+    stop: stop::Sender<bool>,
+    running: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Tasks {
+    fn new() -> Tasks {
+        Tasks {
+            stop: stop::channel(false).0,
+            running: Vec::new(),
+        }
+    }
+
+    /// Runs `work` on a blocking thread now and every `period`, one run at a time, until stopped.
+    fn every(
+        &mut self,
+        name: &'static str,
+        period: Duration,
+        work: impl Fn() + Send + Sync + 'static,
+    ) {
+        let mut stopped = self.stop.subscribe();
+        let work = Arc::new(work);
+        let task = async move {
+            let mut every = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let work = work.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || work()).await {
+                    tracing::error!("failed: {e}");
+                }
+            }
+        };
+        let span = tracing::info_span!("task", name);
+        self.running
+            .push((name, tokio::spawn(task.instrument(span))));
+    }
+
+    /// Stops every task, letting a run in progress finish.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for (name, task) in self.running {
+            if let Err(e) = task.await {
+                tracing::error!("task {name} ended badly: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The operator's routes, on the admin port only: `GET /status`, `POST /admin/reload`,
+//! `POST /admin/clock?now=TIME` (moves a simulated clock) and the profile API under `/users/`
+//! ([`crate::audience::profiles::api`]). The bid port never serves them.
+//!
+//! Behind a bearer token when one is configured, compared in constant time. Work that may take
+//! seconds (a reload, a batch of profile updates, a sweep of millions of profiles) runs on a
+//! blocking thread or with `block_in_place`, never on a request core.
+
+use chrono::{DateTime, SecondsFormat};
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{Method, Request, StatusCode};
+
+use super::answer::{Answer, error, json};
+use super::status::Status;
+use super::{Http, Unrouted, body};
+use crate::app::App;
+use crate::audience::profiles;
+
+/// Routes a request on the admin port; what is not an admin route goes back to the caller.
+pub(super) async fn route(
+    http: &Http,
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<Answer, Unrouted> {
+    Ok(match (request.method(), request.uri().path()) {
+        (&Method::GET, "/status") => {
+            let snapshot = app.store.snapshot();
+            json(StatusCode::OK, &Status::of(app, &snapshot, app.clock.now()))
+        }
+        (_, path) if path.starts_with("/users/") => users(http, app, request).await,
+        (&Method::POST, "/admin/reload") => reload(app).await,
+        (&Method::POST, "/admin/clock") => clock(app, request.uri().query()),
+        (_, "/status" | "/admin/reload" | "/admin/clock") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        (method, path) => return Err((method.clone(), path.to_owned())),
+    })
+}
+
+/// Whether an admin request may pass: always without a token, else with `Bearer TOKEN`
+/// (compared in constant time).
+pub(super) fn authorized(token: Option<&str>, headers: &hyper::HeaderMap) -> bool {
+    let Some(token) = token else { return true };
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// `POST /admin/reload`: reads the campaign directory now, off the request threads.
+async fn reload(app: &App) -> Answer {
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || store.reload()).await {
+        Ok(Ok(snapshot)) => json(StatusCode::OK, &Status::of(app, &snapshot, app.clock.now())),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot read campaign directory: {e}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("reload failed: {e}"),
+        ),
+    }
+}
+
+/// The profile API under `/users/` (it writes what campaigns target). A batch may be larger than
+/// a bid request: its body limit is `[profiles] max_batch_bytes`.
+async fn users(http: &Http, app: &App, request: Request<Incoming>) -> Answer {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let limit = http.limits.max_body_bytes.max(http.max_batch_bytes);
+    let body = match body::read(request, limit, &http.limits).await {
+        Ok(body) => body,
+        Err((_, answer)) => return answer,
+    };
+    // A batch of thousands of updates is parsed and applied off the runtime's threads, which
+    // answer bids meanwhile.
+    let (store, now) = (app.profiles.clone(), app.clock.now());
+    let handled = tokio::task::spawn_blocking(move || {
+        profiles::api::handle(&store, &method, &path, query.as_deref(), &body, now)
+    })
+    .await;
+    match handled {
+        Ok((status, answer)) => json(status, &answer),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then expires what the new
+/// time has expired ([`App::expire`]), as the periodic sweep would.
+fn clock(app: &App, query: Option<&str>) -> Answer {
+    // A `+` of an offset sent unencoded arrives as a space.
+    let to = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "now")
+        .last()
+        .and_then(|(_, t)| DateTime::parse_from_rfc3339(&t.replace(' ', "+")).ok());
+    let Some(to) = to else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the time to move to as ?now=RFC3339",
+        );
+    };
+    match app.clock.advance_to(to.to_utc()) {
+        Ok(now) => {
+            // Sweeps walk maps (millions of profiles take seconds): this worker's other tasks
+            // move to another meanwhile.
+            tokio::task::block_in_place(|| app.expire(now));
+            let now = now.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            json(StatusCode::OK, &serde_json::json!({ "now": now }))
+        }
+        Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn admin_requests_need_the_exact_bearer_token_when_one_is_set() {
+        let with = |value: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            headers
+        };
+        let none = hyper::HeaderMap::new();
+        assert!(authorized(None, &none));
+        assert!(authorized(Some("s3cret"), &with("Bearer s3cret")));
+        for wrong in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
+            assert!(!authorized(Some("s3cret"), &with(wrong)), "{wrong}");
+        }
+        assert!(!authorized(Some("s3cret"), &none));
+    }
+}
