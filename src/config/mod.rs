@@ -4,6 +4,12 @@
 //! Read once at start; the running bidder never re-reads it (campaigns, not configuration, are what
 //! people edit while it runs). Unknown keys are errors, as in campaign files. Flags are merged into
 //! the file's table before it is read, so a flag is checked exactly as the key it stands for.
+//!
+//! Each key is declared once, below: its doc comment, type, default and flag. The structs, their
+//! defaults, the flags and their help are made from that declaration (by `keys.rs`); a key is
+//! never restated elsewhere in the code.
+
+mod keys;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,60 +19,111 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::pricing::{Currency, Rates};
+use keys::{Setting, settings};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Where the bidder listens. Loopback unless an operator says otherwise.
-    pub listen: SocketAddr,
-    /// Where the admin routes (`/status`, `/admin/*`) listen; the bid port never serves them.
-    pub admin_listen: SocketAddr,
-    /// Bearer token every admin request must carry, when set; `PRECIS_ADMIN_TOKEN` overrides it.
-    /// Required when `admin_listen` is not loopback.
-    pub admin_token: Option<String>,
-    /// How log lines are written to stderr.
-    pub log_format: LogFormat,
-    /// Threads serving exchange connections, each with its own runtime; 0: one per core.
-    pub workers: usize,
-    /// Base of the URLs precis puts in bids (win/billing notices, clicks); default `http://{listen}`.
-    pub public_url: Option<String>,
-    /// The campaign directory.
-    pub campaigns: PathBuf,
-    /// Units of each currency per one US dollar, e.g. `EUR = 0.92`. USD is always known.
-    pub currencies: BTreeMap<String, f64>,
-    pub limits: Limits,
-    pub events: Events,
-    pub learning: Learning,
-    pub pacing: PacingConfig,
-    pub profiles: ProfilesConfig,
-}
+settings! {
+    /// The whole of `precis.toml`.
+    pub struct Config {
+        /// Address to serve exchanges on, loopback unless an operator chooses otherwise; port 0
+        /// picks a free port.
+        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)), flag "ADDR";
+        /// Address of the admin routes (/status, /admin/*); the bid port never serves them.
+        admin_listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081)), flag "ADDR";
+        /// Bearer token every admin request must carry, when set; PRECIS_ADMIN_TOKEN overrides it.
+        /// Required when admin_listen is not loopback.
+        admin_token: Option<String> = None, secret;
+        /// Base of the URLs precis puts in bids (win and billing notices, clicks).
+        public_url: Option<String> = None, flag "URL", shown "http://LISTEN";
+        /// Campaign directory.
+        campaigns: PathBuf = PathBuf::from("campaigns"), flag "DIR";
+        /// Log lines as text or JSON.
+        log_format: LogFormat = LogFormat::Text, flag "LOG_FORMAT";
+        /// Threads serving exchange connections, each with its own runtime; 0: one per core.
+        workers: usize = 0, flag "N";
+        /// Exchange rates: units of each currency per US dollar (USD is always known). A flag
+        /// gives one as CODE=RATE (e.g. EUR=0.92) and may be repeated; each replaces the rate of
+        /// that currency in [currencies].
+        currencies: BTreeMap<String, f64> = BTreeMap::new(), rates "currency";
+    }
 
-/// The profile store ([`crate::audience::profiles`]): where its bulk files and snapshot live, and its bounds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProfilesConfig {
-    /// Bulk profile files (`*.jsonl`, `*.csv`), applied at start and whenever they change.
-    pub dir: PathBuf,
-    /// The snapshot written at shutdown and every `snapshot_secs`, read at start
-    /// [default: `profiles.snapshot` in the event log directory].
-    pub snapshot: Option<PathBuf>,
-    /// How often the snapshot is written while the bidder runs (when profiles changed).
-    pub snapshot_secs: u64,
-    /// Users the store holds at most; updates for new users past it are refused.
-    pub max_users: usize,
-    /// Largest body `POST /users/batch` accepts.
-    pub max_batch_bytes: usize,
-}
+    /// Protection against slow or oversized clients.
+    [limits] pub struct Limits {
+        /// Largest request body accepted; larger ones get 413.
+        max_body_bytes: usize = 256 * 1024, flag "BYTES", above 0;
+        /// Time a client has to send its request headers before the connection is closed.
+        header_timeout_ms: u64 = 2_000, flag "MS";
+        /// Time a client has to send its request body; slower ones get 408.
+        body_timeout_ms: u64 = 2_000, flag "MS";
+        /// Open connections on the bid port at most; one more is accepted and closed at once (and
+        /// counted).
+        max_connections: usize = 16_384, flag "N", above 0;
+        /// Bid requests being read or computed at once; one more gets 204 at once (shed).
+        max_in_flight: usize = 1_024, flag "N", above 0;
+        /// The longest a bid request may take, and its time when it carries no tmax.
+        max_tmax_ms: u64 = 1_000, flag "MS", above 0;
+        /// Kept off a request's tmax for the answer's way back to the exchange.
+        tmax_margin_ms: u64 = 5, flag "MS";
+    }
 
-impl Default for ProfilesConfig {
-    fn default() -> Self {
-        ProfilesConfig {
-            dir: PathBuf::from("profiles"),
-            snapshot: None,
-            snapshot_secs: 300,
-            max_users: 20_000_000,
-            max_batch_bytes: 16 << 20,
-        }
+    /// The measurement loop: event log and event tokens.
+    [events] pub struct Events {
+        /// Event log directory.
+        dir: PathBuf = PathBuf::from("logs"), flag "DIR";
+        /// Events waiting for the writer before event routes answer 503.
+        queue: usize = 65_536, flag "N", above 0;
+        /// Size at which a log file is closed and the next one started.
+        max_file_mb: u64 = 256, flag "MB", above 0;
+        /// How often the log is flushed and fsynced.
+        sync_ms: u64 = 1_000, flag "MS", above 0;
+        /// How long after its bid an event is accepted (its token stays valid).
+        token_ttl_secs: u32 = 86_400, flag "SECS", above 0;
+        /// Log one bid line in this many bids (1: every bid; 0: none).
+        log_bids_every: u64 = 1, flag "N";
+        /// Conversions one click may bring.
+        max_orders_per_click: u32 = 3, flag "N", above 0;
+        /// Signs event tokens; PRECIS_SECRET overrides it. At least 16 bytes.
+        secret: Option<String> = None, secret;
+        /// Also accepted while rotating secrets; PRECIS_SECRET_PREVIOUS overrides it.
+        previous_secret: Option<String> = None, secret;
+    }
+
+    /// How measured clicks and conversions feed back into prices.
+    [learning] pub struct Learning {
+        /// A campaign's prior CTR weighs as much as this many measured impressions.
+        prior_impressions: f64 = 1_000.0, flag "N", above 0;
+        /// A campaign's prior CVR weighs as much as this many measured clicks.
+        prior_clicks: f64 = 100.0, flag "N", above 0;
+        /// How often campaigns are re-ranked at their learned prices.
+        reprice_secs: u64 = 10, flag "SECS", above 0;
+    }
+
+    /// Budgets and frequency caps: how long reservations wait, how often pacing re-plans, how
+    /// many users frequency remembers.
+    [pacing] pub struct PacingConfig {
+        /// How long a bid's price stays reserved waiting for its win notice (and the bid counts
+        /// toward its user's frequency cap waiting for its impression) before it is released.
+        hold_secs: u32 = 60, flag "SECS", above 0;
+        /// How often even pacing re-plans a campaign's pass rate.
+        step_secs: u32 = 10, flag "SECS", above 0;
+        /// Users whose exposures frequency caps remember; past this, the least recently seen are
+        /// forgotten.
+        max_users: usize = 2_000_000, flag "N", above 0;
+    }
+
+    /// The profile store ([`crate::audience::profiles`]): where its bulk files and snapshot
+    /// live, and its bounds.
+    [profiles] pub struct ProfilesConfig {
+        /// Bulk profile files (*.jsonl, *.csv), applied at start and whenever they change.
+        dir: PathBuf = PathBuf::from("profiles"), flag "DIR";
+        /// The profile snapshot, read at start, written at shutdown and every snapshot_secs.
+        snapshot: Option<PathBuf> = None, flag "FILE",
+            shown "profiles.snapshot in the event log directory";
+        /// How often the snapshot is written while the bidder runs (when profiles changed).
+        snapshot_secs: u64 = 300, flag "SECS", above 0;
+        /// Users the profile store holds at most; updates for new users past it are refused.
+        max_users: usize = 20_000_000, flag "N", above 0;
+        /// Largest body POST /users/batch accepts.
+        max_batch_bytes: usize = 16 << 20, flag "BYTES", above 0;
     }
 }
 
@@ -81,91 +138,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Budgets and frequency caps: how long reservations wait, how often pacing re-plans, how many
-/// users frequency remembers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PacingConfig {
-    /// How long a bid's reservation waits for its win notice (and a bid counts toward its user's
-    /// frequency cap while it waits for its impression) before it is released.
-    pub hold_secs: u32,
-    /// How often even pacing re-plans a campaign's pass rate.
-    pub step_secs: u32,
-    /// Users whose exposures frequency caps remember; past this, the least recently seen are
-    /// forgotten.
-    pub max_users: usize,
-}
-
-impl Default for PacingConfig {
-    fn default() -> Self {
-        PacingConfig {
-            hold_secs: 60,
-            step_secs: 10,
-            max_users: 2_000_000,
-        }
-    }
-}
-
-/// How measured clicks and conversions feed back into prices.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Learning {
-    /// A campaign's prior CTR weighs as much as this many measured impressions.
-    pub prior_impressions: f64,
-    /// A campaign's prior CVR weighs as much as this many measured clicks.
-    pub prior_clicks: f64,
-    /// How often campaigns are re-ranked at their learned prices.
-    pub reprice_secs: u64,
-}
-
-impl Default for Learning {
-    fn default() -> Self {
-        Learning {
-            prior_impressions: 1_000.0,
-            prior_clicks: 100.0,
-            reprice_secs: 10,
-        }
-    }
-}
-
-/// The measurement loop: event log and event tokens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Events {
-    /// Directory of the event log.
-    pub dir: PathBuf,
-    /// Events waiting for the writer before event endpoints answer 503.
-    pub queue: usize,
-    /// Size at which a log file is closed and the next one started.
-    pub max_file_mb: u64,
-    /// How often the log is flushed and fsynced.
-    pub sync_ms: u64,
-    /// How long an event token stays valid after its bid.
-    pub token_ttl_secs: u32,
-    /// Log one bid line in this many bids (1: every bid; 0: none).
-    pub log_bids_every: u64,
-    /// How many conversions one click may bring.
-    pub max_orders_per_click: u32,
-    /// Signs event tokens; `PRECIS_SECRET` overrides it. At least 16 bytes.
-    pub secret: Option<String>,
-    /// Also accepted while rotating secrets; `PRECIS_SECRET_PREVIOUS` overrides it.
-    pub previous_secret: Option<String>,
-}
-
-impl Default for Events {
-    fn default() -> Self {
-        Events {
-            dir: PathBuf::from("logs"),
-            queue: 65_536,
-            max_file_mb: 256,
-            sync_ms: 1_000,
-            token_ttl_secs: 86_400,
-            log_bids_every: 1,
-            max_orders_per_click: 3,
-            secret: None,
-            previous_secret: None,
-        }
-    }
+impl Setting for LogFormat {
+    type Flag = LogFormat;
 }
 
 impl Events {
@@ -181,59 +155,6 @@ impl Events {
 /// A secret from the environment; an empty variable counts as unset.
 fn env_secret(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request body accepted; larger ones get 413.
-    pub max_body_bytes: usize,
-    /// Time a client has to send its request headers before the connection is closed.
-    pub header_timeout_ms: u64,
-    /// Time a client has to send its request body; slower ones get 408.
-    pub body_timeout_ms: u64,
-    /// Open connections at most; one more is accepted and closed at once (and counted).
-    pub max_connections: usize,
-    /// Bid requests being read or computed at once; one more gets 204 at once (`shed`).
-    pub max_in_flight: usize,
-    /// The longest a bid request may take, and its time when it carries no `tmax`.
-    pub max_tmax_ms: u64,
-    /// Kept off a request's `tmax` for the answer's way back to the exchange.
-    pub tmax_margin_ms: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            admin_token: None,
-            log_format: LogFormat::Text,
-            workers: 0,
-            public_url: None,
-            campaigns: PathBuf::from("campaigns"),
-            currencies: BTreeMap::new(),
-            limits: Limits::default(),
-            events: Events::default(),
-            learning: Learning::default(),
-            pacing: PacingConfig::default(),
-            profiles: ProfilesConfig::default(),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 256 * 1024,
-            header_timeout_ms: 2_000,
-            body_timeout_ms: 2_000,
-            max_connections: 16_384,
-            max_in_flight: 1_024,
-            max_tmax_ms: 1_000,
-            tmax_margin_ms: 5,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -266,7 +187,10 @@ impl Config {
             message,
         };
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let flags = toml::Table::try_from(flags).map_err(|e| invalid(format!("flags: {e}")))?;
+        let flags = flags
+            .0
+            .clone()
+            .map_err(|e| invalid(format!("flags: {e}")))?;
         overlay(&mut table, flags);
         let config = Config::deserialize(table).map_err(|e| invalid(e.to_string()))?;
         config.rates().map_err(&invalid)?;
@@ -287,42 +211,8 @@ impl Config {
                 ));
             }
         }
-        let e = &self.events;
-        let l = &self.learning;
-        let positive = [
-            ("[events] queue", e.queue as f64),
-            ("[events] max_file_mb", e.max_file_mb as f64),
-            ("[events] sync_ms", e.sync_ms as f64),
-            ("[events] token_ttl_secs", e.token_ttl_secs.into()),
-            (
-                "[events] max_orders_per_click",
-                e.max_orders_per_click.into(),
-            ),
-            ("[learning] prior_impressions", l.prior_impressions),
-            ("[learning] prior_clicks", l.prior_clicks),
-            ("[learning] reprice_secs", l.reprice_secs as f64),
-            ("[limits] max_body_bytes", self.limits.max_body_bytes as f64),
-            (
-                "[limits] max_connections",
-                self.limits.max_connections as f64,
-            ),
-            ("[limits] max_in_flight", self.limits.max_in_flight as f64),
-            ("[limits] max_tmax_ms", self.limits.max_tmax_ms as f64),
-            ("[pacing] hold_secs", self.pacing.hold_secs.into()),
-            ("[pacing] step_secs", self.pacing.step_secs.into()),
-            ("[pacing] max_users", self.pacing.max_users as f64),
-            (
-                "[profiles] snapshot_secs",
-                self.profiles.snapshot_secs as f64,
-            ),
-            ("[profiles] max_users", self.profiles.max_users as f64),
-            (
-                "[profiles] max_batch_bytes",
-                self.profiles.max_batch_bytes as f64,
-            ),
-        ];
-        match positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
-            Some((name, value)) => Err(format!("{name} must be above 0, not {value}")),
+        match KEYS.iter().find_map(|key| key.refuses(self)) {
+            Some(refusal) => Err(refusal),
             None => Ok(()),
         }
     }
@@ -378,174 +268,46 @@ fn overlay(base: &mut toml::Table, over: toml::Table) {
 }
 
 /// A flag for every key of `precis.toml` but the secrets (which belong in the environment, not
-/// in a process listing): the value given replaces the file's. Defaults are the file's.
-#[derive(Debug, Default, Clone, clap::Args, Serialize)]
-pub struct Flags {
-    /// Address to serve exchanges on [default: 127.0.0.1:8080]; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Address of the admin routes (/status, /admin/*) [default: 127.0.0.1:8081].
-    #[arg(long, value_name = "ADDR")]
-    pub admin_listen: Option<SocketAddr>,
-    /// Base URL put in win, billing and click URLs [default: http://LISTEN].
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Campaign directory [default: campaigns].
-    #[arg(long, value_name = "DIR")]
-    pub campaigns: Option<PathBuf>,
-    /// Log lines as text or JSON [default: text].
-    #[arg(long, value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Threads serving exchange connections; 0: one per core [default: 0].
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
-    /// An exchange rate, CODE=UNITS per USD (e.g. EUR=0.92); repeat for more. Replaces the rate
-    /// of that currency in [currencies].
-    #[arg(long = "currency", value_name = "CODE=RATE", value_parser = rate)]
-    #[serde(rename = "currencies", serialize_with = "as_table")]
-    pub currencies: Vec<(String, f64)>,
-    #[command(flatten)]
-    pub limits: LimitsFlags,
-    #[command(flatten)]
-    pub events: EventsFlags,
-    #[command(flatten)]
-    pub learning: LearningFlags,
-    #[command(flatten)]
-    pub pacing: PacingFlags,
-    #[command(flatten)]
-    pub profiles: ProfilesFlags,
+/// in a process listing): the value given replaces the file's. Defaults are the file's. Holds the
+/// values given as the table of `precis.toml` they replace keys of, or why a value given cannot
+/// be one (an integer past TOML's), which [`Config::load`] reports as it reports the file's.
+#[derive(Debug, Clone)]
+pub struct Flags(Result<toml::Table, String>);
+
+impl Default for Flags {
+    fn default() -> Self {
+        Flags(Ok(toml::Table::new()))
+    }
 }
 
-/// `[limits]` as flags.
-#[derive(Debug, Default, Clone, clap::Args, Serialize)]
-pub struct LimitsFlags {
-    /// Largest request body accepted; larger get 413 [default: 262144].
-    #[arg(long = "limits-max-body-bytes", value_name = "BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// Time to send request headers before the connection is closed [default: 2000].
-    #[arg(long = "limits-header-timeout-ms", value_name = "MS")]
-    pub header_timeout_ms: Option<u64>,
-    /// Time to send a request body before 408 [default: 2000].
-    #[arg(long = "limits-body-timeout-ms", value_name = "MS")]
-    pub body_timeout_ms: Option<u64>,
-    /// Open connections on the bid port at most; more are closed at once [default: 16384].
-    #[arg(long = "limits-max-connections", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Bid requests read or computed at once; more get 204 at once [default: 1024].
-    #[arg(long = "limits-max-in-flight", value_name = "N")]
-    pub max_in_flight: Option<usize>,
-    /// Longest time a bid request may take, and its time without tmax [default: 1000].
-    #[arg(long = "limits-max-tmax-ms", value_name = "MS")]
-    pub max_tmax_ms: Option<u64>,
-    /// Kept off a request's tmax for the answer's way back [default: 5].
-    #[arg(long = "limits-tmax-margin-ms", value_name = "MS")]
-    pub tmax_margin_ms: Option<u64>,
+impl clap::FromArgMatches for Flags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = Flags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    /// The flags given replace those held, key by key.
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        let given = keys::given_table(KEYS, matches);
+        if let Ok(table) = &mut self.0 {
+            match given {
+                Ok(given) => overlay(table, given),
+                Err(unrepresentable) => self.0 = Err(unrepresentable),
+            }
+        }
+        Ok(())
+    }
 }
 
-/// `[events]` as flags (the secrets come from the file or the environment only).
-#[derive(Debug, Default, Clone, clap::Args, Serialize)]
-pub struct EventsFlags {
-    /// Event log directory [default: logs].
-    #[arg(long = "events-dir", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Events waiting for the writer before event routes answer 503 [default: 65536].
-    #[arg(long = "events-queue", value_name = "N")]
-    pub queue: Option<usize>,
-    /// Size at which a log file is closed and the next started [default: 256].
-    #[arg(long = "events-max-file-mb", value_name = "MB")]
-    pub max_file_mb: Option<u64>,
-    /// How often the log is flushed and fsynced [default: 1000].
-    #[arg(long = "events-sync-ms", value_name = "MS")]
-    pub sync_ms: Option<u64>,
-    /// How long after its bid an event is accepted [default: 86400].
-    #[arg(long = "events-token-ttl-secs", value_name = "SECS")]
-    pub token_ttl_secs: Option<u32>,
-    /// Log one bid line in this many bids, 0 for none [default: 1].
-    #[arg(long = "events-log-bids-every", value_name = "N")]
-    pub log_bids_every: Option<u64>,
-    /// Conversions one click may bring [default: 3].
-    #[arg(long = "events-max-orders-per-click", value_name = "N")]
-    pub max_orders_per_click: Option<u32>,
-}
+impl clap::Args for Flags {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        keys::flags(KEYS, command)
+    }
 
-/// `[learning]` as flags.
-#[derive(Debug, Default, Clone, clap::Args, Serialize)]
-pub struct LearningFlags {
-    /// A prior ctr weighs as much as this many impressions [default: 1000].
-    #[arg(long = "learning-prior-impressions", value_name = "N")]
-    pub prior_impressions: Option<f64>,
-    /// A prior cvr weighs as much as this many clicks [default: 100].
-    #[arg(long = "learning-prior-clicks", value_name = "N")]
-    pub prior_clicks: Option<f64>,
-    /// How often campaigns are re-ranked at learned prices [default: 10].
-    #[arg(long = "learning-reprice-secs", value_name = "SECS")]
-    pub reprice_secs: Option<u64>,
-}
-
-/// `[pacing]` as flags.
-#[derive(Debug, Default, Clone, clap::Args, Serialize)]
-pub struct PacingFlags {
-    /// How long a bid's price stays reserved waiting for its win [default: 60].
-    #[arg(long = "pacing-hold-secs", value_name = "SECS")]
-    pub hold_secs: Option<u32>,
-    /// How often even pacing re-plans pass rates [default: 10].
-    #[arg(long = "pacing-step-secs", value_name = "SECS")]
-    pub step_secs: Option<u32>,
-    /// Users frequency caps remember [default: 2000000].
-    #[arg(long = "pacing-max-users", value_name = "N")]
-    pub max_users: Option<usize>,
-}
-
-/// `[profiles]` as flags.
-#[derive(Debug, Default, Clone, clap::Args, Serialize)]
-pub struct ProfilesFlags {
-    /// Bulk profile files (*.jsonl, *.csv) [default: profiles].
-    #[arg(id = "profiles-dir", long = "profiles-dir", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// The profile snapshot [default: profiles.snapshot in the event log directory].
-    #[arg(
-        id = "profiles-snapshot",
-        long = "profiles-snapshot",
-        value_name = "FILE"
-    )]
-    pub snapshot: Option<PathBuf>,
-    /// How often the snapshot is written while profiles change [default: 300].
-    #[arg(
-        id = "profiles-snapshot-secs",
-        long = "profiles-snapshot-secs",
-        value_name = "SECS"
-    )]
-    pub snapshot_secs: Option<u64>,
-    /// Users the profile store holds at most [default: 20000000].
-    #[arg(
-        id = "profiles-max-users",
-        long = "profiles-max-users",
-        value_name = "N"
-    )]
-    pub max_users: Option<usize>,
-    /// Largest body POST /users/batch accepts [default: 16777216].
-    #[arg(
-        id = "profiles-max-batch-bytes",
-        long = "profiles-max-batch-bytes",
-        value_name = "BYTES"
-    )]
-    pub max_batch_bytes: Option<usize>,
-}
-
-/// `CODE=RATE`.
-fn rate(text: &str) -> Result<(String, f64), String> {
-    let (code, rate) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not CODE=RATE"))?;
-    let rate = rate
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{rate}` is not a number"))?;
-    Ok((code.trim().to_owned(), rate))
-}
-
-fn as_table<S: serde::Serializer>(rates: &[(String, f64)], out: S) -> Result<S::Ok, S::Error> {
-    out.collect_map(rates.iter().map(|(code, rate)| (code, rate)))
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        keys::flags(KEYS, command)
+    }
 }
 
 impl Limits {
@@ -689,6 +451,10 @@ mod tests {
             "--pacing-hold-secs=21",
             "--pacing-step-secs=22",
             "--pacing-max-users=23",
+            "--workers=2",
+            "--profiles-dir=people",
+            "--profiles-snapshot=people.snapshot",
+            "--profiles-max-users=24",
         ]);
         let config = Config::load(&path, true, &all).unwrap();
         assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
@@ -724,11 +490,24 @@ mod tests {
         );
         let p = &config.pacing;
         assert_eq!((p.hold_secs, p.step_secs, p.max_users), (21, 22, 23));
+        assert_eq!(config.workers, 2);
+        let p = &config.profiles;
+        assert_eq!(p.dir, PathBuf::from("people"));
+        assert_eq!(p.snapshot, Some(PathBuf::from("people.snapshot")));
+        assert_eq!(p.max_users, 24);
 
         let error = Config::load(&path, true, &flags(&["--events-queue=0"]))
             .unwrap_err()
             .to_string();
         assert!(error.contains("[events] queue must be above 0"), "{error}");
+        let error = Config::load(
+            &path,
+            true,
+            &flags(&["--events-max-file-mb=18446744073709551615"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("flags: u64 value was too large"), "{error}");
         let error = Config::load(&path, true, &flags(&["--currency=EUR=-1"]))
             .unwrap_err()
             .to_string();
