@@ -374,6 +374,85 @@ mod tests {
         assert_eq!(missing, Vec::<String>::new(), "keys without a serve flag");
     }
 
+    /// README's table of keys, row by row: each key (`[section] key`) with its flag and default
+    /// cells; a row naming two keys (`[events] secret`, `previous_secret`) gives both.
+    fn readme_keys() -> Vec<(String, String, String)> {
+        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(readme).unwrap();
+        let (_, table) = readme
+            .split_once("\n## Configuration: `precis.toml`\n")
+            .expect("README has a configuration section");
+        let table = table.split("\n## ").next().unwrap_or_default();
+        let mut keys = Vec::new();
+        for row in table.lines().filter_map(|row| row.strip_prefix("| `")) {
+            let cells: Vec<&str> = row.splitn(4, " | ").collect();
+            let [names, flag, default, _meaning] = cells[..] else {
+                panic!("a row of four cells: {row}");
+            };
+            let mut section = None;
+            for name in names.split(", ") {
+                let name = name.trim_matches('`');
+                let name = match name.strip_prefix('[').and_then(|n| n.split_once(']')) {
+                    // `[currencies]`: a table, itself a top-level key.
+                    Some((table, "")) => table,
+                    Some((in_section, name)) => {
+                        section = Some(in_section);
+                        name.trim()
+                    }
+                    None => name,
+                };
+                let title = match section {
+                    Some(section) => format!("[{section}] {name}"),
+                    None => name.to_owned(),
+                };
+                keys.push((title, flag.to_owned(), default.to_owned()));
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_readme_lists_every_key_with_its_flag_and_default() {
+        use clap::CommandFactory;
+        let command = Serve::command();
+        let readme = readme_keys();
+        let listed: Vec<&str> = readme.iter().map(|(key, _, _)| key.as_str()).collect();
+        let declared: Vec<String> = KEYS.iter().map(|key| key.title()).collect();
+        assert_eq!(listed, declared, "README's keys, in the order of the flags");
+        for (key, (title, flag, default)) in KEYS.iter().zip(&readme) {
+            match key.long() {
+                Some(long) => {
+                    let named = [format!("`--{long}`"), format!("`--{long} ")];
+                    assert!(named.iter().any(|n| flag.starts_with(n)), "{title}: {flag}");
+                    assert!(
+                        command.get_arguments().any(|a| a.get_long() == Some(&long)),
+                        "{title}: no --{long}"
+                    );
+                }
+                None => {
+                    // Secrets come from the file or the environment, never from a flag.
+                    assert!(flag.starts_with("env `PRECIS_"), "{title}: {flag}");
+                    let as_flag = key.name.replace('_', "-");
+                    let flagged =
+                        |a: &clap::Arg| a.get_long().is_some_and(|l| l.ends_with(&as_flag));
+                    assert!(!command.get_arguments().any(flagged), "{title} has a flag");
+                }
+            }
+            // A default that is a value is written as in precis.toml.
+            let literal = match (key.default)() {
+                _ if key.shown.is_some() => None,
+                Some(toml::Value::String(text)) => Some(format!("`\"{text}\"`")),
+                _ => key.shown_default().map(|value| format!("`{value}`")),
+            };
+            if let Some(literal) = literal {
+                assert!(
+                    default.starts_with(&literal),
+                    "{title}: {default}, not {literal}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn values_that_would_stop_the_bidder_are_refused_at_start() {
         for (text, says) in [
