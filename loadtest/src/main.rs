@@ -17,12 +17,13 @@ mod synthetic;
 mod timer;
 mod traffic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use clap::{ArgGroup, Parser};
+use hdrhistogram::Histogram;
 
 use crate::client::Target;
 use crate::exchange::{BASE_CTR, Behaviour, Exchange};
@@ -261,11 +262,29 @@ async fn load_test(args: Args) -> anyhow::Result<()> {
 
     print!("{}", summary.text());
     if let Some(dir) = &args.out {
-        report::write(dir, &summary, &finished.recording.latency)?;
+        write_out(dir, &summary, &finished.recording.latency)?;
         eprintln!(
             "wrote summary.json, latency.hgrm and report.html in {}",
             dir.display()
         );
+    }
+    Ok(())
+}
+
+/// Writes `summary.json`, `latency.hgrm` and `report.html` into `dir` (created if needed).
+fn write_out(dir: &Path, summary: &Summary, latency: &Histogram<u64>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = [
+        (
+            "summary.json",
+            serde_json::to_string_pretty(summary)? + "\n",
+        ),
+        ("latency.hgrm", report::hgrm(latency)),
+        ("report.html", html::page(summary, latency)),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
