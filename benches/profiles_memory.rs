@@ -10,9 +10,9 @@ mod common;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use precis::generate::Rng;
 use precis::profiles::{Profiles, Update, bulk::Feed, snapshot};
 use precis::user::UserId;
+use precis_generate::Rng;
 
 fn main() {
     let users: usize = std::env::args()

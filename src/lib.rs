@@ -28,8 +28,8 @@
 //!   `lookalike` grows a package from profiles; `taxonomy` is the tag tree campaign tags must be in.
 //! - the operator's: `config` (precis.toml and its flags) and `metrics`; `durable` replaces files
 //!   whole (holds, snapshots, packages); `clock` says what time it is (the system's, or a simulated
-//!   day's) and where local days begin; `geo` normalises places; `generate` makes realistic
-//!   campaign files and matching requests from a seed (`precis gen-campaigns`).
+//!   day's) and where local days begin; `geo` normalises places; `generate` compiles and writes
+//!   the campaign files the `precis-generate` crate makes from a seed (`precis gen-campaigns`).
 
 pub mod admission;
 pub mod auction;

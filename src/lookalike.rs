@@ -11,9 +11,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::generate::Rng;
 use crate::targeting::ancestors;
 use crate::user::UserId;
+use precis_generate::Rng;
 
 /// Smoothing: each tag counts as seen this many times more in and out of the seed.
 const ALPHA: f64 = 1.0;

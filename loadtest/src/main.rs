@@ -33,7 +33,7 @@ use crate::run::{Finished, Load, Plan};
 use crate::schedule::Arrival;
 use crate::synthetic::Synthetic;
 use crate::traffic::Traffic;
-use precis::generate::Generator;
+use precis_generate::Generator;
 
 /// Open-loop load generator for OpenRTB bidders: latency from each request's due time, so a
 /// stalled server shows in p99.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::synthetic::Synthetic;
-use precis::generate::Generator;
+use precis_generate::Generator;
 
 /// A stand-in for the request id while a replayed file is serialised, then cut out.
 const ID_SLOT: &str = "precis-load:request-id";

@@ -1,5 +1,5 @@
 //! The request side of generated data: a [`Visitor`] is one plausible bid request's worth of facts
-//! (place, screen, interests, context, slot), drawn from the same places, taxonomy and sizes as the
+//! (place, screen, interests, context, slot), drawn from the same places, tree and sizes as the
 //! generated campaigns, so that traffic meets them at realistic rates. [`Visitor::bid_request`]
 //! writes it as an OpenRTB 2.6 request; a load generator may write its own from the fields.
 
@@ -7,12 +7,12 @@ use serde_json::{Map, Value, json};
 
 use super::places::{City, Market, draw_city, draw_market};
 use super::rng::Rng;
-use super::taxonomy::{ROOTS, draw_root, taxonomy};
+use super::tree::{ROOTS, draw_root, tree};
 use super::{ANY_SIZES, DESKTOP_SIZES, MOBILE_SIZES, PUBLISHERS, app_bundle, site_domain};
 
 /// The ad slot of a request's one imp.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Slot {
+pub enum AdSlot {
     Banner { w: u32, h: u32 },
     Video { w: u32, h: u32, maxduration: u32 },
     Native,
@@ -43,7 +43,7 @@ pub struct Visitor {
     pub yob: Option<u32>,
     pub gender: Option<&'static str>,
     pub user: Option<String>,
-    pub slot: Slot,
+    pub slot: AdSlot,
     /// CPM floor in USD.
     pub bidfloor: f64,
 }
@@ -87,7 +87,7 @@ impl Visitor {
         };
 
         // Interests: three users in ten come with no data at all.
-        let roots = taxonomy().roots();
+        let roots = tree().roots();
         let mut interests: Vec<usize> = Vec::new();
         let mut tags = Vec::new();
         if rng.chance(0.7) {
@@ -97,7 +97,7 @@ impl Visitor {
                     continue;
                 }
                 interests.push(r);
-                let subtree = taxonomy().subtree(roots[r]);
+                let subtree = tree().subtree(roots[r]);
                 for _ in 0..rng.between(1, 4) {
                     let depth = if rng.chance(0.6) { 4 } else { 3 };
                     let at: Vec<_> = subtree.iter().filter(|n| n.depth == depth).collect();
@@ -146,7 +146,7 @@ impl Visitor {
 
         let (slot, bidfloor) = match device_type {
             3 | 7 => (
-                Slot::Video {
+                AdSlot::Video {
                     w: 1920,
                     h: 1080,
                     maxduration: *rng.pick(&[30, 60]),
@@ -161,14 +161,14 @@ impl Visitor {
                 };
                 let roll = rng.unit();
                 if roll < native {
-                    (Slot::Native, rng.log_range(0.3, 3.0))
+                    (AdSlot::Native, rng.log_range(0.3, 3.0))
                 } else if roll < native + 0.15 {
                     let (w, h) = *rng.pick(&[(640, 360), (1280, 720), (1920, 1080)]);
                     let maxduration = *rng.pick(&[15, 30, 30, 60]);
-                    (Slot::Video { w, h, maxduration }, rng.log_range(1.0, 8.0))
+                    (AdSlot::Video { w, h, maxduration }, rng.log_range(1.0, 8.0))
                 } else {
                     let (w, h) = *rng.weighted(sizes);
-                    (Slot::Banner { w, h }, rng.log_range(0.05, 1.5))
+                    (AdSlot::Banner { w, h }, rng.log_range(0.05, 1.5))
                 }
             }
         };
@@ -195,12 +195,12 @@ impl Visitor {
     /// one data provider, the geo on `device.geo` with the region code as exchanges send it.
     pub fn bid_request(&self, id: &str) -> Value {
         let imp = match self.slot {
-            Slot::Banner { w, h } => json!({ "banner": { "w": w, "h": h } }),
-            Slot::Video { w, h, maxduration } => json!({ "video": {
+            AdSlot::Banner { w, h } => json!({ "banner": { "w": w, "h": h } }),
+            AdSlot::Video { w, h, maxduration } => json!({ "video": {
                 "mimes": ["video/mp4", "video/webm"], "minduration": 5, "maxduration": maxduration,
                 "protocols": [2, 3, 5, 6, 7, 8, 11, 12, 13, 14], "w": w, "h": h, "plcmt": 1
             } }),
-            Slot::Native => json!({ "native": {
+            AdSlot::Native => json!({ "native": {
                 "request": "{\"ver\":\"1.2\",\"assets\":[{\"id\":1,\"required\":1,\"title\":{\"len\":90}},{\"id\":2,\"required\":1,\"img\":{\"type\":3,\"wmin\":600,\"hmin\":314}}]}",
                 "ver": "1.2"
             } }),
