@@ -196,7 +196,7 @@ fn cases(now: DateTime<Utc>) -> Vec<Case> {
     let generator = Generator::new(SEED);
     let visitors = VISITORS.iter().map(|&n| {
         let body = generator.visitor(n).bid_request(&format!("visitor-{n}"));
-        Case::new(&format!("visitor-{n}"), body.to_string().into_bytes(), now)
+        Case::new(&format!("visitor-{n}"), body.into_bytes(), now)
     });
     own.into_iter().chain(corpus).chain(visitors).collect()
 }
@@ -354,7 +354,7 @@ fn scale(c: &mut Criterion) {
     let mix: Vec<Case> = (0..MIX)
         .map(|n| {
             let body = generator.visitor(n).bid_request(&format!("visitor-{n}"));
-            Case::new(&format!("visitor-{n}"), body.to_string().into_bytes(), now)
+            Case::new(&format!("visitor-{n}"), body.into_bytes(), now)
         })
         .collect();
     for &count in SCALES {

@@ -57,7 +57,7 @@ mod tests {
     use crate::geo::{Country, Point, Region};
     use crate::pricing::{Currency, Model};
     use crate::targeting::{Facts, tag_form, within};
-    use precis_generate::{MARKETS, Market};
+    use precis_generate::{Crowd, MARKETS, Market};
 
     #[test]
     fn every_place_is_one_precis_reads() {
@@ -160,16 +160,33 @@ mod tests {
     }
 
     #[test]
+    fn every_visitor_stranger_or_returning_is_a_request_precis_reads_as_drawn() {
+        let generator = Generator::new(7);
+        for crowd in [Crowd::Strangers, Crowd::Returning { users: 1000 }] {
+            for i in 0..500 {
+                let visitor = generator.visitor_in(crowd, i);
+                let body = visitor.bid_request(&format!("r{i}"));
+                let request = crate::openrtb::decode(body.as_bytes())
+                    .unwrap_or_else(|e| panic!("{crowd:?} visitor {i}: {e}: {body}"));
+                assert_eq!(request.id.as_deref(), Some(format!("r{i}").as_str()));
+                assert_eq!(request.imp.len(), 1, "{body}");
+                assert_eq!(request.imp[0].bidfloor, visitor.bidfloor, "{body}");
+                let user = request.user.as_ref().and_then(|u| u.id.as_deref());
+                assert_eq!(user, visitor.person.user.as_deref(), "{body}");
+                let device = request.device.as_ref().and_then(|d| d.devicetype);
+                assert_eq!(device, Some(visitor.person.device_type), "{body}");
+            }
+        }
+    }
+
+    #[test]
     fn a_plausible_request_matches_a_few_dozen_of_ten_thousand_campaigns() {
         let generator = Generator::new(11);
         let campaigns = compile(&generator, 10_000, &Rates::default()).unwrap();
         let now = "2026-03-04T14:30:00Z".parse().unwrap();
         let mut counts: Vec<usize> = (0..500)
             .map(|i| {
-                let body = generator
-                    .visitor(i)
-                    .bid_request(&format!("r{i}"))
-                    .to_string();
+                let body = generator.visitor(i).bid_request(&format!("r{i}"));
                 let request = crate::openrtb::decode(body.as_bytes()).unwrap();
                 let facts = Facts::from_request(&request, now);
                 campaigns

@@ -162,7 +162,8 @@ async fn a_bidder_serves_the_generated_campaigns() {
     let mut won = 0;
     for n in 0..200 {
         let visitor = generator.visitor(n);
-        let Some(response) = server.bid(&visitor.bid_request(&format!("v{n}"))).await else {
+        let request = serde_json::from_str(&visitor.bid_request(&format!("v{n}"))).unwrap();
+        let Some(response) = server.bid(&request).await else {
             continue;
         };
         won += 1;

@@ -11,7 +11,8 @@
 //! Most campaigns target a few countries or cities, a device class and a few tags or categories; a
 //! few are broad run-of-network. A [`Visitor`] is the request side, drawn from the same places and
 //! the same tree, so that a plausible request matches a few dozen of 10,000 campaigns and some
-//! match none.
+//! match none; visitors come as strangers or as a [`Crowd`] of returning users with stable
+//! profiles (what the load generator sends).
 //!
 //! Each campaign (and visitor) draws from its own random stream of the seed ([`Rng::stream`]), so
 //! campaign `n` is the same whether made alone, among 100 or among 100,000, on one thread or many.
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use places::{City, MARKETS, Market, draw_city, draw_market};
 pub use rng::Rng;
 pub use tree::{Node, Tree, draw_root, tree};
-pub use visitor::{AdSlot, Visitor};
+pub use visitor::{AdSlot, Crowd, Person, Visitor};
 
 use tree::ROOTS;
 
@@ -99,11 +100,16 @@ impl Generator {
         Draft::new(self, index, &mut rng, out).write();
     }
 
-    /// Request-side visitor `index` of this seed (a stream apart from the campaigns'): where they
-    /// are, on what, interested in what, looking at which slot.
+    /// Request-side visitor `index` of this seed (a stream apart from the campaigns'), someone
+    /// new: where they are, on what, interested in what, looking at which slot.
     pub fn visitor(&self, index: usize) -> Visitor {
-        let mut rng = Rng::stream(self.seed ^ 0x7669_7369_746f_7273, index as u64);
-        Visitor::draw(&mut rng)
+        self.visitor_in(Crowd::Strangers, index)
+    }
+
+    /// Visitor `index` of this seed from `crowd`: of [`Crowd::Strangers`], the same as
+    /// [`Generator::visitor`]; of [`Crowd::Returning`], often someone seen before.
+    pub fn visitor_in(&self, crowd: Crowd, index: usize) -> Visitor {
+        Visitor::of(self.seed, crowd, index)
     }
 }
 
