@@ -6,11 +6,11 @@
 //! building the index (`index-build/N`); the heap bytes each campaign holds (counted through the
 //! allocator, the server's mimalloc) are printed.
 //!
-//! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (the library's
-//! `generate::Generator`, in memory), compiled with the real `campaign::file::parse`: real places, taxonomy
-//! tags, every pricing model and creative format. The requests are hand-written, from the corpus, and
-//! two generated visitors (`generate::Visitor`); the clock is fixed, so every run sees the same
-//! winners. Run with `cargo bench --bench bid_path`
+//! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (`precis_generate`'s
+//! `Generator`, in memory), compiled with the real `campaign::file::parse` (`generate::compile`): real
+//! places, taxonomy tags, every pricing model and creative format. The requests are hand-written,
+//! from the corpus, and two generated visitors (`precis_generate::Visitor`); the clock is fixed,
+//! so every run sees the same winners. Run with `cargo bench --bench bid_path`
 //! (add `-- auction` to run one group, `-- --warm-up-time 1 --measurement-time 3` for a quick pass).
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -30,10 +30,11 @@ use precis::book::ranking::{self, Ranked};
 use precis::campaign::Campaign;
 use precis::campaign::pricing::{Currency, Rates};
 use precis::campaign::targeting::Term;
-use precis::generate::Generator;
+use precis::generate;
 use precis::request::facts::Facts;
 use precis::request::openrtb::{self, BidRequest};
 use precis::token::Keys;
+use precis_generate::Generator;
 
 /// The server's allocator, so that times are the server's, counting the bytes it holds.
 #[global_allocator]
@@ -89,9 +90,8 @@ const NOW: &str = "2026-03-04T14:30:00Z";
 
 /// Campaigns `0..count` of the seed, some priced in EUR and GBP (the bench knows their rates).
 fn campaigns(count: usize, rates: &Rates) -> Vec<Arc<Campaign>> {
-    Generator::new(SEED)
-        .with_currencies(&["EUR", "GBP"])
-        .compile(count, rates)
+    let generator = Generator::new(SEED).with_currencies(&["EUR", "GBP"]);
+    generate::compile(&generator, count, rates)
         .unwrap_or_else(|e| panic!("a generated campaign does not compile:\n{e}"))
         .into_iter()
         .map(Arc::new)
@@ -198,7 +198,7 @@ fn cases(now: DateTime<Utc>) -> Vec<Case> {
     let generator = Generator::new(SEED);
     let visitors = VISITORS.iter().map(|&n| {
         let body = generator.visitor(n).bid_request(&format!("visitor-{n}"));
-        Case::new(&format!("visitor-{n}"), body.to_string().into_bytes(), now)
+        Case::new(&format!("visitor-{n}"), body.into_bytes(), now)
     });
     own.into_iter().chain(corpus).chain(visitors).collect()
 }
@@ -356,7 +356,7 @@ fn scale(c: &mut Criterion) {
     let mix: Vec<Case> = (0..MIX)
         .map(|n| {
             let body = generator.visitor(n).bid_request(&format!("visitor-{n}"));
-            Case::new(&format!("visitor-{n}"), body.to_string().into_bytes(), now)
+            Case::new(&format!("visitor-{n}"), body.into_bytes(), now)
         })
         .collect();
     for &count in SCALES {

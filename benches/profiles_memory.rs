@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use precis::audience::profiles::{Profiles, Update, snapshot};
-use precis::generate::Rng;
 use precis::request::user::UserId;
+use precis_generate::Rng;
 
 fn main() {
     let users: usize = std::env::args()

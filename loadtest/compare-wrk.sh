@@ -5,7 +5,7 @@
 #
 #   loadtest/compare-wrk.sh [URL] [CONNECTIONS] [SECONDS] [ROUNDS]
 #
-# Without URL it starts the bundled stall-server as a bare server (--stall-ms 0). To compare
+# Without URL it starts the stall-server example as a bare server (--stall-ms 0). To compare
 # against precis: `cargo run --release -- serve` in another shell, then
 #   loadtest/compare-wrk.sh http://127.0.0.1:8080/openrtb2/bid
 # Needs wrk (sudo apt-get install -y wrk). Only talks to the URL given, or to 127.0.0.1.
@@ -17,13 +17,14 @@ seconds=${3:-10}
 rounds=${4:-3}
 command -v wrk >/dev/null || { echo "needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 cargo build --release --quiet -p precis-load --bins
+cargo build --release --quiet -p precis --example stall-server   # the bidder's package: see its doc
 bin=target/release
 work=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
 if [ -z "$url" ]; then
-    "$bin/stall-server" --listen 127.0.0.1:0 --stall-ms 0 2>"$work/server.log" &
+    "$bin/examples/stall-server" --listen 127.0.0.1:0 --stall-ms 0 2>"$work/server.log" &
     server=$!
     for _ in $(seq 50); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
     url="http://$(sed -n 's/.*listening on //p' "$work/server.log")/openrtb2/bid"

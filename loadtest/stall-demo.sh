@@ -18,11 +18,12 @@ seconds=${1:-10}
 rate=${2:-2000}
 command -v wrk >/dev/null || { echo "needs wrk: sudo apt-get install -y wrk" >&2; exit 1; }
 cargo build --release --quiet -p precis-load --bins
+cargo build --release --quiet -p precis --example stall-server   # the bidder's package: see its doc
 bin=target/release
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
-"$bin/stall-server" --listen 127.0.0.1:0 --stall-ms 100 --every-ms 1000 2>"$work/server.log" &
+"$bin/examples/stall-server" --listen 127.0.0.1:0 --stall-ms 100 --every-ms 1000 2>"$work/server.log" &
 server=$!
 for _ in $(seq 50); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
 addr=$(sed -n 's/.*listening on //p' "$work/server.log")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The bidder next to the HTTP floor: precis serving 10,000 generated campaigns, and a bare hyper
-# server that reads the body and answers 204 (stall-server --stall-ms 0), driven alternately by the
-# same client (precis-load, closed loop, the generator's visitors as the request mix, the same
-# connections). Prints each round's requests/s, the ratio, and the CPU time each server spent per
-# request (user + system, all its threads; the warmup's requests counted at the measured rate):
-# steadier than requests/s on a shared machine.
+# server that reads the body and answers 204 (the stall-server example, --stall-ms 0, on precis'
+# per-core runtimes), driven alternately by the same client (precis-load, closed loop, the
+# generator's visitors as the request mix, the same connections). Prints each round's
+# requests/s, the ratio, and the CPU time each server spent per request (user + system, all its
+# threads; the warmup's requests counted at the measured rate): steadier than requests/s on a
+# shared machine.
 #
 #   loadtest/throughput.sh [CAMPAIGNS] [CONNECTIONS] [SECONDS] [ROUNDS] [WORKERS]
 #
@@ -22,7 +23,7 @@ connections=${2:-32}
 seconds=${3:-10}
 rounds=${4:-3}
 workers=${5:-1}
-cargo build --release --quiet --workspace --bins
+cargo build --release --quiet --workspace --bins --examples
 bin=target/release
 work=$(mktemp -d)
 pids=()
@@ -47,7 +48,7 @@ start "$work/precis.log" "$OLDPWD/$bin/precis" serve --config "$OLDPWD/precis.to
 precis=$addr
 # It listens at once and answers 503 until the campaigns are loaded.
 for _ in $(seq 600); do grep -q "ready: answering bids" "$work/precis.log" && break; sleep 0.1; done
-start "$work/bare.log" "$OLDPWD/$bin/stall-server" --listen 127.0.0.1:0 --stall-ms 0 \
+start "$work/bare.log" "$OLDPWD/$bin/examples/stall-server" --listen 127.0.0.1:0 --stall-ms 0 \
     --workers "$workers"
 bare=$addr
 cd "$OLDPWD"

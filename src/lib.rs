@@ -29,7 +29,8 @@
 //! - [`auction`]: each imp's winner and the bid response;
 //! - [`measure`]: the recorder of wins, impressions, clicks and orders, and reports;
 //! - [`serve`]: HTTP on two ports (exchanges', operators'), per-core runtimes, limits;
-//! - [`metrics`]; [`generate`]: seeded campaigns and traffic (`precis gen-campaigns`).
+//! - [`metrics`]; [`generate`]: the campaign files and taxonomy the `precis-generate` crate draws
+//!   from a seed, compiled and written (`precis gen-campaigns`).
 
 pub mod app;
 pub mod auction;

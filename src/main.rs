@@ -343,9 +343,10 @@ fn gen_campaigns(
     {
         anyhow::bail!("`{bad}` is not an ISO-4217 currency code");
     }
-    let generator = precis::generate::Generator::new(seed).with_currencies(currencies);
+    let generator = precis_generate::Generator::new(seed).with_currencies(currencies);
     let started = std::time::Instant::now();
-    let written = precis::generate::write_dir(&generator, count, out, force)?;
+    let written = precis_generate::write_dir(&generator, count, out, force)?;
+    precis::generate::write_taxonomy(out)?;
     println!(
         "wrote {} campaign file(s) ({:.1} MB) to {} in {:.2} s (seed {seed})",
         written.files,

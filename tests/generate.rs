@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::{PRECIS, Server, bids, check, str_of};
 use hyper::StatusCode;
-use precis::generate::Generator;
+use precis_generate::{AdSlot, Generator};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/openrtb-corpus");
 
@@ -162,7 +162,8 @@ async fn a_bidder_serves_the_generated_campaigns() {
     let mut won = 0;
     for n in 0..200 {
         let visitor = generator.visitor(n);
-        let Some(response) = server.bid(&visitor.bid_request(&format!("v{n}"))).await else {
+        let request = serde_json::from_str(&visitor.bid_request(&format!("v{n}"))).unwrap();
+        let Some(response) = server.bid(&request).await else {
             continue;
         };
         won += 1;
@@ -170,9 +171,9 @@ async fn a_bidder_serves_the_generated_campaigns() {
             assert!(str_of(bid, "cid").starts_with("gen-"), "{bid}");
             let crid = str_of(bid, "crid");
             let fits = match visitor.slot {
-                precis::generate::Slot::Banner { w, h } => crid.ends_with(&format!("-{w}x{h}")),
-                precis::generate::Slot::Video { .. } => crid.contains("-video"),
-                precis::generate::Slot::Native => crid.ends_with("-native"),
+                AdSlot::Banner { w, h } => crid.ends_with(&format!("-{w}x{h}")),
+                AdSlot::Video { .. } => crid.contains("-video"),
+                AdSlot::Native => crid.ends_with("-native"),
             };
             assert!(fits, "{crid} for {:?}", visitor.slot);
         }

@@ -1,8 +1,41 @@
 //! The generator's own CPU time: user + system time of all its threads, from `/proc/self/stat`
-//! (Linux only; elsewhere there is none to report).
+//! (Linux only; elsewhere there is none to report), and what a run's share of it comes to
+//! ([`Cpu`]). Reads only this process' own figures; it never measures the server.
+
+use std::time::Duration;
+
+use serde::Serialize;
 
 /// Clock ticks per second of `/proc` times: `USER_HZ`, 100 on every Linux architecture.
 const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The generator's CPU time over a whole run (warmup and follow-ups included).
+#[derive(Clone, Debug, Serialize)]
+pub struct Cpu {
+    pub seconds: f64,
+    /// Average cores busy.
+    pub cores: f64,
+    /// Cores per 10,000 bid requests per second sent.
+    pub cores_per_10k_rps: f64,
+}
+
+impl Cpu {
+    /// CPU use of `seconds` over `wall` time while sending `sent` bid requests.
+    pub fn of(seconds: f64, wall: Duration, sent: u64) -> Cpu {
+        let wall = wall.as_secs_f64().max(f64::EPSILON);
+        let cores = seconds / wall;
+        let rate = sent as f64 / wall;
+        Cpu {
+            seconds,
+            cores,
+            cores_per_10k_rps: if rate > 0.0 {
+                cores / (rate / 10_000.0)
+            } else {
+                0.0
+            },
+        }
+    }
+}
 
 /// CPU seconds used by this process so far, if the system says.
 pub fn process_seconds() -> Option<f64> {

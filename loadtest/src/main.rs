@@ -13,16 +13,16 @@ mod recording;
 mod report;
 mod run;
 mod schedule;
-mod synthetic;
 mod timer;
 mod traffic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use clap::{ArgGroup, Parser};
+use hdrhistogram::Histogram;
 
 use crate::client::Target;
 use crate::exchange::{BASE_CTR, Behaviour, Exchange};
@@ -30,9 +30,12 @@ use crate::findmax::{FindMax, Search};
 use crate::report::{ExchangeReport, Summary};
 use crate::run::{Finished, Load, Plan};
 use crate::schedule::Arrival;
-use crate::synthetic::Synthetic;
 use crate::traffic::Traffic;
-use precis::generate::Generator;
+use precis_generate::{Crowd, Generator};
+
+/// The returning users of `--synthetic` traffic: enough that frequency caps meet many users, few
+/// enough that the most active come back hundreds of times in a short run.
+const RETURNING_USERS: u64 = 100_000;
 
 /// Open-loop load generator for OpenRTB bidders: latency from each request's due time, so a
 /// stalled server shows in p99.
@@ -77,12 +80,15 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     requests: Option<PathBuf>,
 
-    /// Send synthetic OpenRTB 2.6 requests (decided by --seed).
+    /// Send synthetic OpenRTB 2.6 requests (decided by --seed): the visitors of `precis
+    /// gen-campaigns`' generator, 60% of them from 100,000 returning users who keep their
+    /// profile, 30% of impressions without a floor.
     #[arg(long)]
     synthetic: bool,
 
-    /// Send the visitors of `precis gen-campaigns`' generator (decided by --seed): the places and
-    /// tag taxonomy its campaigns target, so they match at realistic rates.
+    /// Send the visitors of `precis gen-campaigns`' generator as the benchmarks see them (decided
+    /// by --seed): each someone new, every impression with a floor. Both kinds are drawn from the
+    /// places and tag taxonomy generated campaigns target, so they match at realistic rates.
     #[arg(long)]
     generated: bool,
 
@@ -205,8 +211,13 @@ async fn load_test(args: Args) -> anyhow::Result<()> {
             }
             traffic
         }
-        None if args.generated => Traffic::Generated(Generator::new(args.seed)),
-        None => Traffic::Synthetic(Synthetic { seed: args.seed }),
+        None if args.generated => Traffic::Visitors(Generator::new(args.seed), Crowd::Strangers),
+        None => Traffic::Visitors(
+            Generator::new(args.seed),
+            Crowd::Returning {
+                users: RETURNING_USERS,
+            },
+        ),
     };
     let behaviour = Behaviour {
         win_rate: args.win_rate,
@@ -261,11 +272,29 @@ async fn load_test(args: Args) -> anyhow::Result<()> {
 
     print!("{}", summary.text());
     if let Some(dir) = &args.out {
-        report::write(dir, &summary, &finished.recording.latency)?;
+        write_out(dir, &summary, &finished.recording.latency)?;
         eprintln!(
             "wrote summary.json, latency.hgrm and report.html in {}",
             dir.display()
         );
+    }
+    Ok(())
+}
+
+/// Writes `summary.json`, `latency.hgrm` and `report.html` into `dir` (created if needed).
+fn write_out(dir: &Path, summary: &Summary, latency: &Histogram<u64>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = [
+        (
+            "summary.json",
+            serde_json::to_string_pretty(summary)? + "\n",
+        ),
+        ("latency.hgrm", report::hgrm(latency)),
+        ("report.html", html::page(summary, latency)),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

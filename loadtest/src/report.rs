@@ -1,13 +1,13 @@
-//! What a run reports: the summary (as text for people and as `summary.json`), the HdrHistogram
-//! percentile distribution (`latency.hgrm`, the standard text format), and the files of `--out`.
+//! What a run reports: the summary (as text for people and as `summary.json`) and the
+//! HdrHistogram percentile distribution (`latency.hgrm`, the standard text format). It renders;
+//! it never writes files (the command line writes those of `--out`).
 
 use std::fmt::Write;
-use std::path::Path;
 
-use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu::Cpu;
 use crate::exchange;
 use crate::findmax::FindMax;
 use crate::metrics::ServerLatency;
@@ -44,16 +44,6 @@ pub struct Summary {
     pub server_latency: Option<ServerLatency>,
     pub exchange: Option<ExchangeReport>,
     pub find_max: Option<FindMax>,
-}
-
-/// The generator's CPU time over the whole run (warmup and follow-ups included).
-#[derive(Clone, Debug, Serialize)]
-pub struct Cpu {
-    pub seconds: f64,
-    /// Average cores busy.
-    pub cores: f64,
-    /// Cores per 10,000 bid requests per second sent.
-    pub cores_per_10k_rps: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -284,24 +274,6 @@ pub fn hgrm(histogram: &Histogram<u64>) -> String {
         2048
     );
     out
-}
-
-/// Writes `summary.json`, `latency.hgrm` and `report.html` into `dir` (created if needed).
-pub fn write(dir: &Path, summary: &Summary, latency: &Histogram<u64>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let files = [
-        (
-            "summary.json",
-            serde_json::to_string_pretty(summary)? + "\n",
-        ),
-        ("latency.hgrm", hgrm(latency)),
-        ("report.html", crate::html::page(summary, latency)),
-    ];
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

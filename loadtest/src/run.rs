@@ -11,11 +11,10 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::client::{Connection, Target};
-use crate::cpu;
+use crate::cpu::{self, Cpu};
 use crate::dispatch::{Queue, release};
 use crate::exchange::Exchange;
 use crate::recording::{Outcome, Recording};
-use crate::report::Cpu;
 use crate::schedule::{Arrival, Schedule};
 use crate::timer::Timer;
 use crate::traffic::Traffic;
@@ -149,7 +148,7 @@ pub async fn run(plan: &Plan, load: &Load) -> anyhow::Result<Finished> {
     let recording = std::mem::replace(&mut *shared.recording(), Recording::new(window));
     let cpu = cpu_before
         .zip(cpu::process_seconds())
-        .map(|(before, after)| cpu_use(after - before, wall, recording.sent));
+        .map(|(before, after)| Cpu::of(after - before, wall, recording.sent));
     Ok(Finished {
         recording,
         window: plan.duration,
@@ -224,20 +223,4 @@ async fn progress(
         t += 1;
     }
     tokio::time::sleep_until(end.into()).await;
-}
-
-/// CPU use of `seconds` over `wall` time while sending `sent` bid requests.
-fn cpu_use(seconds: f64, wall: Duration, sent: u64) -> Cpu {
-    let wall = wall.as_secs_f64().max(f64::EPSILON);
-    let cores = seconds / wall;
-    let rate = sent as f64 / wall;
-    Cpu {
-        seconds,
-        cores,
-        cores_per_10k_rps: if rate > 0.0 {
-            cores / (rate / 10_000.0)
-        } else {
-            0.0
-        },
-    }
 }

@@ -1,6 +1,8 @@
-//! Where bid request bodies come from: a directory of OpenRTB request files replayed in turn,
-//! synthetic requests, or the visitors of the campaign generator (`precis gen-campaigns`). Every body gets its own request `id` (`load-N`), so no two requests of a
-//! run are the same.
+//! Where bid request bodies come from: a directory of OpenRTB request files replayed in turn, or
+//! the visitors of the campaign generator (`precis gen-campaigns`' seeded world, the
+//! `precis-generate` crate), as strangers or as a crowd of returning users. Every body gets its own
+//! request `id` (`load-N`), so no two requests of a run are the same. Bodies only: this module
+//! never sends them.
 
 use std::path::Path;
 
@@ -8,8 +10,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::synthetic::Synthetic;
-use precis::generate::Generator;
+use precis_generate::{Crowd, Generator};
 
 /// A stand-in for the request id while a replayed file is serialised, then cut out.
 const ID_SLOT: &str = "precis-load:request-id";
@@ -17,10 +18,9 @@ const ID_SLOT: &str = "precis-load:request-id";
 pub enum Traffic {
     /// Files from a directory, in name order, round and round.
     Replay(Vec<Template>),
-    Synthetic(Synthetic),
-    /// Visitor `seq` of the campaign generator's seed: drawn from the places and taxonomy its
-    /// campaigns target.
-    Generated(Generator),
+    /// Visitor `seq` of the campaign generator's seed from the crowd: drawn from the places and
+    /// taxonomy its campaigns target.
+    Visitors(Generator, Crowd),
 }
 
 /// A replayed request, serialised once, around its id: the body is `head` + id + `tail`.
@@ -73,10 +73,10 @@ impl Traffic {
                 body.extend_from_slice(&template.tail);
                 body.into()
             }
-            Traffic::Synthetic(synthetic) => synthetic.body(seq, &id).into(),
-            Traffic::Generated(generator) => {
-                let visitor = generator.visitor(usize::try_from(seq).unwrap_or(usize::MAX));
-                visitor.bid_request(&id).to_string().into()
+            Traffic::Visitors(generator, crowd) => {
+                let index = usize::try_from(seq).unwrap_or(usize::MAX);
+                let visitor = generator.visitor_in(*crowd, index);
+                visitor.bid_request(&id).into()
             }
         }
     }
@@ -177,25 +177,20 @@ mod tests {
     }
 
     #[test]
-    fn synthetic_bodies_carry_the_run_id() {
-        let traffic = Traffic::Synthetic(Synthetic { seed: 3 });
-        assert_eq!(parse(&traffic.body(12))["id"], "load-12");
-    }
-
-    #[test]
-    fn generated_visitors_are_bid_requests_the_bidder_reads_the_same_for_a_seed() {
-        let traffic = Traffic::Generated(Generator::new(7));
-        for seq in 0..200 {
-            let body = traffic.body(seq);
-            let request = precis::request::openrtb::decode(&body)
-                .unwrap_or_else(|e| panic!("visitor {seq}: {e}: {body:?}"));
-            assert_eq!(request.id.as_deref(), Some(format!("load-{seq}").as_str()));
-            assert_eq!(request.imp.len(), 1);
-            assert_eq!(body, Traffic::Generated(Generator::new(7)).body(seq));
+    fn visitors_carry_the_run_id_and_are_the_same_for_a_seed() {
+        let crowds = [Crowd::Strangers, Crowd::Returning { users: 1000 }];
+        for crowd in crowds {
+            let traffic = Traffic::Visitors(Generator::new(7), crowd);
+            let again = Traffic::Visitors(Generator::new(7), crowd);
+            let other = Traffic::Visitors(Generator::new(8), crowd);
+            for seq in 0..200 {
+                let body = traffic.body(seq);
+                let request = parse(&body);
+                assert_eq!(request["id"], format!("load-{seq}"), "{crowd:?}");
+                assert_eq!(request["imp"].as_array().map(Vec::len), Some(1));
+                assert_eq!(body, again.body(seq), "{crowd:?}");
+            }
+            assert_ne!(traffic.body(0), other.body(0), "{crowd:?}");
         }
-        assert_ne!(
-            traffic.body(0),
-            Traffic::Generated(Generator::new(8)).body(0)
-        );
     }
 }

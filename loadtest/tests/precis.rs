@@ -7,36 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{PRECIS_LOAD, Server, number, precis_load};
+use common::{Program, Server, build, number, precis_load, workspace};
 use serde_json::Value;
-
-/// The workspace root: the bidder's package, its sample campaigns and configuration.
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("loadtest/ sits in the workspace")
-        .to_owned()
-}
-
-/// Builds the bidder in the profile these tests were built in, beside precis-load.
-fn precis_binary() -> PathBuf {
-    let dir = Path::new(PRECIS_LOAD)
-        .parent()
-        .expect("the binaries' directory");
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .current_dir(workspace())
-        .args(["build", "--quiet", "-p", "precis", "--bin", "precis"]);
-    if dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build");
-    assert!(status.success(), "cargo build -p precis failed: {status}");
-    dir.join("precis")
-}
 
 /// `GET path` over a fresh connection: the body.
 fn get(server: &Server, path: &str) -> String {
@@ -94,7 +68,7 @@ fn statuses(summary: &Value, kind: &str) -> (f64, Vec<(String, f64)>) {
 fn synthetic_traffic_and_the_simulated_exchange_against_the_bidder() {
     let root = workspace();
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut command = Command::new(precis_binary());
+    let mut command = Command::new(build(Program::Bin("precis")));
     command
         .current_dir(cwd.path())
         .env("RUST_LOG", "info")
@@ -186,7 +160,7 @@ fn replayed_corpus_files_in_closed_loop() {
     // The project's corpus sits beside the repository, in CI too.
     let corpus = workspace().join("../shared/openrtb-corpus");
     assert!(corpus.is_dir(), "no corpus at {}", corpus.display());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stall-server"));
+    let mut command = Command::new(build(Program::Example("stall-server")));
     command.args(["--listen", "127.0.0.1:0", "--stall-ms", "0"]);
     let server = Server::start(command);
     let out = tempfile::tempdir().expect("temp dir");

@@ -4,15 +4,17 @@
 //! 90 ms; a closed-loop tool that waits for each answer before sending again sees only the few
 //! requests in flight when the stall began (see `stall-demo.sh` for wrk).
 
+// Shared with precis.rs, which also starts the bidder itself.
+#[allow(dead_code)]
 mod common;
 
 use std::process::Command;
 
-use common::{Server, number, precis_load};
+use common::{Program, Server, build, number, precis_load};
 
 #[test]
 fn a_server_stalling_100ms_every_second_shows_in_p99() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stall-server"));
+    let mut command = Command::new(build(Program::Example("stall-server")));
     command.args([
         "--listen",
         "127.0.0.1:0",

@@ -12,8 +12,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::forms::ancestors;
-use crate::generate::Rng;
 use crate::request::user::UserId;
+use precis_generate::Rng;
 
 /// Smoothing: each tag counts as seen this many times more in and out of the seed.
 const ALPHA: f64 = 1.0;

@@ -12,8 +12,9 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, StatusCode};
 
 use super::answer::{Answer, error, json};
+use super::body;
+use super::layer::{Http, Unrouted};
 use super::status::Status;
-use super::{Http, Unrouted, body};
 use crate::app::App;
 use crate::audience::profiles;
 

@@ -16,8 +16,9 @@ use hyper::{Method, Request, StatusCode};
 
 use super::admission::Deadline;
 use super::answer::{Answer, error, no_content, pixel, redirect, with_body};
+use super::body;
+use super::layer::{Http, Unrouted};
 use super::metrics::Outcome;
-use super::{Http, Unrouted, body};
 use crate::app::App;
 use crate::auction::{self, Auctioned};
 use crate::measure::recorder::Refusal;

@@ -20,6 +20,7 @@ mod body;
 pub mod cores;
 pub mod encoding;
 mod exchange;
+mod layer;
 pub mod metrics;
 mod status;
 
@@ -43,7 +44,8 @@ use crate::metrics::Exposition;
 use admission::Gate;
 use answer::{Answer, error, text};
 use cores::Cores;
-use metrics::{Closed, ServeMetrics};
+use layer::Http;
+use metrics::Closed;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -76,16 +78,6 @@ pub struct Settings {
     pub max_batch_bytes: usize,
 }
 
-/// What the routes read besides the application: the layer's settings, gates and counters.
-struct Http {
-    metrics: Arc<ServeMetrics>,
-    limits: Limits,
-    admin_token: Option<Box<str>>,
-    max_batch_bytes: usize,
-    /// Bid requests being read or bid on.
-    in_flight: Arc<Gate>,
-}
-
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Port {
@@ -95,9 +87,6 @@ enum Port {
 
 /// The application once campaigns are loaded; empty while they load (`/readyz` answers 503).
 pub type Ready = Arc<std::sync::OnceLock<Arc<App>>>;
-
-/// A request a router does not serve: its method and path, for the routes both ports share.
-type Unrouted = (Method, String);
 
 /// Serves both listeners until `shutdown` completes, then stops accepting and lets open requests
 /// finish (up to [`DRAIN`]). Requests that arrive before `app` is set get 503, except `/healthz`.

@@ -1,10 +1,10 @@
-//! The end-to-end harness: starts servers (the bundled `stall-server`, the real `precis`) on
-//! loopback ports, runs the real `precis-load` binary against them and reads its
-//! `summary.json`.
+//! The end-to-end harness: builds the bidder's programs (`precis`, the `stall-server` example),
+//! starts them on loopback ports, runs the real `precis-load` binary against them and reads its
+//! `summary.json`. precis-load does not link the bidder: its programs are built with cargo.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -13,6 +13,45 @@ use serde_json::Value;
 
 /// The binary under test.
 pub const PRECIS_LOAD: &str = env!("CARGO_BIN_EXE_precis-load");
+
+/// The workspace root: the bidder's package, its sample campaigns and configuration.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("loadtest/ sits in the workspace")
+        .to_owned()
+}
+
+/// A program of the bidder's package: its binary or one of its examples.
+pub enum Program {
+    Bin(&'static str),
+    Example(&'static str),
+}
+
+/// Builds `program` in the profile these tests were built in (beside precis-load, in the same
+/// target directory) and answers its path.
+pub fn build(program: Program) -> PathBuf {
+    let dir = Path::new(PRECIS_LOAD)
+        .parent()
+        .expect("the binaries' directory");
+    let (kind, name, path) = match program {
+        Program::Bin(name) => ("--bin", name, dir.join(name)),
+        Program::Example(name) => ("--example", name, dir.join("examples").join(name)),
+    };
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(workspace())
+        .args(["build", "--quiet", "-p", "precis", kind, name]);
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build -p precis {kind} {name} failed: {status}"
+    );
+    path
+}
 
 /// A server process, killed when dropped.
 pub struct Server {

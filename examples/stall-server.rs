@@ -2,10 +2,13 @@
 //! request at once with 204 (an OpenRTB no-bid), except that once every `--every-ms` its whole
 //! process freezes for `--stall-ms`, as a stop-the-world pause would: requests arriving then wait.
 //! With `--stall-ms 0` it is a bare server, for measuring what a generator itself can do and as
-//! the HTTP floor precis is compared with: then it runs its connections as precis does
-//! ([`precis::serve::cores::Cores`], one runtime per core).
+//! the HTTP floor precis is compared with (`loadtest/throughput.sh`): then it runs its connections
+//! as precis does ([`precis::serve::cores::Cores`], one runtime per core). That is why it is an example of
+//! the bidder's package rather than a program of the load generator, which does not link the
+//! bidder. It never looks at what it is sent.
 //!
-//! It logs `listening on ADDR` on stderr once it accepts connections.
+//! Built with `cargo build --release --example stall-server` (`target/release/examples/`). It logs
+//! `listening on ADDR` on stderr once it accepts connections.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,24 +1,29 @@
-//! Generated campaigns (`precis gen-campaigns`) and the requests that meet them: realistic test data
-//! at any scale, the same for the same seed, byte for byte.
+//! The seeded synthetic world precis is tested and measured on: real places, an interest taxonomy
+//! tree, campaign files (`precis gen-campaigns`) and the bid requests that meet them, at any scale,
+//! the same for the same seed, byte for byte.
 //!
 //! A campaign is drawn the way a real book looks: an advertiser in a vertical (one of the 18 roots of
-//! the [`taxonomy`]), a home market (real countries weighted toward the big ones, real regions,
+//! the [`tree()`]), a home market (real countries weighted toward the big ones, real regions,
 //! cities and coordinates from [`places`]), audience tags from its vertical's subtree, contextual IAB
 //! categories, a device class, sometimes dayparting in its local time zone, a pricing model
 //! (CPM, CPC, CPS) with realistic prices, one to four creatives of common IAB sizes (some video and
 //! native), and sometimes a budget, a frequency cap, KPIs, a flight, exclusions, a paused status.
 //! Most campaigns target a few countries or cities, a device class and a few tags or categories; a
 //! few are broad run-of-network. A [`Visitor`] is the request side, drawn from the same places and
-//! the same taxonomy, so that a plausible request matches a few dozen of 10,000 campaigns and some
-//! match none.
+//! the same tree, so that a plausible request matches a few dozen of 10,000 campaigns and some
+//! match none; visitors come as strangers or as a [`Crowd`] of returning users with stable
+//! profiles (what the load generator sends).
 //!
 //! Each campaign (and visitor) draws from its own random stream of the seed ([`Rng::stream`]), so
 //! campaign `n` is the same whether made alone, among 100 or among 100,000, on one thread or many.
-//! Nothing here touches the bid path.
+//!
+//! It makes text and values only and knows nothing of precis: whether precis reads them (compiles
+//! the files, decodes the requests, checks the tags) is tested on the bidder's side, which depends
+//! on this crate, never the other way round; so the load generator uses it without the bidder.
 
 pub mod places;
 pub mod rng;
-pub mod taxonomy;
+pub mod tree;
 mod visitor;
 
 use std::fmt::Write as _;
@@ -26,16 +31,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::campaign::pricing::Rates;
-use crate::campaign::{self, Campaign};
-use crate::diagnostic::FileError;
-
 pub use places::{City, MARKETS, Market, draw_city, draw_market};
 pub use rng::Rng;
-pub use taxonomy::{Node, Taxonomy, draw_root, taxonomy};
-pub use visitor::{Slot, Visitor};
+pub use tree::{Node, Tree, draw_root, tree};
+pub use visitor::{AdSlot, Crowd, Person, Visitor};
 
-use taxonomy::ROOTS;
+use tree::ROOTS;
 
 /// Makes campaign files from a seed.
 #[derive(Debug, Clone)]
@@ -99,24 +100,16 @@ impl Generator {
         Draft::new(self, index, &mut rng, out).write();
     }
 
-    /// Campaigns `0..count`, compiled with [`campaign::file::parse`] as if read from `<id>.toml`: for
-    /// benchmarks and tests that need no files.
-    pub fn compile(&self, count: usize, rates: &Rates) -> Result<Vec<Campaign>, FileError> {
-        let mut text = String::with_capacity(4096);
-        (0..count)
-            .map(|index| {
-                text.clear();
-                self.write_campaign(index, &mut text);
-                campaign::file::parse(&text, Path::new(&Generator::file_name(index)), rates)
-            })
-            .collect()
+    /// Request-side visitor `index` of this seed (a stream apart from the campaigns'), someone
+    /// new: where they are, on what, interested in what, looking at which slot.
+    pub fn visitor(&self, index: usize) -> Visitor {
+        self.visitor_in(Crowd::Strangers, index)
     }
 
-    /// Request-side visitor `index` of this seed (a stream apart from the campaigns'): where they
-    /// are, on what, interested in what, looking at which slot.
-    pub fn visitor(&self, index: usize) -> Visitor {
-        let mut rng = Rng::stream(self.seed ^ 0x7669_7369_746f_7273, index as u64);
-        Visitor::draw(&mut rng)
+    /// Visitor `index` of this seed from `crowd`: of [`Crowd::Strangers`], the same as
+    /// [`Generator::visitor`]; of [`Crowd::Returning`], often someone seen before.
+    pub fn visitor_in(&self, crowd: Crowd, index: usize) -> Visitor {
+        Visitor::of(self.seed, crowd, index)
     }
 }
 
@@ -142,7 +135,8 @@ pub enum WriteError {
 
 /// Writes campaign files `0..count` into `dir`, creating it. A directory that exists and holds
 /// anything is refused unless `force`, when same-named files are replaced and others left alone.
-/// Two threads share the files (each file is built in memory and written with one call).
+/// Two threads share the files (each file is built in memory and written with one call). The
+/// taxonomy file their tags are checked against is the bidder's to write.
 pub fn write_dir(
     generator: &Generator,
     count: usize,
@@ -199,9 +193,6 @@ pub fn write_dir(
             .map(|w| w.join().expect("a generator thread panicked"))
             .collect()
     });
-    // The tree the campaigns' tags come from, so that the directory checks as it is served.
-    let taxonomy = dir.join(crate::campaign::taxonomy::FILE);
-    std::fs::write(&taxonomy, taxonomy::taxonomy().tree().to_toml()).map_err(io(&taxonomy))?;
     results
         .into_iter()
         .try_fold(Written { files: 0, bytes: 0 }, |sum, part| {
@@ -414,7 +405,7 @@ impl<'a> Draft<'a> {
         rng: &'a mut Rng,
         out: &'a mut String,
     ) -> Draft<'a> {
-        let vertical = taxonomy::draw_root(rng);
+        let vertical = tree::draw_root(rng);
         let market = places::draw_market(rng);
         Draft {
             generator,
@@ -422,7 +413,7 @@ impl<'a> Draft<'a> {
             id: Generator::id(index),
             rng,
             out,
-            root: taxonomy().roots()[vertical],
+            root: tree().roots()[vertical],
             vertical,
             market,
             screens: Screens::Any,
@@ -610,7 +601,7 @@ impl<'a> Draft<'a> {
         } else if tagged < 0.75 {
             // An intersection: the vertical and an interest elsewhere (travel and credit cards).
             let mut tags = self.tags(1);
-            let other = taxonomy().roots()[self.rng.below(ROOTS.len())];
+            let other = tree().roots()[self.rng.below(ROOTS.len())];
             if other != self.root {
                 tags.push(self.node(other, 2));
             }
@@ -681,7 +672,7 @@ impl<'a> Draft<'a> {
     /// `n` distinct tags of the vertical, mostly on its second and third levels, one in seven from
     /// another root.
     fn tags(&mut self, n: usize) -> Vec<String> {
-        let roots = taxonomy().roots();
+        let roots = tree().roots();
         let mut tags = Vec::with_capacity(n);
         for _ in 0..n {
             let root = if self.rng.chance(1.0 / 7.0) {
@@ -705,7 +696,7 @@ impl<'a> Draft<'a> {
 
     /// A node at `depth` under `root`, uniformly (`root` itself when none is that deep).
     fn node(&mut self, root: usize, depth: u8) -> String {
-        let subtree = taxonomy().subtree(root);
+        let subtree = tree().subtree(root);
         let at: Vec<&Node> = subtree.iter().filter(|n| n.depth == depth).collect();
         if at.is_empty() {
             return subtree[0].path.clone();
@@ -952,8 +943,6 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::pricing::Currency;
-    use crate::request::facts::Facts;
 
     #[test]
     fn the_same_seed_gives_the_same_files_and_another_seed_others() {
@@ -969,91 +958,5 @@ mod tests {
         distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), all.len(), "every campaign its own");
-    }
-
-    #[test]
-    fn every_generated_file_compiles() {
-        for (seed, currencies) in [(1, &[][..]), (2, &["EUR", "GBP", "JPY"][..])] {
-            let generator = Generator::new(seed).with_currencies(currencies);
-            let rates = Rates::new(
-                currencies
-                    .iter()
-                    .map(|c| (Currency::parse(c).unwrap(), 1.0)),
-            );
-            let mut text = String::new();
-            for index in 0..1000 {
-                text.clear();
-                generator.write_campaign(index, &mut text);
-                let path = Generator::file_name(index);
-                if let Err(e) = campaign::file::parse(&text, Path::new(&path), &rates) {
-                    panic!("{e}\n{text}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_mix_is_realistic() {
-        let campaigns = Generator::new(3).compile(2000, &Rates::default()).unwrap();
-        let share = |f: &dyn Fn(&Campaign) -> bool| {
-            campaigns.iter().filter(|c| f(c)).count() as f64 / campaigns.len() as f64
-        };
-        use crate::campaign::pricing::Model;
-        let cpm = share(&|c| matches!(c.pricing.model, Model::Cpm { .. }));
-        let cps = share(&|c| matches!(c.pricing.model, Model::Cps { .. }));
-        assert!((0.55..0.75).contains(&cpm), "cpm {cpm}");
-        assert!((0.07..0.2).contains(&cps), "cps {cps}");
-        let paused = share(&|c| !c.active);
-        assert!((0.02..0.1).contains(&paused), "paused {paused}");
-        assert!(share(&|c| c.budget.is_some()) > 0.2);
-        assert!(share(&|c| c.frequency.is_some()) > 0.1);
-        let video = share(&|c| {
-            c.creatives
-                .iter()
-                .any(|cr| matches!(cr.format, campaign::Format::Video(_)))
-        });
-        let native = share(&|c| {
-            c.creatives
-                .iter()
-                .any(|cr| cr.format == campaign::Format::Native)
-        });
-        assert!(
-            video > 0.1 && native > 0.05,
-            "video {video} native {native}"
-        );
-        let untargeted = share(&|c| c.targeting.include.is_empty());
-        assert!(untargeted < 0.01, "untargeted {untargeted}");
-        assert!(
-            campaigns
-                .iter()
-                .all(|c| c.pricing.currency == Currency::USD)
-        );
-    }
-
-    #[test]
-    fn a_plausible_request_matches_a_few_dozen_of_ten_thousand_campaigns() {
-        let generator = Generator::new(11);
-        let campaigns = generator.compile(10_000, &Rates::default()).unwrap();
-        let now = "2026-03-04T14:30:00Z".parse().unwrap();
-        let mut counts: Vec<usize> = (0..500)
-            .map(|i| {
-                let body = generator
-                    .visitor(i)
-                    .bid_request(&format!("r{i}"))
-                    .to_string();
-                let request = crate::request::openrtb::decode(body.as_bytes()).unwrap();
-                let facts = Facts::from_request(&request, now);
-                campaigns
-                    .iter()
-                    .filter(|c| c.in_flight(now) && c.targeting.matches(&facts))
-                    .count()
-            })
-            .collect();
-        counts.sort_unstable();
-        let median = counts[counts.len() / 2];
-        let none = counts.iter().filter(|&&n| n == 0).count();
-        assert!((8..=80).contains(&median), "median {median}: {counts:?}");
-        assert!(none > 0, "some requests match nothing: {counts:?}");
-        assert!(counts[counts.len() - 1] < 500, "{counts:?}");
     }
 }

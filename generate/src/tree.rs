@@ -3,11 +3,11 @@
 //!
 //! Built in code, always the same: hand-picked names for the first three levels
 //! (`travel/hotels/luxury-hotels`), then on the fourth the audience intents of a third-level
-//! interest (`travel/hotels/luxury-hotels/deals`), for most of them. A tag matches itself and every
-//! descendant (see [`crate::forms::within`]), so a campaign on `travel/hotels` reaches a user
-//! tagged `travel/hotels/luxury-hotels/deals`. [`Taxonomy::tree`] is this tree as campaign files are
-//! checked against it: `precis gen-campaigns` writes it as `taxonomy.toml`, and it is the sample
-//! `campaigns/taxonomy.toml`.
+//! interest (`travel/hotels/luxury-hotels/deals`), for most of them. In precis a tag matches itself
+//! and every descendant, so a campaign on `travel/hotels` reaches a user tagged
+//! `travel/hotels/luxury-hotels/deals`. `precis gen-campaigns` writes this tree as the
+//! `taxonomy.toml` campaign files are checked against (the sample `campaigns/taxonomy.toml` is it).
+//! It only names tags: checking them is the bidder's taxonomy's job.
 
 use std::sync::OnceLock;
 
@@ -324,7 +324,7 @@ pub struct Node {
     pub path: String,
     /// 1 for a root, 4 for the deepest level.
     pub depth: u8,
-    /// Index of the parent in [`Taxonomy::nodes`]; `None` for a root.
+    /// Index of the parent in [`Tree::nodes`]; `None` for a root.
     pub parent: Option<usize>,
     /// Index of its root.
     pub root: usize,
@@ -334,12 +334,12 @@ pub struct Node {
 
 /// The whole tree, depth first: each root is followed by its subtree.
 #[derive(Debug)]
-pub struct Taxonomy {
+pub struct Tree {
     nodes: Vec<Node>,
     roots: Vec<usize>,
 }
 
-/// A root's ordinal (0 to 17: its node is `taxonomy().roots()[ordinal]`), by how much traffic and
+/// A root's ordinal (0 to 17: its node is `tree().roots()[ordinal]`), by how much traffic and
 /// demand it draws: shopping and entertainment most, pets least.
 pub fn draw_root(rng: &mut Rng) -> usize {
     let ordinals: Vec<usize> = (0..ROOTS.len()).collect();
@@ -348,14 +348,14 @@ pub fn draw_root(rng: &mut Rng) -> usize {
         .unwrap_or(0)
 }
 
-/// The taxonomy, built on first use.
-pub fn taxonomy() -> &'static Taxonomy {
-    static TAXONOMY: OnceLock<Taxonomy> = OnceLock::new();
-    TAXONOMY.get_or_init(Taxonomy::build)
+/// The tree, built on first use.
+pub fn tree() -> &'static Tree {
+    static TREE: OnceLock<Tree> = OnceLock::new();
+    TREE.get_or_init(Tree::build)
 }
 
-impl Taxonomy {
-    fn build() -> Taxonomy {
+impl Tree {
+    fn build() -> Tree {
         let mut nodes: Vec<Node> = Vec::with_capacity(700);
         let mut roots = Vec::with_capacity(ROOTS.len());
         // Third-level nodes have 2, 1, 0, 1, 2 intents in turn, across the tree: 250 / 5 × 6 = 300.
@@ -398,12 +398,7 @@ impl Taxonomy {
                 .map_or(nodes.len(), |offset| i + 1 + offset);
             nodes[i].end = end;
         }
-        Taxonomy { nodes, roots }
-    }
-
-    /// The tree as campaign files check tags against it (what `campaigns/taxonomy.toml` holds).
-    pub fn tree(&self) -> crate::campaign::taxonomy::Taxonomy {
-        crate::campaign::taxonomy::Taxonomy::from_tags(self.nodes.iter().map(|n| n.path.as_str()))
+        Tree { nodes, roots }
     }
 
     /// Every node, depth first.
@@ -411,7 +406,7 @@ impl Taxonomy {
         &self.nodes
     }
 
-    /// The roots' indexes in [`Taxonomy::nodes`].
+    /// The roots' indexes in [`Tree::nodes`].
     pub fn roots(&self) -> &[usize] {
         &self.roots
     }
@@ -456,48 +451,30 @@ mod tests {
 
     #[test]
     fn eighteen_roots_and_about_120_250_300_nodes_below() {
-        let t = taxonomy();
+        let t = tree();
         let sizes: Vec<usize> = (1..=4).map(|d| t.level(d).count()).collect();
         assert_eq!(sizes, [18, 120, 250, 300]);
         assert_eq!(t.roots().len(), 18);
     }
 
     #[test]
-    fn the_sample_taxonomy_file_is_this_tree() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/taxonomy.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let shipped = crate::campaign::taxonomy::Taxonomy::parse(&text, &path).unwrap();
-        assert_eq!(shipped, taxonomy().tree());
-        assert_eq!(
-            text,
-            taxonomy().tree().to_toml(),
-            "written as gen-campaigns writes it"
-        );
-    }
-
-    #[test]
-    fn paths_are_unique_tags_under_their_parents() {
-        let t = taxonomy();
+    fn paths_are_unique_and_each_node_sits_under_its_parent() {
+        let t = tree();
         let mut paths: Vec<&str> = t.nodes().iter().map(|n| n.path.as_str()).collect();
         paths.sort_unstable();
         paths.dedup();
         assert_eq!(paths.len(), t.nodes().len(), "no path twice");
+        let under = |path: &str, above: &str| {
+            path.strip_prefix(above)
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
         for (i, node) in t.nodes().iter().enumerate() {
             assert_eq!(node.path.split('/').count(), usize::from(node.depth));
-            assert_eq!(
-                crate::forms::tag_form(&node.path).as_deref(),
-                Some(node.path.as_str()),
-                "already in the compared form"
-            );
             if let Some(parent) = node.parent {
-                assert!(crate::forms::within(
-                    &node.path,
-                    &t.nodes()[parent].path,
-                    '/'
-                ));
+                assert!(under(&node.path, &t.nodes()[parent].path), "{}", node.path);
             }
             for below in &t.subtree(i)[1..] {
-                assert!(crate::forms::within(&below.path, &node.path, '/'));
+                assert!(under(&below.path, &node.path), "{}", below.path);
             }
             assert_eq!(t.find(&node.path), Some(i));
         }

@@ -2,7 +2,8 @@
 //!
 //! Written out here rather than taken from a crate so that a seed gives the same campaign files on
 //! every platform, build and version of every dependency, forever: generated sets are compared byte
-//! for byte, and benchmark figures are only comparable when their inputs are.
+//! for byte, and benchmark figures are only comparable when their inputs are. Never for anything
+//! secret: the stream is predictable from its seed by design.
 
 /// xorshift64*: fast, small, plenty for choosing test data (not for anything secret).
 #[derive(Debug, Clone)]

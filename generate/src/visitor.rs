@@ -1,0 +1,584 @@
+//! The request side of generated data: a [`Visitor`] is one plausible bid request's worth of facts
+//! (who: place, screen, interests, age; and where they are seen: context, slot, floor), drawn from
+//! the same places, tree and sizes as the generated campaigns, so that traffic meets them at
+//! realistic rates. A [`Crowd`] says whether visitors are all new or often users seen before, who
+//! keep their [`Person`]. [`Visitor::bid_request`] writes a visitor as an OpenRTB 2.6 request.
+//! Requests only: what a bidder answers is never decided or assumed here.
+
+use serde::Serialize;
+
+use super::places::{City, Market, draw_city, draw_market};
+use super::rng::Rng;
+use super::tree::{ROOTS, draw_root, tree};
+use super::{ANY_SIZES, DESKTOP_SIZES, MOBILE_SIZES, PUBLISHERS, app_bundle, site_domain};
+
+/// The ad slot of a request's one imp.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdSlot {
+    Banner { w: u32, h: u32 },
+    Video { w: u32, h: u32, maxduration: u32 },
+    Native,
+}
+
+/// Who a visitor is: what stays the same across a returning user's requests.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// ISO-3166 alpha-3; `None` for a request without geo.
+    pub country: Option<&'static str>,
+    /// The city (and through it the region); `None` when the exchange knows only the country.
+    pub city: Option<&'static City>,
+    /// OpenRTB `devicetype`.
+    pub device_type: u32,
+    /// `device.os` as exchanges spell it.
+    pub os: &'static str,
+    /// Taxonomy tags (segments of the user's data), often none.
+    pub tags: Vec<String>,
+    /// The roots the tags are under, as drawn: what the pages they visit are often about.
+    interests: Vec<usize>,
+    pub yob: Option<u32>,
+    pub gender: Option<&'static str>,
+    /// `user.id`; `None` for a request without a user.
+    pub user: Option<String>,
+}
+
+/// One request's facts: who, and where they are seen this time.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub person: Person,
+    /// Device coordinates near the city, when the exchange passes them.
+    pub point: Option<(f64, f64)>,
+    /// OpenRTB `connectiontype`.
+    pub connection: u32,
+    /// IAB categories of the site or app.
+    pub categories: Vec<String>,
+    /// Exactly one of these.
+    pub site: Option<String>,
+    pub app: Option<String>,
+    pub slot: AdSlot,
+    /// CPM floor in USD, if the impression has one.
+    pub bidfloor: Option<f64>,
+}
+
+/// Who sends a run of visitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowd {
+    /// Everyone new: each visitor is drawn whole from its own stream, with a user id seen once
+    /// (85%) or none, and a floor on every impression. The generated visitors benchmarks and
+    /// tests are measured on.
+    Strangers,
+    /// Traffic as an exchange sends it: 60% of requests come from a population of `users` who
+    /// come back, picked with a skew (the cube of a uniform draw) so that a few are seen very
+    /// often and frequency caps bite, each with a [`Person`] of their own that never changes
+    /// (home place, device and OS, birth year, gender, interests); the others are strangers as
+    /// above; 30% of impressions carry no floor.
+    Returning { users: u64 },
+}
+
+/// Share of a returning crowd's requests from its returning users.
+const RETURNING_SHARE: f64 = 0.6;
+/// Share of a returning crowd's impressions without a floor.
+const NO_FLOOR_SHARE: f64 = 0.3;
+
+/// Device types with their share of traffic: phone, desktop, tablet, CTV, mobile/tablet,
+/// connected device, set-top box.
+const DEVICES: &[(u32, u32)] = &[(4, 52), (2, 25), (5, 8), (3, 8), (1, 4), (6, 2), (7, 1)];
+
+/// Ages are drawn against this year (a visitor's `yob` does not move with the calendar).
+const YEAR: u32 = 2026;
+
+impl Visitor {
+    /// Visitor `index` of `seed` from `crowd` (see [`crate::Generator::visitor_in`]).
+    pub(crate) fn of(seed: u64, crowd: Crowd, index: usize) -> Visitor {
+        let mut rng = Rng::stream(seed ^ 0x7669_7369_746f_7273, index as u64);
+        let Crowd::Returning { users } = crowd else {
+            return Visitor::draw(&mut rng, None);
+        };
+        let who = rng.unit();
+        let mut visitor = if who < RETURNING_SHARE {
+            let u = rng.unit();
+            let n = (u * u * u * users as f64) as u64;
+            // Who they are is the stranger their own stream draws, with their id.
+            let mut own = Rng::stream(seed ^ 0x7265_7475_726e_6564, n);
+            let mut person = Visitor::draw(&mut own, None).person;
+            person.user = Some(format!("u-{seed:x}-{n}"));
+            Visitor::draw(&mut rng, Some(person))
+        } else {
+            Visitor::draw(&mut rng, None)
+        };
+        if rng.chance(NO_FLOOR_SHARE) {
+            visitor.bidfloor = None;
+        }
+        visitor
+    }
+
+    /// A visitor drawn from `rng`: `person` seen again (their place, device, interests, age and
+    /// id), or someone new drawn on the way. A stranger's draws come in one fixed order, so a
+    /// seed's strangers stay what they are.
+    fn draw(rng: &mut Rng, person: Option<Person>) -> Visitor {
+        let place = match &person {
+            Some(p) => (p.country, p.city),
+            None => draw_place(rng),
+        };
+        let point = place.1.filter(|_| rng.chance(0.6)).map(|c| {
+            (
+                round4(c.lat + rng.range(-0.05, 0.05)),
+                round4(c.lon + rng.range(-0.05, 0.05)),
+            )
+        });
+        let (device_type, os) = match &person {
+            Some(p) => (p.device_type, p.os),
+            None => draw_device(rng),
+        };
+        let connection = *match device_type {
+            4 | 1 => rng.weighted(&[(2, 45), (6, 35), (7, 15), (5, 5)]),
+            2 => rng.weighted(&[(1, 40), (2, 60)]),
+            _ => rng.weighted(&[(2, 80), (1, 20)]),
+        };
+        let (interests, tags) = match &person {
+            Some(p) => (p.interests.clone(), p.tags.clone()),
+            None => draw_interests(rng),
+        };
+
+        // Context: what the page or app is about, often what the user is into.
+        let context = if !interests.is_empty() && rng.chance(0.65) {
+            interests[rng.below(interests.len())]
+        } else {
+            draw_root(rng)
+        };
+        let spec = &ROOTS[context];
+        let mut categories = Vec::new();
+        if rng.chance(0.9) {
+            categories.push(spec.iab.to_owned());
+            if spec.iab_subcategories > 0 && rng.chance(0.5) {
+                let n = rng.between(1, spec.iab_subcategories as usize);
+                categories.push(format!("{}-{n}", spec.iab));
+            }
+        }
+        let in_app = match device_type {
+            2 => false,
+            3 | 6 | 7 => true,
+            _ => rng.chance(0.75),
+        };
+        let publisher = rng.below(PUBLISHERS);
+        let (site, app) = if in_app {
+            (None, Some(app_bundle(spec.name, publisher)))
+        } else {
+            (Some(site_domain(spec.name, publisher)), None)
+        };
+
+        let person = person.unwrap_or_else(|| {
+            let (yob, gender) = draw_age(rng);
+            let user = rng
+                .chance(0.85)
+                .then(|| format!("u-{:016x}", rng.next_u64()));
+            Person {
+                country: place.0,
+                city: place.1,
+                device_type,
+                os,
+                tags,
+                interests,
+                yob,
+                gender,
+                user,
+            }
+        });
+
+        let (slot, bidfloor) = match device_type {
+            3 | 7 => (
+                AdSlot::Video {
+                    w: 1920,
+                    h: 1080,
+                    maxduration: *rng.pick(&[30, 60]),
+                },
+                rng.log_range(8.0, 20.0),
+            ),
+            _ => {
+                let (sizes, native) = match device_type {
+                    2 => (DESKTOP_SIZES, 0.05),
+                    4 | 1 => (MOBILE_SIZES, 0.15),
+                    _ => (ANY_SIZES, 0.10),
+                };
+                let roll = rng.unit();
+                if roll < native {
+                    (AdSlot::Native, rng.log_range(0.3, 3.0))
+                } else if roll < native + 0.15 {
+                    let (w, h) = *rng.pick(&[(640, 360), (1280, 720), (1920, 1080)]);
+                    let maxduration = *rng.pick(&[15, 30, 30, 60]);
+                    (AdSlot::Video { w, h, maxduration }, rng.log_range(1.0, 8.0))
+                } else {
+                    let (w, h) = *rng.weighted(sizes);
+                    (AdSlot::Banner { w, h }, rng.log_range(0.05, 1.5))
+                }
+            }
+        };
+        Visitor {
+            person,
+            point,
+            connection,
+            categories,
+            site,
+            app,
+            slot,
+            bidfloor: Some((bidfloor * 100.0).round() / 100.0),
+        }
+    }
+
+    /// The visitor as a one-imp OpenRTB 2.6 bid request with this `id`, as JSON text: the tags as
+    /// segments of one data provider, the geo on `device.geo` with the region code as exchanges
+    /// send it. Written straight from the fields (keys in alphabetical order), a microsecond or
+    /// two, so that a load generator can send as fast as it asks.
+    pub fn bid_request(&self, id: &str) -> String {
+        let person = &self.person;
+        let (banner, video, native) = match self.slot {
+            AdSlot::Banner { w, h } => (Some(Banner { h, w }), None, None),
+            AdSlot::Video { w, h, maxduration } => {
+                let video = Video {
+                    h,
+                    maxduration,
+                    mimes: ["video/mp4", "video/webm"],
+                    minduration: 5,
+                    plcmt: 1,
+                    protocols: [2, 3, 5, 6, 7, 8, 11, 12, 13, 14],
+                    w,
+                };
+                (None, Some(video), None)
+            }
+            AdSlot::Native => (None, None, Some(NATIVE)),
+        };
+        let point = self.point;
+        let geo = Geo {
+            city: person.city.map(|c| c.name),
+            country: person.country,
+            lat: point.map(|(lat, _)| lat),
+            lon: point.map(|(_, lon)| lon),
+            region: person.city.map(Market::request_region),
+            r#type: point.map(|_| 1),
+        };
+        let segments: Vec<Segment> = person.tags.iter().map(|id| Segment { id }).collect();
+        let user = User {
+            data: (!segments.is_empty()).then_some([Data {
+                id: "precis-taxonomy",
+                name: "precis interest taxonomy",
+                segment: segments,
+            }]),
+            gender: person.gender,
+            id: person.user.as_deref(),
+            yob: person.yob,
+        };
+        let request = Request {
+            app: self.app.as_deref().map(|bundle| App {
+                bundle,
+                cat: &self.categories,
+            }),
+            at: 1,
+            cur: ["USD"],
+            device: Device {
+                connectiontype: self.connection,
+                devicetype: person.device_type,
+                geo: (geo != Geo::default()).then_some(geo),
+                os: person.os,
+            },
+            id,
+            imp: [Imp {
+                banner,
+                bidfloor: self.bidfloor,
+                bidfloorcur: self.bidfloor.map(|_| "USD"),
+                id: "1",
+                native,
+                video,
+            }],
+            site: self.site.as_deref().map(|domain| Site {
+                cat: &self.categories,
+                domain,
+                page: format!("https://{domain}/"),
+            }),
+            tmax: 150,
+            user: (user != User::default()).then_some(user),
+        };
+        serde_json::to_string(&request).expect("strings and numbers always make JSON")
+    }
+}
+
+/// Where a new visitor is: a market by weight, then (mostly) one of its cities.
+fn draw_place(rng: &mut Rng) -> (Option<&'static str>, Option<&'static City>) {
+    let market = draw_market(rng);
+    let geo = rng.unit();
+    if geo < 0.04 {
+        (None, None)
+    } else if geo < 0.12 {
+        (Some(market.country), None)
+    } else {
+        (Some(market.country), Some(draw_city(rng, market)))
+    }
+}
+
+/// A new visitor's device type and OS.
+fn draw_device(rng: &mut Rng) -> (u32, &'static str) {
+    let device_type = *rng.weighted(DEVICES);
+    let os = *match device_type {
+        4 | 1 => rng.weighted(&[("iOS", 45), ("Android", 55)]),
+        5 => rng.weighted(&[("iPadOS", 30), ("iOS", 30), ("Android", 40)]),
+        2 => rng.weighted(&[("Windows", 70), ("macOS", 25), ("Linux", 5)]),
+        3 | 7 => rng.weighted(&[("tvOS", 20), ("Roku", 35), ("Tizen", 25), ("webOS", 20)]),
+        _ => rng.weighted(&[("Android", 1)]),
+    };
+    (device_type, os)
+}
+
+/// A new visitor's interests (root ordinals) and the tags under them: three users in ten come
+/// with no data at all.
+fn draw_interests(rng: &mut Rng) -> (Vec<usize>, Vec<String>) {
+    let roots = tree().roots();
+    let mut interests: Vec<usize> = Vec::new();
+    let mut tags = Vec::new();
+    if rng.chance(0.7) {
+        for _ in 0..rng.between(1, 3) {
+            let r = draw_root(rng);
+            if interests.contains(&r) {
+                continue;
+            }
+            interests.push(r);
+            let subtree = tree().subtree(roots[r]);
+            for _ in 0..rng.between(1, 4) {
+                let depth = if rng.chance(0.6) { 4 } else { 3 };
+                let at: Vec<_> = subtree.iter().filter(|n| n.depth == depth).collect();
+                let tag = &at[rng.below(at.len())].path;
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
+    }
+    (interests, tags)
+}
+
+/// A new visitor's birth year and gender, when the exchange knows them.
+fn draw_age(rng: &mut Rng) -> (Option<u32>, Option<&'static str>) {
+    let yob = rng.chance(0.55).then(|| YEAR - rng.between(18, 75) as u32);
+    let gender = yob
+        .filter(|_| rng.chance(0.8))
+        .map(|_| *rng.weighted(&[("M", 49), ("F", 49), ("O", 2)]));
+    (yob, gender)
+}
+
+// The request as written: each struct's fields in alphabetical order, absent ones left out.
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app: Option<App<'a>>,
+    at: u32,
+    cur: [&'static str; 1],
+    device: Device<'a>,
+    id: &'a str,
+    imp: [Imp; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<Site<'a>>,
+    tmax: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<User<'a>>,
+}
+
+#[derive(Serialize)]
+struct App<'a> {
+    bundle: &'a str,
+    cat: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Site<'a> {
+    cat: &'a [String],
+    domain: &'a str,
+    page: String,
+}
+
+#[derive(Serialize)]
+struct Device<'a> {
+    connectiontype: u32,
+    devicetype: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    geo: Option<Geo>,
+    os: &'a str,
+}
+
+#[derive(Serialize, Default, PartialEq)]
+struct Geo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    city: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r#type: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Imp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    banner: Option<Banner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bidfloor: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bidfloorcur: Option<&'static str>,
+    id: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    native: Option<Native>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<Video>,
+}
+
+#[derive(Serialize)]
+struct Banner {
+    h: u32,
+    w: u32,
+}
+
+#[derive(Serialize)]
+struct Video {
+    h: u32,
+    maxduration: u32,
+    mimes: [&'static str; 2],
+    minduration: u32,
+    plcmt: u32,
+    protocols: [u32; 10],
+    w: u32,
+}
+
+#[derive(Serialize)]
+struct Native {
+    request: &'static str,
+    ver: &'static str,
+}
+
+/// A title and a main image, as native slots ask.
+const NATIVE: Native = Native {
+    request: "{\"ver\":\"1.2\",\"assets\":[{\"id\":1,\"required\":1,\"title\":{\"len\":90}},{\"id\":2,\"required\":1,\"img\":{\"type\":3,\"wmin\":600,\"hmin\":314}}]}",
+    ver: "1.2",
+};
+
+#[derive(Serialize, Default, PartialEq)]
+struct User<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<[Data<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gender: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    yob: Option<u32>,
+}
+
+#[derive(Serialize, PartialEq)]
+struct Data<'a> {
+    id: &'static str,
+    name: &'static str,
+    segment: Vec<Segment<'a>>,
+}
+
+#[derive(Serialize, PartialEq)]
+struct Segment<'a> {
+    id: &'a str,
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::Generator;
+
+    /// What a user keeps from one request to the next.
+    fn traits(p: &Person) -> impl PartialEq + std::fmt::Debug {
+        (
+            p.country,
+            p.city.map(|c| c.name),
+            p.device_type,
+            p.os,
+            p.yob,
+            p.gender,
+            p.tags.clone(),
+        )
+    }
+
+    #[test]
+    fn strangers_are_seen_once_and_some_come_without_a_user() {
+        let generator = Generator::new(5);
+        let visitors: Vec<Visitor> = (0..5000).map(|i| generator.visitor(i)).collect();
+        let mut ids: Vec<&str> = visitors
+            .iter()
+            .filter_map(|v| v.person.user.as_deref())
+            .collect();
+        let with_user = ids.len();
+        let share = with_user as f64 / visitors.len() as f64;
+        assert!((0.82..0.88).contains(&share), "{share}");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), with_user, "no one twice");
+        assert!(
+            visitors.iter().all(|v| v.bidfloor.is_some()),
+            "always a floor"
+        );
+    }
+
+    #[test]
+    fn returning_users_keep_their_person_and_come_back_often() {
+        let generator = Generator::new(9);
+        let crowd = Crowd::Returning { users: 100_000 };
+        let n = 50_000;
+        let mut seen: HashMap<String, (usize, Visitor)> = HashMap::new();
+        let mut busiest_places = Vec::new();
+        let (mut anonymous, mut repeats, mut no_floor) = (0, 0, 0);
+        for i in 0..n {
+            let visitor = generator.visitor_in(crowd, i);
+            no_floor += usize::from(visitor.bidfloor.is_none());
+            let Some(id) = visitor.person.user.clone() else {
+                anonymous += 1;
+                continue;
+            };
+            if id == "u-9-0" {
+                busiest_places.push((visitor.site.clone(), visitor.app.clone()));
+            }
+            match seen.get_mut(&id) {
+                Some((count, first)) => {
+                    *count += 1;
+                    repeats += 1;
+                    assert_eq!(traits(&first.person), traits(&visitor.person), "{id}");
+                }
+                None => {
+                    seen.insert(id, (1, visitor));
+                }
+            }
+        }
+        let share = |k: usize| k as f64 / n as f64;
+        // 60% of requests from 100,000 users, skewed: about a fifth of all requests are from a
+        // user seen before, and user 0 (about 2% of theirs) hundreds of times.
+        assert!((0.15..0.25).contains(&share(repeats)), "{}", share(repeats));
+        assert!(busiest_places.len() > 400, "{}", busiest_places.len());
+        assert_eq!(seen["u-9-0"].0, busiest_places.len());
+        // ...on other sites and apps each time, as people are.
+        busiest_places.sort_unstable();
+        busiest_places.dedup();
+        assert!(busiest_places.len() > 50, "{busiest_places:?}");
+        // The other 40% are strangers, some without a user id; 30% without a floor.
+        assert!(
+            (0.04..0.08).contains(&share(anonymous)),
+            "{}",
+            share(anonymous)
+        );
+        assert!(
+            (0.27..0.33).contains(&share(no_floor)),
+            "{}",
+            share(no_floor)
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! What every route reads besides the application: the HTTP layer's settings, gates and
+//! counters, set up once by [`super::serve`] and shared by its connections.
+
+use std::sync::Arc;
+
+use hyper::Method;
+
+use super::admission::Gate;
+use super::metrics::ServeMetrics;
+use crate::config::Limits;
+
+pub(super) struct Http {
+    pub metrics: Arc<ServeMetrics>,
+    pub limits: Limits,
+    /// When set, every admin request must carry `Authorization: Bearer TOKEN`.
+    pub admin_token: Option<Box<str>>,
+    /// The body limit of the profile API.
+    pub max_batch_bytes: usize,
+    /// Bid requests being read or bid on.
+    pub in_flight: Arc<Gate>,
+}
+
+/// A request a router does not serve: its method and path, for the routes both ports share.
+pub(super) type Unrouted = (Method, String);
