@@ -141,12 +141,12 @@ mod tests {
         let video = share(&|c| {
             c.creatives
                 .iter()
-                .any(|cr| matches!(cr.format, campaign::Format::Video(_)))
+                .any(|cr| matches!(cr.format, campaign::CreativeFormat::Video(_)))
         });
         let native = share(&|c| {
             c.creatives
                 .iter()
-                .any(|cr| cr.format == campaign::Format::Native)
+                .any(|cr| cr.format == campaign::CreativeFormat::Native)
         });
         assert!(
             video > 0.1 && native > 0.05,

@@ -17,7 +17,7 @@
 //! up:
 //! - leaves: [`clock`] (the system's or a simulated time; local days), [`forms`] (the compared
 //!   forms of ids, tags, categories, hosts), [`diagnostic`] (`path:line:col` problems in files
-//!   people edit), [`durable`] (replacing a file whole), [`token`] (signed event URLs), [`config`]
+//!   people edit), [`files`] (listing a directory, replacing a file whole), [`token`] (signed event URLs), [`config`]
 //!   (precis.toml and its flags);
 //! - [`request`]: what an exchange sends, decoded and normalised into the facts campaigns target;
 //! - [`audience`]: who users are: packages campaigns target, profiles (precis' own tags per user),
@@ -41,8 +41,8 @@ pub mod campaign;
 pub mod clock;
 pub mod config;
 pub mod diagnostic;
-pub mod durable;
 pub mod eventlog;
+pub mod files;
 pub mod forms;
 pub mod generate;
 pub mod measure;

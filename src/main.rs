@@ -80,8 +80,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = report::By::Campaign)]
         by: report::By,
         /// How the rows are printed.
-        #[arg(long, value_enum, default_value_t = report::Format::Table)]
-        format: report::Format,
+        #[arg(long, value_enum, default_value_t = report::Output::Table)]
+        format: report::Output,
     },
     /// Write COUNT realistic generated campaign files into DIR: real places, taxonomy tags, every
     /// pricing model, dayparting, devices, IAB-size creatives. The same seed writes the same files.
@@ -220,7 +220,7 @@ fn main() -> ExitCode {
                 &config,
                 &campaigns,
                 &logs,
-                report::Window { from, to },
+                report::Period { from, to },
                 by,
                 format,
             )
@@ -319,7 +319,7 @@ fn audience_build(
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
     // Replaced whole: a watching bidder never reads half a package.
-    let built = precis::durable::replace(out, |file| {
+    let built = precis::files::replace(out, |file| {
         precis::audience::retarget::build(logs, select, file)
     })
     .with_context(|| format!("cannot write {}", out.display()))?;
@@ -389,9 +389,9 @@ fn report(
     config: &Config,
     campaigns: &Path,
     logs: &Path,
-    window: report::Window,
+    window: report::Period,
     by: report::By,
-    format: report::Format,
+    format: report::Output,
 ) -> anyhow::Result<ExitCode> {
     let (groups, skipped) = report::read(logs, by, window)?;
     let mut out = std::io::stdout().lock();
@@ -408,7 +408,7 @@ fn report(
             let lines: Vec<String> = alerts.iter().map(|a| format!("  {a}")).collect();
             let text = format!("KPI alerts:\n{}\n", lines.join("\n"));
             match format {
-                report::Format::Table => {
+                report::Output::Table => {
                     writeln!(out, "\n{text}").context("cannot write the report")?
                 }
                 _ => eprint!("{text}"),

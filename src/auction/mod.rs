@@ -14,14 +14,14 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::auction::response::{Bid, BidResponse, Events, SEAT, SeatBid};
-use crate::audience::{Library, User};
+use crate::auction::response::{Bid, BidResponse, EventUrls, SEAT, SeatBid};
+use crate::audience::{Library, Member};
 use crate::book::frequency::Exposures;
 use crate::book::index::Index;
 use crate::book::pacing::{Admission, Pacer};
 use crate::book::ranking::Ranked;
 use crate::campaign::pricing::{Currency, Rates};
-use crate::campaign::{Campaign, Creative, Format};
+use crate::campaign::{Campaign, Creative, CreativeFormat};
 use crate::forms::{ancestors, category_form, domains_of, host_form};
 use crate::request::facts::Facts;
 use crate::request::openrtb::{BidRequest, Imp};
@@ -72,7 +72,7 @@ pub fn run<'a>(
     let user = || *user.get_or_init(|| facts.user.as_deref().map(|u| env.keys.user_hash(u)));
     // The user as audience packages know them (each id computed only if a package asks).
     let id = || facts.user_id();
-    let member = User {
+    let member = Member {
         id: &id,
         keyed: &user,
     };
@@ -252,7 +252,7 @@ fn fitting<'c>(
         .iter()
         .filter_map(|&i| entry.campaign.creatives.get(i));
     let mut shaped = creatives.into_iter().filter_map(|c| match &c.format {
-        Format::Banner => {
+        CreativeFormat::Banner => {
             let banner = imp.banner.as_ref()?;
             let size = (c.w?, c.h?);
             let offered = std::iter::once((banner.w, banner.h))
@@ -262,7 +262,7 @@ fn fitting<'c>(
                 .any(|(w, h)| (w, h) == (Some(size.0), Some(size.1)))
                 .then_some((c, c.w, c.h))
         }
-        Format::Video(v) => {
+        CreativeFormat::Video(v) => {
             let video = imp.video.as_ref()?;
             let mime = video.mimes.is_empty()
                 || video
@@ -281,7 +281,7 @@ fn fitting<'c>(
                 c.h.or(video.h),
             ))
         }
-        Format::Native => imp.native.as_ref().map(|_| (c, None, None)),
+        CreativeFormat::Native => imp.native.as_ref().map(|_| (c, None, None)),
     });
     let targeted = entry
         .campaign
@@ -404,7 +404,7 @@ impl<'a> Winner<'a> {
             adm: &creative.adm,
             w,
             h,
-            events: Events {
+            events: EventUrls {
                 base: &env.urls.public,
                 // Base64url: it goes into URLs as it is.
                 token: env.keys.sign(&claims),

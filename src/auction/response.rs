@@ -8,7 +8,7 @@
 
 use std::io::Write as _;
 
-use crate::campaign::markup::{Markup, Slot};
+use crate::campaign::markup::{Macro, Markup};
 
 /// Our seat name in every response.
 pub const SEAT: &str = "precis";
@@ -43,12 +43,12 @@ pub struct Bid<'a> {
     pub w: Option<u32>,
     pub h: Option<u32>,
     /// Where the event routes are, and the signed token each event URL carries.
-    pub events: Events<'a>,
+    pub events: EventUrls<'a>,
 }
 
 /// A bid's event URLs: `{base}/{route}?t={token}`.
 #[derive(Debug)]
-pub struct Events<'a> {
+pub struct EventUrls<'a> {
     /// Scheme, host and port, without a trailing slash; nothing in it needs escaping in JSON
     /// (`public_url` is checked for that at start).
     pub base: &'a str,
@@ -56,7 +56,7 @@ pub struct Events<'a> {
     pub token: String,
 }
 
-impl Events<'_> {
+impl EventUrls<'_> {
     /// `{base}/{route}?t={token}`, with the rest of the query after.
     fn url(&self, route: &str, rest: &str) -> String {
         let mut out = Vec::new();
@@ -115,8 +115,8 @@ impl Bid<'_> {
         }
         out.extend_from_slice(b",\"adm\":\"");
         self.adm.write(out, |out, slot| match slot {
-            Slot::Click => self.events.write(out, "click", ""),
-            Slot::Imp => self.events.write(out, "imp", ""),
+            Macro::Click => self.events.write(out, "click", ""),
+            Macro::Imp => self.events.write(out, "imp", ""),
         });
         out.push(b'"');
         for (key, value) in [(&b",\"w\":"[..], self.w), (b",\"h\":", self.h)] {
@@ -198,7 +198,7 @@ mod tests {
             adm: &markup,
             w,
             h: w,
-            events: Events {
+            events: EventUrls {
                 base: "http://127.0.0.1:8080",
                 token: "AbC-_9".to_owned(),
             },

@@ -123,7 +123,7 @@ pub fn write_package(
     about: &str,
 ) -> std::io::Result<()> {
     use std::io::Write;
-    crate::durable::replace(path, |out| {
+    crate::files::replace(path, |out| {
         writeln!(out, "# keys: uid")?;
         writeln!(out, "# {about}")?;
         for (user, _) in users {

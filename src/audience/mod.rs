@@ -87,7 +87,7 @@ pub struct Package {
 }
 
 /// The request's user as packages know them: each computed only if a package asks.
-pub struct User<'a> {
+pub struct Member<'a> {
     /// The [`UserId`] of the request's user key.
     pub id: &'a dyn Fn() -> Option<UserId>,
     /// The request's secret-keyed user hash ([`crate::token::Keys::user_hash`]).
@@ -96,7 +96,7 @@ pub struct User<'a> {
 
 impl Package {
     /// Whether the user is in the package; never, for a request without a user key.
-    pub fn has(&self, user: &User) -> bool {
+    pub fn has(&self, user: &Member) -> bool {
         let key = match self.form {
             KeyForm::Precis => (user.keyed)(),
             _ => (user.id)().map(|id| id.0),
@@ -119,14 +119,8 @@ impl Package {
     }
 }
 
-/// Whether `path` names a package file: `*.txt` or `*.csv`, not hidden.
-pub fn is_package_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    !name.starts_with('.') && (name.ends_with(".txt") || name.ends_with(".csv"))
-}
+/// How package files end: `NAME.txt` or `NAME.csv`.
+const PACKAGE_FILES: &[&str] = &[".txt", ".csv"];
 
 /// Loads one package file (see the README for the format). Streams the file: memory is the set
 /// plus 8 bytes per line while it is built.
@@ -272,11 +266,8 @@ impl Library {
     /// for files that fail.
     pub fn load(dir: &Path, previous: &Library) -> Library {
         let mut library = Library::default();
-        let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_package_file(p) && p.is_file())
-                .collect(),
+        let paths = match crate::files::list(dir, PACKAGE_FILES) {
+            Ok(paths) => paths,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 library
@@ -288,7 +279,6 @@ impl Library {
                 };
             }
         };
-        paths.sort();
         for path in paths {
             let name = path
                 .file_stem()
@@ -357,7 +347,7 @@ impl Rule {
     /// Whether the user passes. Without a user key, an include never holds and an exclude never
     /// vetoes. A package that is not loaded (its file was removed since the campaign was checked)
     /// holds no one, and, as an exclusion, vetoes every user with a key: it cannot vouch for them.
-    pub fn holds(&self, library: &Library, user: &User) -> bool {
+    pub fn holds(&self, library: &Library, user: &Member) -> bool {
         let included = self.any.is_empty()
             || self
                 .any
@@ -411,12 +401,12 @@ mod tests {
         assert!(buyers.contains(UserId::of_key("user-1")));
         assert!(!buyers.contains(UserId::of_key("user-2")));
         let (id, keyed) = user(Some("user-2"));
-        assert!(fans.has(&User {
+        assert!(fans.has(&Member {
             id: &id,
             keyed: &keyed
         }));
         let (id, keyed) = user(None);
-        assert!(!fans.has(&User {
+        assert!(!fans.has(&Member {
             id: &id,
             keyed: &keyed
         }));
@@ -486,7 +476,7 @@ mod tests {
             let (id, keyed) = user(key);
             rule.holds(
                 &library,
-                &User {
+                &Member {
                     id: &id,
                     keyed: &keyed,
                 },

@@ -24,7 +24,7 @@ use foldhash::HashMap;
 use std::hash::Hash;
 
 use crate::book::ranking::Ranked;
-use crate::campaign::Format;
+use crate::campaign::CreativeFormat;
 use crate::campaign::targeting::Term;
 use crate::forms::ancestors;
 use crate::request::facts::Facts;
@@ -234,14 +234,14 @@ impl Index {
             }
             for creative in &campaign.creatives {
                 match (&creative.format, creative.w, creative.h) {
-                    (Format::Banner, Some(w), Some(h)) => index
+                    (CreativeFormat::Banner, Some(w), Some(h)) => index
                         .banners
                         .entry((w, h))
                         .or_insert_with(|| Bits::empty(len))
                         .insert(i),
-                    (Format::Banner, ..) => {}
-                    (Format::Video(_), ..) => index.video.insert(i),
-                    (Format::Native, ..) => index.native.insert(i),
+                    (CreativeFormat::Banner, ..) => {}
+                    (CreativeFormat::Video(_), ..) => index.video.insert(i),
+                    (CreativeFormat::Native, ..) => index.native.insert(i),
                 }
             }
         }

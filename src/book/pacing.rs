@@ -309,7 +309,7 @@ impl Pacer {
                 expires: h.expires,
             })
             .collect();
-        crate::durable::replace(path, |out| {
+        crate::files::replace(path, |out| {
             Ok::<_, std::io::Error>(serde_json::to_writer(out, &saved)?)
         })?;
         Ok(saved.len())

@@ -34,7 +34,7 @@ use crate::campaign::taxonomy::{self, Taxonomy};
 use crate::campaign::{self, Campaign};
 use crate::diagnostic::FileError;
 use crate::eventlog::{Event, Kind};
-use crate::metrics::{Exposition, Type};
+use crate::metrics::Exposition;
 
 /// Everything the bidder serves from, as of one reload (and the latest repricing).
 #[derive(Debug, Clone)]
@@ -310,10 +310,9 @@ impl Store {
         ] {
             out.gauge(name, help, value);
         }
-        out.labelled(
+        out.gauges(
             "precis_audience_users",
             "Users in each loaded audience package.",
-            Type::Gauge,
             "package",
             snapshot.audiences.packages().map(|p| (&p.name, p.users())),
         );
@@ -333,10 +332,9 @@ impl Store {
             exposures,
         } = &self.feedback;
         let counted = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        out.labelled(
+        out.counters(
             "precis_candidates_stepped_aside_total",
             "Campaigns that matched but let the next one bid, by reason.",
-            Type::Counter,
             "reason",
             [
                 ("out_of_budget", counted(&pacer.out_of_budget)),
@@ -370,7 +368,7 @@ impl Store {
                 .ranked
                 .iter()
                 .map(|r| (&r.campaign.id, value(r, learned)));
-            out.labelled(name, help, Type::Counter, "campaign", series);
+            out.counters(name, help, "campaign", series);
         }
     }
 }
@@ -481,20 +479,8 @@ pub fn campaign_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             files.push(path.clone());
             continue;
         }
-        for entry in std::fs::read_dir(path)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !name.starts_with('.')
-                && name.ends_with(".toml")
-                && name != taxonomy::FILE
-                && path.is_file()
-            {
-                files.push(path);
-            }
-        }
+        let listed = crate::files::list(path, &[".toml"])?;
+        files.extend(listed.into_iter().filter(|f| !f.ends_with(taxonomy::FILE)));
     }
     files.sort();
     Ok(files)

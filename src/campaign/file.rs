@@ -17,7 +17,8 @@ use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
 use super::{
-    Budget, Campaign, Creative, Format, Frequency, Kpi, Pacing, VAST_VERSIONS, Video, Window,
+    Budget, Campaign, Creative, CreativeFormat, Frequency, Kpi, Pacing, VAST_VERSIONS, VideoFile,
+    Window,
 };
 use crate::audience::Rule;
 use crate::campaign::pricing::{Currency, Model, Pricing, Rates};
@@ -149,7 +150,7 @@ struct NearFile {
 #[serde(deny_unknown_fields)]
 struct CreativeFile {
     id: Spanned<String>,
-    format: CreativeFormat,
+    format: FormatName,
     w: Option<Spanned<u32>>,
     h: Option<Spanned<u32>>,
     adm: Spanned<String>,
@@ -162,9 +163,10 @@ struct CreativeFile {
     audiences_any: List<String>,
 }
 
+/// A creative's `format` as the file names it.
 #[derive(Deserialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
-enum CreativeFormat {
+enum FormatName {
     Banner,
     Video,
     Native,
@@ -919,32 +921,32 @@ impl Checker<'_> {
             );
             let sized = matches!((w, h), (Some(1..), Some(1..)));
             let format = match c.format {
-                CreativeFormat::Banner => {
+                FormatName::Banner => {
                     if !sized {
                         self.error(
                             spot.clone(),
                             format!("banner creative `{id}` needs a size: w and h above 0"),
                         );
                     }
-                    Format::Banner
+                    CreativeFormat::Banner
                 }
-                CreativeFormat::Video => {
+                FormatName::Video => {
                     if !sized && (w.is_some() || h.is_some()) {
                         self.error(
                             spot.clone(),
                             format!("video creative `{id}` needs both w and h above 0, or neither"),
                         );
                     }
-                    Format::Video(self.video(c, spot.clone()))
+                    CreativeFormat::Video(self.video(c, spot.clone()))
                 }
-                CreativeFormat::Native => {
+                FormatName::Native => {
                     if w.is_some() || h.is_some() {
                         self.error(spot.clone(), format!("native creative `{id}` takes no w or h: native ads are laid out by the app"));
                     }
-                    Format::Native
+                    CreativeFormat::Native
                 }
             };
-            if c.format != CreativeFormat::Video {
+            if c.format != FormatName::Video {
                 let video_only = [
                     ("mime", c.mime.as_ref().map(|v| v.span())),
                     ("duration", c.duration.as_ref().map(|v| v.span())),
@@ -987,7 +989,7 @@ impl Checker<'_> {
 
     /// A video creative's playback needs: all three are required, because a player that cannot
     /// play the creative makes the impression worthless.
-    fn video(&mut self, c: &CreativeFile, spot: Range<usize>) -> Video {
+    fn video(&mut self, c: &CreativeFile, spot: Range<usize>) -> VideoFile {
         let id = c.id.get_ref();
         let mime = match &c.mime {
             Some(m) if m.get_ref().contains('/') => m.get_ref().trim().to_ascii_lowercase(),
@@ -1059,7 +1061,7 @@ impl Checker<'_> {
                 0
             }
         };
-        Video {
+        VideoFile {
             mime,
             duration,
             protocol,

@@ -8,16 +8,16 @@
 
 /// A macro precis fills in markup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub enum Macro {
     /// `${CLICK_URL}`: the bid's click redirect.
     Click,
     /// `${IMP_URL}`: the bid's billing notice.
     Imp,
 }
 
-impl Slot {
-    const ALL: [(Slot, &'static str); 2] =
-        [(Slot::Click, "${CLICK_URL}"), (Slot::Imp, "${IMP_URL}")];
+impl Macro {
+    const ALL: [(Macro, &'static str); 2] =
+        [(Macro::Click, "${CLICK_URL}"), (Macro::Imp, "${IMP_URL}")];
 }
 
 /// Markup as JSON string content (without quotes), with the places its macros stood. Boxed
@@ -28,7 +28,7 @@ pub struct Markup {
     json: Box<str>,
     /// Where each macro stood in `json` (a byte offset: markup comes from a campaign file, far
     /// under 4 GiB), in order.
-    slots: Box<[(u32, Slot)]>,
+    slots: Box<[(u32, Macro)]>,
 }
 
 impl Markup {
@@ -40,7 +40,7 @@ impl Markup {
         while let Some(at) = rest.find("${") {
             let (before, from) = rest.split_at(at);
             escape_into(&mut json, before);
-            let taken = match Slot::ALL.iter().find(|(_, name)| from.starts_with(name)) {
+            let taken = match Macro::ALL.iter().find(|(_, name)| from.starts_with(name)) {
                 Some(&(slot, name)) => {
                     slots.push((u32::try_from(json.len()).unwrap_or(u32::MAX), slot));
                     name.len()
@@ -61,7 +61,7 @@ impl Markup {
 
     /// Writes the markup as JSON string content with each macro replaced by what `fill` writes
     /// for it (which must itself write JSON string content).
-    pub fn write(&self, out: &mut Vec<u8>, mut fill: impl FnMut(&mut Vec<u8>, Slot)) {
+    pub fn write(&self, out: &mut Vec<u8>, mut fill: impl FnMut(&mut Vec<u8>, Macro)) {
         let mut from = 0;
         for &(at, slot) in &self.slots {
             let at = at as usize;
@@ -104,8 +104,8 @@ mod tests {
         let mut out = b"\"".to_vec();
         markup.write(&mut out, |out, slot| {
             out.extend_from_slice(match slot {
-                Slot::Click => b"https://c.example/?a=1&b=\\\"2\\\"",
-                Slot::Imp => b"IMP",
+                Macro::Click => b"https://c.example/?a=1&b=\\\"2\\\"",
+                Macro::Imp => b"IMP",
             })
         });
         out.push(b'"');

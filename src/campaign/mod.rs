@@ -110,15 +110,15 @@ pub enum Window {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Format {
+pub enum CreativeFormat {
     Banner,
-    Video(Video),
+    Video(VideoFile),
     Native,
 }
 
 /// What a player must support to play a video creative.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Video {
+pub struct VideoFile {
     /// Content type of the media file, lower case (`video/mp4`).
     pub mime: String,
     /// Seconds.
@@ -134,7 +134,7 @@ pub const VAST_VERSIONS: &[(&str, u32)] =
 #[derive(Debug, Clone)]
 pub struct Creative {
     pub id: String,
-    pub format: Format,
+    pub format: CreativeFormat,
     /// Required for banners; optional for video (players scale), absent for native.
     pub w: Option<u32>,
     pub h: Option<u32>,

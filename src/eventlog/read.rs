@@ -64,16 +64,7 @@ impl fmt::Display for Skipped {
 
 /// The event log files in `dir`: every `*.jsonl` file (not hidden ones), sorted by name.
 pub fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".jsonl") && !name.starts_with('.') && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+    crate::files::list(dir, &[".jsonl"])
 }
 
 /// The hour a log file holds, from its name `events-YYYYMMDDTHH[.N].jsonl`. The writer names a file
@@ -114,14 +105,14 @@ pub fn files_for(dir: &Path, range: &impl RangeBounds<DateTime<Utc>>) -> io::Res
 /// Streams the events of the log files in `dir` (sorted by name) whose timestamp is in `range`,
 /// one line in memory at a time. Files whose name says they hold another hour are not opened.
 /// Lines that are not events are skipped and counted; a read error ends the stream: see
-/// [`Events::finish`].
-pub fn events_in(dir: &Path, range: impl RangeBounds<DateTime<Utc>>) -> io::Result<Events> {
+/// [`EventStream::finish`].
+pub fn events_in(dir: &Path, range: impl RangeBounds<DateTime<Utc>>) -> io::Result<EventStream> {
     let range = (range.start_bound().cloned(), range.end_bound().cloned());
-    Ok(Events::new(files_for(dir, &range)?, range))
+    Ok(EventStream::new(files_for(dir, &range)?, range))
 }
 
 /// The events of some log files, as [`events_in`] streams them.
-pub struct Events {
+pub struct EventStream {
     files: std::vec::IntoIter<PathBuf>,
     range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
     /// The file being read and the number of the last line read from it.
@@ -131,10 +122,13 @@ pub struct Events {
     error: Option<(PathBuf, io::Error)>,
 }
 
-impl Events {
+impl EventStream {
     /// The events of `files`, in that order, whose timestamp is in `range`.
-    pub fn new(files: Vec<PathBuf>, range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>)) -> Events {
-        Events {
+    pub fn new(
+        files: Vec<PathBuf>,
+        range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
+    ) -> EventStream {
+        EventStream {
             files: files.into_iter(),
             range,
             open: None,
@@ -165,7 +159,7 @@ impl Events {
     }
 }
 
-impl Iterator for Events {
+impl Iterator for EventStream {
     type Item = Event;
 
     fn next(&mut self) -> Option<Event> {

@@ -20,7 +20,7 @@ use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::clock::unix_secs;
 use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, Event, EventLog, Kind};
-use crate::metrics::{Exposition, Type};
+use crate::metrics::Exposition;
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 /// Why an event was not recorded. Each maps to a 4xx/503 answer and a reason in `/metrics`.
@@ -409,24 +409,21 @@ impl Recorder {
         let by_kind = |counters: &'_ [AtomicU64; 5]| {
             COUNTED.map(|kind| (label(kind), counters[kind as usize].load(Ordering::Relaxed)))
         };
-        out.labelled(
+        out.counters(
             "precis_events_total",
             "Events logged, by kind.",
-            Type::Counter,
             "kind",
             by_kind(&self.logged),
         );
-        out.labelled(
+        out.counters(
             "precis_event_repeats_total",
             "Events received again and counted once.",
-            Type::Counter,
             "kind",
             by_kind(&self.repeats),
         );
-        out.labelled(
+        out.counters(
             "precis_event_rejections_total",
             "Event requests turned away, by reason.",
-            Type::Counter,
             "reason",
             REASONS
                 .iter()

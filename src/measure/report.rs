@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::book::learning;
 use crate::campaign::Campaign;
 use crate::campaign::pricing::Rates;
-use crate::eventlog::read::{Events, ReadError, Skipped, files_for};
+use crate::eventlog::read::{EventStream, ReadError, Skipped, files_for};
 use crate::eventlog::{Event, Kind};
 use crate::request::openrtb::device_type_name;
 
@@ -47,7 +47,7 @@ pub enum By {
 
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum Output {
     /// Aligned columns for people: money with 2 decimals, rates as percentages, a TOTAL line.
     Table,
     /// A header row and one row per group, raw numbers.
@@ -261,12 +261,12 @@ fn ratio(n: f64, d: f64) -> Option<f64> {
 
 /// The events a report counts: `from <= ts < to`, each bound optional.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Window {
+pub struct Period {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
 
-impl RangeBounds<DateTime<Utc>> for Window {
+impl RangeBounds<DateTime<Utc>> for Period {
     fn start_bound(&self) -> Bound<&DateTime<Utc>> {
         self.from.as_ref().map_or(Bound::Unbounded, Bound::Included)
     }
@@ -313,7 +313,7 @@ pub enum ReportError {
 pub fn read(
     dir: &Path,
     by: By,
-    window: Window,
+    window: Period,
 ) -> Result<(BTreeMap<GroupKey, Totals>, Skipped), ReportError> {
     if let (Some(from), Some(to)) = (window.from, window.to)
         && from >= to
@@ -330,7 +330,7 @@ pub fn read(
         let mut groups = BTreeMap::<GroupKey, Totals>::new();
         let mut skipped = Skipped::default();
         while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let mut events = Events::new(vec![path.clone()], range);
+            let mut events = EventStream::new(vec![path.clone()], range);
             for event in events.by_ref() {
                 groups.entry(by.key(&event)).or_default().add(&event);
             }
@@ -372,14 +372,14 @@ pub fn read(
 /// Writes `groups` (as [`read`] returns them) in `format`.
 pub fn write(
     out: &mut impl Write,
-    format: Format,
+    format: Output,
     by: By,
     groups: &BTreeMap<GroupKey, Totals>,
 ) -> io::Result<()> {
     match format {
-        Format::Table => write_table(out, by, groups),
-        Format::Csv => write_csv(out, by, groups),
-        Format::Json => write_json(out, groups),
+        Output::Table => write_table(out, by, groups),
+        Output::Csv => write_csv(out, by, groups),
+        Output::Json => write_json(out, groups),
     }
 }
 
@@ -721,7 +721,7 @@ mod tests {
         dir
     }
 
-    fn report(by: By, window: Window) -> (BTreeMap<GroupKey, Totals>, Skipped) {
+    fn report(by: By, window: Period) -> (BTreeMap<GroupKey, Totals>, Skipped) {
         let dir = log_dir();
         read(dir.path(), by, window).unwrap()
     }
@@ -736,7 +736,7 @@ mod tests {
 
     #[test]
     fn by_campaign_counts_every_step_and_derives_the_ratios() {
-        let (groups, skipped) = report(By::Campaign, Window::default());
+        let (groups, skipped) = report(By::Campaign, Period::default());
         assert_eq!(
             groups.keys().collect::<Vec<_>>(),
             [&campaign("boots"), &campaign("shoes")]
@@ -791,7 +791,7 @@ mod tests {
 
     #[test]
     fn by_day_splits_at_midnight_utc() {
-        let (groups, _) = report(By::Day, Window::default());
+        let (groups, _) = report(By::Day, Period::default());
         assert_eq!(
             groups.keys().collect::<Vec<_>>(),
             [&day("2026-03-01"), &day("2026-03-02")]
@@ -840,7 +840,7 @@ mod tests {
         let at = |t: &str| Some(parse_time(t).unwrap());
         let (groups, _) = report(
             By::Day,
-            Window {
+            Period {
                 from: at("2026-03-02"),
                 to: None,
             },
@@ -849,7 +849,7 @@ mod tests {
 
         let (groups, _) = report(
             By::Day,
-            Window {
+            Period {
                 from: None,
                 to: at("2026-03-02"),
             },
@@ -859,7 +859,7 @@ mod tests {
         // b2's bid is at 10:00:01 exactly, b3's at 10:00:02: [10:00:01, 10:00:02) holds one bid.
         let (groups, _) = report(
             By::Campaign,
-            Window {
+            Period {
                 from: at("2026-03-01T10:00:01Z"),
                 to: at("2026-03-01T18:00:02+08:00"),
             },
@@ -868,7 +868,7 @@ mod tests {
         assert_eq!(groups[&campaign("shoes")].bids, 1);
 
         let dir = log_dir();
-        let empty = Window {
+        let empty = Period {
             from: at("2026-03-02"),
             to: at("2026-03-01"),
         };
@@ -895,11 +895,11 @@ mod tests {
 
     #[test]
     fn other_groupings() {
-        let (groups, _) = report(By::Creative, Window::default());
+        let (groups, _) = report(By::Creative, Period::default());
         let keys: Vec<Vec<String>> = groups.keys().map(GroupKey::values).collect();
         assert_eq!(keys, [["boots", "c9"], ["shoes", "c1"]]);
 
-        let (groups, _) = report(By::Hour, Window::default());
+        let (groups, _) = report(By::Hour, Period::default());
         let keys: Vec<Vec<String>> = groups.keys().map(GroupKey::values).collect();
         assert_eq!(
             keys,
@@ -907,11 +907,11 @@ mod tests {
         );
         assert_eq!(groups.values().map(|t| t.bids).sum::<u64>(), 5);
 
-        let (groups, _) = report(By::Device, Window::default());
+        let (groups, _) = report(By::Device, Period::default());
         let keys: Vec<Vec<String>> = groups.keys().map(GroupKey::values).collect();
         assert_eq!(keys, [["phone"], ["unknown"]]);
 
-        let (groups, _) = report(By::Country, Window::default());
+        let (groups, _) = report(By::Country, Period::default());
         assert_eq!(groups.len(), 1);
         assert!(groups.contains_key(&GroupKey::Country("CHN".to_owned())));
 
@@ -932,9 +932,9 @@ mod tests {
 
     #[test]
     fn json_has_exactly_the_figures_and_the_key_fields_with_null_ratios() {
-        let (groups, _) = report(By::Creative, Window::default());
+        let (groups, _) = report(By::Creative, Period::default());
         let mut out = Vec::new();
-        write(&mut out, Format::Json, By::Creative, &groups).unwrap();
+        write(&mut out, Output::Json, By::Creative, &groups).unwrap();
         let rows: Vec<serde_json::Map<String, serde_json::Value>> =
             serde_json::from_slice(&out).unwrap();
         assert_eq!(rows.len(), 2);
@@ -962,9 +962,9 @@ mod tests {
         assert_eq!(shoes["revenue"], 9.6);
         assert_eq!(shoes["cvr"], 1.0);
 
-        let (groups, _) = report(By::Day, Window::default());
+        let (groups, _) = report(By::Day, Period::default());
         let mut out = Vec::new();
-        write(&mut out, Format::Json, By::Day, &groups).unwrap();
+        write(&mut out, Output::Json, By::Day, &groups).unwrap();
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
         assert_eq!(rows[0]["day"], "2026-03-01");
         assert!(rows[0].get("campaign").is_none());
@@ -972,9 +972,9 @@ mod tests {
 
     #[test]
     fn csv_has_a_header_and_raw_numbers() {
-        let (groups, _) = report(By::Campaign, Window::default());
+        let (groups, _) = report(By::Campaign, Period::default());
         let mut out = Vec::new();
-        write(&mut out, Format::Csv, By::Campaign, &groups).unwrap();
+        write(&mut out, Output::Csv, By::Campaign, &groups).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -1008,9 +1008,9 @@ mod tests {
 
     #[test]
     fn the_table_is_aligned_with_money_percentages_and_a_total() {
-        let (groups, _) = report(By::Campaign, Window::default());
+        let (groups, _) = report(By::Campaign, Period::default());
         let mut out = Vec::new();
-        write(&mut out, Format::Table, By::Campaign, &groups).unwrap();
+        write(&mut out, Output::Table, By::Campaign, &groups).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -1047,10 +1047,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
         assert!(matches!(
-            read(&missing, By::Campaign, Window::default()),
+            read(&missing, By::Campaign, Period::default()),
             Err(ReportError::List { .. })
         ));
-        let (groups, skipped) = read(dir.path(), By::Campaign, Window::default()).unwrap();
+        let (groups, skipped) = read(dir.path(), By::Campaign, Period::default()).unwrap();
         assert!(groups.is_empty());
         assert_eq!(skipped, Skipped::default());
     }
@@ -1061,7 +1061,7 @@ mod tests {
         // Not events at all: reading this file would count two skipped lines.
         std::fs::write(dir.path().join("events-20260228T23.jsonl"), "x\ny\n").unwrap();
         std::fs::write(dir.path().join("events-20260303T00.1.jsonl"), "x\ny\n").unwrap();
-        let window = |from, to| Window {
+        let window = |from, to| Period {
             from: Some(parse_time(from).unwrap()),
             to: Some(parse_time(to).unwrap()),
         };
@@ -1078,7 +1078,7 @@ mod tests {
         .unwrap();
         assert_eq!(groups[&day("2026-03-01")].bids, 1);
         assert_eq!(skipped.lines, 2);
-        let (_, skipped) = read(dir.path(), By::Day, Window::default()).unwrap();
+        let (_, skipped) = read(dir.path(), By::Day, Period::default()).unwrap();
         assert_eq!(skipped.lines, 5);
 
         let hour = |name: &str| file_hour(Path::new(name)).map(|h| h.to_rfc3339());
@@ -1144,7 +1144,7 @@ mod tests {
             std::fs::write(path, text).unwrap();
         }
 
-        let (groups, skipped) = read(dir.path(), By::Campaign, Window::default()).unwrap();
+        let (groups, skipped) = read(dir.path(), By::Campaign, Period::default()).unwrap();
         let mut one_pass = Totals::default();
         let mut stream = events_in(dir.path(), ..).unwrap();
         for event in stream.by_ref() {

@@ -19,15 +19,6 @@ pub struct Exposition {
     text: String,
 }
 
-/// What a family counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Type {
-    /// Only goes up (since start).
-    Counter,
-    /// Goes up and down.
-    Gauge,
-}
-
 impl Exposition {
     /// A counter without labels.
     pub fn counter(&mut self, name: &str, help: &str, value: impl Display) {
@@ -41,20 +32,37 @@ impl Exposition {
         let _ = writeln!(self.text, "{name} {value}");
     }
 
-    /// A family with one series per value of `label`. Label values must need no escaping (ids,
-    /// reasons, quantiles: letters, digits, `.`, `_`, `-`).
-    pub fn labelled<L: Display, V: Display>(
+    /// A counter with one series per value of `label`. Label values must need no escaping (ids,
+    /// reasons, kinds: letters, digits, `.`, `_`, `-`).
+    pub fn counters<L: Display, V: Display>(
         &mut self,
         name: &str,
         help: &str,
-        kind: Type,
         label: &str,
         series: impl IntoIterator<Item = (L, V)>,
     ) {
-        let kind = match kind {
-            Type::Counter => "counter",
-            Type::Gauge => "gauge",
-        };
+        self.labelled(name, help, "counter", label, series);
+    }
+
+    /// A gauge with one series per value of `label` (see [`Exposition::counters`]).
+    pub fn gauges<L: Display, V: Display>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (L, V)>,
+    ) {
+        self.labelled(name, help, "gauge", label, series);
+    }
+
+    fn labelled<L: Display, V: Display>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (L, V)>,
+    ) {
         self.head(name, help, kind);
         for (value, count) in series {
             let _ = writeln!(self.text, "{name}{{{label}=\"{value}\"}} {count}");
@@ -98,13 +106,7 @@ mod tests {
         let mut out = Exposition::default();
         out.counter("a_total", "As seen.", 3);
         out.gauge("b", "Bs now.", 1.5);
-        out.labelled(
-            "c_total",
-            "Cs by reason.",
-            Type::Counter,
-            "reason",
-            [("x", 1), ("y", 2)],
-        );
+        out.counters("c_total", "Cs by reason.", "reason", [("x", 1), ("y", 2)]);
         out.histogram("d_seconds", "Ds.", [(0.5, 1), (1.0, 2)], 1.25, 3);
         assert_eq!(
             out.finish(),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::metrics::Exposition;
 use crate::metrics::latency::{Latency, Merged};
-use crate::metrics::{Exposition, Type};
 
 /// What became of one request to the bid endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,17 +141,15 @@ impl ServeMetrics {
     /// Its metrics; `in_flight` is the bid requests being read or bid on now.
     pub fn report(&self, out: &mut Exposition, in_flight: usize) {
         let counted = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        out.labelled(
+        out.counters(
             "precis_bid_requests_total",
             "Requests to the bid endpoint, by outcome.",
-            Type::Counter,
             "outcome",
             Outcome::ALL.map(|o| (o.label(), counted(&self.outcomes[o as usize]))),
         );
-        out.labelled(
+        out.counters(
             "precis_connections_closed_total",
             "Connections closed in the middle of a request head, by reason.",
-            Type::Counter,
             "reason",
             Closed::ALL.map(|why| (why.label(), counted(&self.closed[why as usize]))),
         );
@@ -190,10 +188,9 @@ impl ServeMetrics {
             histogram.len(),
         );
         let seconds = |micros: u64| micros as f64 / 1e6;
-        out.labelled(
+        out.gauges(
             "precis_bid_duration_quantile_seconds",
             "Quantiles of the bid-path latency since start (HDR histogram, 3 significant digits).",
-            Type::Gauge,
             "quantile",
             QUANTILES.map(|q| (q, seconds(histogram.value_at_quantile(q)))),
         );

@@ -98,7 +98,7 @@ pub fn update_of<'a>(
 
 /// The kinds of bulk file.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Format {
+pub enum FileFormat {
     Jsonl,
     Csv,
 }
@@ -106,15 +106,15 @@ pub enum Format {
 /// The header a CSV profile file starts with.
 const CSV_HEADER: &str = "user,tags,ttl";
 
-impl Format {
-    pub fn of(path: &Path) -> Option<Format> {
+impl FileFormat {
+    pub fn of(path: &Path) -> Option<FileFormat> {
         let name = path.file_name()?.to_str()?;
         if name.starts_with('.') {
             return None;
         }
         match path.extension()?.to_str()? {
-            "jsonl" => Some(Format::Jsonl),
-            "csv" => Some(Format::Csv),
+            "jsonl" => Some(FileFormat::Jsonl),
+            "csv" => Some(FileFormat::Csv),
             _ => None,
         }
     }
@@ -126,11 +126,11 @@ impl Format {
             return Ok(None);
         }
         match self {
-            Format::Jsonl => serde_json::from_str::<Line>(line)
+            FileFormat::Jsonl => serde_json::from_str::<Line>(line)
                 .map_err(|e| e.to_string())?
                 .update()
                 .map(Some),
-            Format::Csv => {
+            FileFormat::Csv => {
                 let mut cells = line.splitn(3, ',');
                 let user = user_key(cells.next().unwrap_or_default())?;
                 let tags = cells.next().unwrap_or_default();
@@ -143,15 +143,7 @@ impl Format {
 
 /// The bulk files in `dir`, sorted.
 pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if Format::of(&path).is_some() && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+    crate::files::list(dir, &[".jsonl", ".csv"])
 }
 
 /// Every update of every bulk file in `dir`, bad lines skipped (and returned as problems): for
@@ -217,7 +209,7 @@ fn read_lines(
     first_line: usize,
     mut apply: impl FnMut(&[Update]),
 ) -> Read {
-    let format = Format::of(path).unwrap_or(Format::Jsonl);
+    let format = FileFormat::of(path).unwrap_or(FileFormat::Jsonl);
     let mut read = Read {
         consumed: 0,
         lines: 0,
@@ -235,7 +227,7 @@ fn read_lines(
         let number = first_line + read.lines + 1;
         let parsed = match std::str::from_utf8(line) {
             Err(_) => Err("not UTF-8 text".to_owned()),
-            Ok(text) if number == 1 && format == Format::Csv => {
+            Ok(text) if number == 1 && format == FileFormat::Csv => {
                 if text.trim().eq_ignore_ascii_case(CSV_HEADER) {
                     Ok(None)
                 } else {
@@ -259,7 +251,7 @@ fn read_lines(
                         .push(format!("{}:{number}: {message}", path.display()));
                 }
                 // A CSV file without its header is refused whole.
-                if number == 1 && format == Format::Csv {
+                if number == 1 && format == FileFormat::Csv {
                     break;
                 }
             }

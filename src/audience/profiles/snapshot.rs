@@ -94,11 +94,11 @@ impl<R: Read> Read for Summed<R> {
     }
 }
 
-/// Writes the live tags of every user to `path` atomically ([`crate::durable::replace`]).
+/// Writes the live tags of every user to `path` atomically ([`crate::files::replace`]).
 /// Returns the users written.
 pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, SnapshotError> {
     let _one_at_a_time = store.saving.lock().unwrap_or_else(|p| p.into_inner());
-    crate::durable::replace(path, |file| {
+    crate::files::replace(path, |file| {
         let mut out = Summed::new(file);
         out.write_all(MAGIC)?;
         out.write_all(&VERSION.to_le_bytes())?;

@@ -196,11 +196,12 @@ pub struct Banner {
     #[serde(default, deserialize_with = "lenient::number")]
     pub h: Option<u32>,
     #[serde(default, deserialize_with = "lenient::objects")]
-    pub format: Vec<Format>,
+    pub format: Vec<Size>,
 }
 
+/// A size a banner slot takes (OpenRTB's `Format` object).
 #[derive(Debug, Default, Deserialize)]
-pub struct Format {
+pub struct Size {
     #[serde(default, deserialize_with = "lenient::number")]
     pub w: Option<u32>,
     #[serde(default, deserialize_with = "lenient::number")]

@@ -1,13 +1,35 @@
-//! Replacing a file whole, durably: what precis writes for itself or for a watching bidder to read
-//! (budget reservations, the profile snapshot, audience packages it builds) is written beside its
-//! target, fsynced, renamed over it and the directory fsynced. A reader sees the old file or the
-//! new one, never half of one, and a crash leaves at worst a stray temporary file.
+//! Files in directories people and precis both write: listing them one way, and replacing one
+//! whole, durably.
 //!
-//! Never call this on the bid path: it waits for the disk.
+//! What precis writes for itself or for a watching bidder to read (budget reservations, the
+//! profile snapshot, audience packages it builds) is written beside its target as a hidden
+//! temporary file, fsynced, renamed over it and the directory fsynced ([`replace`]): a reader sees
+//! the old file or the new one, never half of one, and a crash leaves at worst a stray temporary
+//! file, which [`list`] never lists (nor an editor's hidden swap files). Never call this on the
+//! bid path: it waits for the disk.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// The regular files of `dir` whose name ends with one of `endings` (`".toml"`), sorted by path
+/// (so that whatever depends on their order, such as which of two files claiming one id wins, is
+/// decided the same way every time); hidden files are never listed.
+pub fn list(dir: &Path, endings: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.starts_with('.') && endings.iter().any(|e| name.ends_with(e)) && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
 
 /// Writes `path` anew with `write`, which gets a buffered writer on a temporary file beside it.
 /// When `write` fails, the target is left as it was.
