@@ -366,3 +366,116 @@ fn inline_modules_close_their_file() {
         );
     }
 }
+
+/// README's Layout block below `src/`: each entry's depth (0 for a top-level file or folder of
+/// `src/`) and name (folders end in `/`), in the order written.
+fn readme_layout() -> Vec<(usize, String)> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .expect("a Layout section");
+    let block = section
+        .split("```\nsrc/\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a block starting `src/`");
+    block
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|line| {
+            let depth = (line.len() - line.trim_start().len()) / 2 - 1;
+            let name = line.split_whitespace().next()?;
+            (name.ends_with(".rs") || name.ends_with('/')).then(|| (depth, name.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_lists_every_file_of_src_and_nothing_else() {
+    let mut listed = BTreeSet::new();
+    let mut folders: Vec<String> = Vec::new();
+    for (depth, name) in readme_layout() {
+        folders.truncate(depth);
+        match name.strip_suffix('/') {
+            Some(folder) => folders.push(folder.to_owned()),
+            None => {
+                let path: PathBuf = folders.iter().collect::<PathBuf>().join(&name);
+                listed.insert(path);
+            }
+        }
+    }
+    let src = src();
+    let mut files = BTreeSet::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a folder of src/") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.insert(path.strip_prefix(&src).expect("below src/").to_owned());
+            }
+        }
+    }
+    let missing: Vec<_> = files.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&files).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README's Layout misses {missing:?} and names {stale:?}, which are not in src/"
+    );
+}
+
+/// The top-level modules in the order README lists them (the binary's `main.rs` and the crate
+/// root `lib.rs` left out).
+fn readme_order() -> Vec<String> {
+    readme_layout()
+        .into_iter()
+        .filter(|(depth, _)| *depth == 0)
+        .map(|(_, name)| {
+            name.trim_end_matches('/')
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .filter(|name| name != "main" && name != "lib")
+        .collect()
+}
+
+#[test]
+fn each_top_level_module_uses_only_those_listed_after_it() {
+    let order = readme_order();
+    let place = |module: &str| order.iter().position(|m| m == module);
+    let mut upward = Vec::new();
+    for (from, targets) in imports(&src()).iter().filter(|(from, _)| !from.is_empty()) {
+        let Some(at) = place(&from[0]) else { continue };
+        for to in targets {
+            if place(&to[0]).is_some_and(|there| there < at) {
+                upward.push(format!(
+                    "crate::{} -> crate::{}",
+                    from.join("::"),
+                    to.join("::")
+                ));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "imports of a module listed earlier:\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn lib_rs_maps_every_module_in_the_readme_order() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).expect("lib.rs");
+    let mut declared: Vec<String> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_owned())
+        .collect();
+    let map: String = lib.lines().filter(|l| l.starts_with("//!")).collect();
+    // Each module by where the map first names it (rustfmt sorts the declarations themselves).
+    declared.sort_by_key(|m| map.find(&format!("[`{m}`]")).unwrap_or(usize::MAX));
+    assert_eq!(declared, readme_order(), "lib.rs' map names each module, in README's order");
+}
