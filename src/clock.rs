@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 #[derive(Debug)]
@@ -74,11 +74,15 @@ pub fn next_midnight(t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     let tomorrow = t.with_timezone(&tz).date_naive() + Duration::days(1);
     let midnight = tomorrow.and_time(NaiveTime::MIN);
     (0..3)
-        .find_map(|h| {
-            tz.from_local_datetime(&(midnight + Duration::hours(h)))
-                .earliest()
-        })
-        .map_or(t + Duration::days(1), |local| local.with_timezone(&Utc))
+        .find_map(|h| at_local(midnight + Duration::hours(h), tz))
+        .unwrap_or(t + Duration::days(1))
+}
+
+/// The instant the clocks of `tz` show `local` (the earlier one when they show it twice, as a
+/// daylight-saving change turns them back); `None` when they never show it (skipped forward).
+pub fn at_local(local: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+    let instant = tz.from_local_datetime(&local).earliest()?;
+    Some(instant.with_timezone(&Utc))
 }
 
 /// The local Monday midnight that ends the week of `t` in `tz`.

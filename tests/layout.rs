@@ -477,5 +477,9 @@ fn lib_rs_maps_every_module_in_the_readme_order() {
     let map: String = lib.lines().filter(|l| l.starts_with("//!")).collect();
     // Each module by where the map first names it (rustfmt sorts the declarations themselves).
     declared.sort_by_key(|m| map.find(&format!("[`{m}`]")).unwrap_or(usize::MAX));
-    assert_eq!(declared, readme_order(), "lib.rs' map names each module, in README's order");
+    assert_eq!(
+        declared,
+        readme_order(),
+        "lib.rs' map names each module, in README's order"
+    );
 }

@@ -22,6 +22,7 @@ use crate::book::pacing::{Admission, Pacer};
 use crate::book::ranking::Ranked;
 use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Campaign, Creative, CreativeFormat};
+use crate::clock::unix_secs;
 use crate::forms::{ancestors, category_form, domains_of, host_form};
 use crate::request::facts::Facts;
 use crate::request::openrtb::{BidRequest, Imp};
@@ -379,7 +380,7 @@ impl<'a> Winner<'a> {
         } = self;
         let claims = Claims {
             purpose: Purpose::Event,
-            issued: u32::try_from(facts.now.timestamp()).unwrap_or(0),
+            issued: unix_secs(facts.now),
             bid: next_bid_id(),
             request: request.id.clone().unwrap_or_default(),
             imp: imp.id.clone(),

@@ -24,6 +24,7 @@ use crate::audience::Rule;
 use crate::campaign::pricing::{Currency, Model, Pricing, Rates};
 use crate::campaign::targeting::{CONNECTIONS, Circle, Codes, Targeting, Term, Week};
 use crate::campaign::taxonomy::Taxonomy;
+use crate::clock::at_local;
 use crate::diagnostic::{Diagnostic, FileError};
 use crate::forms::{category_form, host_form, normalize_os, tag_form, valid_id};
 use crate::request::facts::Gender;
@@ -426,10 +427,7 @@ impl Checker<'_> {
             Some(Offset::Custom { minutes }) => FixedOffset::east_opt(i32::from(minutes) * 60)
                 .and_then(|o| o.from_local_datetime(&local).single())
                 .map(|t| t.with_timezone(&Utc)),
-            None => tz
-                .from_local_datetime(&local)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc)),
+            None => at_local(local, tz),
         };
         if instant.is_none() {
             self.error(
