@@ -280,11 +280,15 @@ fn src() -> PathBuf {
 fn no_file_of_src_imports_its_way_back_to_itself() {
     let graph = imports(&src());
     assert!(graph.len() > 30, "the modules of src/ are read: {graph:?}");
-    let found = circles(&graph);
-    let shown: Vec<String> = found.iter().map(|c| describe(&graph, c)).collect();
+    assert_no_circles(&graph, "files");
+}
+
+/// Fails with each circle of `graph` and the imports that tie it, if it has any.
+fn assert_no_circles(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>, among: &str) {
+    let shown: Vec<String> = circles(graph).iter().map(|c| describe(graph, c)).collect();
     assert!(
-        found.is_empty(),
-        "import circles among files:{}",
+        shown.is_empty(),
+        "import circles among {among}:{}",
         shown.join("\n")
     );
 }
@@ -303,13 +307,7 @@ fn no_top_level_module_imports_its_way_back_to_itself() {
                 .filter(|t| *t != top),
         );
     }
-    let found = circles(&graph);
-    let shown: Vec<String> = found.iter().map(|c| describe(&graph, c)).collect();
-    assert!(
-        found.is_empty(),
-        "import circles among top-level modules:{}",
-        shown.join("\n")
-    );
+    assert_no_circles(&graph, "top-level modules");
 }
 
 #[test]

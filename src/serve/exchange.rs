@@ -37,21 +37,17 @@ pub(super) async fn route(
     let params = || params(request.uri().query());
     Ok(match (request.method(), request.uri().path()) {
         (&Method::POST, "/openrtb2/bid") => bid(http, app, start, request).await,
-        (&Method::GET, "/win") => {
+        (&Method::GET, notice @ ("/win" | "/imp")) => {
             let p = params();
-            let price = p.get("price").map(String::as_str);
-            match recorder.win(store, token(&p, "t"), price, app.clock.now()) {
-                Ok(_) => no_content(),
-                Err(refusal) => refused(&refusal),
-            }
-        }
-        (&Method::GET, "/imp") => {
-            let p = params();
-            let price = p.get("price").map(String::as_str);
-            match recorder.impression(store, token(&p, "t"), price, app.clock.now()) {
-                Ok(_) => pixel(),
-                Err(refusal) => refused(&refusal),
-            }
+            let (token, price) = (token(&p, "t"), p.get("price").map(String::as_str));
+            let now = app.clock.now();
+            let answered = match notice {
+                "/win" => recorder.win(store, token, price, now).map(|_| no_content()),
+                _ => recorder
+                    .impression(store, token, price, now)
+                    .map(|_| pixel()),
+            };
+            answered.unwrap_or_else(|refusal| refused(&refusal))
         }
         (&Method::GET, "/click") => {
             match recorder.click(store, token(&params(), "t"), app.clock.now()) {
