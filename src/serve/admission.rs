@@ -4,7 +4,7 @@
 //! deadline (its `tmax`, capped, less a safety margin). Never waits and never queues: what does not
 //! fit is turned away at once (a closed connection, a 204), because a late bid is worth nothing to
 //! an exchange and a queue only makes every later bid late too. Counting what was turned away is
-//! the caller's business (`metrics`).
+//! the caller's business (`serve::metrics`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,10 +1,10 @@
 //! The profile API: `PUT|DELETE /users/{key}/tags`, `GET /users/{key}`, `POST /users/batch`.
 //!
 //! Owns what each route means, as a plain function of method, path, query and body to a status
-//! and a JSON answer; `server` reads the body and guards who may ask. Every update is checked
-//! whole before anything changes: a bad request (400) changes nothing. `server` runs it on a
-//! blocking thread (a batch of thousands of updates takes a while), never on the bid path; store
-//! writes take one dashmap shard lock per user.
+//! and a JSON answer; the admin routes (`serve::admin`) read the body, guard who may ask and run
+//! it on a blocking thread (a batch of thousands of updates takes a while), never on the bid path.
+//! Every update is checked whole before anything changes: a bad request (400) changes nothing.
+//! Store writes take one dashmap shard lock per user.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hyper::{Method, StatusCode};

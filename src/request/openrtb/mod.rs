@@ -1,9 +1,10 @@
-//! OpenRTB 2.5/2.6: the bid request as exchanges send it and the bid response precis answers.
+//! OpenRTB 2.5/2.6: the bid request as exchanges send it (the response precis answers with is
+//! written by [`crate::auction::response`]), and the names of OpenRTB's device types.
 //!
 //! Only the fields the bidder reads are decoded; every other field is skipped by the parser without
-//! being stored. Every field is decoded leniently (see [`lenient`]) because real exchanges bend the spec;
-//! [`decode`] refuses only what cannot be bid on safely (see its doc).
-//! This module never looks at campaigns: it turns bytes into plain data and back.
+//! being stored. Every field is decoded leniently (see [`lenient`]) because real exchanges bend the
+//! spec; [`decode`] refuses only what cannot be bid on safely (see its doc). This module never
+//! looks at campaigns: it turns bytes into plain data.
 
 pub mod lenient;
 
