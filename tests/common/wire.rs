@@ -121,18 +121,19 @@ impl Raw {
     }
 }
 
+/// The start of every POST to the bid route sent here: the request line and the headers all of
+/// them have.
+const BID_START: &str =
+    "POST /openrtb2/bid HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+
 /// A POST to the bid route announcing a body of `length` bytes.
 pub fn bid_head(length: usize) -> String {
-    format!(
-        "POST /openrtb2/bid HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-    )
+    format!("{BID_START}Content-Length: {length}\r\n\r\n")
 }
 
 /// A bid request head with extra header lines (each ending in `\r\n`), then `body`.
 pub fn bid_bytes(extra_headers: impl AsRef<[u8]>, body: &[u8]) -> Vec<u8> {
-    let mut bytes =
-        b"POST /openrtb2/bid HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            .to_vec();
+    let mut bytes = BID_START.as_bytes().to_vec();
     bytes.extend_from_slice(extra_headers.as_ref());
     bytes.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     bytes.extend_from_slice(body);
