@@ -22,6 +22,9 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod hostile;
+pub mod wire;
+
 /// The binary under test.
 pub const PRECIS: &str = env!("CARGO_BIN_EXE_precis");
 
