@@ -184,34 +184,7 @@ impl Visitor {
             }
         });
 
-        let (slot, bidfloor) = match device_type {
-            3 | 7 => (
-                AdSlot::Video {
-                    w: 1920,
-                    h: 1080,
-                    maxduration: *rng.pick(&[30, 60]),
-                },
-                rng.log_range(8.0, 20.0),
-            ),
-            _ => {
-                let (sizes, native) = match device_type {
-                    2 => (DESKTOP_SIZES, 0.05),
-                    4 | 1 => (MOBILE_SIZES, 0.15),
-                    _ => (ANY_SIZES, 0.10),
-                };
-                let roll = rng.unit();
-                if roll < native {
-                    (AdSlot::Native, rng.log_range(0.3, 3.0))
-                } else if roll < native + 0.15 {
-                    let (w, h) = *rng.pick(&[(640, 360), (1280, 720), (1920, 1080)]);
-                    let maxduration = *rng.pick(&[15, 30, 30, 60]);
-                    (AdSlot::Video { w, h, maxduration }, rng.log_range(1.0, 8.0))
-                } else {
-                    let (w, h) = *rng.weighted(sizes);
-                    (AdSlot::Banner { w, h }, rng.log_range(0.05, 1.5))
-                }
-            }
-        };
+        let (slot, bidfloor) = draw_slot(rng, device_type);
         Visitor {
             person,
             point,
@@ -220,7 +193,7 @@ impl Visitor {
             site,
             app,
             slot,
-            bidfloor: Some((bidfloor * 100.0).round() / 100.0),
+            bidfloor: Some(bidfloor),
         }
     }
 
@@ -298,6 +271,40 @@ impl Visitor {
         };
         serde_json::to_string(&request).expect("strings and numbers always make JSON")
     }
+}
+
+/// An ad slot for a device of `device_type` and its CPM floor in USD: a common IAB banner size
+/// for the screen, a video or a native ad, each with floors of its own.
+fn draw_slot(rng: &mut Rng, device_type: u32) -> (AdSlot, f64) {
+    let (slot, floor) = match device_type {
+        3 | 7 => (
+            AdSlot::Video {
+                w: 1920,
+                h: 1080,
+                maxduration: *rng.pick(&[30, 60]),
+            },
+            rng.log_range(8.0, 20.0),
+        ),
+        _ => {
+            let (sizes, native) = match device_type {
+                2 => (DESKTOP_SIZES, 0.05),
+                4 | 1 => (MOBILE_SIZES, 0.15),
+                _ => (ANY_SIZES, 0.10),
+            };
+            let roll = rng.unit();
+            if roll < native {
+                (AdSlot::Native, rng.log_range(0.3, 3.0))
+            } else if roll < native + 0.15 {
+                let (w, h) = *rng.pick(&[(640, 360), (1280, 720), (1920, 1080)]);
+                let maxduration = *rng.pick(&[15, 30, 30, 60]);
+                (AdSlot::Video { w, h, maxduration }, rng.log_range(1.0, 8.0))
+            } else {
+                let (w, h) = *rng.weighted(sizes);
+                (AdSlot::Banner { w, h }, rng.log_range(0.05, 1.5))
+            }
+        }
+    };
+    (slot, (floor * 100.0).round() / 100.0)
 }
 
 /// Where a new visitor is: a market by weight, then (mostly) one of its cities.
