@@ -59,10 +59,16 @@ mod tests {
     use crate::forms::{tag_form, within};
     use crate::request::facts::Facts;
     use crate::request::geo::{Country, Point, Region};
-    use precis_generate::{Crowd, MARKETS, Market};
+    use chrono::{Offset, TimeZone};
+    use precis_generate::{AdSlot, Crowd, MARKETS, Market, ZERO_IFA};
 
     #[test]
     fn every_place_is_one_precis_reads() {
+        let noons = [1, 7].map(|month| {
+            chrono::NaiveDate::from_ymd_opt(2026, month, 1)
+                .and_then(|d| d.and_hms_opt(12, 0, 0))
+                .unwrap()
+        });
         for market in MARKETS {
             let country = Country::parse(market.country).expect(market.country);
             assert_eq!(country.as_str(), market.country);
@@ -72,11 +78,14 @@ mod tests {
                 let bare = Region::parse(Market::request_region(city)).unwrap();
                 assert!(region.contains(&bare, Some(country)));
                 assert!(Point::new(city.lat, city.lon).is_some(), "{}", city.name);
-                assert!(
-                    city.timezone.parse::<chrono_tz::Tz>().is_ok(),
-                    "{}",
-                    city.timezone
-                );
+                let zone: chrono_tz::Tz = city.timezone.parse().expect(city.timezone);
+                // `device.geo.utcoffset` is the zone's offset in standard (winter) time: the
+                // lower of January's and July's, whichever the hemisphere.
+                let standard = noons
+                    .iter()
+                    .map(|noon| zone.offset_from_utc_datetime(noon).fix().local_minus_utc() / 60)
+                    .min();
+                assert_eq!(city.utc_offset(), standard, "{}", city.timezone);
             }
         }
     }
@@ -164,19 +173,54 @@ mod tests {
     #[test]
     fn every_visitor_stranger_or_returning_is_a_request_precis_reads_as_drawn() {
         let generator = Generator::new(7);
+        let now = "2026-03-04T14:30:00Z".parse().unwrap();
         for crowd in [Crowd::Strangers, Crowd::Returning { users: 1000 }] {
-            for i in 0..500 {
+            for i in 0..2000 {
                 let visitor = generator.visitor_in(crowd, i);
+                let person = &visitor.person;
                 let body = visitor.bid_request(&format!("r{i}"));
                 let request = crate::request::openrtb::decode(body.as_bytes())
                     .unwrap_or_else(|e| panic!("{crowd:?} visitor {i}: {e}: {body}"));
                 assert_eq!(request.id.as_deref(), Some(format!("r{i}").as_str()));
-                assert_eq!(request.imp.len(), 1, "{body}");
-                assert_eq!(request.imp[0].bidfloor, visitor.bidfloor, "{body}");
-                let user = request.user.as_ref().and_then(|u| u.id.as_deref());
-                assert_eq!(user, visitor.person.user.as_deref(), "{body}");
-                let device = request.device.as_ref().and_then(|d| d.devicetype);
-                assert_eq!(device, Some(visitor.person.device_type), "{body}");
+                let detail = visitor.detail.as_ref();
+                let first = (
+                    &visitor.slot,
+                    visitor.bidfloor,
+                    detail.map(|d| &d.format[..]),
+                );
+                let second = detail
+                    .and_then(|d| d.second.as_ref())
+                    .map(|p| (&p.slot, p.bidfloor, Some(&p.format[..])));
+                let slots: Vec<_> = std::iter::once(first).chain(second).collect();
+                assert_eq!(request.imp.len(), slots.len(), "{body}");
+                for (imp, (slot, bidfloor, format)) in request.imp.iter().zip(slots) {
+                    assert_eq!(imp.bidfloor, bidfloor, "{body}");
+                    if let AdSlot::Banner { w, h } = *slot {
+                        let banner = imp.banner.as_ref().expect("a banner");
+                        assert_eq!((banner.w, banner.h), (Some(w), Some(h)));
+                        let sizes: Vec<_> = banner.format.iter().map(|f| (f.w, f.h)).collect();
+                        let drawn = format.unwrap_or_default().iter();
+                        let drawn: Vec<_> = drawn.map(|&(w, h)| (Some(w), Some(h))).collect();
+                        assert_eq!(sizes, drawn, "{body}");
+                    }
+                }
+                assert_eq!(request.tmax, Some(detail.map_or(150, |d| d.tmax)));
+                let device = request.device.as_ref();
+                assert_eq!(device.and_then(|d| d.devicetype), Some(person.device_type));
+                assert_eq!(device.and_then(|d| d.ifa.as_deref()), person.ifa.as_deref());
+                // Who precis takes the user to be: their id, else their device's advertising id
+                // unless it is the all-zero one of a user limiting ad tracking.
+                let facts = Facts::from_request(&request, now);
+                let ifa = person.ifa.as_deref().filter(|&ifa| ifa != ZERO_IFA);
+                assert_eq!(
+                    facts.user.as_deref(),
+                    person.user.as_deref().or(ifa),
+                    "{body}"
+                );
+                // The same tags, as segments or as keywords.
+                let mut tags = person.tags.clone();
+                tags.sort_unstable();
+                assert_eq!(facts.tags, tags, "{body}");
             }
         }
     }

@@ -12,7 +12,8 @@
 //! few are broad run-of-network. A [`Visitor`] is the request side, drawn from the same places and
 //! the same tree, so that a plausible request matches a few dozen of 10,000 campaigns and some
 //! match none; visitors come as strangers or as a [`Crowd`] of returning users with stable
-//! profiles (what the load generator sends).
+//! profiles and devices, whose requests carry what exchanges send besides (more imps and sizes,
+//! deadlines, privacy signals): what the load generator sends.
 //!
 //! Each campaign (and visitor) draws from its own random stream of the seed ([`Rng::stream`]), so
 //! campaign `n` is the same whether made alone, among 100 or among 100,000, on one thread or many.
@@ -21,7 +22,9 @@
 //! the files, decodes the requests, checks the tags) is tested on the bidder's side, which depends
 //! on this crate, never the other way round; so the load generator uses it without the bidder.
 
+mod devices;
 pub mod places;
+mod privacy;
 pub mod rng;
 pub mod tree;
 mod visitor;
@@ -31,10 +34,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use places::{City, MARKETS, Market, draw_city, draw_market};
+pub use devices::{Hardware, ZERO_IFA};
+pub use places::{City, Law, MARKETS, Market, draw_city, draw_market};
+pub use privacy::{CONSENT_ALL, CONSENT_MEASUREMENT, CONSENT_NONE, Regs};
 pub use rng::Rng;
 pub use tree::{Node, Tree, draw_root, tree};
-pub use visitor::{AdSlot, Crowd, Person, Visitor};
+pub use visitor::{AdSlot, Crowd, Detail, Person, Placement, Visitor};
 
 use tree::ROOTS;
 

@@ -18,8 +18,22 @@ pub struct Market {
     pub weight: u32,
     /// ISO-4217: what local advertisers pay in, when precis knows a rate for it.
     pub currency: &'static str,
+    /// The privacy law requests from here are flagged with.
+    pub law: Law,
     /// The biggest cities first.
     pub cities: &'static [City],
+}
+
+/// Which privacy signal exchanges send for a user in a country.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Law {
+    /// The EEA's GDPR, or the UK's or Switzerland's law that exchanges flag the same way:
+    /// `regs.gdpr = 1`, with a TCF consent string.
+    Gdpr,
+    /// The US states' privacy laws: `regs.us_privacy`.
+    UsPrivacy,
+    /// Neither: `regs.gdpr = 0`.
+    Other,
 }
 
 #[derive(Debug)]
@@ -40,6 +54,11 @@ impl Market {
         self.cities[0].timezone
     }
 
+    /// The market of an ISO-3166 alpha-3 `country`, if it is one.
+    pub fn of(country: &str) -> Option<&'static Market> {
+        MARKETS.iter().find(|m| m.country == country)
+    }
+
     /// The region code as a request carries it: without the country prefix.
     pub fn request_region(city: &City) -> &'static str {
         city.region
@@ -47,6 +66,66 @@ impl Market {
             .map_or(city.region, |(_, code)| code)
     }
 }
+
+impl City {
+    /// Minutes from UTC of the city's time zone in standard (winter) time, as
+    /// `device.geo.utcoffset`: a request carries no date to tell summer time by.
+    pub fn utc_offset(&self) -> Option<i32> {
+        ZONES
+            .iter()
+            .find(|(zone, _)| *zone == self.timezone)
+            .map(|&(_, minutes)| minutes)
+    }
+}
+
+/// The standard (winter) offset from UTC, in minutes, of each time zone of the cities below.
+const ZONES: &[(&str, i32)] = &[
+    (NEW_YORK, -300),
+    (CHICAGO, -360),
+    (LOS_ANGELES, -480),
+    ("America/Denver", -420),
+    ("America/Phoenix", -420),
+    ("America/Edmonton", -420),
+    ("America/Vancouver", -480),
+    ("America/Toronto", -300),
+    ("America/Mexico_City", -360),
+    ("America/Monterrey", -360),
+    ("America/Sao_Paulo", -180),
+    ("America/Argentina/Buenos_Aires", -180),
+    ("America/Argentina/Cordoba", -180),
+    ("Europe/London", 0),
+    ("Europe/Dublin", 0),
+    ("Europe/Paris", 60),
+    ("Europe/Berlin", 60),
+    ("Europe/Madrid", 60),
+    ("Europe/Rome", 60),
+    ("Europe/Amsterdam", 60),
+    ("Europe/Brussels", 60),
+    ("Europe/Zurich", 60),
+    ("Europe/Vienna", 60),
+    ("Europe/Stockholm", 60),
+    ("Europe/Oslo", 60),
+    ("Europe/Copenhagen", 60),
+    ("Europe/Warsaw", 60),
+    ("Europe/Istanbul", 180),
+    ("Africa/Johannesburg", 120),
+    ("Asia/Riyadh", 180),
+    ("Asia/Dubai", 240),
+    ("Asia/Kolkata", 330),
+    ("Asia/Bangkok", 420),
+    ("Asia/Jakarta", 420),
+    ("Asia/Ho_Chi_Minh", 420),
+    ("Asia/Shanghai", 480),
+    ("Asia/Singapore", 480),
+    ("Australia/Perth", 480),
+    ("Asia/Seoul", 540),
+    ("Asia/Tokyo", 540),
+    ("Australia/Adelaide", 570),
+    ("Australia/Brisbane", 600),
+    ("Australia/Melbourne", 600),
+    ("Australia/Sydney", 600),
+    ("Pacific/Auckland", 720),
+];
 
 const fn city(
     name: &'static str,
@@ -74,6 +153,7 @@ pub const MARKETS: &[Market] = &[
         country: "USA",
         weight: 300,
         currency: "USD",
+        law: Law::UsPrivacy,
         cities: &[
             city("New York", "US-NY", 40.7128, -74.0060, NEW_YORK),
             city("Los Angeles", "US-CA", 34.0522, -118.2437, LOS_ANGELES),
@@ -97,6 +177,7 @@ pub const MARKETS: &[Market] = &[
         country: "GBR",
         weight: 70,
         currency: "GBP",
+        law: Law::Gdpr,
         cities: &[
             city("London", "GB-ENG", 51.5072, -0.1276, "Europe/London"),
             city("Manchester", "GB-ENG", 53.4808, -2.2426, "Europe/London"),
@@ -112,6 +193,7 @@ pub const MARKETS: &[Market] = &[
         country: "DEU",
         weight: 60,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Berlin", "DE-BE", 52.5200, 13.4050, "Europe/Berlin"),
             city("Hamburg", "DE-HH", 53.5511, 9.9937, "Europe/Berlin"),
@@ -126,6 +208,7 @@ pub const MARKETS: &[Market] = &[
         country: "JPN",
         weight: 60,
         currency: "JPY",
+        law: Law::Other,
         cities: &[
             city("Tokyo", "JP-13", 35.6762, 139.6503, "Asia/Tokyo"),
             city("Osaka", "JP-27", 34.6937, 135.5023, "Asia/Tokyo"),
@@ -140,6 +223,7 @@ pub const MARKETS: &[Market] = &[
         country: "CHN",
         weight: 50,
         currency: "CNY",
+        law: Law::Other,
         cities: &[
             city("Shanghai", "CN-SH", 31.2304, 121.4737, "Asia/Shanghai"),
             city("Beijing", "CN-BJ", 39.9042, 116.4074, "Asia/Shanghai"),
@@ -154,6 +238,7 @@ pub const MARKETS: &[Market] = &[
         country: "FRA",
         weight: 40,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Paris", "FR-IDF", 48.8566, 2.3522, "Europe/Paris"),
             city("Marseille", "FR-PAC", 43.2965, 5.3698, "Europe/Paris"),
@@ -167,6 +252,7 @@ pub const MARKETS: &[Market] = &[
         country: "CAN",
         weight: 40,
         currency: "CAD",
+        law: Law::Other,
         cities: &[
             city("Toronto", "CA-ON", 43.6532, -79.3832, "America/Toronto"),
             city("Montreal", "CA-QC", 45.5017, -73.5673, "America/Toronto"),
@@ -185,6 +271,7 @@ pub const MARKETS: &[Market] = &[
         country: "IND",
         weight: 40,
         currency: "INR",
+        law: Law::Other,
         cities: &[
             city("Mumbai", "IN-MH", 19.0760, 72.8777, "Asia/Kolkata"),
             city("Delhi", "IN-DL", 28.7041, 77.1025, "Asia/Kolkata"),
@@ -198,6 +285,7 @@ pub const MARKETS: &[Market] = &[
         country: "BRA",
         weight: 30,
         currency: "BRL",
+        law: Law::Other,
         cities: &[
             city(
                 "Sao Paulo",
@@ -234,6 +322,7 @@ pub const MARKETS: &[Market] = &[
         country: "AUS",
         weight: 30,
         currency: "AUD",
+        law: Law::Other,
         cities: &[
             city("Sydney", "AU-NSW", -33.8688, 151.2093, "Australia/Sydney"),
             city(
@@ -264,6 +353,7 @@ pub const MARKETS: &[Market] = &[
         country: "KOR",
         weight: 20,
         currency: "KRW",
+        law: Law::Other,
         cities: &[
             city("Seoul", "KR-11", 37.5665, 126.9780, "Asia/Seoul"),
             city("Busan", "KR-26", 35.1796, 129.0756, "Asia/Seoul"),
@@ -274,6 +364,7 @@ pub const MARKETS: &[Market] = &[
         country: "ESP",
         weight: 20,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Madrid", "ES-MD", 40.4168, -3.7038, "Europe/Madrid"),
             city("Barcelona", "ES-CT", 41.3874, 2.1686, "Europe/Madrid"),
@@ -285,6 +376,7 @@ pub const MARKETS: &[Market] = &[
         country: "ITA",
         weight: 20,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Rome", "IT-62", 41.9028, 12.4964, "Europe/Rome"),
             city("Milan", "IT-25", 45.4642, 9.1900, "Europe/Rome"),
@@ -296,6 +388,7 @@ pub const MARKETS: &[Market] = &[
         country: "MEX",
         weight: 20,
         currency: "MXN",
+        law: Law::Other,
         cities: &[
             city(
                 "Mexico City",
@@ -324,6 +417,7 @@ pub const MARKETS: &[Market] = &[
         country: "NLD",
         weight: 15,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Amsterdam", "NL-NH", 52.3676, 4.9041, "Europe/Amsterdam"),
             city("Rotterdam", "NL-ZH", 51.9244, 4.4777, "Europe/Amsterdam"),
@@ -334,6 +428,7 @@ pub const MARKETS: &[Market] = &[
         country: "IDN",
         weight: 15,
         currency: "IDR",
+        law: Law::Other,
         cities: &[
             city("Jakarta", "ID-JK", -6.2088, 106.8456, "Asia/Jakarta"),
             city("Surabaya", "ID-JI", -7.2575, 112.7521, "Asia/Jakarta"),
@@ -344,6 +439,7 @@ pub const MARKETS: &[Market] = &[
         country: "SWE",
         weight: 10,
         currency: "SEK",
+        law: Law::Gdpr,
         cities: &[
             city("Stockholm", "SE-AB", 59.3293, 18.0686, "Europe/Stockholm"),
             city("Gothenburg", "SE-O", 57.7089, 11.9746, "Europe/Stockholm"),
@@ -354,6 +450,7 @@ pub const MARKETS: &[Market] = &[
         country: "POL",
         weight: 10,
         currency: "PLN",
+        law: Law::Gdpr,
         cities: &[
             city("Warsaw", "PL-14", 52.2297, 21.0122, "Europe/Warsaw"),
             city("Krakow", "PL-12", 50.0647, 19.9450, "Europe/Warsaw"),
@@ -364,6 +461,7 @@ pub const MARKETS: &[Market] = &[
         country: "TUR",
         weight: 10,
         currency: "TRY",
+        law: Law::Other,
         cities: &[
             city("Istanbul", "TR-34", 41.0082, 28.9784, "Europe/Istanbul"),
             city("Ankara", "TR-06", 39.9334, 32.8597, "Europe/Istanbul"),
@@ -374,6 +472,7 @@ pub const MARKETS: &[Market] = &[
         country: "SGP",
         weight: 10,
         currency: "SGD",
+        law: Law::Other,
         cities: &[city(
             "Singapore",
             "SG-01",
@@ -386,6 +485,7 @@ pub const MARKETS: &[Market] = &[
         country: "ARE",
         weight: 10,
         currency: "AED",
+        law: Law::Other,
         cities: &[
             city("Dubai", "AE-DU", 25.2048, 55.2708, "Asia/Dubai"),
             city("Abu Dhabi", "AE-AZ", 24.4539, 54.3773, "Asia/Dubai"),
@@ -395,6 +495,7 @@ pub const MARKETS: &[Market] = &[
         country: "SAU",
         weight: 8,
         currency: "SAR",
+        law: Law::Other,
         cities: &[
             city("Riyadh", "SA-01", 24.7136, 46.6753, "Asia/Riyadh"),
             city("Jeddah", "SA-02", 21.4858, 39.1925, "Asia/Riyadh"),
@@ -404,6 +505,7 @@ pub const MARKETS: &[Market] = &[
         country: "ZAF",
         weight: 8,
         currency: "ZAR",
+        law: Law::Other,
         cities: &[
             city(
                 "Johannesburg",
@@ -432,12 +534,14 @@ pub const MARKETS: &[Market] = &[
         country: "THA",
         weight: 8,
         currency: "THB",
+        law: Law::Other,
         cities: &[city("Bangkok", "TH-10", 13.7563, 100.5018, "Asia/Bangkok")],
     },
     Market {
         country: "CHE",
         weight: 8,
         currency: "CHF",
+        law: Law::Gdpr,
         cities: &[
             city("Zurich", "CH-ZH", 47.3769, 8.5417, "Europe/Zurich"),
             city("Geneva", "CH-GE", 46.2044, 6.1432, "Europe/Zurich"),
@@ -447,6 +551,7 @@ pub const MARKETS: &[Market] = &[
         country: "ARG",
         weight: 8,
         currency: "ARS",
+        law: Law::Other,
         cities: &[
             city(
                 "Buenos Aires",
@@ -468,6 +573,7 @@ pub const MARKETS: &[Market] = &[
         country: "BEL",
         weight: 7,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Brussels", "BE-BRU", 50.8503, 4.3517, "Europe/Brussels"),
             city("Antwerp", "BE-VAN", 51.2194, 4.4025, "Europe/Brussels"),
@@ -477,12 +583,14 @@ pub const MARKETS: &[Market] = &[
         country: "AUT",
         weight: 6,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[city("Vienna", "AT-9", 48.2082, 16.3738, "Europe/Vienna")],
     },
     Market {
         country: "IRL",
         weight: 6,
         currency: "EUR",
+        law: Law::Gdpr,
         cities: &[
             city("Dublin", "IE-D", 53.3498, -6.2603, "Europe/Dublin"),
             city("Cork", "IE-CO", 51.8985, -8.4756, "Europe/Dublin"),
@@ -492,6 +600,7 @@ pub const MARKETS: &[Market] = &[
         country: "VNM",
         weight: 6,
         currency: "VND",
+        law: Law::Other,
         cities: &[
             city(
                 "Ho Chi Minh City",
@@ -507,12 +616,14 @@ pub const MARKETS: &[Market] = &[
         country: "NOR",
         weight: 5,
         currency: "NOK",
+        law: Law::Gdpr,
         cities: &[city("Oslo", "NO-03", 59.9139, 10.7522, "Europe/Oslo")],
     },
     Market {
         country: "DNK",
         weight: 5,
         currency: "DKK",
+        law: Law::Gdpr,
         cities: &[city(
             "Copenhagen",
             "DK-84",
@@ -525,6 +636,7 @@ pub const MARKETS: &[Market] = &[
         country: "NZL",
         weight: 5,
         currency: "NZD",
+        law: Law::Other,
         cities: &[
             city("Auckland", "NZ-AUK", -36.8485, 174.7633, "Pacific/Auckland"),
             city(
@@ -553,4 +665,25 @@ pub fn draw_city(rng: &mut Rng, market: &'static Market) -> &'static City {
         .copied()
         .unwrap_or(0);
     &market.cities[i]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_city_knows_its_offset_from_utc_and_every_country_its_market() {
+        for market in MARKETS {
+            assert_eq!(
+                Market::of(market.country).map(|m| m.country),
+                Some(market.country)
+            );
+            for city in market.cities {
+                assert!(city.utc_offset().is_some(), "{}", city.timezone);
+            }
+        }
+        assert!(Market::of("ATA").is_none());
+        let new_york = &MARKETS[0].cities[0];
+        assert_eq!(new_york.utc_offset(), Some(-300));
+    }
 }
