@@ -65,6 +65,7 @@ impl EventUrls<'_> {
     }
 
     /// Writes the URL (as JSON string content: nothing in it needs escaping).
+    #[inline]
     fn write(&self, out: &mut Vec<u8>, route: &str, rest: &str) {
         out.extend_from_slice(self.base.as_bytes());
         out.push(b'/');
