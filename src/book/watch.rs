@@ -153,7 +153,7 @@ impl Watch {
 }
 
 /// A trigger that runs `work` on a blocking thread when poked, once per burst of pokes (waiting
-/// [`SETTLE`] for the burst to end), never two at once.
+/// `SETTLE` for the burst to end), never two at once.
 pub fn debounced(work: impl Fn() + Send + Sync + 'static) -> Trigger {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let work = Arc::new(work);

@@ -42,7 +42,7 @@ settings! {
         workers: usize = 0, flag "N";
         /// Exchange rates: units of each currency per US dollar (USD is always known). A flag
         /// gives one as CODE=RATE (e.g. EUR=0.92) and may be repeated; each replaces the rate of
-        /// that currency in [currencies].
+        /// that currency in `[currencies]`.
         currencies: BTreeMap<String, f64> = BTreeMap::new(), rates "currency";
     }
 

@@ -1,14 +1,14 @@
 //! Serving: hyper on tokio, on two listeners, with the limits that keep bad clients harmless.
 //!
-//! The bid port serves exchanges ([`exchange`]: `POST /openrtb2/bid` and the event notices); the
+//! The bid port serves exchanges (`exchange`: `POST /openrtb2/bid` and the event notices); the
 //! admin port (loopback by default, behind a bearer token when one is configured) serves operators
-//! ([`admin`]: status, reloads, the simulated clock, the profile API). Both serve `GET /healthz`
+//! (`admin`: status, reloads, the simulated clock, the profile API). Both serve `GET /healthz`
 //! (liveness), `GET /readyz` (503 until campaigns are loaded) and `GET /metrics`. Exchange
 //! connections run on one pinned runtime per core ([`cores`]); admin connections stay on the
 //! caller's multi-threaded runtime, where slow admin work cannot stall a core.
 //!
 //! Every request gets an answer, never a panic or a hang: oversized bodies 413 (gzip and deflate
-//! bodies too, once decompressed), other codings 415, slow bodies 408 ([`body`]); slow, oversized or
+//! bodies too, once decompressed), other codings 415, slow bodies 408 (`body`); slow, oversized or
 //! malformed heads a closed connection; past `max_connections` a new bid-port connection is closed
 //! at once, past `max_in_flight` or its deadline a bid request gets 204 ([`admission`]). What the
 //! layer turned away is counted in its own [`metrics`].
@@ -89,7 +89,7 @@ enum Port {
 pub type Ready = Arc<std::sync::OnceLock<Arc<App>>>;
 
 /// Serves both listeners until `shutdown` completes, then stops accepting and lets open requests
-/// finish (up to [`DRAIN`]). Requests that arrive before `app` is set get 503, except `/healthz`.
+/// finish (up to `DRAIN`). Requests that arrive before `app` is set get 503, except `/healthz`.
 pub async fn serve(
     ports: Ports,
     settings: Settings,

@@ -6,7 +6,7 @@
 //! file starts with the header `user,tags,ttl` and has tags separated by `;`. A file that only grew
 //! (lines appended, or new) has just its new lines applied. The tags files give are theirs: when a
 //! file is rewritten or deleted (and at start, over the snapshot), every file is read again whole
-//! and the file tags no line gives any more are dropped ([`Profiles::settle`]); the API's tags are
+//! and the file tags no line gives any more are dropped (`Profiles::settle`); the API's tags are
 //! never touched. A line's ttl counts from its file's modification time (or the clock's now, if
 //! earlier), so a restart does not extend it. A bad line is skipped and reported as
 //! `path:line: message` in `/status`; the rest of the file applies. Files are read a block at a
