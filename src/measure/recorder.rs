@@ -492,3 +492,222 @@ pub fn spend_usd(price: f64, cur: &str, rates: &Rates) -> f64 {
         .and_then(|c| rates.convert(price / 1000.0, c, Currency::USD))
         .unwrap_or(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::frequency::Exposures;
+    use crate::book::learning::{Learned, Priors};
+    use crate::book::pacing::Pacer;
+    use crate::book::store::Feedback;
+    use crate::eventlog::Settings;
+    use std::time::Duration;
+
+    /// A CPC campaign `shoes` with creative `c`, whose clicks land on `https://shoes.example/`.
+    const CAMPAIGN: &str = "adomain = [\"shoes.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\n\
+        ctr = 0.01\nmax_cpm = 50\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\n\
+        adm = \"x\"\nlanding = \"https://shoes.example/\"";
+
+    const DAY: u32 = 86_400;
+
+    /// The store serving `shoes`, and a recorder logging into the same temporary directory.
+    struct Fixture {
+        store: Store,
+        recorder: Recorder,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let campaigns = dir.path().join("campaigns");
+        std::fs::create_dir(&campaigns).unwrap();
+        std::fs::write(campaigns.join("shoes.toml"), CAMPAIGN).unwrap();
+        let feedback = Feedback {
+            learned: Learned::new(Priors {
+                impressions: 1_000.0,
+                clicks: 100.0,
+            }),
+            pacer: Pacer::new(60, 10),
+            exposures: Exposures::new(100, 60),
+        };
+        let store = Store::open(&campaigns, Rates::default(), feedback).unwrap();
+        let log = EventLog::open(Settings {
+            dir: dir.path().join("logs"),
+            queue: 64,
+            max_file_bytes: 1 << 20,
+            sync_every: Duration::from_secs(1),
+        })
+        .unwrap();
+        let keys = Keys::new(b"a recorder test secret, 32 bytes", None).unwrap();
+        let policy = Policy {
+            token_ttl_secs: DAY,
+            log_bids_every: 1,
+            max_orders_per_click: 3,
+        };
+        Fixture {
+            store,
+            recorder: Recorder::new(log, keys, policy),
+            _dir: dir,
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    /// The event token of bid `b1` of `shoes`, bid at 2.0 USD CPM, signed at `issued`.
+    fn token(recorder: &Recorder, issued: DateTime<Utc>) -> String {
+        recorder.keys().sign(&Claims {
+            purpose: Purpose::Event,
+            issued: unix_secs(issued),
+            bid: "b1".into(),
+            request: "r".into(),
+            imp: "1".into(),
+            campaign: "shoes".into(),
+            creative: "c".into(),
+            bid_price: 2.0,
+            cur: "USD".into(),
+            user: None,
+            country: None,
+            device: None,
+            os: None,
+        })
+    }
+
+    #[test]
+    fn a_win_costs_its_clearing_price_which_must_be_given_and_at_most_the_bid() {
+        let Fixture {
+            store, recorder, ..
+        } = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let t = token(&recorder, now);
+        let spend = || store.learned().counts("shoes").spend_usd;
+        // No price, or one above what precis bid (first price): refused, nothing spent.
+        for price in [
+            None,
+            Some("2.000001"),
+            Some("3"),
+            Some("-1"),
+            Some("${AUCTION_PRICE}"),
+        ] {
+            let refused = recorder.win(&store, &t, price, now);
+            assert_eq!(refused, Err(Refusal::Price), "{price:?}");
+        }
+        assert_eq!(spend(), 0.0);
+        // The bid itself is a price it may clear at.
+        assert_eq!(recorder.win(&store, &t, Some("2"), now), Ok(Recorded::New));
+        assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
+        // Told again (exchanges retry): counted once, spent once.
+        assert_eq!(
+            recorder.win(&store, &t, Some("2"), now),
+            Ok(Recorded::Again)
+        );
+        assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
+    }
+
+    #[test]
+    fn an_impression_needs_no_price_but_a_given_one_is_held_to_the_bid() {
+        let Fixture {
+            store, recorder, ..
+        } = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let t = token(&recorder, now);
+        // The markup's `${IMP_URL}` pixel carries no price.
+        assert_eq!(
+            recorder.impression(&store, &t, Some("9"), now),
+            Err(Refusal::Price)
+        );
+        assert_eq!(
+            recorder.impression(&store, &t, None, now),
+            Ok(Recorded::New)
+        );
+        assert_eq!(store.learned().counts("shoes").impressions, 1);
+    }
+
+    #[test]
+    fn a_click_token_counts_its_lifetime_from_the_click_not_the_bid() {
+        let Fixture {
+            store, recorder, ..
+        } = fixture();
+        let bid = at("2026-11-23T10:00:00Z");
+        let clicked = bid + chrono::Duration::hours(23);
+        let click = recorder
+            .click(&store, &token(&recorder, bid), clicked)
+            .unwrap();
+        assert_eq!(click.logged, Ok(Recorded::New));
+        let pclid = click
+            .landing
+            .strip_prefix("https://shoes.example/?pclid=")
+            .unwrap_or_else(|| panic!("{}", click.landing));
+        // A day after the bid, within a day of the click: the order counts.
+        let ordered = bid + chrono::Duration::hours(25);
+        let converted = recorder.conversion(&store, pclid, Some("10"), Some("o1"), ordered);
+        assert_eq!(converted, Ok(Recorded::New));
+        // A day after the click: too late.
+        let late = clicked + chrono::Duration::seconds(i64::from(DAY) + 1);
+        let expired = recorder.conversion(&store, pclid, Some("10"), Some("o2"), late);
+        assert_eq!(expired, Err(Refusal::Token(TokenError::Expired)));
+    }
+
+    #[test]
+    fn orders_refused_by_a_busy_log_do_not_use_up_the_clicks_share() {
+        let Fixture {
+            store, recorder, ..
+        } = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let click = recorder.click(&store, &token(&recorder, now), now).unwrap();
+        let pclid = click.landing.rsplit_once("pclid=").unwrap().1.to_owned();
+        // A log that takes nothing more: every order is turned away as busy (503, retried later),
+        // never as one too many for its click.
+        recorder.close(Duration::from_secs(5));
+        for order in ["o1", "o2", "o3", "o4", "o5"] {
+            let busy = recorder.conversion(&store, &pclid, None, Some(order), now);
+            assert_eq!(busy, Err(Refusal::Busy(Busy)), "{order}");
+        }
+    }
+
+    #[test]
+    fn what_is_remembered_of_an_event_is_forgotten_when_its_token_expires() {
+        let Fixture {
+            store, recorder, ..
+        } = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let click = recorder.click(&store, &token(&recorder, now), now).unwrap();
+        let pclid = click.landing.rsplit_once("pclid=").unwrap().1.to_owned();
+        let converted = recorder.conversion(&store, &pclid, None, Some("o1"), now);
+        assert_eq!(converted, Ok(Recorded::New));
+        let remembered = || (recorder.seen.len(), recorder.orders.len());
+        assert_eq!(remembered(), (2, 1));
+        let expiry = now + chrono::Duration::seconds(DAY.into());
+        recorder.sweep(expiry - chrono::Duration::seconds(1));
+        assert_eq!(remembered(), (2, 1), "a second before the tokens expire");
+        recorder.sweep(expiry);
+        assert_eq!(remembered(), (0, 0), "as they expire");
+    }
+
+    #[test]
+    fn a_replay_reads_back_every_event_and_what_it_taught() {
+        let first = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let t = token(&first.recorder, now);
+        first
+            .recorder
+            .win(&first.store, &t, Some("1.5"), now)
+            .unwrap();
+        first
+            .recorder
+            .impression(&first.store, &t, None, now)
+            .unwrap();
+        first.recorder.bids(Vec::new(), now);
+        first.recorder.close(Duration::from_secs(5));
+        // Started again on the same log: two events read, the spend back, a retry counted once.
+        let again = fixture();
+        let logs = first._dir.path().join("logs");
+        assert_eq!(again.recorder.replay(&logs, &again.store, now).unwrap(), 2);
+        let counts = again.store.learned().counts("shoes");
+        assert_eq!((counts.wins, counts.impressions), (1, 1));
+        assert!((counts.spend_usd - 0.0015).abs() < 1e-12);
+        let retried = again.recorder.win(&again.store, &t, Some("1.5"), now);
+        assert_eq!(retried, Ok(Recorded::Again));
+    }
+}
