@@ -574,6 +574,19 @@ mod tests {
         })
     }
 
+    /// Clicks `shoes`' ad for bid `b1` at `clicked`, and returns the pclid its landing page is given.
+    fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
+        let click = fx
+            .recorder
+            .click(&fx.store, &token(&fx.recorder, bid), clicked)
+            .unwrap();
+        assert_eq!(click.logged, Ok(Recorded::New));
+        let pclid = click.landing.strip_prefix("https://shoes.example/?pclid=");
+        pclid
+            .unwrap_or_else(|| panic!("{}", click.landing))
+            .to_owned()
+    }
+
     #[test]
     fn a_win_costs_its_clearing_price_which_must_be_given_and_at_most_the_bid() {
         let Fixture {
@@ -626,55 +639,49 @@ mod tests {
 
     #[test]
     fn a_click_token_counts_its_lifetime_from_the_click_not_the_bid() {
-        let Fixture {
-            store, recorder, ..
-        } = fixture();
+        let fx = fixture();
         let bid = at("2026-11-23T10:00:00Z");
         let clicked = bid + chrono::Duration::hours(23);
-        let click = recorder
-            .click(&store, &token(&recorder, bid), clicked)
-            .unwrap();
-        assert_eq!(click.logged, Ok(Recorded::New));
-        let pclid = click
-            .landing
-            .strip_prefix("https://shoes.example/?pclid=")
-            .unwrap_or_else(|| panic!("{}", click.landing));
+        let pclid = &click_through(&fx, bid, clicked);
+        let Fixture {
+            store, recorder, ..
+        } = &fx;
         // A day after the bid, within a day of the click: the order counts.
         let ordered = bid + chrono::Duration::hours(25);
-        let converted = recorder.conversion(&store, pclid, Some("10"), Some("o1"), ordered);
+        let converted = recorder.conversion(store, pclid, Some("10"), Some("o1"), ordered);
         assert_eq!(converted, Ok(Recorded::New));
         // A day after the click: too late.
         let late = clicked + chrono::Duration::seconds(i64::from(DAY) + 1);
-        let expired = recorder.conversion(&store, pclid, Some("10"), Some("o2"), late);
+        let expired = recorder.conversion(store, pclid, Some("10"), Some("o2"), late);
         assert_eq!(expired, Err(Refusal::Token(TokenError::Expired)));
     }
 
     #[test]
     fn orders_refused_by_a_busy_log_do_not_use_up_the_clicks_share() {
+        let fx = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let pclid = click_through(&fx, now, now);
         let Fixture {
             store, recorder, ..
-        } = fixture();
-        let now = at("2026-11-23T10:00:00Z");
-        let click = recorder.click(&store, &token(&recorder, now), now).unwrap();
-        let pclid = click.landing.rsplit_once("pclid=").unwrap().1.to_owned();
+        } = &fx;
         // A log that takes nothing more: every order is turned away as busy (503, retried later),
         // never as one too many for its click.
         recorder.close(Duration::from_secs(5));
         for order in ["o1", "o2", "o3", "o4", "o5"] {
-            let busy = recorder.conversion(&store, &pclid, None, Some(order), now);
+            let busy = recorder.conversion(store, &pclid, None, Some(order), now);
             assert_eq!(busy, Err(Refusal::Busy(Busy)), "{order}");
         }
     }
 
     #[test]
     fn what_is_remembered_of_an_event_is_forgotten_when_its_token_expires() {
+        let fx = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let pclid = click_through(&fx, now, now);
         let Fixture {
             store, recorder, ..
-        } = fixture();
-        let now = at("2026-11-23T10:00:00Z");
-        let click = recorder.click(&store, &token(&recorder, now), now).unwrap();
-        let pclid = click.landing.rsplit_once("pclid=").unwrap().1.to_owned();
-        let converted = recorder.conversion(&store, &pclid, None, Some("o1"), now);
+        } = &fx;
+        let converted = recorder.conversion(store, &pclid, None, Some("o1"), now);
         assert_eq!(converted, Ok(Recorded::New));
         let remembered = || (recorder.seen.len(), recorder.orders.len());
         assert_eq!(remembered(), (2, 1));
