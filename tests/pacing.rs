@@ -9,7 +9,9 @@
 //! than one bid however many requests arrive at once, and the next campaign takes over when it is
 //! spent; even pacing gives each running hour of the day its share and none to the hours the
 //! campaign does not run; spend and caps survive a restart; a cap holds per user and per local day.
-//! Each test prints its measured figures (`cargo test --test pacing -- --nocapture`).
+//! Each test prints its measured figures (`cargo test --test pacing -- --nocapture`). Every random
+//! draw comes from one seed ([`seed`]): the exchange's coin and the bidder's pacing draws
+//! (`--pacing-seed`); failures name it, and `PACING_SEED=N` runs the simulations with another.
 
 #[allow(dead_code)]
 mod common;
@@ -33,6 +35,19 @@ const SECRET: &str = "pacing-simulation-secret-0123456789";
 /// The share of the bid price the exchange clears wins at.
 const CLEARING: f64 = 0.8;
 
+/// The seed of a simulation when `PACING_SEED` does not give one.
+const SEED: u64 = 25;
+
+/// The seed of every random draw of a simulation: `PACING_SEED`, else [`SEED`].
+fn seed() -> u64 {
+    match std::env::var("PACING_SEED") {
+        Ok(seed) => seed
+            .parse()
+            .unwrap_or_else(|_| panic!("PACING_SEED={seed} is not a whole number")),
+        Err(_) => SEED,
+    }
+}
+
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 time")
 }
@@ -44,12 +59,14 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// A bidder on a simulated clock standing at `start`, with a fixed events secret (so notices of
-/// bids made before a restart are accepted after it).
+/// bids made before a restart are accepted after it) and its pacing draws seeded by [`seed`].
 fn simulated(start: DateTime<Utc>) -> Setup {
     Server::setup()
         .env("PRECIS_SECRET", SECRET)
         .arg("--simulate-from")
         .arg(&rfc3339(start))
+        .arg("--pacing-seed")
+        .arg(&seed().to_string())
 }
 
 /// A campaign file with a `[budget]` table of these lines.
@@ -176,16 +193,17 @@ struct Bid {
     adm: String,
 }
 
-/// The simulated exchange: numbers its requests and decides its auctions with a seeded coin.
+/// The simulated exchange: numbers its requests and decides its auctions with a coin seeded by
+/// [`seed`].
 struct Exchange {
     rng: RefCell<fastrand::Rng>,
     requests: Cell<u64>,
 }
 
 impl Exchange {
-    fn new(seed: u64) -> Exchange {
+    fn new() -> Exchange {
         Exchange {
-            rng: RefCell::new(fastrand::Rng::with_seed(seed)),
+            rng: RefCell::new(fastrand::Rng::with_seed(seed())),
             requests: Cell::new(0),
         }
     }
@@ -300,7 +318,7 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
         )
         .campaign("b.toml", Campaign::cpm(1.0).banner(300, 250))
         .start();
-    let exchange = Exchange::new(1);
+    let exchange = Exchange::new();
     let books = RefCell::new(Books::default());
     let mut rounds = Vec::new();
     for round in 0..ROUNDS {
@@ -365,7 +383,12 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
         b.spend,
         books.no_bids,
     );
-    assert!(a.spend <= TOTAL + MAX_BID, "A spent {} of {TOTAL}", a.spend);
+    let seed = seed();
+    assert!(
+        a.spend <= TOTAL + MAX_BID,
+        "A spent {} of {TOTAL} (seed {seed})",
+        a.spend
+    );
     assert!(
         spent_total <= TOTAL + MAX_BID,
         "/status says A spent {spent_total} of {TOTAL}"
@@ -377,7 +400,7 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
     );
     assert!(
         a.spend >= 0.9 * TOTAL,
-        "A spent only {} of {TOTAL}",
+        "A spent only {} of {TOTAL} (seed {seed})",
         a.spend
     );
     assert_eq!(status["held"].as_f64(), Some(0.0), "{status}");
@@ -388,7 +411,7 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
     assert_eq!(
         (last_a, last_b),
         (0, PER_ROUND as u64),
-        "the last round, A being out of budget, goes to B: {rounds:?}"
+        "the last round, A being out of budget, goes to B (seed {seed}): {rounds:?}"
     );
     assert!(out_of_budget > 0.0, "out_of_budget {out_of_budget}");
 
@@ -431,7 +454,7 @@ async fn even_pacing_spreads_the_daily_budget_over_a_simulated_day_and_a_restart
             with_budget(campaign, "daily = 7.0\npacing = \"even\""),
         )
         .start();
-    let exchange = Exchange::new(2);
+    let exchange = Exchange::new();
     // Per local hour: bids, and the spend of the wins the bidder accepted.
     let hourly = RefCell::new([Tally::default(); 24]);
     for minute in 0..24 * 60 {
@@ -502,23 +525,27 @@ async fn even_pacing_spreads_the_daily_budget_over_a_simulated_day_and_a_restart
     println!(
         "day: spent {day:.6} (tally) / {spent_today:.6} (/status) of {DAILY}; throttled {throttled}"
     );
+    let seed = seed();
     for (hour, h) in hourly.iter().enumerate() {
         if OFF.contains(&hour) {
             assert_eq!(*h, Tally::default(), "hour {hour} is off: {hourly:?}");
         } else {
             assert!(
                 (h.spend - share).abs() <= 0.1 * share,
-                "hour {hour} spent {:.4}, its share is {share:.4}: {hourly:?}",
+                "hour {hour} spent {:.4}, its share is {share:.4} (seed {seed}): {hourly:?}",
                 h.spend
             );
         }
     }
-    assert!(day <= DAILY + MAX_BID, "the day spent {day} of {DAILY}");
+    assert!(
+        day <= DAILY + MAX_BID,
+        "the day spent {day} of {DAILY} (seed {seed})"
+    );
     assert!(
         (spent_today - day).abs() < 1e-6,
         "/status says {spent_today} spent today, the exchange charged {day}"
     );
-    assert!(throttled > 0.0, "throttled {throttled}");
+    assert!(throttled > 0.0, "throttled {throttled} (seed {seed})");
 
     // The event log, summed per UTC hour by `precis report`, says the same hour by hour.
     server.stop().await;
@@ -561,7 +588,7 @@ async fn a_frequency_cap_holds_per_user_and_across_a_restart() {
         "impressions = 3\nper = \"day\"",
         "d.toml",
     );
-    let exchange = Exchange::new(3);
+    let exchange = Exchange::new();
     let user = |u: usize| format!("user-{u:02}");
     // Per user: the campaigns of the bids they got, each won and shown.
     let seen = RefCell::new(BTreeMap::<String, Vec<String>>::new());
@@ -706,7 +733,7 @@ async fn a_user_who_converted_is_not_shown_the_campaign_again() {
         "stop_after_conversion = true",
         "other.toml",
     );
-    let exchange = Exchange::new(4);
+    let exchange = Exchange::new();
     // U sees the ad, clicks and buys.
     let bid = exchange.offer(&server, Some("U")).await.expect("a bid");
     assert_eq!(bid.cid, "shoes");

@@ -29,8 +29,9 @@ pub struct Cores {
 impl Cores {
     /// Starts `workers` runtimes, or with 0 one for each core the process may use; the n-th is
     /// pinned to the n-th of those cores (round the cores again when there are more runtimes than
-    /// cores; unpinned where the system does not say which cores those are).
-    pub fn start(workers: usize) -> io::Result<Cores> {
+    /// cores; unpinned where the system does not say which cores those are). With a `seed`, the
+    /// n-th thread's `fastrand` generator (what pacing draws from) starts from `seed + n`.
+    pub fn start(workers: usize, seed: Option<u64>) -> io::Result<Cores> {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let count = match workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -51,6 +52,9 @@ impl Cores {
                             && !core_affinity::set_for_current(core)
                         {
                             tracing::warn!("cannot pin request thread {n} to core {}", core.id);
+                        }
+                        if let Some(seed) = seed {
+                            fastrand::seed(seed.wrapping_add(n as u64));
                         }
                         let _ = runtime.block_on(stopped);
                     })?;
