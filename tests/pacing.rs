@@ -260,6 +260,18 @@ impl Exchange {
         self.show(server, bid, price).await;
         price
     }
+
+    /// Sends requests one at a time, winning each bid at once, until one gets no bid: how many
+    /// bids were made.
+    async fn win_until_no_bid(&self, server: &Server) -> u64 {
+        for made in 0..100 {
+            let Some(bid) = self.offer(server, None).await else {
+                return made;
+            };
+            self.win(server, &bid).await;
+        }
+        panic!("still bidding after 100 bids won: the budget never ran out");
+    }
 }
 
 /// What one campaign got from the exchange.
@@ -781,4 +793,119 @@ async fn a_user_who_converted_is_not_shown_the_campaign_again() {
         after_restart[0], after_restart[1]
     );
     assert_eq!(after_restart, ["other", "shoes"]);
+}
+
+/// Micro-dollars (USD / 1,000,000): what the budget tests count in, exactly.
+const MICROS: f64 = 1e6;
+
+/// The 2.00 CPM bid of the budget tests and what its win spends at [`CLEARING`], in micro-dollars.
+const BID_MICROS: u64 = 2_000;
+const WIN_MICROS: u64 = 1_600;
+
+/// A 2.00 CPM campaign with these `top` lines and a `[budget]` of `lines`: the only campaign of a
+/// simulated bidder standing at `start`, so a request it does not bid on gets no bid.
+fn alone_with_budget(start: DateTime<Utc>, top: &str, lines: &str) -> Server {
+    let campaign = Campaign::cpm(2.0).top(top).banner(300, 250);
+    simulated(start)
+        .campaign("m.toml", with_budget(campaign, lines))
+        .start()
+}
+
+/// `spent_today`, `spent_total` and `held` of campaign `m` in `/status`, in micro-dollars.
+async fn money(server: &Server) -> [f64; 3] {
+    let mut figures = [0.0; 3];
+    for (figure, name) in figures
+        .iter_mut()
+        .zip(["spent_today", "spent_total", "held"])
+    {
+        *figure = (budget_figure(server, "m", name).await * MICROS).round();
+    }
+    figures
+}
+
+#[tokio::test]
+async fn a_daily_budget_starts_afresh_at_the_campaigns_midnight_not_at_utcs() {
+    const DAILY_MICROS: u64 = 10_000;
+    // A bid is made while the day's spend plus the bid fit in the daily budget.
+    let per_day = (DAILY_MICROS - BID_MICROS) / WIN_MICROS + 1;
+    let day_spend = (per_day * WIN_MICROS) as f64;
+    // 05:00 on 23 November in Tokyo (UTC+9 all year).
+    let start = at("2026-11-22T20:00:00Z");
+    let server = alone_with_budget(
+        start,
+        "timezone = \"Asia/Tokyo\"",
+        "daily = 0.01\npacing = \"asap\"",
+    );
+    let exchange = Exchange::new();
+    let made = exchange.win_until_no_bid(&server).await;
+    println!("the 23rd in Tokyo: {made} bids won, then none");
+    assert_eq!(made, per_day, "bids on the 23rd");
+    assert_eq!(money(&server).await, [day_spend, day_spend, 0.0]);
+    // Midnight UTC is 09:00 in Tokyo, and 14:59:59 UTC is 23:59:59: still the 23rd there.
+    for still in ["2026-11-23T00:00:00Z", "2026-11-23T14:59:59Z"] {
+        advance(&server, at(still)).await;
+        let bid = exchange.offer(&server, None).await;
+        assert!(bid.is_none(), "at {still}, the day's budget spent: {bid:?}");
+        assert_eq!(
+            money(&server).await,
+            [day_spend, day_spend, 0.0],
+            "at {still}"
+        );
+    }
+    // Midnight in Tokyo: the 24th, with the whole of its budget.
+    advance(&server, at("2026-11-23T15:00:00Z")).await;
+    assert_eq!(
+        money(&server).await,
+        [0.0, day_spend, 0.0],
+        "before the 24th's first bid"
+    );
+    let made = exchange.win_until_no_bid(&server).await;
+    println!("the 24th from Tokyo midnight: {made} bids won, then none");
+    assert_eq!(made, per_day, "bids on the 24th");
+    assert_eq!(money(&server).await, [day_spend, 2.0 * day_spend, 0.0]);
+}
+
+#[tokio::test]
+async fn reservations_outlive_a_restart_and_still_stop_overspend() {
+    const TOTAL_MICROS: u64 = 10_000;
+    let start = at("2026-11-23T09:00:00Z");
+    let mut server = alone_with_budget(start, "", "total = 0.01\npacing = \"asap\"");
+    let exchange = Exchange::new();
+    // Bids whose wins have not arrived yet: their reservations fill the budget.
+    let mut waiting = Vec::new();
+    while let Some(bid) = exchange.offer(&server, None).await {
+        waiting.push(bid);
+        assert!(waiting.len() <= 100, "still bidding with 100 bids reserved");
+    }
+    let reserved = TOTAL_MICROS / BID_MICROS;
+    assert_eq!(waiting.len() as u64, reserved, "bids reserving the budget");
+    let held = (reserved * BID_MICROS) as f64;
+    assert_eq!(money(&server).await, [0.0, 0.0, held]);
+
+    // A graceful restart on the same directories, before the wins arrive.
+    server
+        .restart_with_flag("--simulate-from", &rfc3339(start))
+        .await;
+    assert_eq!(money(&server).await, [0.0, 0.0, held], "after the restart");
+    let bid = exchange.offer(&server, None).await;
+    assert!(bid.is_none(), "a bid while the budget is reserved: {bid:?}");
+    assert_eq!(server.metric("precis_budget_holds").await, reserved as f64);
+
+    // The wins of the bids made before it: each settles its reservation, leaving room for more.
+    for bid in &waiting {
+        exchange.win(&server, bid).await;
+    }
+    let spent = reserved * WIN_MICROS;
+    let more = (TOTAL_MICROS - spent - BID_MICROS) / WIN_MICROS + 1;
+    let made = exchange.win_until_no_bid(&server).await;
+    let spent = (spent + made * WIN_MICROS) as f64;
+    println!(
+        "{reserved} bids reserved the budget before a restart, none after it until their wins; then {made} more"
+    );
+    assert_eq!(made, more, "bids once the wins settled");
+    assert_eq!(money(&server).await, [spent, spent, 0.0]);
+    assert!(
+        spent <= TOTAL_MICROS as f64,
+        "spent {spent} of {TOTAL_MICROS}"
+    );
 }
