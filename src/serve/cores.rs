@@ -92,3 +92,20 @@ impl Cores {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_starts_request_thread_n_from_seed_plus_n() {
+        let cores = Cores::start(2, Some(7)).expect("request threads");
+        for (n, handle) in cores.handles.iter().enumerate() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            handle.spawn(async move { tx.send(fastrand::u64(..)) });
+            let drawn = rx.recv().expect("a draw on the thread");
+            let replayed = fastrand::Rng::with_seed(7 + n as u64).u64(..);
+            assert_eq!(drawn, replayed, "thread {n}");
+        }
+    }
+}
