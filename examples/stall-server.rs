@@ -77,7 +77,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // stalling one keeps every connection on this one thread, which the stall freezes.
     let cores = match args.stall_ms {
         0 => Some(
-            precis::serve::cores::Cores::start(args.workers)
+            precis::serve::cores::Cores::start(args.workers, None)
                 .context("cannot start the per-core runtimes")?,
         ),
         _ => None,

@@ -150,7 +150,7 @@ impl Bidder {
         let ports = Ports {
             bid,
             admin,
-            cores: Cores::start(config.workers).map_err(BidderError::Cores)?,
+            cores: Cores::start(config.workers, config.pacing.seed).map_err(BidderError::Cores)?,
         };
         let settings = serve::Settings {
             admin_token,

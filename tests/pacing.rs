@@ -9,7 +9,9 @@
 //! than one bid however many requests arrive at once, and the next campaign takes over when it is
 //! spent; even pacing gives each running hour of the day its share and none to the hours the
 //! campaign does not run; spend and caps survive a restart; a cap holds per user and per local day.
-//! Each test prints its measured figures (`cargo test --test pacing -- --nocapture`).
+//! Each test prints its measured figures (`cargo test --test pacing -- --nocapture`). Every random
+//! draw comes from one seed ([`seed`]): the exchange's coin and the bidder's pacing draws
+//! (`--pacing-seed`); failures name it, and `PACING_SEED=N` runs the simulations with another.
 
 #[allow(dead_code)]
 mod common;
@@ -33,6 +35,19 @@ const SECRET: &str = "pacing-simulation-secret-0123456789";
 /// The share of the bid price the exchange clears wins at.
 const CLEARING: f64 = 0.8;
 
+/// The seed of a simulation when `PACING_SEED` does not give one.
+const SEED: u64 = 25;
+
+/// The seed of every random draw of a simulation: `PACING_SEED`, else [`SEED`].
+fn seed() -> u64 {
+    match std::env::var("PACING_SEED") {
+        Ok(seed) => seed
+            .parse()
+            .unwrap_or_else(|_| panic!("PACING_SEED={seed} is not a whole number")),
+        Err(_) => SEED,
+    }
+}
+
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 time")
 }
@@ -44,12 +59,14 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// A bidder on a simulated clock standing at `start`, with a fixed events secret (so notices of
-/// bids made before a restart are accepted after it).
+/// bids made before a restart are accepted after it) and its pacing draws seeded by [`seed`].
 fn simulated(start: DateTime<Utc>) -> Setup {
     Server::setup()
         .env("PRECIS_SECRET", SECRET)
         .arg("--simulate-from")
         .arg(&rfc3339(start))
+        .arg("--pacing-seed")
+        .arg(&seed().to_string())
 }
 
 /// A campaign file with a `[budget]` table of these lines.
@@ -176,16 +193,17 @@ struct Bid {
     adm: String,
 }
 
-/// The simulated exchange: numbers its requests and decides its auctions with a seeded coin.
+/// The simulated exchange: numbers its requests and decides its auctions with a coin seeded by
+/// [`seed`].
 struct Exchange {
     rng: RefCell<fastrand::Rng>,
     requests: Cell<u64>,
 }
 
 impl Exchange {
-    fn new(seed: u64) -> Exchange {
+    fn new() -> Exchange {
         Exchange {
-            rng: RefCell::new(fastrand::Rng::with_seed(seed)),
+            rng: RefCell::new(fastrand::Rng::with_seed(seed())),
             requests: Cell::new(0),
         }
     }
@@ -241,6 +259,18 @@ impl Exchange {
         let price = self.win(server, bid).await;
         self.show(server, bid, price).await;
         price
+    }
+
+    /// Sends requests one at a time, winning each bid at once, until one gets no bid: how many
+    /// bids were made.
+    async fn win_until_no_bid(&self, server: &Server) -> u64 {
+        for made in 0..100 {
+            let Some(bid) = self.offer(server, None).await else {
+                return made;
+            };
+            self.win(server, &bid).await;
+        }
+        panic!("still bidding after 100 bids won: the budget never ran out");
     }
 }
 
@@ -300,7 +330,7 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
         )
         .campaign("b.toml", Campaign::cpm(1.0).banner(300, 250))
         .start();
-    let exchange = Exchange::new(1);
+    let exchange = Exchange::new();
     let books = RefCell::new(Books::default());
     let mut rounds = Vec::new();
     for round in 0..ROUNDS {
@@ -365,7 +395,12 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
         b.spend,
         books.no_bids,
     );
-    assert!(a.spend <= TOTAL + MAX_BID, "A spent {} of {TOTAL}", a.spend);
+    let seed = seed();
+    assert!(
+        a.spend <= TOTAL + MAX_BID,
+        "A spent {} of {TOTAL} (seed {seed})",
+        a.spend
+    );
     assert!(
         spent_total <= TOTAL + MAX_BID,
         "/status says A spent {spent_total} of {TOTAL}"
@@ -377,7 +412,7 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
     );
     assert!(
         a.spend >= 0.9 * TOTAL,
-        "A spent only {} of {TOTAL}",
+        "A spent only {} of {TOTAL} (seed {seed})",
         a.spend
     );
     assert_eq!(status["held"].as_f64(), Some(0.0), "{status}");
@@ -388,7 +423,7 @@ async fn a_budget_is_never_overspent_under_load_and_the_next_campaign_takes_over
     assert_eq!(
         (last_a, last_b),
         (0, PER_ROUND as u64),
-        "the last round, A being out of budget, goes to B: {rounds:?}"
+        "the last round, A being out of budget, goes to B (seed {seed}): {rounds:?}"
     );
     assert!(out_of_budget > 0.0, "out_of_budget {out_of_budget}");
 
@@ -431,7 +466,7 @@ async fn even_pacing_spreads_the_daily_budget_over_a_simulated_day_and_a_restart
             with_budget(campaign, "daily = 7.0\npacing = \"even\""),
         )
         .start();
-    let exchange = Exchange::new(2);
+    let exchange = Exchange::new();
     // Per local hour: bids, and the spend of the wins the bidder accepted.
     let hourly = RefCell::new([Tally::default(); 24]);
     for minute in 0..24 * 60 {
@@ -502,23 +537,27 @@ async fn even_pacing_spreads_the_daily_budget_over_a_simulated_day_and_a_restart
     println!(
         "day: spent {day:.6} (tally) / {spent_today:.6} (/status) of {DAILY}; throttled {throttled}"
     );
+    let seed = seed();
     for (hour, h) in hourly.iter().enumerate() {
         if OFF.contains(&hour) {
             assert_eq!(*h, Tally::default(), "hour {hour} is off: {hourly:?}");
         } else {
             assert!(
                 (h.spend - share).abs() <= 0.1 * share,
-                "hour {hour} spent {:.4}, its share is {share:.4}: {hourly:?}",
+                "hour {hour} spent {:.4}, its share is {share:.4} (seed {seed}): {hourly:?}",
                 h.spend
             );
         }
     }
-    assert!(day <= DAILY + MAX_BID, "the day spent {day} of {DAILY}");
+    assert!(
+        day <= DAILY + MAX_BID,
+        "the day spent {day} of {DAILY} (seed {seed})"
+    );
     assert!(
         (spent_today - day).abs() < 1e-6,
         "/status says {spent_today} spent today, the exchange charged {day}"
     );
-    assert!(throttled > 0.0, "throttled {throttled}");
+    assert!(throttled > 0.0, "throttled {throttled} (seed {seed})");
 
     // The event log, summed per UTC hour by `precis report`, says the same hour by hour.
     server.stop().await;
@@ -561,7 +600,7 @@ async fn a_frequency_cap_holds_per_user_and_across_a_restart() {
         "impressions = 3\nper = \"day\"",
         "d.toml",
     );
-    let exchange = Exchange::new(3);
+    let exchange = Exchange::new();
     let user = |u: usize| format!("user-{u:02}");
     // Per user: the campaigns of the bids they got, each won and shown.
     let seen = RefCell::new(BTreeMap::<String, Vec<String>>::new());
@@ -706,7 +745,7 @@ async fn a_user_who_converted_is_not_shown_the_campaign_again() {
         "stop_after_conversion = true",
         "other.toml",
     );
-    let exchange = Exchange::new(4);
+    let exchange = Exchange::new();
     // U sees the ad, clicks and buys.
     let bid = exchange.offer(&server, Some("U")).await.expect("a bid");
     assert_eq!(bid.cid, "shoes");
@@ -754,4 +793,119 @@ async fn a_user_who_converted_is_not_shown_the_campaign_again() {
         after_restart[0], after_restart[1]
     );
     assert_eq!(after_restart, ["other", "shoes"]);
+}
+
+/// Micro-dollars (USD / 1,000,000): what the budget tests count in, exactly.
+const MICROS: f64 = 1e6;
+
+/// The 2.00 CPM bid of the budget tests and what its win spends at [`CLEARING`], in micro-dollars.
+const BID_MICROS: u64 = 2_000;
+const WIN_MICROS: u64 = 1_600;
+
+/// A 2.00 CPM campaign with these `top` lines and a `[budget]` of `lines`: the only campaign of a
+/// simulated bidder standing at `start`, so a request it does not bid on gets no bid.
+fn alone_with_budget(start: DateTime<Utc>, top: &str, lines: &str) -> Server {
+    let campaign = Campaign::cpm(2.0).top(top).banner(300, 250);
+    simulated(start)
+        .campaign("m.toml", with_budget(campaign, lines))
+        .start()
+}
+
+/// `spent_today`, `spent_total` and `held` of campaign `m` in `/status`, in micro-dollars.
+async fn money(server: &Server) -> [f64; 3] {
+    let mut figures = [0.0; 3];
+    for (figure, name) in figures
+        .iter_mut()
+        .zip(["spent_today", "spent_total", "held"])
+    {
+        *figure = (budget_figure(server, "m", name).await * MICROS).round();
+    }
+    figures
+}
+
+#[tokio::test]
+async fn a_daily_budget_starts_afresh_at_the_campaigns_midnight_not_at_utcs() {
+    const DAILY_MICROS: u64 = 10_000;
+    // A bid is made while the day's spend plus the bid fit in the daily budget.
+    let per_day = (DAILY_MICROS - BID_MICROS) / WIN_MICROS + 1;
+    let day_spend = (per_day * WIN_MICROS) as f64;
+    // 05:00 on 23 November in Tokyo (UTC+9 all year).
+    let start = at("2026-11-22T20:00:00Z");
+    let server = alone_with_budget(
+        start,
+        "timezone = \"Asia/Tokyo\"",
+        "daily = 0.01\npacing = \"asap\"",
+    );
+    let exchange = Exchange::new();
+    let made = exchange.win_until_no_bid(&server).await;
+    println!("the 23rd in Tokyo: {made} bids won, then none");
+    assert_eq!(made, per_day, "bids on the 23rd");
+    assert_eq!(money(&server).await, [day_spend, day_spend, 0.0]);
+    // Midnight UTC is 09:00 in Tokyo, and 14:59:59 UTC is 23:59:59: still the 23rd there.
+    for still in ["2026-11-23T00:00:00Z", "2026-11-23T14:59:59Z"] {
+        advance(&server, at(still)).await;
+        let bid = exchange.offer(&server, None).await;
+        assert!(bid.is_none(), "at {still}, the day's budget spent: {bid:?}");
+        assert_eq!(
+            money(&server).await,
+            [day_spend, day_spend, 0.0],
+            "at {still}"
+        );
+    }
+    // Midnight in Tokyo: the 24th, with the whole of its budget.
+    advance(&server, at("2026-11-23T15:00:00Z")).await;
+    assert_eq!(
+        money(&server).await,
+        [0.0, day_spend, 0.0],
+        "before the 24th's first bid"
+    );
+    let made = exchange.win_until_no_bid(&server).await;
+    println!("the 24th from Tokyo midnight: {made} bids won, then none");
+    assert_eq!(made, per_day, "bids on the 24th");
+    assert_eq!(money(&server).await, [day_spend, 2.0 * day_spend, 0.0]);
+}
+
+#[tokio::test]
+async fn reservations_outlive_a_restart_and_still_stop_overspend() {
+    const TOTAL_MICROS: u64 = 10_000;
+    let start = at("2026-11-23T09:00:00Z");
+    let mut server = alone_with_budget(start, "", "total = 0.01\npacing = \"asap\"");
+    let exchange = Exchange::new();
+    // Bids whose wins have not arrived yet: their reservations fill the budget.
+    let mut waiting = Vec::new();
+    while let Some(bid) = exchange.offer(&server, None).await {
+        waiting.push(bid);
+        assert!(waiting.len() <= 100, "still bidding with 100 bids reserved");
+    }
+    let reserved = TOTAL_MICROS / BID_MICROS;
+    assert_eq!(waiting.len() as u64, reserved, "bids reserving the budget");
+    let held = (reserved * BID_MICROS) as f64;
+    assert_eq!(money(&server).await, [0.0, 0.0, held]);
+
+    // A graceful restart on the same directories, before the wins arrive.
+    server
+        .restart_with_flag("--simulate-from", &rfc3339(start))
+        .await;
+    assert_eq!(money(&server).await, [0.0, 0.0, held], "after the restart");
+    let bid = exchange.offer(&server, None).await;
+    assert!(bid.is_none(), "a bid while the budget is reserved: {bid:?}");
+    assert_eq!(server.metric("precis_budget_holds").await, reserved as f64);
+
+    // The wins of the bids made before it: each settles its reservation, leaving room for more.
+    for bid in &waiting {
+        exchange.win(&server, bid).await;
+    }
+    let spent = reserved * WIN_MICROS;
+    let more = (TOTAL_MICROS - spent - BID_MICROS) / WIN_MICROS + 1;
+    let made = exchange.win_until_no_bid(&server).await;
+    let spent = (spent + made * WIN_MICROS) as f64;
+    println!(
+        "{reserved} bids reserved the budget before a restart, none after it until their wins; then {made} more"
+    );
+    assert_eq!(made, more, "bids once the wins settled");
+    assert_eq!(money(&server).await, [spent, spent, 0.0]);
+    assert!(
+        spent <= TOTAL_MICROS as f64,
+        "spent {spent} of {TOTAL_MICROS}"
+    );
 }

@@ -261,15 +261,50 @@ mod tests {
     use std::path::Path;
 
     fn campaign(cap: Frequency) -> Campaign {
-        let text = "adomain = [\"shop.example\"]\ntimezone = \"Europe/Paris\"\n\
-                    [pricing]\nmodel = \"cpm\"\ncpm = 2.0\n\
-                    [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 300\nh = 250\n\
-                    adm = \"ad\"\nlanding = \"https://shop.example/\"";
-        let mut campaign =
-            crate::campaign::file::parse(text, Path::new("capped.toml"), &Rates::new([]))
-                .expect("a valid campaign");
+        let mut campaign = campaign_in("Europe/Paris", "");
         campaign.frequency = Some(cap);
         campaign
+    }
+
+    /// A campaign whose `timezone` is `tz`, its file ending with `lines`.
+    fn campaign_in(tz: &str, lines: &str) -> Campaign {
+        let text = format!(
+            "adomain = [\"shop.example\"]\ntimezone = \"{tz}\"\n\
+             [pricing]\nmodel = \"cpm\"\ncpm = 2.0\n\
+             [[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 300\nh = 250\n\
+             adm = \"ad\"\nlanding = \"https://shop.example/\"\n{lines}"
+        );
+        crate::campaign::file::parse(&text, Path::new("capped.toml"), &Rates::new([]))
+            .expect("a valid campaign")
+    }
+
+    /// A campaign in `tz` whose file caps each user at two impressions `per` window.
+    fn two_per(tz: &str, per: &str) -> Campaign {
+        campaign_in(
+            tz,
+            &format!("[frequency]\nimpressions = 2\nper = \"{per}\""),
+        )
+    }
+
+    /// Exposures where user 7 was bid on and shown the campaign twice at `now`, each bid allowed.
+    fn shown_twice(campaign: &Campaign, now: DateTime<Utc>) -> Exposures {
+        let exposures = Exposures::new(100, 60);
+        for n in 1..=2 {
+            assert!(
+                exposures.admit(Some(7), campaign, now),
+                "impression {n} at {now}"
+            );
+            exposures.shown(7, campaign, now);
+        }
+        exposures
+    }
+
+    /// Whether user 7 may be shown the campaign at each of `times`.
+    fn allowed(exposures: &Exposures, campaign: &Campaign, times: &[&str]) -> Vec<bool> {
+        times
+            .iter()
+            .map(|t| exposures.admit(Some(7), campaign, at(t)))
+            .collect()
     }
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -299,6 +334,63 @@ mod tests {
         // Midnight in Paris is 23:00 UTC in November: a new day, a new window.
         assert!(!exposures.admit(Some(7), &campaign, at("2026-11-23T22:59:00Z")));
         assert!(exposures.admit(Some(7), &campaign, at("2026-11-23T23:00:00Z")));
+    }
+
+    #[test]
+    fn an_hourly_cap_starts_afresh_at_each_local_hour() {
+        // Kolkata is UTC+05:30: its hours start at half past UTC hours.
+        let campaign = two_per("Asia/Kolkata", "hour");
+        // 14:10 local.
+        let exposures = shown_twice(&campaign, at("2026-11-23T08:40:00Z"));
+        // 14:30 and 14:59:59 local (past a UTC hour), then 15:00 local.
+        let times = [
+            "2026-11-23T09:00:00Z",
+            "2026-11-23T09:29:59Z",
+            "2026-11-23T09:30:00Z",
+        ];
+        assert_eq!(allowed(&exposures, &campaign, &times), [false, false, true]);
+    }
+
+    #[test]
+    fn a_weekly_cap_runs_monday_to_sunday_local_time() {
+        let campaign = two_per("Europe/Paris", "week");
+        // Monday 23 November 2026, 09:00 in Paris (UTC+1).
+        let exposures = shown_twice(&campaign, at("2026-11-23T08:00:00Z"));
+        let times = [
+            // Tuesday morning; Sunday 23:59:59 in Paris.
+            "2026-11-24T08:00:00Z",
+            "2026-11-29T22:59:59Z",
+            // Monday 00:00 in Paris (still Sunday in UTC): a new week.
+            "2026-11-29T23:00:00Z",
+        ];
+        assert_eq!(allowed(&exposures, &campaign, &times), [false, false, true]);
+    }
+
+    #[test]
+    fn a_flight_cap_lasts_the_whole_flight_and_sweeps_keep_it() {
+        let campaign = two_per("Europe/Paris", "flight");
+        let start = at("2026-11-23T08:00:00Z");
+        let exposures = shown_twice(&campaign, start);
+        // A day and a week later; then a sweep, then more than a year later.
+        let later = ["2026-11-24T08:00:00Z", "2026-12-01T08:00:00Z"];
+        assert_eq!(allowed(&exposures, &campaign, &later), [false; 2]);
+        exposures.sweep(at("2027-12-28T08:00:00Z"));
+        assert_eq!(
+            allowed(&exposures, &campaign, &["2027-12-28T08:00:00Z"]),
+            [false]
+        );
+
+        // A flight with an end: capped to its last second, forgotten once it is over.
+        let mut ending = campaign.clone();
+        let end = at("2026-12-01T00:00:00Z");
+        ending.end = Some(end);
+        let exposures = shown_twice(&ending, start);
+        assert_eq!(
+            allowed(&exposures, &ending, &["2026-11-30T23:59:59Z"]),
+            [false]
+        );
+        assert_eq!(exposures.sweep(end - Duration::seconds(1)), 0);
+        assert_eq!(exposures.sweep(end), 1);
     }
 
     #[test]

@@ -108,6 +108,9 @@ settings! {
         /// Users whose exposures frequency caps remember; past this, the least recently seen are
         /// forgotten.
         max_users: usize = 2_000_000, flag "N", above 0;
+        /// Seeds even pacing's random pass-rate draw: request thread n draws from seed + n, so a
+        /// run can be replayed. Unset: each thread seeds itself at random.
+        seed: Option<u64> = None, flag "N", shown "random";
     }
 
     /// The profile store ([`crate::audience::profiles`]): where its bulk files and snapshot

@@ -29,8 +29,9 @@ pub struct Cores {
 impl Cores {
     /// Starts `workers` runtimes, or with 0 one for each core the process may use; the n-th is
     /// pinned to the n-th of those cores (round the cores again when there are more runtimes than
-    /// cores; unpinned where the system does not say which cores those are).
-    pub fn start(workers: usize) -> io::Result<Cores> {
+    /// cores; unpinned where the system does not say which cores those are). With a `seed`, the
+    /// n-th thread's `fastrand` generator (what pacing draws from) starts from `seed + n`.
+    pub fn start(workers: usize, seed: Option<u64>) -> io::Result<Cores> {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let count = match workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -51,6 +52,9 @@ impl Cores {
                             && !core_affinity::set_for_current(core)
                         {
                             tracing::warn!("cannot pin request thread {n} to core {}", core.id);
+                        }
+                        if let Some(seed) = seed {
+                            fastrand::seed(seed.wrapping_add(n as u64));
                         }
                         let _ = runtime.block_on(stopped);
                     })?;
@@ -86,5 +90,22 @@ impl Cores {
                 Err(e) => tracing::warn!("cannot take a connection over: {e}"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_starts_request_thread_n_from_seed_plus_n() {
+        let cores = Cores::start(2, Some(7)).expect("request threads");
+        for (n, handle) in cores.handles.iter().enumerate() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            handle.spawn(async move { tx.send(fastrand::u64(..)) });
+            let drawn = rx.recv().expect("a draw on the thread");
+            let replayed = fastrand::Rng::with_seed(7 + n as u64).u64(..);
+            assert_eq!(drawn, replayed, "thread {n}");
+        }
     }
 }
