@@ -1076,19 +1076,12 @@ async fn a_full_event_queue_answers_503_with_retry_after_and_the_retry_is_logged
     const QUEUE: usize = 8;
     let (mut server, held) = fifo::held_event_log(QUEUE);
     let made = fifo::back_up(&server, QUEUE).await;
-    let mut won = HashSet::new();
-    let mut busy = None;
-    for bid in &made {
-        let win = local(&str_of(bid, "nurl").replace(AUCTION_PRICE, "1.0"));
-        let answer = server.get(&win).await;
-        if answer.0 == StatusCode::SERVICE_UNAVAILABLE {
-            busy = Some((str_of(bid, "id").to_owned(), win, answer));
-            break;
-        }
-        assert_eq!(answer.0, StatusCode::NO_CONTENT, "{:?}", answer.2);
-        won.insert(str_of(bid, "id").to_owned());
-    }
-    let (busy_bid, win, answer) = busy.expect("a win turned away");
+    let (mut won, busy) = fifo::win_until_busy(&server, &made).await;
+    let fifo::TurnedAway {
+        bid: busy_bid,
+        path: win,
+        answer,
+    } = busy.expect("a win turned away");
     assert_refused(
         "a win with the queue full",
         &answer,

@@ -469,15 +469,7 @@ async fn sigterm_waits_for_the_event_log_to_write_its_backlog() {
     const QUEUE: usize = 64;
     let (mut server, held) = fifo::held_event_log(QUEUE);
     let made = fifo::back_up(&server, QUEUE).await;
-    let mut won = HashSet::new();
-    for bid in &made {
-        let (status, _, body) = server.get(&win_path(bid, 1.0)).await;
-        match status {
-            StatusCode::NO_CONTENT => won.insert(str_of(bid, "id").to_owned()),
-            StatusCode::SERVICE_UNAVAILABLE => break,
-            other => panic!("win answered {other}: {body:?}"),
-        };
-    }
+    let (won, _) = fifo::win_until_busy(&server, &made).await;
     assert!(!won.is_empty(), "no win found room in the queue");
     let dropped = server.metric("precis_bid_lines_dropped_total").await;
     let bid_lines = made.len() - dropped as usize;

@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use super::{Campaign, DEADLINE, Server, banner_imp};
+use super::{Campaign, DEADLINE, Server, banner_imp, local, str_of};
 
 /// Makes a named pipe at `path`.
 pub fn make(path: &Path) {
@@ -130,4 +134,34 @@ pub async fn back_up(server: &Server, queue: usize) -> Vec<Value> {
         "{} bids and the log's writer still writes: the log is not held",
         made.len()
     );
+}
+
+/// A win notice the event log turned away: its bid's id, its path, and the answer.
+pub struct TurnedAway {
+    pub bid: String,
+    pub path: String,
+    pub answer: (StatusCode, HeaderMap, Bytes),
+}
+
+/// Fires the win notice (at 1.0) of each bid in `made` until the log turns one away: the ids of
+/// the bids whose wins were accepted (204), and the first turned away (503), if any.
+pub async fn win_until_busy(
+    server: &Server,
+    made: &[Value],
+) -> (HashSet<String>, Option<TurnedAway>) {
+    let mut won = HashSet::new();
+    for bid in made {
+        let path = local(&str_of(bid, "nurl").replace("${AUCTION_PRICE}", "1.0"));
+        let answer = server.get(&path).await;
+        let id = str_of(bid, "id").to_owned();
+        match answer.0 {
+            StatusCode::NO_CONTENT => won.insert(id),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let bid = id;
+                return (won, Some(TurnedAway { bid, path, answer }));
+            }
+            other => panic!("win answered {other}: {:?}", answer.2),
+        };
+    }
+    (won, None)
 }
