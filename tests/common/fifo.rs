@@ -108,32 +108,41 @@ pub fn held_event_log(queue: usize) -> (Server, Held) {
     (server, held)
 }
 
-/// Bids with 64-imp requests (a bid line each) until the held log's writer is stuck and its
-/// queue of `queue` holds all the bid lines it takes (half of it): the writer wrote nothing
-/// during a whole request. Returns every bid made.
+/// Bids with 64-imp requests (a bid line each) until the held log's writer is stuck on the full
+/// pipe (the kernel says so) and its queue of `queue` holds all the bid lines it takes (half of
+/// it). Returns every bid made.
 pub async fn back_up(server: &Server, queue: usize) -> Vec<Value> {
     let imps = (0..64)
         .map(|i| banner_imp(&i.to_string(), 300, 250))
         .collect();
     let request = super::request(imps);
     let mut made = Vec::new();
-    let mut last_written = None;
     // A 64 KiB pipe, a 64 KiB buffer and the queue: a few hundred lines of a few hundred bytes.
     for _ in 0..1_000 {
         let response = server.bid(&request).await.expect("a bid per imp");
         made.extend(super::bids(&response).iter().cloned());
-        let metrics = server.metrics().await;
-        let written = metrics["precis_event_log_written_total"];
-        if metrics["precis_event_log_queued"] >= (queue / 2) as f64 && last_written == Some(written)
-        {
+        let queued = server.metric("precis_event_log_queued").await;
+        if queued >= (queue / 2) as f64 && writer_stuck(server.pid()) {
             return made;
         }
-        last_written = Some(written);
     }
     panic!(
         "{} bids and the log's writer still writes: the log is not held",
         made.len()
     );
+}
+
+/// Whether the event log's writer thread of process `pid` waits to write into a full pipe.
+fn writer_stuck(pid: u32) -> bool {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list the threads");
+    for task in tasks {
+        let task = task.expect("a thread").path();
+        let read = |name: &str| std::fs::read_to_string(task.join(name)).unwrap_or_default();
+        if read("comm").trim() == "event-log" {
+            return read("wchan").contains("pipe_write");
+        }
+    }
+    panic!("no event-log thread in process {pid}");
 }
 
 /// A win notice the event log turned away: its bid's id, its path, and the answer.
