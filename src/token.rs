@@ -477,6 +477,8 @@ mod tests {
     fn debug_output_never_shows_a_secret() {
         let shown = format!("{:?}", keys());
         assert!(!shown.contains("horse"), "{shown}");
+        // It still says what it is, and whether a previous key is held.
+        assert_eq!(shown, "Keys { previous: false, .. }");
     }
 
     #[test]
@@ -518,6 +520,11 @@ mod tests {
             assert!(check(&keys, &(token.clone() + extra)).is_err(), "{extra}");
         }
         assert_eq!(check(&keys, &"A".repeat(5000)), Err(TokenError::Malformed));
+        // Up to MAX_TOKEN_LEN characters a token is read (and its signature found wrong); one
+        // more is refused unread.
+        let longest = "A".repeat(MAX_TOKEN_LEN);
+        assert_eq!(check(&keys, &longest), Err(TokenError::BadSignature));
+        assert_eq!(check(&keys, &(longest + "A")), Err(TokenError::Malformed));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Bad clients end to end: HTTP misbehaviour, whatever the body holds. Bodies over the size limit
 //! (announced, chunked, 10 MB, gzip bombs) get 413 and bodies slower than the body timeout 408,
 //! each announced with `connection: close`; heads slower than the header timeout, slowloris and
-//! header floods get their connection closed; pipelined requests are answered in order; unknown
-//! routes and wrong methods are refused; an idle keep-alive connection does not hold up SIGTERM.
+//! heads past 100 headers or 64 KiB get their connection closed (without an answer, today);
+//! pipelined requests are answered in order; unknown routes and wrong methods are refused; an idle keep-alive connection does not hold up SIGTERM.
 //! Each refusal is counted in /metrics, and after the heavy ones the bidder still bids correctly
 //! and its memory is back near where it was.
 
@@ -188,10 +188,41 @@ async fn headers_slower_than_the_header_timeout_get_the_connection_closed() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The most headers a request may have, and the most bytes its head may take.
+const MAX_HEADERS: usize = 100;
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// A bid request with exactly `count` headers (its own three among them).
+fn bid_with_headers(count: usize) -> Vec<u8> {
+    let extra: String = (3..count)
+        .map(|i| format!("X-Extra-{i}: {i}\r\n"))
+        .collect();
+    bid_bytes(extra, banner_request(300, 250).to_string().as_bytes())
+}
+
+/// `GET /healthz` with a head of exactly `bytes` bytes, made up by a padding header.
+fn healthz_of_length(bytes: usize) -> String {
+    let head = |pad: &str| format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {pad}\r\n\r\n");
+    head(&"p".repeat(bytes - head("").len()))
+}
+
 #[tokio::test]
-async fn header_floods_get_431_or_a_closed_connection_and_are_counted() {
+async fn heads_past_100_headers_or_64_kib_are_refused_and_counted() {
     let server = bidder();
     let baseline = warm_baseline(&server).await;
+    let ask = async |bytes: &[u8]| Raw::sending(&server, bytes).await.answer().await;
+
+    // At the limits: served.
+    let answer = ask(&bid_with_headers(MAX_HEADERS))
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status, 200, "{MAX_HEADERS} headers: {}", answer.body);
+    let answer = ask(healthz_of_length(MAX_HEAD_BYTES).as_bytes()).await;
+    let answer = answer.expect("an answer");
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"));
+
+    // One header or one byte more, and floods far past them: the connection is closed, without an
+    // answer today (issue 15 makes it a 431 before the close), and counted.
     let many: String = (0..1_000)
         .map(|i| format!("X-Flood-{i}: {i}\r\n"))
         .collect();
@@ -201,37 +232,33 @@ async fn header_floods_get_431_or_a_closed_connection_and_are_counted() {
         "q".repeat(100 * 1024)
     );
     let cases = [
+        ("one header too many", bid_with_headers(MAX_HEADERS + 1)),
+        (
+            "a head one byte too long",
+            healthz_of_length(MAX_HEAD_BYTES + 1).into_bytes(),
+        ),
         ("1,000 headers", bid_bytes(&many, b"{}")),
         ("a 100 KiB header", bid_bytes(&huge, b"{}")),
         ("a 100 KiB request line", long_uri.into_bytes()),
     ];
+    const TRIES: usize = 10;
     for (what, bytes) in &cases {
-        for _ in 0..10 {
+        for _ in 0..TRIES {
             let mut raw = Raw::streaming(&server, bytes.clone()).await;
             if let Some(answer) = raw.answer().await {
-                assert!(
-                    [414, 431].contains(&answer.status),
-                    "{what}: {} {}",
-                    answer.status,
-                    answer.body
-                );
-                assert!(
-                    raw.answer().await.is_none(),
-                    "{what}: closed after the answer"
-                );
+                panic!("{what}: answered {} {}", answer.status, answer.body);
             }
         }
     }
+    let expected = (cases.len() * TRIES) as f64;
     server
-        .eventually("the floods counted", async || {
+        .eventually("every refused head counted", async || {
             let counted = server
                 .metric("precis_connections_closed_total{reason=\"headers_too_large\"}")
                 .await;
-            if counted >= 30.0 {
-                Ok(())
-            } else {
-                Err(format!("{counted}"))
-            }
+            (counted == expected)
+                .then_some(())
+                .ok_or(format!("{counted} of {expected}"))
         })
         .await;
     assert_recovered(&server, baseline, "header floods").await;

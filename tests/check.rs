@@ -253,6 +253,27 @@ fn each_broken_file_fails_on_its_own() {
 }
 
 #[test]
+fn a_campaign_id_used_twice_is_reported_at_the_second_file() {
+    let shoes = good().top(r#"id = "shoes""#).toml();
+    let dir = dir_with(&[("a.toml", shoes.clone()), ("b.toml", shoes)]);
+    let (out, found) = check_failing(dir.path(), &[dir.path()]);
+    assert_eq!(found.len(), 1, "{out}");
+    let d = &found[0];
+    assert_eq!(
+        (&d.path, d.line, d.col),
+        (&dir.path().join("b.toml"), 1, 1),
+        "{out}"
+    );
+    assert_eq!(
+        d.message,
+        format!(
+            "campaign id `shoes` is already used by {}",
+            dir.path().join("a.toml").display()
+        )
+    );
+}
+
+#[test]
 fn all_problems_of_one_file_are_reported_at_once() {
     let text = good()
         .top(r#"timezone = "Nowhere/Special""#)

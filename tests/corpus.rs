@@ -1,6 +1,7 @@
 //! Real-world bid requests (`../shared/openrtb-corpus`) against a broad campaign set: the bidder
 //! answers every valid request with a bid or a no-bid, never an error, and every bid it makes is a
-//! well-formed OpenRTB response that respects the request.
+//! well-formed OpenRTB response that respects the request. Invalid ones (carried here, in
+//! `tests/fixtures/invalid-requests`) each get the answer their flaw calls for: 400 or no bid.
 
 #[allow(dead_code)]
 mod common;
@@ -296,35 +297,102 @@ async fn every_valid_corpus_request_gets_a_well_formed_bid_or_no_bid() {
     );
 }
 
+/// The invalid requests this repository carries, and what precis answers each (README, "What
+/// precis reads from a request"): 400 when it cannot be bid on safely, 204 when it reads as a
+/// request for nothing the campaigns offer.
+const INVALID: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/invalid-requests"
+);
+
+/// Each file of [`INVALID`], the status precis answers, and why.
+const INVALID_ANSWERS: [(&str, StatusCode, &str); 15] = [
+    ("iab26__impl-hybrid-pod.json", BAD, "not JSON"),
+    ("iab26__impl-structured-pods-4-imps.json", BAD, "not JSON"),
+    ("iabext__ext-dsa-early-draft.json", BAD, "not JSON"),
+    ("iabext__ext-gpid-fragment-no-id.json", BAD, "no id"),
+    ("iabext__ext-rmn-request.json", BAD, "not JSON"),
+    ("iabext__ext-skadnetwork-2.0-early.json", BAD, "no id"),
+    ("iabext__ext-skadnetwork-4.json", BAD, "no id"),
+    (
+        "pbsgo__endpoint-invalid-whole-banner-w-negative.json",
+        NONE,
+        "a width that is not one is absent: no creative fits",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-imp-empty-array.json",
+        BAD,
+        "no imp",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-imp-empty-object.json",
+        NONE,
+        "an imp without an id is skipped",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-imp-id-duplicates.json",
+        BAD,
+        "two imps share an id",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-imp-no-type.json",
+        NONE,
+        "an imp with no banner, video or native fits no creative",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-regs-gdpr-invalid.json",
+        BAD,
+        "regs.ext.gdpr is neither 0 nor 1",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-site-dooh-both.json",
+        BAD,
+        "dooh with a site",
+    ),
+    (
+        "pbsgo__endpoint-invalid-whole-user-ext-consent-int.json",
+        BAD,
+        "user.ext.consent is not a string",
+    ),
+];
+const BAD: StatusCode = StatusCode::BAD_REQUEST;
+const NONE: StatusCode = StatusCode::NO_CONTENT;
+
 #[tokio::test]
-async fn every_invalid_corpus_request_gets_400_or_no_bid_and_never_a_server_error() {
+async fn every_invalid_request_gets_the_answer_its_flaw_calls_for() {
     let server = corpus_server();
-    let dir = Path::new(CORPUS).join("invalid");
-    let (total, counts, failures) = post_all(&server, &dir, |_, _, status, answer| match status {
-        StatusCode::BAD_REQUEST => {
-            let error = serde_json::from_slice::<Value>(answer).ok();
-            match error.as_ref().and_then(|e| e["error"].as_str()) {
-                Some(message) if !message.is_empty() => Ok(()),
+    let expected: HashMap<&str, (StatusCode, &str)> = INVALID_ANSWERS
+        .iter()
+        .map(|&(name, status, why)| (name, (status, why)))
+        .collect();
+    let mut seen = HashSet::new();
+    let (total, _, failures) = post_all(&server, Path::new(INVALID), |name, _, status, answer| {
+        let &(wanted, why) = expected
+            .get(name)
+            .ok_or_else(|| format!("no expected answer for {name}: add it to INVALID_ANSWERS"))?;
+        seen.insert(name.to_owned());
+        if status != wanted {
+            return Err(format!(
+                "answered {status}, expected {wanted} ({why}): {}",
+                String::from_utf8_lossy(answer)
+            ));
+        }
+        match status {
+            BAD => match serde_json::from_slice::<Value>(answer).ok() {
+                Some(error) if error["error"].as_str().is_some_and(|e| !e.is_empty()) => Ok(()),
                 _ => Err(format!(
                     "400 without a JSON error: {}",
                     String::from_utf8_lossy(answer)
                 )),
-            }
+            },
+            _ if answer.is_empty() => Ok(()),
+            _ => Err(format!("204 with a body: {answer:?}")),
         }
-        StatusCode::NO_CONTENT => Ok(()),
-        other => Err(format!(
-            "answered {other}: {}",
-            String::from_utf8_lossy(answer)
-        )),
     })
     .await;
-    let rejected = answered(&counts, StatusCode::BAD_REQUEST);
-    let no_bid = answered(&counts, StatusCode::NO_CONTENT);
-    println!(
-        "corpus: {total} invalid requests: {rejected} rejected (400), {no_bid} no bid (204), all: {counts:?}"
-    );
 
-    assert!(total > 0, "corpus has no invalid/ requests");
+    assert_eq!(total, INVALID_ANSWERS.len(), "files in {INVALID}");
+    assert_eq!(seen.len(), INVALID_ANSWERS.len(), "{seen:?}");
     assert_alive(&server).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

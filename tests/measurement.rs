@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    Server, Setup, banner_imp, banner_request, bids, local, parse_json, request, str_of, with,
+    Server, Setup, banner_imp, banner_request, bids, fifo, local, parse_json, request, str_of, with,
 };
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
@@ -466,12 +466,13 @@ async fn rejections(server: &Server, reason: &str) -> f64 {
         .await
 }
 
-/// Asserts that an event request was turned away: a 4xx with a JSON `error`.
-fn assert_refused(what: &str, (status, headers, body): &(StatusCode, HeaderMap, Bytes)) {
-    assert!(
-        status.is_client_error(),
-        "{what}: answered {status}, expected 4xx: {body:?}"
-    );
+/// Asserts that an event request was turned away with `status` and a JSON `error`.
+fn assert_refused(
+    what: &str,
+    (answered, headers, body): &(StatusCode, HeaderMap, Bytes),
+    status: StatusCode,
+) {
+    assert_eq!(*answered, status, "{what}: {body:?}");
     assert_eq!(headers["content-type"], "application/json", "{what}");
     let error = parse_json(body);
     assert!(
@@ -585,21 +586,56 @@ async fn forged_misused_and_malformed_events_are_refused_and_never_logged() {
     let forged = tampered(token, token.len() / 2);
     let forged_pclid = tampered(&pclid, pclid.len() / 2);
     let get = |path: String| (Method::GET, path, Bytes::new());
+    // A token that cannot be read is malformed (400); one that reads but was not signed by this
+    // server's secret, or for another route, is forbidden (403).
+    let (malformed, forbidden) = (StatusCode::BAD_REQUEST, StatusCode::FORBIDDEN);
     let bad_token = [
-        ("no token", get("/win?price=1.5".into())),
-        ("tampered", get(format!("/win?t={forged}&price=1.5"))),
-        ("tampered imp", get(format!("/imp?t={forged}&price=1.5"))),
-        ("tampered click", get(format!("/click?t={forged}"))),
-        ("another server's token", get(foreign.win("1.5"))),
-        ("a pclid on /win", get(format!("/win?t={pclid}&price=1.5"))),
-        ("a pclid on /click", get(format!("/click?t={pclid}"))),
+        ("no token", get("/win?price=1.5".into()), malformed),
+        (
+            "not base64",
+            get("/win?t=%21%21%21&price=1.5".into()),
+            malformed,
+        ),
+        (
+            "too short to sign",
+            get("/imp?t=AAAA&price=1.5".into()),
+            malformed,
+        ),
+        (
+            "tampered",
+            get(format!("/win?t={forged}&price=1.5")),
+            forbidden,
+        ),
+        (
+            "tampered imp",
+            get(format!("/imp?t={forged}&price=1.5")),
+            forbidden,
+        ),
+        (
+            "tampered click",
+            get(format!("/click?t={forged}")),
+            forbidden,
+        ),
+        ("another server's token", get(foreign.win("1.5")), forbidden),
+        (
+            "a pclid on /win",
+            get(format!("/win?t={pclid}&price=1.5")),
+            forbidden,
+        ),
+        (
+            "a pclid on /click",
+            get(format!("/click?t={pclid}")),
+            forbidden,
+        ),
         (
             "an event token as pclid",
             get(format!("/conv?pclid={token}&value=10")),
+            forbidden,
         ),
         (
             "tampered pclid",
             get(format!("/conv?pclid={forged_pclid}&value=10")),
+            forbidden,
         ),
     ];
     let form = |body: String| (Method::POST, "/conv".to_owned(), Bytes::from(body));
@@ -629,9 +665,10 @@ async fn forged_misused_and_malformed_events_are_refused_and_never_logged() {
             "infinite value by form",
             form(format!("pclid={pclid}&value=inf")),
         ),
-    ];
+    ]
+    .map(|(what, request)| (what, request, StatusCode::BAD_REQUEST));
     for (reason, cases) in [("bad_token", &bad_token[..]), ("bad_amount", &bad_amount)] {
-        for (what, (method, path, body)) in cases {
+        for (what, (method, path, body), status) in cases {
             let answer = server
                 .send(
                     method.clone(),
@@ -640,7 +677,7 @@ async fn forged_misused_and_malformed_events_are_refused_and_never_logged() {
                     body.clone(),
                 )
                 .await;
-            assert_refused(what, &answer);
+            assert_refused(what, &answer, *status);
         }
         assert_eq!(
             rejections(&server, reason).await,
@@ -677,9 +714,7 @@ async fn an_expired_token_is_refused_and_never_logged() {
         ("imp", bid.imp("1.5")),
         ("click", bid.click()),
     ] {
-        let answer = server.get(&path).await;
-        assert_eq!(answer.0, StatusCode::GONE, "{what}");
-        assert_refused(what, &answer);
+        assert_refused(what, &server.get(&path).await, StatusCode::GONE);
     }
     assert_eq!(rejections(&server, "expired").await, 4.0);
     books.ledger().assert_report(&mut server).await;
@@ -828,7 +863,11 @@ async fn tokens_signed_with_the_previous_secret_verify_during_a_rotation() {
     // Rotation over: the old secret is no longer accepted, the new one is.
     server.restart(&[("PRECIS_SECRET_PREVIOUS", "")]).await;
     let answer = server.get(&old.imp("1.0")).await;
-    assert_refused("a token of a retired secret", &answer);
+    assert_refused(
+        "a token of a retired secret",
+        &answer,
+        StatusCode::FORBIDDEN,
+    );
     assert_eq!(rejections(&server, "bad_token").await, 1.0);
     send_imp(&server, &new, "1.0").await;
     assert_eq!(event_counts(&server, "imp").await, (1.0, 0.0));
@@ -925,13 +964,25 @@ async fn a_click_converts_at_most_max_orders_per_click_times() {
     assert_eq!(event_counts(&server, "conv").await, (2.0, 1.0));
 }
 
-/// The price `CLICKS` bids now.
-async fn clicks_price(server: &Server) -> f64 {
+/// The price `offer` bids now.
+async fn price_now(server: &Server, offer: &Offer) -> f64 {
     let response = server
-        .bid(&CLICKS.request(None))
+        .bid(&offer.request(None))
         .await
-        .expect("clicks bids");
+        .unwrap_or_else(|| panic!("{} did not bid", offer.id));
     common::price_of(&bids(&response)[0])
+}
+
+/// Polls until `offer` bids `price` (repricing runs every `reprice_secs`); fails after the deadline.
+async fn until_priced(server: &Server, offer: &Offer, price: f64) {
+    server
+        .eventually(&format!("{} to bid {price}", offer.id), async || {
+            let now = price_now(server, offer).await;
+            ((now - price).abs() < 1e-6)
+                .then_some(())
+                .ok_or(format!("price {now}"))
+        })
+        .await
 }
 
 #[tokio::test]
@@ -940,7 +991,7 @@ async fn measured_clicks_move_the_price_of_a_cpc_campaign() {
     let setup = Server::setup().config("[learning]\nprior_impressions = 10\nreprice_secs = 1\n");
     let server = serving(setup, &[&CLICKS]);
     // 0.40 per click at the prior 1% CTR: 4.00 per thousand.
-    common::assert_price(clicks_price(&server).await, 4.0);
+    common::assert_price(price_now(&server, &CLICKS).await, 4.0);
 
     // 30 impressions and no click: CTR (0 + 0.1) / (30 + 10) = 0.25%, so 1.00 per thousand.
     let mut shown = Vec::new();
@@ -949,17 +1000,7 @@ async fn measured_clicks_move_the_price_of_a_cpc_campaign() {
         send_imp(&server, &bid, "1.0").await;
         shown.push(bid);
     }
-    let lowered = server
-        .eventually("the price to fall to 1.00", async || {
-            let price = clicks_price(&server).await;
-            if (price - 1.0).abs() < 1e-9 {
-                Ok(price)
-            } else {
-                Err(format!("price {price}"))
-            }
-        })
-        .await;
-    common::assert_price(lowered, 1.0);
+    until_priced(&server, &CLICKS, 1.0).await;
 
     // 20 of them clicked: CTR (20 + 0.1) / 40 = 50.25%: 201 per thousand, capped at max_cpm 50.
     for bid in &shown[..20] {
@@ -967,7 +1008,7 @@ async fn measured_clicks_move_the_price_of_a_cpc_campaign() {
     }
     let raised = server
         .eventually("the price to rise", async || {
-            let price = clicks_price(&server).await;
+            let price = price_now(&server, &CLICKS).await;
             if price > 4.0 {
                 Ok(price)
             } else {
@@ -983,4 +1024,150 @@ async fn measured_clicks_move_the_price_of_a_cpc_campaign() {
         (Some(30), Some(20)),
         "{status}"
     );
+}
+
+#[tokio::test]
+async fn measured_conversions_move_the_price_of_a_cps_campaign_by_its_formula() {
+    // Priors that weigh as 10 impressions and 10 clicks; repricing every second. Every price here
+    // stays under max_cpm (50), so each is the formula's: commission × order value × CVR × CTR ×
+    // 1000.
+    let setup = Server::setup()
+        .config("[learning]\nprior_impressions = 10\nprior_clicks = 10\nreprice_secs = 1\n");
+    let server = serving(setup, &[&SHOP]);
+    // The priors: 0.08 × 50 × 5% × 1% × 1000 = 2.00 per thousand.
+    common::assert_price(price_now(&server, &SHOP).await, 2.0);
+
+    // 30 impressions, one clicked: CTR (1 + 0.1) / (30 + 10) = 2.75%, CVR (0 + 0.5) / (1 + 10)
+    // = 1/22: 0.08 × 50 × 1/22 × 2.75% × 1000 = 5.00.
+    let mut shown = Vec::new();
+    for _ in 0..30 {
+        let bid = bid_on(&server, &SHOP, None).await;
+        send_imp(&server, &bid, "1.0").await;
+        shown.push(bid);
+    }
+    let pclid = send_click(&server, &shown[0]).await;
+    until_priced(&server, &SHOP, 5.0).await;
+
+    // The click converts: CVR (1 + 0.5) / (1 + 10) = 3/22, the price three times as high: 15.00.
+    let order = Order {
+        pclid: &pclid,
+        value: Some("50"),
+        id: Some("o-1"),
+    };
+    send_order(&server, &order, Via::Query).await;
+    until_priced(&server, &SHOP, 15.0).await;
+    let status = server.status().await;
+    let learned = &status["campaigns"][0];
+    assert_eq!(
+        (
+            learned["impressions"].as_u64(),
+            learned["clicks"].as_u64(),
+            learned["conversions"].as_u64()
+        ),
+        (Some(30), Some(1), Some(1)),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_event_queue_answers_503_with_retry_after_and_the_retry_is_logged() {
+    // The log's file is a pipe the test holds: its writer is stuck, and bid lines fill half the
+    // queue; wins take the other half, and the next one is told to come back.
+    const QUEUE: usize = 8;
+    let (mut server, held) = fifo::held_event_log(QUEUE);
+    let made = fifo::back_up(&server, QUEUE).await;
+    let (mut won, busy) = fifo::win_until_busy(&server, &made).await;
+    let fifo::TurnedAway {
+        bid: busy_bid,
+        path: win,
+        answer,
+    } = busy.expect("a win turned away");
+    assert_refused(
+        "a win with the queue full",
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    assert_eq!(answer.1["retry-after"], "1");
+    assert_eq!(won.len(), QUEUE - QUEUE / 2, "wins the queue took");
+    assert_eq!(rejections(&server, "busy").await, 1.0);
+
+    // The log catches up; the exchange's retry is accepted and logged like any win.
+    held.release();
+    server
+        .eventually("the retried win to be accepted", async || {
+            let (status, _, _) = server.get(&win).await;
+            (status == StatusCode::NO_CONTENT)
+                .then_some(())
+                .ok_or(status.to_string())
+        })
+        .await;
+    assert_eq!(
+        event_counts(&server, "win").await,
+        (won.len() as f64 + 1.0, 0.0)
+    );
+    server.stop().await;
+    let written = String::from_utf8_lossy(&held.everything()).into_owned();
+    let logged: Vec<String> = written
+        .lines()
+        .map(|line| parse_json(line.as_bytes()))
+        .filter(|e| e["event"] == "win")
+        .map(|e| str_of(&e, "bid").to_owned())
+        .collect();
+    won.insert(busy_bid);
+    assert_eq!(logged.len(), won.len(), "{logged:?}");
+    assert_eq!(logged.into_iter().collect::<HashSet<_>>(), won);
+}
+
+#[tokio::test]
+async fn the_log_never_holds_a_raw_user_id_buyeruid_ifa_or_ip() {
+    const USER_ID: &str = "raw-user-id-7d1f0c";
+    const BUYERUID: &str = "raw-buyeruid-39ab52";
+    const IFA: &str = "5e0b9a3c-7d1f-4c2d-9e8f-39ab52e1c0de";
+    const IPV4: &str = "203.0.113.77";
+    const IPV6: &str = "2001:db8:77::1";
+    let mut server = serving(Server::setup(), &[&SHOP]);
+    let device = json!({ "ifa": IFA, "ip": IPV4, "ipv6": IPV6 });
+    // The user is user.id when there is one, else buyeruid, else the ifa: one request each.
+    let users = [
+        json!({ "user": { "id": USER_ID, "buyeruid": BUYERUID }, "device": device }),
+        json!({ "user": { "buyeruid": BUYERUID }, "device": device }),
+        json!({ "device": device }),
+    ];
+    for user in users {
+        let response = server
+            .bid(&with(SHOP.request(None), user))
+            .await
+            .expect("shop bids");
+        let bid = Bid::of(&bids(&response)[0], &SHOP, None);
+        send_win(&server, &bid, "1.0").await;
+        send_imp(&server, &bid, "1.0").await;
+        let pclid = send_click(&server, &bid).await;
+        let order = Order {
+            pclid: &pclid,
+            value: Some("10"),
+            id: Some("o-1"),
+        };
+        send_order(&server, &order, Via::Query).await;
+    }
+    server.stop().await;
+
+    let mut files = 0;
+    for entry in std::fs::read_dir(server.logs_dir()).expect("the log directory") {
+        let path = entry.expect("a log directory entry").path();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
+        for raw in [USER_ID, BUYERUID, IFA, IPV4, IPV6, "127.0.0.1"] {
+            assert!(!text.contains(raw), "{raw} in {}:\n{text}", path.display());
+        }
+        files += 1;
+    }
+    assert!(files > 0);
+    // The users are there, as keyed hashes: three keys, three users, on every line.
+    let events = server.logged_events();
+    assert_eq!(
+        events.len(),
+        3 * 5,
+        "a bid, win, imp, click and conv per request"
+    );
+    let hashes: HashSet<&str> = events.iter().map(|e| str_of(e, "user")).collect();
+    assert_eq!(hashes.len(), 3, "{hashes:?}");
 }

@@ -9,11 +9,12 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use common::{Campaign, PRECIS, Server, banner_request, bids, local, parse_json, str_of};
+use common::{Campaign, PRECIS, Server, banner_request, bids, fifo, local, parse_json, str_of};
 
 const AUCTION_PRICE: &str = "${AUCTION_PRICE}";
 
@@ -231,13 +232,100 @@ async fn open_connections_are_counted_until_they_close() {
         .await;
 }
 
+/// `precis_event_log_sync_age_seconds`.
+async fn sync_age(server: &Server) -> f64 {
+    server.metric("precis_event_log_sync_age_seconds").await
+}
+
 #[tokio::test]
 async fn event_log_lag_is_reported() {
-    let server = two_campaigns();
-    let metrics = server.metrics().await;
-    assert_eq!(metrics["precis_event_log_queued"], 0.0);
-    let age = metrics["precis_event_log_sync_age_seconds"];
-    assert!(age >= 0.0, "{age}");
+    // Two bidders log one bid line each: one syncs every 100 ms, the other (practically) never.
+    let started = Instant::now();
+    let log_synced_every = |ms: u64| {
+        Server::setup()
+            .config(&format!("[events]\nsync_ms = {ms}\n"))
+            .campaign("a.toml", banner_campaign(2.0, 300, 250))
+            .start()
+    };
+    let syncing = log_synced_every(100);
+    let idle = log_synced_every(3_600_000);
+    for server in [&syncing, &idle] {
+        server.bid(&banner_request(300, 250)).await.expect("a bids");
+        server
+            .eventually("the bid line handed to the file", async || {
+                let written = server.metric("precis_event_log_written_total").await;
+                (written == 1.0).then_some(()).ok_or(written.to_string())
+            })
+            .await;
+        assert_eq!(server.metric("precis_event_log_queued").await, 0.0);
+    }
+
+    // Never synced since it opened: the age is the time since then, and grows; the line is still
+    // in the writer's buffer, which is what a crash now would lose.
+    let age = idle
+        .eventually("the idle log's sync age to pass a second", async || {
+            let age = sync_age(&idle).await;
+            (age >= 1.0).then_some(age).ok_or(age.to_string())
+        })
+        .await;
+    assert!(
+        age <= started.elapsed().as_secs_f64(),
+        "last synced {age} s ago, but the bidder started {:?} ago",
+        started.elapsed()
+    );
+    assert!(idle.logged_events().is_empty(), "on disk before a sync");
+
+    // Synced on its timer: the age falls back at each sync, and the line is on disk.
+    let mut last = f64::INFINITY;
+    syncing
+        .eventually("the sync age to fall back at a sync", async || {
+            let (before, now) = (last, sync_age(&syncing).await);
+            last = now;
+            (now < before && before.is_finite())
+                .then_some(())
+                .ok_or(format!("{before} then {now}"))
+        })
+        .await;
+    assert_eq!(syncing.logged_events().len(), 1);
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_campaigns_load_and_200_once_they_are() {
+    // The taxonomy is a pipe: loading the campaigns waits until the test writes it.
+    let server = Server::setup()
+        .fifo("campaigns/taxonomy.toml")
+        .campaign("a.toml", banner_campaign(2.0, 300, 250))
+        .start_loading();
+    for (port, (status, _, body)) in [
+        ("bid", server.get("/readyz").await),
+        ("admin", server.admin_get("/readyz").await),
+    ] {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{port} port");
+        assert_eq!(&body[..], b"loading campaigns\n", "{port} port");
+    }
+    // Alive all the same; bid requests are told to come back.
+    assert_eq!(server.get("/healthz").await.0, StatusCode::OK);
+    let (status, headers, _) = server
+        .post("/openrtb2/bid", banner_request(300, 250).to_string())
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "1");
+
+    let taxonomy = server.campaign_path("taxonomy.toml");
+    tokio::task::spawn_blocking(move || fifo::feed(&taxonomy, "roots = [\"sports\"]\n"))
+        .await
+        .expect("write the taxonomy");
+    server
+        .eventually("/readyz to answer 200", async || {
+            let (status, _, body) = server.get("/readyz").await;
+            (status == StatusCode::OK)
+                .then_some(body)
+                .ok_or(status.to_string())
+        })
+        .await;
+    let (status, _, body) = server.admin_get("/readyz").await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"ready\n"[..]));
+    assert!(server.bid(&banner_request(300, 250)).await.is_some());
 }
 
 #[tokio::test]
@@ -373,4 +461,49 @@ async fn sigterm_under_a_burst_of_bids_and_wins_loses_no_acknowledged_win_or_spe
         .metric("precis_campaign_wins_total{campaign=\"a\"}")
         .await;
     assert_eq!(wins, logged.len() as f64);
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_the_event_log_to_write_its_backlog() {
+    // The log's file is a pipe the test holds: its writer is stuck with a full queue behind it.
+    const QUEUE: usize = 64;
+    let (mut server, held) = fifo::held_event_log(QUEUE);
+    let made = fifo::back_up(&server, QUEUE).await;
+    let (won, _) = fifo::win_until_busy(&server, &made).await;
+    assert!(!won.is_empty(), "no win found room in the queue");
+    let dropped = server.metric("precis_bid_lines_dropped_total").await;
+    let bid_lines = made.len() - dropped as usize;
+
+    server.signal("TERM");
+    server.until_logged("SIGTERM received").await;
+    // While the log cannot take its lines, the bidder waits for it: it must not stop. (A window
+    // in which nothing may happen, not a wait for something: a correct bidder passes it however
+    // slow the machine is.)
+    let window = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < window {
+        if let Some(status) = server.exited_yet() {
+            panic!(
+                "exited ({status}) with its event log's lines unwritten; stderr:\n{}",
+                server.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!server.log().contains("stopped;"), "{}", server.log());
+
+    let written = held.everything();
+    let status = server.exited().await;
+    assert!(status.success(), "exit {status}; stderr:\n{}", server.log());
+    let lines: Vec<Value> = String::from_utf8_lossy(&written)
+        .lines()
+        .map(|line| parse_json(line.as_bytes()))
+        .collect();
+    let of = |kind: &'static str| lines.iter().filter(move |e| str_of(e, "event") == kind);
+    assert_eq!(
+        of("bid").count(),
+        bid_lines,
+        "bid lines accepted and written"
+    );
+    let logged: HashSet<String> = of("win").map(|e| str_of(e, "bid").to_owned()).collect();
+    assert_eq!(logged, won, "wins acknowledged and written");
 }

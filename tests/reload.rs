@@ -139,6 +139,27 @@ async fn a_new_broken_file_is_not_loaded_and_does_not_disturb_the_others() {
 }
 
 #[tokio::test]
+async fn a_second_file_claiming_a_campaign_id_in_use_is_refused() {
+    let server = shoes_bidding().await;
+
+    // Would outbid shoes if it loaded: the id `shoes`, in a file after shoes.toml by path.
+    server.write_campaign("twin.toml", &rect(9.0).top(r#"id = "shoes""#).toml());
+    let refused = until_refused(&server, "twin.toml").await;
+    assert_eq!(refused["serving_last_good"], false, "{refused}");
+    let path = server.campaign_path("twin.toml").display().to_string();
+    let owner = server.campaign_path("shoes.toml").display().to_string();
+    assert_eq!(
+        refused["errors"],
+        json!([format!(
+            "{path}:1:1: campaign id `shoes` is already used by {owner}"
+        )]),
+        "{refused}"
+    );
+    assert_only_shoes_live(&server).await;
+    until_winner(&server, "shoes", 2.0).await;
+}
+
+#[tokio::test]
 async fn a_new_file_is_picked_up_and_a_deleted_file_stops_bidding() {
     let server = shoes_bidding().await;
 

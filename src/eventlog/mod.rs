@@ -470,6 +470,10 @@ mod tests {
                 "events-20261123T11.jsonl"
             ]
         );
+        // Appended after the restart as a line of its own, with no blank line before it.
+        let text = std::fs::read_to_string(dir.path().join("events-20261123T11.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.lines().all(|l| !l.is_empty()), "{text}");
         let mut bids: Vec<String> = written.into_iter().map(|e| e.bid).collect();
         bids.sort();
         assert_eq!(bids, ["b00", "b01", "b02", "b03", "b04", "b05", "b06"]);
@@ -489,5 +493,102 @@ mod tests {
         let (written, _) = read_back(dir.path());
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].bid, "after");
+    }
+
+    /// The length of the line [`event`] makes for bid `b00`, newline included.
+    fn line_len() -> u64 {
+        serde_json::to_vec(&event("b00", "2026-11-23T10:00:00Z"))
+            .unwrap()
+            .len() as u64
+            + 1
+    }
+
+    #[test]
+    fn a_file_left_full_is_not_appended_to_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = line_len() * 3;
+        let log = EventLog::open(settings(dir.path(), max)).unwrap();
+        for i in 0..3 {
+            log.submit(event(&format!("b{i:02}"), "2026-11-23T10:00:00Z"))
+                .unwrap();
+        }
+        log.close(Duration::from_secs(10));
+        let log = EventLog::open(settings(dir.path(), max)).unwrap();
+        log.submit(event("b03", "2026-11-23T10:30:00Z")).unwrap();
+        log.close(Duration::from_secs(10));
+        let (_, names) = read_back(dir.path());
+        assert_eq!(
+            names,
+            ["events-20261123T10.1.jsonl", "events-20261123T10.jsonl"]
+        );
+        let full = std::fs::read(dir.path().join("events-20261123T10.jsonl")).unwrap();
+        assert_eq!(full.len() as u64, max);
+    }
+
+    #[test]
+    fn a_file_closed_with_room_left_is_not_reopened_in_the_same_run() {
+        // Two and a half lines fit: the third line starts the next file, and the fourth goes
+        // there too, never back into the first file's half line of room.
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(settings(dir.path(), line_len() * 5 / 2)).unwrap();
+        for i in 0..4 {
+            log.submit(event(&format!("b{i:02}"), "2026-11-23T10:00:00Z"))
+                .unwrap();
+        }
+        log.close(Duration::from_secs(10));
+        let lines = |name: &str| {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            text.lines().count()
+        };
+        assert_eq!(lines("events-20261123T10.jsonl"), 2);
+        assert_eq!(lines("events-20261123T10.1.jsonl"), 2);
+    }
+
+    #[test]
+    fn a_line_that_cannot_be_written_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        // The hour's file cannot be opened: a directory has its name.
+        std::fs::create_dir(dir.path().join("events-20261123T10.jsonl")).unwrap();
+        let log = EventLog::open(settings(dir.path(), 1 << 20)).unwrap();
+        log.submit(event("lost", "2026-11-23T10:00:00Z")).unwrap();
+        log.close(Duration::from_secs(10));
+        assert_eq!(log.stats.write_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(log.stats.written.load(Ordering::Relaxed), 0);
+        assert_eq!(log.stats.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn close_gives_up_on_a_stuck_writer_after_its_patience() {
+        // The hour's file is a pipe nobody reads: once its buffer and the writer's are full, the
+        // writer waits forever.
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("events-20261123T10.jsonl");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        let log = Arc::new(
+            EventLog::open(Settings {
+                queue: 4096,
+                ..settings(dir.path(), 1 << 30)
+            })
+            .unwrap(),
+        );
+        let lines = (256 << 10) / line_len() + 1;
+        for i in 0..lines {
+            log.submit(event(&format!("b{i:05}"), "2026-11-23T10:00:00Z"))
+                .unwrap();
+        }
+        let patience = Duration::from_millis(200);
+        let (done, closed) = mpsc::channel();
+        let closing = log.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            closing.close(patience);
+            let _ = done.send(started.elapsed());
+        });
+        let took = closed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("close returned");
+        assert!(took >= patience, "gave up after {took:?}");
+        assert!(log.stats.queued.load(Ordering::Relaxed) > 0);
     }
 }

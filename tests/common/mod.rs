@@ -22,6 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod fifo;
 pub mod hostile;
 pub mod wire;
 
@@ -58,6 +59,16 @@ pub struct Setup {
     config: Option<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    fifos: Vec<String>,
+}
+
+/// What [`Setup`] waits for the process to log before handing over the [`Server`].
+#[derive(Clone, Copy, PartialEq)]
+enum Until {
+    /// Both ports.
+    Listening,
+    /// Both ports, and `ready: answering bids`.
+    Ready,
 }
 
 /// How `precis serve` is run in a server's directory: kept so that it can be run again there.
@@ -117,8 +128,25 @@ impl Setup {
         self
     }
 
-    /// Writes the files, spawns the binary and waits for it to log its port.
+    /// A named pipe made before start, by path relative to the server's directory: whoever opens
+    /// it waits for the other end (see [`fifo`]).
+    pub fn fifo(mut self, path: &str) -> Setup {
+        self.fifos.push(path.to_owned());
+        self
+    }
+
+    /// Writes the files, spawns the binary and waits for it to log its ports and that it is ready.
     pub fn start(self) -> Server {
+        self.start_until(Until::Ready)
+    }
+
+    /// Writes the files, spawns the binary and waits only for it to log its ports: campaigns may
+    /// still be loading (see [`Server::wait_ready`]).
+    pub fn start_loading(self) -> Server {
+        self.start_until(Until::Listening)
+    }
+
+    fn start_until(self, until: Until) -> Server {
         let root = tempfile::tempdir().expect("temp dir");
         let campaigns = root.path().join("campaigns");
         std::fs::create_dir(&campaigns).expect("campaign dir");
@@ -132,6 +160,9 @@ impl Setup {
             }
             std::fs::write(path, text).expect("write file");
         }
+        for path in &self.fifos {
+            fifo::make(&root.path().join(path));
+        }
         let config = self.config.map(|config| {
             let path = root.path().join("precis.toml");
             std::fs::write(&path, config).expect("write config");
@@ -143,7 +174,7 @@ impl Setup {
             env: self.env,
         };
         let log = Arc::new(Mutex::new(String::new()));
-        let (child, addr, admin) = launch.spawn(root.path(), &log);
+        let (child, addr, admin) = launch.spawn(root.path(), &log, until);
         Server {
             root,
             child,
@@ -158,10 +189,15 @@ impl Setup {
 }
 
 impl Launch {
-    /// Spawns `precis serve` in `root` and waits for it to log its ports and that it is ready:
-    /// the bid and admin addresses. Its stderr is appended to `log`, for failure messages, and
-    /// drained so the process never blocks on a full pipe.
-    fn spawn(&self, root: &Path, log: &Arc<Mutex<String>>) -> (Child, SocketAddr, SocketAddr) {
+    /// Spawns `precis serve` in `root` and waits for it to log its ports (and, `until` it is
+    /// ready, that it is): the bid and admin addresses. Its stderr is appended to `log`, for
+    /// failure messages, and drained so the process never blocks on a full pipe.
+    fn spawn(
+        &self,
+        root: &Path,
+        log: &Arc<Mutex<String>>,
+        until: Until,
+    ) -> (Child, SocketAddr, SocketAddr) {
         let mut command = Command::new(PRECIS);
         command
             .current_dir(root)
@@ -203,8 +239,10 @@ impl Launch {
                 } else if line.contains("listening on") {
                     bid = bid.or(port(&line));
                 }
-                if line.contains("ready: answering bids")
-                    && let (Some(bid), Some(admin), Some(tx)) = (bid, admin, ready_tx.take())
+                let arrived = until == Until::Listening || line.contains("ready: answering bids");
+                if arrived
+                    && let (Some(bid), Some(admin)) = (bid, admin)
+                    && let Some(tx) = ready_tx.take()
                 {
                     let _ = tx.send((bid, admin));
                 }
@@ -337,6 +375,25 @@ impl Server {
         }
     }
 
+    /// The exit status if the process has exited, without waiting.
+    pub fn exited_yet(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().expect("try_wait")?;
+        self.exit = Some(status);
+        Some(status)
+    }
+
+    /// Waits until the process has logged a line containing `text`; fails after [`DEADLINE`].
+    pub async fn until_logged(&self, text: &str) {
+        self.eventually(&format!("`{text}` in the log"), async || {
+            if self.log().contains(text) {
+                Ok(())
+            } else {
+                Err("not yet".to_owned())
+            }
+        })
+        .await
+    }
+
     /// Stops the server with SIGTERM (it must exit 0), then runs it again in the same directory,
     /// as it was started but with the environment variables `env` set (an empty value unsets
     /// one for precis). The port changes; the campaign and log directories stay.
@@ -350,7 +407,7 @@ impl Server {
                 .env
                 .push(((*name).to_owned(), (*value).to_owned()));
         }
-        let (child, addr, admin) = self.launch.spawn(self.root.path(), &self.log);
+        let (child, addr, admin) = self.launch.spawn(self.root.path(), &self.log, Until::Ready);
         self.child = child;
         self.addr = addr;
         self.admin = admin;
