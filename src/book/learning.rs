@@ -305,18 +305,25 @@ mod tests {
             impressions: 1000.0,
             clicks: 100.0,
         });
-        let cps = campaign(
-            "model = \"cps\"\ncommission = 0.1\norder_value = 100\ncvr = 0.02\nctr = 0.01\nmax_cpm = 50",
-        );
-        let before = learned.ecpm(&cps);
+        let cps = |max_cpm: u32| {
+            campaign(&format!(
+                "model = \"cps\"\ncommission = 0.1\norder_value = 100\ncvr = 0.02\nctr = 0.01\n\
+                 max_cpm = {max_cpm}"
+            ))
+        };
+        let (uncapped, capped) = (cps(1000), cps(50));
+        // Priors alone: 0.1 × 100 × 2% × 1% × 1000.
+        let before = learned.ecpm(&uncapped);
+        assert!((before - 2.0).abs() < 1e-9, "{before}");
         for _ in 0..100 {
             learned.observe(&event(Kind::Click));
             learned.observe(&event(Kind::Conv));
         }
-        // CVR (100 + 2) / (100 + 100) = 51%, CTR (100 + 10) / (0 + 1000) = 11%.
+        // CVR (100 + 2) / (100 + 100) = 51%, CTR (100 + 10) / (0 + 1000) = 11%: 561 USD CPM,
+        // under one max_cpm, held to the other.
         let expected: f64 = 0.1 * 100.0 * 0.51 * 0.11 * 1000.0;
-        assert!((learned.ecpm(&cps) - expected.min(50.0)).abs() < 1e-9);
-        assert!(learned.ecpm(&cps) > before);
+        assert!((learned.ecpm(&uncapped) - expected).abs() < 1e-9);
+        assert_eq!(learned.ecpm(&capped), 50.0);
         let cpm = campaign("model = \"cpm\"\ncpm = 2.0");
         assert_eq!(learned.ecpm(&cpm), 2.0);
     }
