@@ -60,7 +60,7 @@ impl Outcome {
 pub enum Closed {
     /// Headers not received within `header_timeout_ms`.
     HeaderTimeout,
-    /// Headers over the size or count limit (431).
+    /// Headers over the size or count limit (the connection is closed without an answer).
     HeadersTooLarge,
     /// Not HTTP/1.x (400).
     Malformed,

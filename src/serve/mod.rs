@@ -50,11 +50,11 @@ use metrics::Closed;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The largest request head (431 past it), and a connection's read buffer at most: bounds what
-/// a client that floods headers holds per connection.
+/// The largest request head (the connection is closed past it), and a connection's read buffer at
+/// most: bounds what a client that floods headers holds per connection.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Headers in one request at most (431 past it).
+/// Headers in one request at most (the connection is closed past it).
 const MAX_HEADERS: usize = 100;
 
 /// The two listeners, and where exchange connections run.
