@@ -182,6 +182,8 @@ const PLACED: &[(f64, f64)] = &[
     (86.0, -179.0),
     (80.0, 100.0),
     (84.0, -30.0),
+    (84.0, 0.25),
+    (-84.0, 0.25),
     (-89.5, -60.0),
     (89.9, 15.6),
     (35.7, 139.7),
@@ -226,7 +228,7 @@ fn destination((lat, lon): (f64, f64), km: f64, degrees: f64) -> (f64, f64) {
     (to_lat.to_degrees(), to_lon)
 }
 
-/// Requests around each placed circle: every 15° of bearing, well inside, just inside and just
+/// Requests around each placed circle: every 10° of bearing, well inside, just inside and just
 /// outside its edge; on the ones across the antimeridian, half of them on the other side of it.
 fn placed_requests() -> Vec<String> {
     let circles = PLACED
@@ -234,8 +236,8 @@ fn placed_requests() -> Vec<String> {
         .flat_map(|&c| RADII.iter().map(move |&km| (c, km)));
     circles
         .flat_map(|(center, km)| {
-            (0..24).flat_map(move |step| {
-                [0.5, 0.98, 1.02].map(|part| destination(center, part * km, step as f64 * 15.0))
+            (0..36).flat_map(move |step| {
+                [0.5, 0.999, 1.001].map(|part| destination(center, part * km, step as f64 * 10.0))
             })
         })
         .map(|(lat, lon)| {
