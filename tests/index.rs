@@ -407,3 +407,19 @@ fn the_index_finds_every_campaign_the_plain_evaluation_does_and_the_same_winners
         "{by_package} won by package campaigns, {package_creatives} package creatives"
     );
 }
+
+/// A circle whose box spans more map cells than the index puts one in (400) is checked in full
+/// instead: the index then holds no more for it than for a campaign without a circle.
+#[test]
+fn a_circle_over_400_map_cells_is_checked_in_full_not_put_in_cells() {
+    let rates = Rates::new([]);
+    let bytes = |include: &[String]| {
+        let campaign = compile(0, 1.0, include, &[], "", SIZES[0]);
+        let ranked = precis::book::ranking::rank([campaign], &rates, Ranked::from_file);
+        Index::build(&ranked).bytes()
+    };
+    let london = |km: f64| [format!("near = [{{ lat = 51.5, lon = -0.12, km = {km} }}]")];
+    // 380 km around London: a box of 16 × 26 = 416 half-degree cells; 300 km: 12 × 20 = 240.
+    assert_eq!(bytes(&london(380.0)), bytes(&[]));
+    assert!(bytes(&london(300.0)) > bytes(&[]));
+}
