@@ -356,12 +356,29 @@ fn the_index_finds_every_campaign_the_plain_evaluation_does_and_the_same_winners
             }
         }
         narrowed += candidates.len();
-        // The index narrows by place: a small circle is a candidate only near its centre.
         for &i in &candidates {
-            if let Some(center) = small_circle(&ranked[i].campaign) {
+            let campaign = &ranked[i].campaign;
+            // The index narrows by place: a small circle is a candidate only near its centre ...
+            if let Some(center) = small_circle(campaign) {
                 let near = facts.point.is_some_and(|p| center.km_to(&p) < 500.0);
-                assert!(near, "{} is a candidate for {body}", ranked[i].campaign.id);
+                assert!(near, "{} is a candidate for {body}", campaign.id);
                 small += 1;
+            }
+            // ... and by every other dimension it indexes: a candidate's terms on them hold (a
+            // region by its code: the country is checked in full).
+            for term in &campaign.targeting.include {
+                let holds = match term {
+                    Term::Regions(list) => (facts.region.as_ref())
+                        .is_some_and(|r| list.iter().any(|want| want.code == r.code)),
+                    Term::Countries(_)
+                    | Term::Cities(_)
+                    | Term::DeviceTypes(_)
+                    | Term::Os(_)
+                    | Term::TagsAny(_)
+                    | Term::Categories(_) => term.holds(&facts),
+                    _ => true,
+                };
+                assert!(holds, "{} is a candidate for {body}: {term:?}", campaign.id);
             }
         }
         // The whole auction, with and without the index: the same bids.
