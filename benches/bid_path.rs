@@ -4,7 +4,11 @@
 //! 100,000 campaigns (`scale`): finding the campaigns a request matches through the index
 //! (`match/N`), the full path (`full/N`), both per request over a mix of generated visitors, and
 //! building the index (`index-build/N`); the heap bytes each campaign holds (counted through the
-//! allocator, the server's mimalloc) are printed.
+//! allocator, the server's mimalloc) are printed. The slow paths fixed before (`hostile`): the full
+//! path of an ordinary request and of the same request made hostile (a tag of 120,000 levels,
+//! categories of 50,000 levels, a `badv` of 20,000 entries that blocks half the campaigns), each
+//! body within the default body limit; what each costs as a multiple of the ordinary request is
+//! printed.
 //!
 //! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (`precis_generate`'s
 //! `Generator`, in memory), compiled with the real `campaign::file::parse` (`generate::compile`): real
@@ -17,6 +21,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -425,5 +430,95 @@ fn scale(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bid_path, scale);
+/// The default `[limits] max_body_bytes`: a hostile body the server would refuse is not one to time.
+const MAX_BODY: usize = 256 * 1024;
+
+/// The ordinary request ([`APP_BANNER`]) and the same request made hostile in one field each, as
+/// the slow paths fixed before were found: a user tag of 120,000 levels (each ancestor was looked
+/// up in the index: minutes per request), app categories of 50,000 levels (the most levels that fit
+/// the body limit), a `badv` of 20,000 entries naming the advertisers of half the campaigns (each
+/// blocked campaign walked the whole list: 0.4 s per request).
+fn hostile_cases(bidder: &Bidder) -> Vec<Case> {
+    let ordinary: serde_json::Value = serde_json::from_str(APP_BANNER).expect("APP_BANNER is JSON");
+    let with = |pointer: &str, value: serde_json::Value| {
+        let mut request = ordinary.clone();
+        let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+        let parent = request.pointer_mut(parent).and_then(|p| p.as_object_mut());
+        parent
+            .expect("APP_BANNER has the parent")
+            .insert(key.to_owned(), value);
+        request
+    };
+    let blocked = (bidder.ranked.iter().step_by(2)).flat_map(|r| r.campaign.adomain.clone());
+    let badv: Vec<String> = (0..20_000)
+        .map(|i| format!("{i}.ex"))
+        .chain(blocked)
+        .collect();
+    let cases = [
+        ("ordinary", ordinary.clone()),
+        (
+            "tag-120000-levels",
+            with("/user/keywords", vec!["a"; 120_000].join("/").into()),
+        ),
+        (
+            "categories-50000-levels",
+            with(
+                "/app/cat",
+                serde_json::json!([vec!["IAB1"; 50_000].join("-")]),
+            ),
+        ),
+        ("badv-20000", with("/badv", badv.into())),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, request)| {
+            let body = request.to_string().into_bytes();
+            assert!(body.len() <= MAX_BODY, "{name}: {} bytes", body.len());
+            Case::new(name, body, bidder.now)
+        })
+        .collect()
+}
+
+/// The median time of the whole bid path on `body`, over rounds of about 20 ms each.
+fn median_time(bidder: &Bidder, body: &[u8]) -> Duration {
+    let once = Instant::now();
+    black_box(bidder.answer(black_box(body)));
+    let per_round =
+        (Duration::from_millis(20).as_nanos() / once.elapsed().as_nanos().max(1)).max(1);
+    let mut rounds: Vec<Duration> = (0..11)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                black_box(bidder.answer(black_box(body)));
+            }
+            start.elapsed() / per_round as u32
+        })
+        .collect();
+    rounds.sort_unstable();
+    rounds[rounds.len() / 2]
+}
+
+/// The full path of the ordinary request and of its hostile versions; each one's cost is printed as
+/// a multiple of the ordinary request's, timed in the same run.
+fn hostile(c: &mut Criterion) {
+    let bidder = Bidder::new(CAMPAIGNS);
+    let cases = hostile_cases(&bidder);
+    let times: Vec<Duration> = (cases.iter())
+        .map(|case| median_time(&bidder, &case.body))
+        .collect();
+    for (case, time) in cases.iter().zip(&times) {
+        eprintln!(
+            "hostile/{:<24} {:>7} B, {:>5} bid(s); {time:>10.1?}: {:.1}x the ordinary request",
+            case.name,
+            case.body.len(),
+            bidder
+                .auction(&case.request, &case.facts)
+                .map_or(0, |r| r.seatbid[0].bid.len()),
+            time.as_secs_f64() / times[0].as_secs_f64(),
+        );
+    }
+    group(c, "hostile", &cases, |case| bidder.answer(&case.body));
+}
+
+criterion_group!(benches, bid_path, scale, hostile);
 criterion_main!(benches);
