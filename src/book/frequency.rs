@@ -394,6 +394,45 @@ mod tests {
     }
 
     #[test]
+    fn each_campaign_caps_a_user_on_its_own() {
+        let capped = two_per("Europe/Paris", "day");
+        let other = Campaign {
+            id: "other".into(),
+            ..capped.clone()
+        };
+        let now = at("2026-11-23T08:00:00Z");
+        let exposures = shown_twice(&capped, now);
+        assert!(!exposures.admit(Some(7), &capped, now));
+        assert!(exposures.admit(Some(7), &other, now), "another campaign");
+    }
+
+    #[test]
+    fn a_sweep_forgets_a_bid_that_never_showed_as_its_hold_expires() {
+        // An hour's window that ends before the bid's hold does: only the hold keeps the user.
+        let campaign = two_per("Europe/Paris", "hour");
+        let exposures = Exposures::new(100, 60);
+        let bid = at("2026-11-23T08:59:30Z");
+        assert!(exposures.admit(Some(7), &campaign, bid));
+        let expiry = bid + Duration::seconds(60);
+        assert_eq!(exposures.sweep(expiry - Duration::seconds(1)), 0);
+        assert_eq!(exposures.users(), 1);
+        assert_eq!(exposures.sweep(expiry), 1);
+        assert_eq!(exposures.users(), 0);
+    }
+
+    #[test]
+    fn past_max_users_a_sweep_drops_just_the_excess_even_among_users_seen_at_once() {
+        let campaign = two_per("Europe/Paris", "day");
+        let exposures = Exposures::new(2, 60);
+        let now = at("2026-11-23T08:00:00Z");
+        for user in 1..=3 {
+            assert!(exposures.admit(Some(user), &campaign, now));
+        }
+        assert_eq!(exposures.sweep(now), 1);
+        assert_eq!(exposures.users(), 2);
+    }
+
+    #[test]
     fn bids_waiting_for_their_impression_count_until_they_expire() {
         let campaign = campaign(THREE_A_DAY);
         let exposures = Exposures::new(100, 60);
