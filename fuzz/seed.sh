@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds fuzz/corpus/TARGET (generated, gitignored) from what precis really reads:
-#   bid_request    the bid requests of ../shared/openrtb-corpus, broken ones (invalid/) included
+#   bid_request    the bid requests of tests/fixtures (openrtb-corpus and invalid-requests)
 #   campaign_file  the example campaigns of campaigns/
 #   event_token    nothing: libFuzzer grows it from scratch (the target signs what it needs)
 # Usage: fuzz/seed.sh TARGET. Re-running adds what is missing and keeps what the fuzzer found.
@@ -11,10 +11,9 @@ corpus=corpus/$target
 mkdir -p "$corpus"
 case $target in
   bid_request)
-    shared=../../shared/openrtb-corpus
-    [ -d "$shared" ] || { echo "no $shared: put the shared corpus beside the repo" >&2; exit 1; }
-    cp -n "$shared"/*.json "$corpus"/
-    for f in "$shared"/invalid/*; do cp -n "$f" "$corpus/invalid-$(basename "$f")"; done ;;
+    fixtures=../tests/fixtures
+    cp -n "$fixtures"/openrtb-corpus/*.json "$corpus"/
+    for f in "$fixtures"/invalid-requests/*.json; do cp -n "$f" "$corpus/invalid-$(basename "$f")"; done ;;
   campaign_file) cp -n ../campaigns/*.toml "$corpus"/ ;;
   event_token) ;;
   *) echo "unknown target $target" >&2; exit 1 ;;

@@ -1,4 +1,4 @@
-//! Real-world bid requests (`../shared/openrtb-corpus`) against a broad campaign set: the bidder
+//! Real-world bid requests (`tests/fixtures/openrtb-corpus`, copied with their sources and licences) against a broad campaign set: the bidder
 //! answers every valid request with a bid or a no-bid, never an error, and every bid it makes is a
 //! well-formed OpenRTB response that respects the request. Invalid ones (carried here, in
 //! `tests/fixtures/invalid-requests`) each get the answer their flaw calls for: 400 or no bid.
@@ -14,7 +14,7 @@ use common::{Campaign, Server, bids, parse_json, price_of, str_of};
 use hyper::StatusCode;
 use serde_json::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/openrtb-corpus");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openrtb-corpus");
 
 /// What each creative of the campaign set fits, by `crid`.
 enum Fits {

@@ -12,7 +12,7 @@ use common::{PRECIS, Server, bids, check, str_of};
 use hyper::StatusCode;
 use precis_generate::{AdSlot, Generator};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/openrtb-corpus");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openrtb-corpus");
 
 fn gen_campaigns(out: &Path, seed: u64, extra: &[&str]) -> Output {
     Command::new(PRECIS)

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 /// The real request the compression and truncation cases use.
 const SIMPLE_BANNER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/openrtb-corpus/iab26__spec-6.2.1-simple-banner.json"
+    "/tests/fixtures/openrtb-corpus/iab26__spec-6.2.1-simple-banner.json"
 );
 
 /// One request on a new connection, and its answer.

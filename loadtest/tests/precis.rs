@@ -157,8 +157,8 @@ fn synthetic_traffic_and_the_simulated_exchange_against_the_bidder() {
 
 #[test]
 fn replayed_corpus_files_in_closed_loop() {
-    // The project's corpus sits beside the repository, in CI too.
-    let corpus = workspace().join("../shared/openrtb-corpus");
+    // The real requests the repository carries (tests/fixtures, with their sources).
+    let corpus = workspace().join("tests/fixtures/openrtb-corpus");
     assert!(corpus.is_dir(), "no corpus at {}", corpus.display());
     let mut command = Command::new(build(Program::Example("stall-server")));
     command.args(["--listen", "127.0.0.1:0", "--stall-ms", "0"]);
