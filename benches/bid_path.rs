@@ -156,7 +156,10 @@ const NO_MATCH: &str = r#"{
   "device": {"devicetype": 2, "os": "Linux", "geo": {"country": "ISL", "city": "Reykjavik"}}
 }"#;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openrtb-corpus/");
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/openrtb-corpus/"
+);
 const CORPUS_FILES: &[&str] = &[
     "iab26__spec-6.2.1-simple-banner.json",
     "pbsgo__kargo-video.json",
