@@ -754,6 +754,46 @@ mod tests {
         assert_eq!(state.held_usd, 0.0);
     }
 
+    #[test]
+    fn even_pacing_throttles_a_bid_that_would_take_use_past_the_ceiling_and_no_other() {
+        let budget = Budget {
+            daily: Some(1000.0),
+            total: None,
+            pacing: Pacing::Even,
+        };
+        let campaign = campaign(budget, "[[0, 24]]");
+        let pacer = Pacer::new(60, 60);
+        let account = pacer.account_for(&campaign).expect("a budgeted campaign");
+        let now = at("2026-11-23T12:00:00Z");
+        account.roll_day(now, campaign.timezone);
+        // A plan in force (no step due): 0.01 spent today, 0.004 held, half of what is held or
+        // bid expected to be won. A 2.00 CPM bid (0.002) then brings use to
+        // 0.01 + (0.004 + 0.002) × 0.5 = 0.013.
+        account.next_step.store(i64::MAX, Ordering::Relaxed);
+        account.spent_day.store(10_000_000, Ordering::Relaxed);
+        account.held.store(4_000_000, Ordering::Relaxed);
+        account.efficiency.store(0.5);
+        let admitted = |pass_rate: f64, ceiling: i64| {
+            account.pass_rate.store(pass_rate);
+            account.ceiling.store(ceiling, Ordering::Relaxed);
+            match pacer.admit(&campaign, Some(&account), 2.0, &rates(), now) {
+                Admission::Reserved(r) => {
+                    pacer.cancel(r);
+                    true
+                }
+                Admission::Throttled => false,
+                other => panic!("a paced campaign far from its budget was {other:?}"),
+            }
+        };
+        assert!(admitted(1.0, 13_000_000), "use exactly at the ceiling");
+        assert!(!admitted(1.0, 12_999_999), "use one nano-dollar past it");
+        assert!(admitted(1.0, 20_000_000), "use well under it");
+        // Under the ceiling, the pass rate alone decides: none pass at 0, all at 1.
+        assert!(!admitted(0.0, i64::MAX), "a pass rate of 0");
+        assert_eq!(pacer.throttled.load(Ordering::Relaxed), 2);
+        assert_eq!(account.held.load(Ordering::Relaxed), 4_000_000);
+    }
+
     /// One simulated day of traffic: `per_minute` bid opportunities each minute, of which the
     /// exchange lets half win at 80% of the bid. Returns the spend of each UTC hour.
     fn simulate_day(campaign: &Campaign, pacer: &Pacer, per_minute: usize) -> Vec<f64> {
