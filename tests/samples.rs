@@ -1,0 +1,50 @@
+//! The sample campaigns in `campaigns/`, which `cargo run --release -- serve` serves on a fresh clone:
+//! they pass `precis check` and keep bidding for at least a year from whenever the suite runs.
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{Days, NaiveDate, Utc};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn the_sample_campaigns_pass_check() {
+    let output = Command::new(env!("CARGO_BIN_EXE_precis"))
+        .current_dir(ROOT)
+        .args(["check", "campaigns"])
+        .output()
+        .expect("run precis check");
+    assert!(
+        output.status.success(),
+        "precis check campaigns: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn no_sample_flight_ends_within_a_year() {
+    let year_ahead = Utc::now().date_naive() + Days::new(366);
+    let mut ends = 0;
+    for entry in std::fs::read_dir(Path::new(ROOT).join("campaigns")).expect("campaigns/") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let file: toml::Table = toml::from_str(&text).expect("TOML");
+        let Some(end) = file.get("end") else { continue };
+        let date = match end {
+            toml::Value::Datetime(end) => end.date.expect("end has a date"),
+            other => panic!("{}: end = {other}", path.display()),
+        };
+        let date = NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into())
+            .expect("a calendar date");
+        assert!(
+            date >= year_ahead,
+            "{}: the flight ends on {date}, within a year: the sample would stop bidding",
+            path.display()
+        );
+        ends += 1;
+    }
+    assert!(ends >= 5, "the samples show flights with an end ({ends})");
+}
