@@ -202,6 +202,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn load_test(args: Args) -> anyhow::Result<()> {
+    // A run can take minutes: find out now, not after it, that its results cannot be kept.
+    if let Some(dir) = &args.out {
+        writable(dir)?;
+    }
     let target = Arc::new(Target::resolve(&args.url, args.timeout).await?);
     let traffic = match &args.requests {
         Some(dir) => {
@@ -278,12 +282,29 @@ async fn load_test(args: Args) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    // A run in which nothing got an answer measured nothing: its percentiles are empty.
+    ensure!(
+        summary.requests > summary.errors,
+        "no request got an answer ({} of {} failed): is a bidder listening on {}?",
+        summary.errors,
+        summary.requests,
+        args.url
+    );
     Ok(())
 }
 
-/// Writes `summary.json`, `latency.hgrm` and `report.html` into `dir` (created if needed).
+/// Makes `dir` if needed and checks that files can be written in it.
+fn writable(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    let probe = dir.join(".precis-load-probe");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: cannot write in the directory", dir.display()))?;
+    std::fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
+}
+
+/// Writes `summary.json`, `latency.hgrm` and `report.html` into `dir` (made by [`writable`]).
 fn write_out(dir: &Path, summary: &Summary, latency: &Histogram<u64>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let files = [
         (
             "summary.json",
