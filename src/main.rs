@@ -322,7 +322,7 @@ fn audience_build(
     let built = precis::files::replace(out, |file| {
         precis::audience::retarget::build(logs, select, file)
     })
-    .with_context(|| format!("cannot write {}", out.display()))?;
+    .with_context(|| format!("no package written to {}", out.display()))?;
     if built.skipped.lines > 0 {
         eprintln!("precis: {}", built.skipped);
     }

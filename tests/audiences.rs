@@ -320,6 +320,22 @@ async fn audience_build_makes_a_retargeting_package_from_real_events() {
     server.stop().await;
 
     assert!(audience_build(&server, &[]).starts_with("wrote 2 user(s)"));
+    // A mistyped campaign is an error naming the campaigns the log holds, not an empty package.
+    let typo = server.audience_dir().join("typo.txt");
+    let output = Command::new(PRECIS)
+        .args(["audience", "build", "--from-logs"])
+        .arg(server.logs_dir())
+        .args(["--clicked", "shoe", "--days", "30", "--out"])
+        .arg(&typo)
+        .output()
+        .expect("run precis audience build");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("campaign `shoe` appears in no event") && stderr.contains(": shoes"),
+        "{stderr}"
+    );
+    assert!(!typo.exists(), "no package is written");
     let built = audience_build(&server, &["--not-converted"]);
     assert!(built.starts_with("wrote 1 user(s)"), "{built}");
     let package =

@@ -35,6 +35,16 @@ pub enum BuildError {
     Read(#[from] ReadError),
     #[error("cannot write the package")]
     Write(#[from] std::io::Error),
+    /// Nothing logged in the period names the campaign: most likely a mistyped id, which would
+    /// otherwise make an empty package that looks like a result.
+    #[error(
+        "campaign `{campaign}` appears in no event logged since {since}; campaigns logged then: {seen}"
+    )]
+    UnknownCampaign {
+        campaign: String,
+        since: String,
+        seen: String,
+    },
 }
 
 /// How many users a built package holds, and what the log held that was not events.
@@ -44,16 +54,26 @@ pub struct Built {
     pub skipped: Skipped,
 }
 
+/// At most this many campaign ids are named when the one asked for is not in the log.
+const MAX_NAMED: usize = 20;
+
 /// Writes the retargeting package `select` picks from the event log in `logs` to `out`: the
-/// `# keys: precis` header, then the keyed user hashes, sorted.
+/// `# keys: precis` header, then the keyed user hashes, sorted. A campaign that no event in the
+/// period names is an error ([`BuildError::UnknownCampaign`]), not an empty package.
 pub fn build(logs: &Path, select: &Retarget, out: &mut impl Write) -> Result<Built, BuildError> {
     let mut clicked = BTreeSet::new();
     let mut converted = BTreeSet::new();
+    let mut others = BTreeSet::new();
+    let mut known = false;
     let mut events = events_in(logs, select.since..).map_err(BuildError::List)?;
     for event in events.by_ref() {
         if event.campaign != select.clicked {
+            if !known {
+                others.insert(event.campaign);
+            }
             continue;
         }
+        known = true;
         let Some(user) = event.user.as_deref().and_then(|u| KeyForm::Precis.read(u)) else {
             continue;
         };
@@ -64,6 +84,19 @@ pub fn build(logs: &Path, select: &Retarget, out: &mut impl Write) -> Result<Bui
         };
     }
     let skipped = events.finish()?;
+    if !known {
+        let mut seen: Vec<String> = others.into_iter().take(MAX_NAMED).collect();
+        if seen.is_empty() {
+            seen.push("none".into());
+        } else if seen.len() == MAX_NAMED {
+            seen.push("…".into());
+        }
+        return Err(BuildError::UnknownCampaign {
+            campaign: select.clicked.clone(),
+            since: select.since.to_rfc3339(),
+            seen: seen.join(", "),
+        });
+    }
     writeln!(
         out,
         "# keys: precis\n# users who clicked campaign {} since {}{}",
