@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use bytes::Bytes;
-use common::{PRECIS, Server, parse_json};
+use common::{PRECIS, Setup, parse_json};
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
@@ -225,36 +225,10 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-/// The files of a directory of the repository: (name, text), sorted.
-fn files_of(dir: &str) -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read_to_string(&path).expect("read"))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_every_metric_the_dashboard_and_alerts_use_and_runs_their_queries() {
-    // The sample campaigns and audiences, as the README's first command serves them.
-    let mut setup = Server::setup();
-    for (name, text) in files_of("campaigns") {
-        setup = setup.campaign(&name, text);
-    }
-    for (name, text) in files_of("audiences") {
-        setup = setup.audience(&name, &text);
-    }
-    let server = setup.start();
+    // The sample, as the README's first command serves it.
+    let server = Setup::sample().start();
     // Some traffic, so that counters have moved.
     let request = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -1,6 +1,7 @@
-//! The operator's routes, on the admin port only: `GET /status`, `POST /admin/reload`,
-//! `POST /admin/clock?now=TIME` (moves a simulated clock) and the profile API under `/users/`
-//! ([`crate::audience::profiles::api`]). The bid port never serves them.
+//! The operator's routes, on the admin port only: `GET /` (the [`super::dashboard`]),
+//! `GET /status`, `POST /admin/reload`, `POST /admin/clock?now=TIME` (moves a simulated clock)
+//! and the profile API under `/users/` ([`crate::audience::profiles::api`]). The bid port never
+//! serves them.
 //!
 //! Behind a bearer token when one is configured, compared in constant time. Work that may take
 //! seconds (a reload, a batch of profile updates, a sweep of millions of profiles) runs on a
@@ -13,6 +14,7 @@ use hyper::{Method, Request, StatusCode};
 
 use super::answer::{Answer, error, json};
 use super::body;
+use super::dashboard;
 use super::layer::{Http, Unrouted};
 use super::status::Status;
 use crate::app::App;
@@ -25,6 +27,7 @@ pub(super) async fn route(
     request: Request<Incoming>,
 ) -> Result<Answer, Unrouted> {
     Ok(match (request.method(), request.uri().path()) {
+        (&Method::GET, "/") => dashboard::page(),
         (&Method::GET, "/status") => {
             let snapshot = app.store.snapshot();
             json(StatusCode::OK, &Status::of(app, &snapshot, app.clock.now()))

@@ -2,7 +2,7 @@
 //!
 //! The bid port serves exchanges (`exchange`: `POST /openrtb2/bid` and the event notices); the
 //! admin port (loopback by default, behind a bearer token when one is configured) serves operators
-//! (`admin`: status, reloads, the simulated clock, the profile API). Both serve `GET /healthz`
+//! (`admin`: status, reloads, the simulated clock, the profile API, the [`dashboard`]). Both serve `GET /healthz`
 //! (liveness), `GET /readyz` (503 until campaigns are loaded) and `GET /metrics`. Exchange
 //! connections run on one pinned runtime per core ([`cores`]); admin connections stay on the
 //! caller's multi-threaded runtime, where slow admin work cannot stall a core.
@@ -18,6 +18,7 @@ pub mod admission;
 pub mod answer;
 mod body;
 pub mod cores;
+mod dashboard;
 pub mod encoding;
 mod exchange;
 mod layer;
@@ -215,7 +216,12 @@ async fn handle(
     start: Instant,
     request: Request<Incoming>,
 ) -> Answer {
-    if port == Port::Admin && !admin::authorized(http.admin_token.as_deref(), request.headers()) {
+    // The dashboard page holds no data (its script fetches with the token): served to anyone.
+    let page = request.method() == Method::GET && request.uri().path() == "/";
+    if port == Port::Admin
+        && !page
+        && !admin::authorized(http.admin_token.as_deref(), request.headers())
+    {
         let mut answer = error(
             StatusCode::UNAUTHORIZED,
             "admin routes need the admin token",

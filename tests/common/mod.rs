@@ -83,6 +83,34 @@ struct Launch {
 const SECRET_VARS: [&str; 2] = ["PRECIS_SECRET", "PRECIS_SECRET_PREVIOUS"];
 
 impl Setup {
+    /// The repository's sample as `cargo run --release -- serve` serves it on a fresh clone: its
+    /// `precis.toml` (the harness' flags still pick the ports and directories), `campaigns/` and
+    /// `audiences/`.
+    pub fn sample() -> Setup {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = std::fs::read_to_string(root.join("precis.toml")).expect("precis.toml");
+        let files = |dir: &str| {
+            let mut files: Vec<(String, String)> = std::fs::read_dir(root.join(dir))
+                .unwrap_or_else(|e| panic!("{dir}/: {e}"))
+                .map(|entry| {
+                    let path = entry.expect("a directory entry").path();
+                    let name = path.file_name().expect("a name").to_string_lossy().into();
+                    (name, std::fs::read_to_string(&path).expect("a sample file"))
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        let setup = files("campaigns")
+            .into_iter()
+            .fold(Setup::default().config(&config), |setup, (name, text)| {
+                setup.campaign(&name, text)
+            });
+        files("audiences")
+            .into_iter()
+            .fold(setup, |setup, (name, text)| setup.audience(&name, &text))
+    }
+
     /// A campaign file `name` (e.g. `shoes.toml`) in the campaign directory.
     pub fn campaign(mut self, name: &str, text: impl Into<String>) -> Setup {
         self.campaigns.push((name.to_owned(), text.into()));
