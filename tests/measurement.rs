@@ -316,6 +316,8 @@ struct Tally {
     conversions: u64,
     spend: f64,
     revenue: f64,
+    /// The orders' value (the test campaigns are priced in USD).
+    gmv: f64,
 }
 
 impl Tally {
@@ -332,12 +334,17 @@ impl Tally {
             ("impressions", self.impressions),
             ("reach", self.users.len() as u64),
             ("clicks", self.clicks),
-            ("conversions", self.conversions),
+            ("orders", self.conversions),
         ];
         for (key, expected) in counts {
             assert_eq!(count(key), expected, "{key} in {row}\nexpected {self:?}");
         }
-        for (key, expected) in [("spend", self.spend), ("revenue", self.revenue)] {
+        let amounts = [
+            ("media_cost", self.spend),
+            ("advertiser_cost", self.revenue),
+            ("gmv", self.gmv),
+        ];
+        for (key, expected) in amounts {
             let amount = row[key]
                 .as_f64()
                 .unwrap_or_else(|| panic!("no amount `{key}` in {row}"));
@@ -402,6 +409,7 @@ impl<'a> Books<'a> {
         let tally = self.tally(bid);
         tally.conversions += 1;
         tally.revenue += bid.offer.owed_per_order(order.value.map_or(0.0, amount));
+        tally.gmv += order.value.map_or(0.0, amount);
     }
 
     /// What the report must say, now that the loop is played.
@@ -839,6 +847,7 @@ async fn events_replayed_after_a_restart_count_once_and_old_tokens_still_verify(
         conversions: 2,
         spend: 1.75 / 1000.0,
         revenue: SHOP.owed_per_order(60.0 + 20.0),
+        gmv: 60.0 + 20.0,
     };
     Ledger(BTreeMap::from([(SHOP.id, tally)]))
         .assert_report(&mut server)

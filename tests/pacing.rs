@@ -304,7 +304,7 @@ fn logged_spend(server: &Server) -> BTreeMap<String, f64> {
         .map(|row| {
             (
                 str_of(row, "campaign").to_owned(),
-                row["spend"].as_f64().expect("a spend"),
+                row["media_cost"].as_f64().expect("a media cost"),
             )
         })
         .collect()
@@ -571,7 +571,7 @@ async fn even_pacing_spreads_the_daily_budget_over_a_simulated_day_and_a_restart
         .and_utc();
         let local = (hour - midnight).num_hours();
         assert!((0..24).contains(&local), "a row outside the day: {row}");
-        logged[local as usize] += row["spend"].as_f64().expect("a spend");
+        logged[local as usize] += row["media_cost"].as_f64().expect("a media cost");
     }
     for (hour, (logged, h)) in logged.iter().zip(&hourly).enumerate() {
         assert!(

@@ -1,9 +1,13 @@
 //! `precis report`: the real binary reads a log directory written as the event log writer writes it
 //! (one JSON line per event, one file per hour) and prints figures that match the events exactly.
 
+#[allow(dead_code)]
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::{Server, bids, local, str_of};
 use precis::eventlog::{Event, Kind};
 use serde_json::Value;
 
@@ -22,6 +26,7 @@ fn event(kind: Kind, bid: &str, ts: &str) -> Event {
         cur: "USD".to_owned(),
         price: None,
         value: None,
+        value_usd: None,
         order: None,
         spend_usd: 0.0,
         revenue_usd: 0.0,
@@ -63,6 +68,7 @@ fn log_dir() -> tempfile::TempDir {
         },
         Event {
             value: Some(120.0),
+            value_usd: Some(120.0),
             order: Some("o-1".to_owned()),
             ..event(Kind::Conv, "b1", "2026-03-01T11:30:00Z")
         },
@@ -120,15 +126,19 @@ fn json_report_matches_the_events() {
         "win_rate": 0.5,
         "impressions": 3,
         "reach": 2,
+        "frequency": 1.5,
         "clicks": 1,
+        "unique_clickers": 0,
         "ctr": 1.0 / 3.0,
-        "conversions": 1,
+        "orders": 1,
         "cvr": 1.0,
-        "spend": 0.004,
-        "revenue": 0.35,
+        "gmv": 120.0,
+        "advertiser_cost": 0.35,
+        "roas": 120.0 / 0.35,
+        "media_cost": 0.004,
+        "margin": 0.35 / 0.004,
         "cost_per_click": 0.004,
         "cost_per_order": 0.004,
-        "roi": 0.35 / 0.004,
     });
     assert_eq!(shoes, &expected);
 }
@@ -259,4 +269,84 @@ fn campaigns_short_of_their_kpis_are_flagged_once_there_is_enough_data() {
     let rows: Value = serde_json::from_str(&json).expect("json");
     assert!(rows[0].get("kpi_alerts").is_none());
     assert!(stderr.contains("shoes: ctr 0.000% is below"), "{stderr}");
+}
+
+/// Close to `expected`: sums are kept in whole nano-dollars, so a figure derived from a
+/// conversion at a rate is within a nano-dollar of the hand computation.
+fn assert_near(actual: &Value, expected: f64, what: &str) {
+    let actual = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: {actual}"));
+    assert!(
+        (actual - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        "{what}: {actual}, expected {expected}"
+    );
+}
+
+/// The advertiser's truth end to end: a CPS campaign priced in CNY (5% commission), one bid won
+/// at a 1.00 USD CPM, shown, clicked, and a 1,200 CNY order at 7.10 CNY to the dollar.
+#[tokio::test]
+async fn a_cps_order_in_cny_gives_the_advertisers_roas_and_precis_margin() {
+    let campaign = common::Campaign::priced(
+        "model = \"cps\"\ncurrency = \"CNY\"\ncommission = 0.05\norder_value = 500.0\ncvr = 0.05\n\
+         ctr = 0.01\nmax_cpm = 50.0",
+    )
+    .banner_to(300, 250, "https://shop.example/");
+    let mut server = Server::setup()
+        .config("[currencies]\nCNY = 7.10\n")
+        .campaign("cny-shop.toml", campaign.toml())
+        .start();
+    let response = server
+        .bid(&common::banner_request(300, 250))
+        .await
+        .expect("a bid");
+    let bid = &bids(&response)[0];
+    let price = |url: &str| local(&url.replace("${AUCTION_PRICE}", "1.00"));
+    for url in [price(str_of(bid, "nurl")), price(str_of(bid, "burl"))] {
+        let (status, _, body) = server.get(&url).await;
+        assert!(status.is_success(), "{url}: {status} {body:?}");
+    }
+    let adm = str_of(bid, "adm");
+    let click = adm
+        .split_once("href=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(url, _)| local(url))
+        .expect("a click URL in the markup");
+    let (status, headers, _) = server.get(&click).await;
+    assert_eq!(status.as_u16(), 302);
+    let location = headers["location"].to_str().expect("ascii");
+    let pclid = location.split_once("pclid=").expect("a pclid").1;
+    let (status, _, body) = server
+        .get(&format!("/conv?pclid={pclid}&value=1200&order=o-1"))
+        .await;
+    assert!(status.is_success(), "conversion: {status} {body:?}");
+
+    // By hand: 1,200 CNY is 169.0141 USD of orders; the advertiser is billed 5% of it, 60 CNY
+    // (8.4507 USD); the media cost 1.00 / 1000 USD.
+    let gmv = 1200.0 / 7.10;
+    let billed = 0.05 * 1200.0 / 7.10;
+    let media = 1.00 / 1000.0;
+    let status = server.status().await;
+    let live = &status["campaigns"][0];
+    assert_near(&live["gmv_usd"], gmv, "/status gmv_usd");
+    assert_near(&live["roas"], gmv / billed, "/status roas");
+
+    server.stop().await;
+    let rows = server.report("campaign");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["orders"], 1);
+    assert_near(&row["gmv"], gmv, "gmv");
+    assert_near(&row["advertiser_cost"], billed, "advertiser_cost");
+    assert_near(&row["media_cost"], media, "media_cost");
+    assert_near(
+        &row["roas"],
+        20.0,
+        "roas: orders over what the advertiser paid",
+    );
+    assert_near(
+        &row["margin"],
+        billed / media,
+        "margin: billed over media cost",
+    );
 }

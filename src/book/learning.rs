@@ -22,6 +22,8 @@ pub struct Counts {
     pub conversions: u64,
     pub spend_usd: f64,
     pub revenue_usd: f64,
+    /// The orders' value, USD (gross merchandise value).
+    pub gmv_usd: f64,
 }
 
 impl Counts {
@@ -35,6 +37,12 @@ impl Counts {
         }
         self.spend_usd += event.spend_usd;
         self.revenue_usd += event.revenue_usd;
+        self.gmv_usd += event.value_usd.unwrap_or(0.0);
+    }
+
+    /// The advertiser's return on ad spend: order value per unit billed.
+    pub fn roas(&self) -> Option<f64> {
+        (self.revenue_usd > 0.0).then(|| self.gmv_usd / self.revenue_usd)
     }
 }
 
@@ -164,14 +172,22 @@ pub fn shortfalls(campaign: &Campaign, counts: &Counts, rates: &Rates) -> Vec<St
             counts.impressions
         ));
     }
-    if let Some(min) = kpi.min_roi.filter(|_| judged && counts.spend_usd > 0.0) {
-        let roi = counts.revenue_usd / counts.spend_usd;
-        if roi < min {
+    if let Some(min) = kpi.min_margin.filter(|_| judged && counts.spend_usd > 0.0) {
+        let margin = counts.revenue_usd / counts.spend_usd;
+        if margin < min {
             out.push(format!(
-                "roi {roi:.2} is below min_roi {min:.2} after {} impressions",
+                "margin {margin:.2} is below min_margin {min:.2} after {} impressions",
                 counts.impressions
             ));
         }
+    }
+    if let (Some(min), Some(roas)) = (kpi.min_roas.filter(|_| judged), counts.roas())
+        && roas < min
+    {
+        out.push(format!(
+            "roas {roas:.2} is below min_roas {min:.2} after {} impressions",
+            counts.impressions
+        ));
     }
     let currency = campaign.pricing.currency;
     let spend = rates
@@ -248,7 +264,8 @@ mod tests {
         let mut c = campaign("model = \"cpm\"\ncpm = 2.0");
         c.kpi = crate::campaign::Kpi {
             min_ctr: Some(0.01),
-            min_roi: Some(1.5),
+            min_margin: Some(1.5),
+            min_roas: Some(3.0),
             max_cost_per_order: Some(20.0),
         };
         let rates = Rates::default();
@@ -270,13 +287,24 @@ mod tests {
             ..Counts::default()
         };
         let found = shortfalls(&c, &enough, &rates);
-        assert_eq!(found.len(), 2, "{found:?}");
+        // No order value yet: ROAS 0 is below 3.
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[2].starts_with("roas 0.00 is below min_roas 3.00 after 2000 impressions"),
+            "{found:?}"
+        );
+        // Orders worth 12.00 on 4.00 billed: ROAS 3, enough.
+        let sold = Counts {
+            gmv_usd: 12.0,
+            ..enough
+        };
+        assert_eq!(shortfalls(&c, &sold, &rates).len(), 2);
         assert!(
             found[0].starts_with("ctr 0.500% is below min_ctr 1.000%"),
             "{found:?}"
         );
         assert!(
-            found[1].starts_with("roi 1.00 is below min_roi 1.50"),
+            found[1].starts_with("margin 1.00 is below min_margin 1.50"),
             "{found:?}"
         );
         // No order yet, but already more spent than one order may cost.
@@ -286,7 +314,9 @@ mod tests {
             ..enough
         };
         assert!(
-            shortfalls(&c, &costly, &rates)[1].starts_with("cost per order 25.00 USD is above")
+            shortfalls(&c, &costly, &rates)
+                .iter()
+                .any(|s| s.starts_with("cost per order 25.00 USD is above"))
         );
         let fine = Counts {
             impressions: 2000,
@@ -294,6 +324,7 @@ mod tests {
             conversions: 2,
             spend_usd: 4.0,
             revenue_usd: 8.0,
+            gmv_usd: 24.0,
             ..Counts::default()
         };
         assert!(shortfalls(&c, &fine, &rates).is_empty());

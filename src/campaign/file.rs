@@ -62,7 +62,9 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct KpiFile {
     min_ctr: Option<Spanned<f64>>,
-    min_roi: Option<Spanned<f64>>,
+    #[serde(alias = "min_roi")]
+    min_margin: Option<Spanned<f64>>,
+    min_roas: Option<Spanned<f64>>,
     max_cost_per_order: Option<Spanned<f64>>,
 }
 
@@ -538,7 +540,8 @@ impl Checker<'_> {
         };
         Kpi {
             min_ctr: read("min_ctr", &k.min_ctr, Bound::Rate),
-            min_roi: read("min_roi", &k.min_roi, Bound::Positive),
+            min_margin: read("min_margin", &k.min_margin, Bound::Positive),
+            min_roas: read("min_roas", &k.min_roas, Bound::Positive),
             max_cost_per_order: read("max_cost_per_order", &k.max_cost_per_order, Bound::Positive),
         }
     }
@@ -1221,7 +1224,8 @@ landing = "https://acme.example/run"
             c.kpi,
             Kpi {
                 min_ctr: Some(0.005),
-                min_roi: None,
+                min_margin: None,
+                min_roas: None,
                 max_cost_per_order: Some(40.0)
             }
         );

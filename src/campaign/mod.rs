@@ -62,8 +62,11 @@ impl Campaign {
 pub struct Kpi {
     /// Clicks per impression, at least.
     pub min_ctr: Option<f64>,
-    /// Revenue over spend, at least.
-    pub min_roi: Option<f64>,
+    /// What the advertiser is billed over what the media cost, at least (precis' margin; the key
+    /// was `min_roi`, still accepted).
+    pub min_margin: Option<f64>,
+    /// The advertiser's order value over what they are billed, at least.
+    pub min_roas: Option<f64>,
     /// Spend per conversion, at most, in the campaign currency.
     pub max_cost_per_order: Option<f64>,
 }

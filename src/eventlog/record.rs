@@ -51,6 +51,10 @@ pub struct Event {
     /// The order amount (conv), in the campaign's currency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// A conversion's order value in USD at the rates of when it was recorded: what reports add
+    /// up as gross merchandise value. Absent when the campaign was no longer loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_usd: Option<f64>,
     /// The advertiser's order id (conv), when given: one order counts once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
@@ -106,6 +110,7 @@ impl Event {
             cur: claims.cur,
             price: None,
             value: None,
+            value_usd: None,
             order: None,
             spend_usd: 0.0,
             revenue_usd: 0.0,
@@ -135,6 +140,7 @@ impl Event {
             cur: "USD".into(),
             price: None,
             value: None,
+            value_usd: None,
             order: None,
             spend_usd: 0.0,
             revenue_usd: 0.0,

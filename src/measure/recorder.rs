@@ -214,7 +214,10 @@ impl Recorder {
             let snapshot = store.snapshot();
             let campaign = snapshot.campaign(&claims.campaign);
             if let Some(campaign) = campaign {
-                event.revenue_usd = revenue_usd(Kind::Conv, campaign, value, store.rates());
+                let rates = store.rates();
+                event.revenue_usd = revenue_usd(Kind::Conv, campaign, value, rates);
+                event.value_usd =
+                    value.and_then(|v| rates.convert(v, campaign.pricing.currency, Currency::USD));
             }
             self.record(store, event, campaign.map(|c| &**c))
         })();

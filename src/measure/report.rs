@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
-use serde::Serialize;
 
 use crate::book::learning;
 use crate::campaign::Campaign;
@@ -154,36 +153,49 @@ pub struct Totals {
     pub wins: u64,
     pub impressions: u64,
     pub clicks: u64,
-    pub conversions: u64,
+    pub orders: u64,
     /// Sum of `spend_usd`, nano-USD.
-    spend: i64,
+    media_cost: i64,
     /// Sum of `revenue_usd`, nano-USD.
-    revenue: i64,
+    advertiser_cost: i64,
+    /// Sum of the orders' `value_usd`, nano-USD.
+    gmv: i64,
     /// The distinct users among the impressions.
     users: HashSet<String>,
+    /// The distinct users among the clicks.
+    clickers: HashSet<String>,
 }
 
 const NANOS_PER_USD: f64 = 1e9;
 
 impl Totals {
     pub fn add(&mut self, event: &Event) {
+        let remember = |users: &mut HashSet<String>| {
+            if let Some(user) = &event.user
+                && !users.contains(user)
+            {
+                users.insert(user.clone());
+            }
+        };
         match event.event {
             Kind::Bid => self.bids = self.bids.saturating_add(event.weight.max(1)),
             Kind::Win => self.wins += 1,
             Kind::Imp => {
                 self.impressions += 1;
-                if let Some(user) = &event.user
-                    && !self.users.contains(user)
-                {
-                    self.users.insert(user.clone());
-                }
+                remember(&mut self.users);
             }
-            Kind::Click => self.clicks += 1,
-            Kind::Conv => self.conversions += 1,
+            Kind::Click => {
+                self.clicks += 1;
+                remember(&mut self.clickers);
+            }
+            Kind::Conv => self.orders += 1,
         }
         let nanos = |usd: f64| (usd * NANOS_PER_USD).round() as i64;
-        self.spend = self.spend.saturating_add(nanos(event.spend_usd));
-        self.revenue = self.revenue.saturating_add(nanos(event.revenue_usd));
+        self.media_cost = self.media_cost.saturating_add(nanos(event.spend_usd));
+        self.advertiser_cost = (self.advertiser_cost).saturating_add(nanos(event.revenue_usd));
+        self.gmv = self
+            .gmv
+            .saturating_add(nanos(event.value_usd.unwrap_or(0.0)));
     }
 
     /// The counts KPIs are judged on (see [`crate::book::learning::shortfalls`]).
@@ -192,9 +204,10 @@ impl Totals {
             wins: self.wins,
             impressions: self.impressions,
             clicks: self.clicks,
-            conversions: self.conversions,
-            spend_usd: self.spend(),
-            revenue_usd: self.revenue(),
+            conversions: self.orders,
+            spend_usd: self.media_cost(),
+            revenue_usd: self.advertiser_cost(),
+            gmv_usd: self.gmv(),
         }
     }
 
@@ -204,25 +217,42 @@ impl Totals {
         self.wins = self.wins.saturating_add(other.wins);
         self.impressions = self.impressions.saturating_add(other.impressions);
         self.clicks = self.clicks.saturating_add(other.clicks);
-        self.conversions = self.conversions.saturating_add(other.conversions);
-        self.spend = self.spend.saturating_add(other.spend);
-        self.revenue = self.revenue.saturating_add(other.revenue);
+        self.orders = self.orders.saturating_add(other.orders);
+        self.media_cost = self.media_cost.saturating_add(other.media_cost);
+        self.advertiser_cost = (self.advertiser_cost).saturating_add(other.advertiser_cost);
+        self.gmv = self.gmv.saturating_add(other.gmv);
         self.users.extend(other.users);
+        self.clickers.extend(other.clickers);
     }
 
-    /// What the won impressions cost, USD: the sum of `spend_usd`.
-    pub fn spend(&self) -> f64 {
-        self.spend as f64 / NANOS_PER_USD
+    /// What the won impressions cost precis, USD: the sum of `spend_usd`.
+    pub fn media_cost(&self) -> f64 {
+        self.media_cost as f64 / NANOS_PER_USD
     }
 
-    /// What the advertisers owe, USD: the sum of `revenue_usd`.
-    pub fn revenue(&self) -> f64 {
-        self.revenue as f64 / NANOS_PER_USD
+    /// What the advertisers are billed, USD: the sum of `revenue_usd`.
+    pub fn advertiser_cost(&self) -> f64 {
+        self.advertiser_cost as f64 / NANOS_PER_USD
+    }
+
+    /// What the orders were worth to the advertisers, USD (gross merchandise value).
+    pub fn gmv(&self) -> f64 {
+        self.gmv as f64 / NANOS_PER_USD
     }
 
     /// Distinct users among the impressions (impressions without a user are not counted).
     pub fn reach(&self) -> u64 {
         self.users.len() as u64
+    }
+
+    /// Distinct users among the clicks.
+    pub fn unique_clickers(&self) -> u64 {
+        self.clickers.len() as u64
+    }
+
+    /// Impressions per user reached.
+    pub fn frequency(&self) -> Option<f64> {
+        ratio(self.impressions as f64, self.reach() as f64)
     }
 
     /// Wins per bid.
@@ -235,22 +265,98 @@ impl Totals {
         ratio(self.clicks as f64, self.impressions as f64)
     }
 
-    /// Conversions per click.
+    /// Orders per click.
     pub fn cvr(&self) -> Option<f64> {
-        ratio(self.conversions as f64, self.clicks as f64)
+        ratio(self.orders as f64, self.clicks as f64)
     }
 
+    /// Media cost per click.
     pub fn cost_per_click(&self) -> Option<f64> {
-        ratio(self.spend(), self.clicks as f64)
+        ratio(self.media_cost(), self.clicks as f64)
     }
 
+    /// Media cost per order.
     pub fn cost_per_order(&self) -> Option<f64> {
-        ratio(self.spend(), self.conversions as f64)
+        ratio(self.media_cost(), self.orders as f64)
     }
 
-    /// Revenue per unit of spend.
-    pub fn roi(&self) -> Option<f64> {
-        ratio(self.revenue(), self.spend())
+    /// The advertiser's return on ad spend: order value per unit billed.
+    pub fn roas(&self) -> Option<f64> {
+        ratio(self.gmv(), self.advertiser_cost())
+    }
+
+    /// precis' margin: billed per unit of media cost.
+    pub fn margin(&self) -> Option<f64> {
+        ratio(self.advertiser_cost(), self.media_cost())
+    }
+
+    /// Every figure of a report row, in column order, typed for how it prints.
+    fn figures(&self) -> [(&'static str, Figure); 18] {
+        use Figure::{Count, Money, Rate, Ratio};
+        [
+            ("bids", Count(self.bids)),
+            ("wins", Count(self.wins)),
+            ("win_rate", Rate(self.win_rate())),
+            ("impressions", Count(self.impressions)),
+            ("reach", Count(self.reach())),
+            ("frequency", Ratio(self.frequency())),
+            ("clicks", Count(self.clicks)),
+            ("unique_clickers", Count(self.unique_clickers())),
+            ("ctr", Rate(self.ctr())),
+            ("orders", Count(self.orders)),
+            ("cvr", Rate(self.cvr())),
+            ("gmv", Money(Some(self.gmv()))),
+            ("advertiser_cost", Money(Some(self.advertiser_cost()))),
+            ("roas", Ratio(self.roas())),
+            ("media_cost", Money(Some(self.media_cost()))),
+            ("margin", Ratio(self.margin())),
+            ("cost_per_click", Money(self.cost_per_click())),
+            ("cost_per_order", Money(self.cost_per_order())),
+        ]
+    }
+}
+
+/// One figure of a report row; `None` for a ratio over zero.
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    Count(u64),
+    /// USD.
+    Money(Option<f64>),
+    /// A share, printed as a percentage.
+    Rate(Option<f64>),
+    /// A multiple (ROAS, margin, frequency).
+    Ratio(Option<f64>),
+}
+
+impl Figure {
+    /// As CSV has it: the raw number, empty for none.
+    fn raw(self) -> String {
+        match self {
+            Figure::Count(n) => n.to_string(),
+            Figure::Money(x) | Figure::Rate(x) | Figure::Ratio(x) => {
+                x.map(|x| x.to_string()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// As JSON has it: the raw number, null for none.
+    fn json(self) -> serde_json::Value {
+        match self {
+            Figure::Count(n) => n.into(),
+            Figure::Money(x) | Figure::Rate(x) | Figure::Ratio(x) => x.into(),
+        }
+    }
+
+    /// As the table has it: counts with thousands separators, money with 2 decimals, rates as
+    /// percentages, multiples with 2 decimals; empty for none.
+    fn cell(self) -> String {
+        match self {
+            Figure::Count(n) => thousands(&n.to_string()),
+            Figure::Money(x) | Figure::Ratio(x) => {
+                x.map(|x| thousands(&format!("{x:.2}"))).unwrap_or_default()
+            }
+            Figure::Rate(x) => x.map(|x| format!("{:.2}%", x * 100.0)).unwrap_or_default(),
+        }
     }
 }
 
@@ -379,107 +485,41 @@ pub fn write(
     match format {
         Output::Table => write_table(out, by, groups),
         Output::Csv => write_csv(out, by, groups),
-        Output::Json => write_json(out, groups),
+        Output::Json => write_json(out, by, groups),
     }
 }
 
-/// The figures of a group, in column order, as the JSON object of that group.
-#[derive(Serialize)]
-struct Row<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    campaign: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    creative: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    day: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hour: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    country: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    os: Option<&'a str>,
-    bids: u64,
-    wins: u64,
-    win_rate: Option<f64>,
-    impressions: u64,
-    reach: u64,
-    clicks: u64,
-    ctr: Option<f64>,
-    conversions: u64,
-    cvr: Option<f64>,
-    spend: f64,
-    revenue: f64,
-    cost_per_click: Option<f64>,
-    cost_per_order: Option<f64>,
-    roi: Option<f64>,
+/// The figure columns, in the order of [`Totals::figures`].
+fn figure_names() -> impl Iterator<Item = &'static str> {
+    Totals::default()
+        .figures()
+        .into_iter()
+        .map(|(name, _)| name)
 }
 
-/// The figure columns, in the order of [`Row`].
-const FIGURES: [&str; 14] = [
-    "bids",
-    "wins",
-    "win_rate",
-    "impressions",
-    "reach",
-    "clicks",
-    "ctr",
-    "conversions",
-    "cvr",
-    "spend",
-    "revenue",
-    "cost_per_click",
-    "cost_per_order",
-    "roi",
-];
-
-impl<'a> Row<'a> {
-    fn new(key: &'a GroupKey, t: &Totals) -> Row<'a> {
-        let mut row = Row {
-            campaign: None,
-            creative: None,
-            day: None,
-            hour: None,
-            country: None,
-            device: None,
-            os: None,
-            bids: t.bids,
-            wins: t.wins,
-            win_rate: t.win_rate(),
-            impressions: t.impressions,
-            reach: t.reach(),
-            clicks: t.clicks,
-            ctr: t.ctr(),
-            conversions: t.conversions,
-            cvr: t.cvr(),
-            spend: t.spend(),
-            revenue: t.revenue(),
-            cost_per_click: t.cost_per_click(),
-            cost_per_order: t.cost_per_order(),
-            roi: t.roi(),
-        };
-        match key {
-            GroupKey::Campaign(c) => row.campaign = Some(c),
-            GroupKey::Creative { campaign, creative } => {
-                row.campaign = Some(campaign);
-                row.creative = Some(creative);
-            }
-            GroupKey::Day(_) => row.day = key.values().pop(),
-            GroupKey::Hour(_) => row.hour = key.values().pop(),
-            GroupKey::Country(c) => row.country = Some(c),
-            GroupKey::Device(d) => row.device = Some(d),
-            GroupKey::Os(o) => row.os = Some(o),
-        }
-        row
+/// A JSON list of objects: the group key fields, then the figures in column order; null for a
+/// ratio over zero.
+pub fn write_json(
+    out: &mut impl Write,
+    by: By,
+    groups: &BTreeMap<GroupKey, Totals>,
+) -> io::Result<()> {
+    writeln!(out, "[")?;
+    for (n, (key, t)) in groups.iter().enumerate() {
+        let keys = by
+            .columns()
+            .iter()
+            .zip(key.values())
+            .map(|(c, v)| (*c, v.into()));
+        let figures = t.figures().into_iter().map(|(c, f)| (c, f.json()));
+        let fields: Vec<String> = keys
+            .chain(figures)
+            .map(|(name, value): (&str, serde_json::Value)| format!("\"{name}\": {value}"))
+            .collect();
+        let comma = if n + 1 < groups.len() { "," } else { "" };
+        writeln!(out, "  {{{}}}{comma}", fields.join(", "))?;
     }
-}
-
-/// A JSON list of objects: the group key fields and the figures; null for a ratio over zero.
-pub fn write_json(out: &mut impl Write, groups: &BTreeMap<GroupKey, Totals>) -> io::Result<()> {
-    let rows: Vec<Row> = groups.iter().map(|(k, t)| Row::new(k, t)).collect();
-    serde_json::to_writer_pretty(&mut *out, &rows)?;
-    writeln!(out)
+    writeln!(out, "]")
 }
 
 /// A header row and one row per group, raw numbers; an empty field for a ratio over zero.
@@ -488,27 +528,12 @@ pub fn write_csv(
     by: By,
     groups: &BTreeMap<GroupKey, Totals>,
 ) -> io::Result<()> {
-    let header: Vec<&str> = by.columns().iter().chain(&FIGURES).copied().collect();
+    let header: Vec<&str> = by.columns().iter().copied().chain(figure_names()).collect();
     writeln!(out, "{}", header.join(","))?;
     for (key, t) in groups {
-        let mut fields: Vec<String> = key.values().iter().map(|v| csv_field(v)).collect();
-        let raw = |r: Option<f64>| r.map(|r| r.to_string()).unwrap_or_default();
-        fields.extend([
-            t.bids.to_string(),
-            t.wins.to_string(),
-            raw(t.win_rate()),
-            t.impressions.to_string(),
-            t.reach().to_string(),
-            t.clicks.to_string(),
-            raw(t.ctr()),
-            t.conversions.to_string(),
-            raw(t.cvr()),
-            t.spend().to_string(),
-            t.revenue().to_string(),
-            raw(t.cost_per_click()),
-            raw(t.cost_per_order()),
-            raw(t.roi()),
-        ]);
+        let keys = key.values().into_iter().map(|v| csv_field(&v));
+        let figures = t.figures().into_iter().map(|(_, f)| f.raw());
+        let fields: Vec<String> = keys.chain(figures).collect();
         writeln!(out, "{}", fields.join(","))?;
     }
     Ok(())
@@ -525,8 +550,8 @@ fn csv_field(value: &str) -> String {
 }
 
 /// Aligned columns: keys on the left, figures on the right; counts with thousands separators,
-/// money (USD) with 2 decimals, rates as percentages, ROI as a multiple; then a TOTAL line (its reach
-/// counts each user once across groups).
+/// money (USD) with 2 decimals, rates as percentages, ROAS, margin and frequency as multiples; then a
+/// TOTAL line (its reach and clickers count each user once across groups).
 pub fn write_table(
     out: &mut impl Write,
     by: By,
@@ -536,8 +561,9 @@ pub fn write_table(
     let mut rows: Vec<Vec<String>> = vec![
         by.columns()
             .iter()
-            .chain(&FIGURES)
-            .map(|c| c.to_string())
+            .copied()
+            .chain(figure_names())
+            .map(str::to_owned)
             .collect(),
     ];
     let mut total = Totals::default();
@@ -550,7 +576,7 @@ pub fn write_table(
     last.extend(figures(&total));
     rows.push(last);
 
-    let mut widths = vec![0; keys + FIGURES.len()];
+    let mut widths = vec![0; rows[0].len()];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -577,26 +603,8 @@ pub fn write_table(
 }
 
 /// The figure cells of a table row.
-fn figures(t: &Totals) -> Vec<String> {
-    let percent = |r: Option<f64>| r.map(|r| format!("{:.2}%", r * 100.0)).unwrap_or_default();
-    let money = |m: Option<f64>| m.map(|m| thousands(&format!("{m:.2}"))).unwrap_or_default();
-    let count = |n: u64| thousands(&n.to_string());
-    vec![
-        count(t.bids),
-        count(t.wins),
-        percent(t.win_rate()),
-        count(t.impressions),
-        count(t.reach()),
-        count(t.clicks),
-        percent(t.ctr()),
-        count(t.conversions),
-        percent(t.cvr()),
-        money(Some(t.spend())),
-        money(Some(t.revenue())),
-        money(t.cost_per_click()),
-        money(t.cost_per_order()),
-        money(t.roi()),
-    ]
+fn figures(t: &Totals) -> impl Iterator<Item = String> {
+    t.figures().into_iter().map(|(_, f)| f.cell())
 }
 
 /// `1234567.89` → `1,234,567.89`: separators in the integer part of a formatted number.
@@ -707,6 +715,7 @@ mod tests {
                 event(Kind::Click, "b3", "2026-03-02T09:00:10Z"),
                 Event {
                     value: Some(120.0),
+                    value_usd: Some(120.0),
                     order: Some("o-1".to_owned()),
                     revenue_usd: 0.08 * 120.0,
                     ..event(Kind::Conv, "b3", "2026-03-02T09:30:00Z")
@@ -749,23 +758,31 @@ mod tests {
                 shoes.impressions,
                 shoes.reach(),
                 shoes.clicks,
-                shoes.conversions
+                shoes.orders
             ),
             (4, 2, 3, 2, 1, 1)
         );
-        assert_eq!(shoes.spend(), 0.004);
-        assert_eq!(shoes.revenue(), 9.6);
+        assert_eq!(shoes.media_cost(), 0.004);
+        assert_eq!(shoes.advertiser_cost(), 9.6);
+        assert_eq!(shoes.gmv(), 120.0);
+        assert_eq!(shoes.unique_clickers(), 0, "the click line carries no user");
+        assert_eq!(shoes.frequency(), Some(1.5));
         assert_eq!(shoes.win_rate(), Some(0.5));
         assert_eq!(shoes.ctr(), Some(1.0 / 3.0));
         assert_eq!(shoes.cvr(), Some(1.0));
         assert_eq!(shoes.cost_per_click(), Some(0.004));
         assert_eq!(shoes.cost_per_order(), Some(0.004));
-        assert_eq!(shoes.roi(), Some(9.6 / 0.004));
+        assert_eq!(shoes.margin(), Some(9.6 / 0.004));
+        assert_eq!(shoes.roas(), Some(120.0 / 9.6));
 
         let boots = &groups[&campaign("boots")];
         assert_eq!((boots.bids, boots.wins, boots.impressions), (1, 0, 0));
         assert_eq!(boots.win_rate(), Some(0.0));
-        assert_eq!((boots.ctr(), boots.cvr(), boots.roi()), (None, None, None));
+        assert_eq!(
+            (boots.ctr(), boots.cvr(), boots.margin()),
+            (None, None, None)
+        );
+        assert_eq!((boots.roas(), boots.frequency()), (None, None));
 
         assert_eq!(skipped.lines, 1);
         let (path, line) = skipped.first.unwrap();
@@ -804,17 +821,17 @@ mod tests {
                 first.impressions,
                 first.reach(),
                 first.clicks,
-                first.conversions
+                first.orders
             ),
             (5, 2, 2, 1, 0, 0)
         );
-        assert_eq!(first.spend(), 0.004);
-        assert_eq!(first.revenue(), 0.0);
+        assert_eq!(first.media_cost(), 0.004);
+        assert_eq!(first.advertiser_cost(), 0.0);
         assert_eq!(first.win_rate(), Some(0.4));
         assert_eq!(first.ctr(), Some(0.0));
         assert_eq!(first.cvr(), None);
         assert_eq!(first.cost_per_click(), None);
-        assert_eq!(first.roi(), Some(0.0));
+        assert_eq!(first.margin(), Some(0.0));
 
         let second = &groups[&day("2026-03-02")];
         assert_eq!(
@@ -824,15 +841,15 @@ mod tests {
                 second.impressions,
                 second.reach(),
                 second.clicks,
-                second.conversions
+                second.orders
             ),
             (0, 0, 1, 1, 1, 1)
         );
-        assert_eq!(second.spend(), 0.0);
-        assert_eq!(second.revenue(), 9.6);
+        assert_eq!(second.media_cost(), 0.0);
+        assert_eq!(second.advertiser_cost(), 9.6);
         assert_eq!(second.win_rate(), None);
         assert_eq!(second.cost_per_order(), Some(0.0));
-        assert_eq!(second.roi(), None);
+        assert_eq!(second.margin(), None);
     }
 
     #[test]
@@ -940,11 +957,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let mut fields: Vec<&str> = rows[0].keys().map(String::as_str).collect();
         fields.sort_unstable();
-        let mut expected: Vec<&str> = FIGURES
-            .iter()
-            .chain(&["campaign", "creative"])
-            .copied()
-            .collect();
+        let mut expected: Vec<&str> = figure_names().chain(["campaign", "creative"]).collect();
         expected.sort_unstable();
         assert_eq!(fields, expected);
 
@@ -953,13 +966,22 @@ mod tests {
         assert_eq!(boots["creative"], "c9");
         assert_eq!(boots["bids"], 1);
         assert_eq!(boots["win_rate"], 0.0);
-        for ratio in ["ctr", "cvr", "cost_per_click", "cost_per_order", "roi"] {
+        for ratio in [
+            "ctr",
+            "cvr",
+            "cost_per_click",
+            "cost_per_order",
+            "roas",
+            "margin",
+        ] {
             assert!(boots[ratio].is_null(), "{ratio}");
         }
         let shoes = &rows[1];
         assert_eq!(shoes["reach"], 2);
-        assert_eq!(shoes["conversions"], 1);
-        assert_eq!(shoes["revenue"], 9.6);
+        assert_eq!(shoes["orders"], 1);
+        assert_eq!(shoes["advertiser_cost"], 9.6);
+        assert_eq!(shoes["gmv"], 120.0);
+        assert_eq!(shoes["roas"], 12.5);
         assert_eq!(shoes["cvr"], 1.0);
 
         let (groups, _) = report(By::Day, Period::default());
@@ -979,13 +1001,13 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "campaign,bids,wins,win_rate,impressions,reach,clicks,ctr,conversions,cvr,spend,revenue,\
-             cost_per_click,cost_per_order,roi"
+            "campaign,bids,wins,win_rate,impressions,reach,frequency,clicks,unique_clickers,ctr,\
+             orders,cvr,gmv,advertiser_cost,roas,media_cost,margin,cost_per_click,cost_per_order"
         );
-        assert_eq!(lines[1], "boots,1,0,0,0,0,0,,0,,0,0,,,");
+        assert_eq!(lines[1], "boots,1,0,0,0,0,,0,0,,0,,0,0,,0,,,");
         let shoes: Vec<&str> = lines[2].split(',').collect();
         assert_eq!(
-            &shoes[..10],
+            &shoes[..12],
             [
                 "shoes",
                 "4",
@@ -993,13 +1015,15 @@ mod tests {
                 "0.5",
                 "3",
                 "2",
+                "1.5",
                 "1",
+                "0",
                 &(1.0f64 / 3.0).to_string(),
                 "1",
                 "1"
             ]
         );
-        assert_eq!(shoes[10..12], ["0.004", "9.6"]);
+        assert_eq!(shoes[12..16], ["120", "9.6", "12.5", "0.004"]);
         assert_eq!(lines.len(), 3);
 
         assert_eq!(csv_field("Windows, 10"), "\"Windows, 10\"");
@@ -1022,15 +1046,15 @@ mod tests {
         assert_eq!(
             cells[2],
             [
-                "shoes", "4", "2", "50.00%", "3", "2", "1", "33.33%", "1", "100.00%", "0.00",
-                "9.60", "0.00", "0.00", "2,400.00"
+                "shoes", "4", "2", "50.00%", "3", "2", "1.50", "1", "0", "33.33%", "1", "100.00%",
+                "120.00", "9.60", "12.50", "0.00", "2,400.00", "0.00", "0.00"
             ]
         );
         assert_eq!(
             cells[3],
             [
-                "TOTAL", "5", "2", "40.00%", "3", "2", "1", "33.33%", "1", "100.00%", "0.00",
-                "9.60", "0.00", "0.00", "2,400.00"
+                "TOTAL", "5", "2", "40.00%", "3", "2", "1.50", "1", "0", "33.33%", "1", "100.00%",
+                "120.00", "9.60", "12.50", "0.00", "2,400.00", "0.00", "0.00"
             ]
         );
         // Right-aligned figures: every line that has the last column ends at the same place.
@@ -1118,8 +1142,8 @@ mod tests {
         for i in 0..7916 {
             totals.add(&win(&format!("b{i}"), "2026-03-01T10:00:00Z", 1.7));
         }
-        assert_eq!(totals.spend(), 13.4572);
-        assert_eq!(totals.spend().to_string(), "13.4572");
+        assert_eq!(totals.media_cost(), 13.4572);
+        assert_eq!(totals.media_cost().to_string(), "13.4572");
     }
 
     #[test]

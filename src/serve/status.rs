@@ -50,6 +50,9 @@ struct CampaignView<'a> {
     conversions: u64,
     spend_usd: f64,
     revenue_usd: f64,
+    /// The orders' value, USD, and its ratio to what the advertiser is billed.
+    gmv_usd: f64,
+    roas: Option<f64>,
     kpi_alerts: Vec<String>,
     budget: Option<Budget>,
     /// Best first: the order creatives are served in when several fit.
@@ -178,6 +181,8 @@ impl<'a> CampaignView<'a> {
             conversions: counts.conversions,
             spend_usd: counts.spend_usd,
             revenue_usd: counts.revenue_usd,
+            gmv_usd: counts.gmv_usd,
+            roas: counts.roas(),
             kpi_alerts: learning::shortfalls(campaign, &counts, store.rates()),
             budget: Budget::of(store, campaign, now),
             creatives,
