@@ -2,7 +2,7 @@
 //! inline style and script, no external fetch, which its Content-Security-Policy enforces) that
 //! refreshes itself every two seconds from this port's `/status` (JSON) and `/metrics`: bid
 //! requests per second, bid rate, p50 and p99 over the last interval, and each campaign's
-//! delivery, rates, spend against budget and KPI shortfalls, and the refused files.
+//! delivery, rates, ROAS, spend against budget and KPI shortfalls, and the refused files.
 //!
 //! The page holds no figure itself, so it is served without the admin token; its script sends
 //! the token (asked once, kept for the tab) with the routes that need it. Never add data to it.
