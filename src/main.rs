@@ -16,7 +16,7 @@ use precis::audience::{self, KeyForm, lookalike};
 use precis::book::store;
 use precis::clock::Clock;
 use precis::config::{Config, Flags, LogFormat};
-use precis::measure::report;
+use precis::measure::{exposure, report};
 
 /// mimalloc: per-thread free lists with no arena locks. The bid path allocates and frees a few
 /// dozen small objects per request; with glibc's malloc that was about 15% of the server's CPU.
@@ -79,9 +79,16 @@ enum Command {
         /// What a row is.
         #[arg(long, value_enum, default_value_t = report::By::Campaign)]
         by: report::By,
-        /// How the rows are printed.
+        /// How the rows are printed (html: one self-contained page).
         #[arg(long, value_enum, default_value_t = report::Output::Table)]
         format: report::Output,
+        /// Instead of totals per group: users by how many impressions they saw (1 … 10+), with
+        /// their clicks, CTR, orders and CVR per exposure count.
+        #[arg(long, conflicts_with = "by")]
+        frequency: bool,
+        /// With --frequency: this campaign's events only.
+        #[arg(long, requires = "frequency")]
+        campaign: Option<String>,
     },
     /// Write COUNT realistic generated campaign files into DIR: real places, taxonomy tags, every
     /// pricing model, dayparting, devices, IAB-size creatives. The same seed writes the same files.
@@ -207,6 +214,20 @@ fn main() -> ExitCode {
             .load(&Flags::default())
             .and_then(|config| check(&config, paths)),
         Command::Report {
+            logs,
+            from,
+            to,
+            format,
+            frequency: true,
+            campaign,
+            ..
+        } => frequency_report(
+            &logs,
+            report::Period { from, to },
+            campaign.as_deref(),
+            format,
+        ),
+        Command::Report {
             config,
             campaigns,
             logs,
@@ -214,6 +235,7 @@ fn main() -> ExitCode {
             to,
             by,
             format,
+            ..
         } => config.load(&Flags::default()).and_then(|config| {
             let campaigns = campaigns.unwrap_or(config.campaigns.clone());
             report(
@@ -382,6 +404,27 @@ fn audience_expand(
         seed.users(),
         expanded.lines
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn frequency_report(
+    logs: &Path,
+    window: report::Period,
+    campaign: Option<&str>,
+    format: report::Output,
+) -> anyhow::Result<ExitCode> {
+    let (frequency, skipped) = exposure::read(logs, window, campaign)?;
+    let title = match campaign {
+        Some(id) => format!("Frequency: {id}"),
+        None => "Frequency: every campaign".to_owned(),
+    };
+    let mut out = std::io::stdout().lock();
+    exposure::write(&mut out, format, &frequency, &title)
+        .and_then(|()| out.flush())
+        .context("cannot write the report")?;
+    if skipped.lines > 0 {
+        eprintln!("precis: {skipped}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

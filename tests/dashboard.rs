@@ -7,8 +7,7 @@
 #[allow(dead_code)]
 mod common;
 
-use std::process::Command;
-
+use common::browser::browse;
 use common::{Setup, bids, local, str_of};
 use hyper::StatusCode;
 use serde_json::Value;
@@ -17,38 +16,6 @@ const REQUEST: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/openrtb-corpus/iab26__spec-6.2.1-simple-banner.json"
 );
-
-/// What headless Chromium made of `url` after running its script for `virtual_ms` of virtual
-/// time (timers fire at once, fetches are awaited): the DOM, and what the browser logged.
-fn browse(url: &str, virtual_ms: u32) -> (String, String) {
-    let profile = tempfile::tempdir().expect("temp dir");
-    let output = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--virtual-time-budget={virtual_ms}"))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("run chromium: install it (`apt-get install chromium`, as .ci/run does)");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "chromium: {}\n{stderr}",
-        output.status
-    );
-    (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
-}
 
 /// The text of the element with `id` in `dom` (no nested elements).
 fn text_of<'a>(dom: &'a str, id: &str) -> &'a str {
@@ -75,8 +42,7 @@ async fn the_dashboard_shows_the_live_figures_in_a_browser_without_an_error() {
     let (status, _, body) = server.get(&win).await;
     assert!(status.is_success(), "{win}: {status} {body:?}");
 
-    let (dom, logged) = browse(&format!("http://{}/", server.admin), 5000);
-    let console: Vec<&str> = logged.lines().filter(|l| l.contains("CONSOLE")).collect();
+    let (dom, console) = browse(&format!("http://{}/", server.admin), 5000);
     assert!(console.is_empty(), "the page logged: {console:#?}");
     assert!(dom.contains("<body data-state=\"live\">"), "{dom}");
     assert_eq!(text_of(&dom, "errors"), "", "{dom}");

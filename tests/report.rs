@@ -350,3 +350,126 @@ async fn a_cps_order_in_cny_gives_the_advertisers_roas_and_precis_margin() {
         "margin: billed over media cost",
     );
 }
+
+/// A log of two campaigns' users: on `shoes`, ann saw 1 impression and clicked, bob 2 and clicked
+/// and bought, cid 12 and never clicked, and 3 impressions had no user; on `boots`, ann saw 2.
+fn frequency_log() -> tempfile::TempDir {
+    let on = |campaign: &str, kind, user: Option<&str>, n: usize| -> Vec<Event> {
+        (0..n)
+            .map(|i| Event {
+                campaign: campaign.to_owned(),
+                user: user.map(str::to_owned),
+                ..event(
+                    kind,
+                    &format!("{campaign}-{user:?}-{i}"),
+                    "2026-03-01T10:00:00Z",
+                )
+            })
+            .collect()
+    };
+    let events: Vec<Event> = [
+        on("shoes", Kind::Imp, Some("ann"), 1),
+        on("shoes", Kind::Click, Some("ann"), 1),
+        on("shoes", Kind::Imp, Some("bob"), 2),
+        on("shoes", Kind::Click, Some("bob"), 1),
+        on("shoes", Kind::Conv, Some("bob"), 1),
+        on("shoes", Kind::Imp, Some("cid"), 12),
+        on("shoes", Kind::Imp, None, 3),
+        on("boots", Kind::Imp, Some("ann"), 2),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "events-20260301T10.jsonl", &events, "");
+    dir
+}
+
+#[test]
+fn frequency_counts_users_by_exposures_per_campaign_and_overall() {
+    let dir = frequency_log();
+    let logs = dir.path().to_str().expect("utf-8 path");
+    let json = |extra: &[&str]| -> Value {
+        let mut args = vec!["--logs", logs, "--frequency", "--format", "json"];
+        args.extend(extra);
+        let output = report(&args);
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    };
+    let bucket = |f: &Value, n: usize| -> (u64, u64, u64, u64) {
+        let b = &f["buckets"][n - 1];
+        let count = |k: &str| b[k].as_u64().expect(k);
+        (
+            count("users"),
+            count("impressions"),
+            count("clicks"),
+            count("orders"),
+        )
+    };
+    let shoes = json(&["--campaign", "shoes"]);
+    assert_eq!(shoes["buckets"].as_array().map(Vec::len), Some(10));
+    assert_eq!(bucket(&shoes, 1), (1, 1, 1, 0), "ann: {shoes}");
+    assert_eq!(bucket(&shoes, 2), (1, 2, 1, 1), "bob: {shoes}");
+    assert_eq!(bucket(&shoes, 10), (1, 12, 0, 0), "cid, in 10+: {shoes}");
+    assert_eq!(shoes["buckets"][1]["ctr"], 0.5);
+    assert_eq!(shoes["buckets"][1]["cvr"], 1.0);
+    assert_eq!(shoes["buckets"][9]["exposures"], "10+");
+    assert_eq!(shoes["anonymous"]["impressions"], 3);
+    // Over every campaign, ann saw 3 (1 of shoes, 2 of boots) and moves to the third bucket.
+    let all = json(&[]);
+    assert_eq!(bucket(&all, 1), (0, 0, 0, 0));
+    assert_eq!(bucket(&all, 2), (1, 2, 1, 1));
+    assert_eq!(bucket(&all, 3), (1, 3, 1, 0));
+    // --campaign without --frequency, or with --by, is refused.
+    assert_eq!(
+        report(&["--logs", logs, "--campaign", "shoes"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let both = report(&["--logs", logs, "--frequency", "--by", "day"]);
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn the_frequency_chart_renders_offline_in_a_browser() {
+    let dir = frequency_log();
+    let logs = dir.path().to_str().expect("utf-8 path");
+    let output = report(&[
+        "--logs",
+        logs,
+        "--frequency",
+        "--campaign",
+        "shoes",
+        "--format",
+        "html",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let page = dir.path().join("frequency.html");
+    std::fs::write(&page, &output.stdout).expect("write the page");
+    let (dom, console) = common::browser::browse(&format!("file://{}", page.display()), 100);
+    assert!(console.is_empty(), "the page logged: {console:#?}");
+    assert!(dom.contains("<h1>Frequency: shoes</h1>"), "{dom}");
+    assert_eq!(dom.matches("<rect class=\"bar\"").count(), 10, "{dom}");
+    assert!(dom.contains("<title>2: 1 users</title>"), "{dom}");
+    assert!(
+        dom.contains("<tr><td>2</td><td>1</td><td>2</td><td>1</td><td>50.00%</td><td>1</td><td>100.00%</td></tr>"),
+        "{dom}"
+    );
+}
+
+#[test]
+fn the_report_as_html_is_one_page_with_the_table_and_its_total() {
+    let dir = log_dir();
+    let logs = dir.path().to_str().expect("utf-8 path");
+    let output = report(&["--logs", logs, "--format", "html"]);
+    assert!(output.status.success(), "{output:?}");
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &output.stdout).expect("write the page");
+    let (dom, console) = common::browser::browse(&format!("file://{}", page.display()), 100);
+    assert!(console.is_empty(), "the page logged: {console:#?}");
+    assert!(dom.contains("<th>campaign</th><th>bids</th>"), "{dom}");
+    assert!(
+        dom.contains("<tr><td>shoes</td><td>4</td><td>2</td><td>50.00%</td>"),
+        "{dom}"
+    );
+    assert!(dom.contains("<tr><td>TOTAL</td><td>4</td>"), "{dom}");
+}

@@ -53,6 +53,9 @@ pub enum Output {
     Csv,
     /// A list of objects, one per group, raw numbers; ratios with a zero denominator are null.
     Json,
+    /// One self-contained HTML page (inline style and SVG, nothing fetched): the table's cells,
+    /// and for `--frequency` a chart.
+    Html,
 }
 
 /// The group an event falls in. Groups sort by this key.
@@ -412,15 +415,42 @@ pub enum ReportError {
 }
 
 /// The totals per group of the events in `window`, and the lines skipped.
-///
-/// Parsing JSON is the cost, so files are read in parallel, one thread per core, each summing into
-/// its own groups; the groups are then merged (every figure is an exact sum, so the result does not
-/// depend on which thread read what).
 pub fn read(
     dir: &Path,
     by: By,
     window: Period,
 ) -> Result<(BTreeMap<GroupKey, Totals>, Skipped), ReportError> {
+    fold(
+        dir,
+        window,
+        |groups: &mut BTreeMap<GroupKey, Totals>, event| {
+            groups.entry(by.key(event)).or_default().add(event)
+        },
+        |groups, part| {
+            for (key, totals) in part {
+                match groups.entry(key) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(totals);
+                    }
+                    Entry::Occupied(mut slot) => slot.get_mut().merge(totals),
+                }
+            }
+        },
+    )
+}
+
+/// Adds every event of the log in `dir` within `window` into a `T` with `add`, and returns it
+/// with the lines skipped.
+///
+/// Parsing JSON is the cost, so files are read in parallel, one thread per core, each adding into
+/// its own `T`; the parts are then combined with `merge`, which must give the same result
+/// whichever thread read what (exact sums, sets).
+pub fn fold<T: Default + Send>(
+    dir: &Path,
+    window: Period,
+    add: impl Fn(&mut T, &Event) + Sync,
+    merge: impl Fn(&mut T, T),
+) -> Result<(T, Skipped), ReportError> {
     if let (Some(from), Some(to)) = (window.from, window.to)
         && from >= to
     {
@@ -432,17 +462,17 @@ pub fn read(
     })?;
     let range = (window.start_bound().cloned(), window.end_bound().cloned());
     let next = AtomicUsize::new(0);
-    let work = || -> Result<(BTreeMap<GroupKey, Totals>, Skipped), ReportError> {
-        let mut groups = BTreeMap::<GroupKey, Totals>::new();
+    let work = || -> Result<(T, Skipped), ReportError> {
+        let mut part = T::default();
         let mut skipped = Skipped::default();
         while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
             let mut events = EventStream::new(vec![path.clone()], range);
             for event in events.by_ref() {
-                groups.entry(by.key(&event)).or_default().add(&event);
+                add(&mut part, &event);
             }
             skipped.merge(events.finish()?);
         }
-        Ok((groups, skipped))
+        Ok((part, skipped))
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -458,21 +488,14 @@ pub fn read(
             })
             .collect()
     });
-    let mut groups = BTreeMap::<GroupKey, Totals>::new();
+    let mut whole = T::default();
     let mut skipped = Skipped::default();
     for part in parts {
         let (part, part_skipped) = part?;
         skipped.merge(part_skipped);
-        for (key, totals) in part {
-            match groups.entry(key) {
-                Entry::Vacant(slot) => {
-                    slot.insert(totals);
-                }
-                Entry::Occupied(mut slot) => slot.get_mut().merge(totals),
-            }
-        }
+        merge(&mut whole, part);
     }
-    Ok((groups, skipped))
+    Ok((whole, skipped))
 }
 
 /// Writes `groups` (as [`read`] returns them) in `format`.
@@ -486,6 +509,10 @@ pub fn write(
         Output::Table => write_table(out, by, groups),
         Output::Csv => write_csv(out, by, groups),
         Output::Json => write_json(out, by, groups),
+        Output::Html => {
+            let (header, rows) = table(by, groups);
+            write_html(out, "precis report", &header, &rows, "")
+        }
     }
 }
 
@@ -557,15 +584,22 @@ pub fn write_table(
     by: By,
     groups: &BTreeMap<GroupKey, Totals>,
 ) -> io::Result<()> {
+    let (header, mut rows) = table(by, groups);
+    rows.insert(0, header);
+    write_aligned(out, by.columns().len(), &rows)
+}
+
+/// The table's header and rows (the TOTAL line last), as printed.
+fn table(by: By, groups: &BTreeMap<GroupKey, Totals>) -> (Vec<String>, Vec<Vec<String>>) {
     let keys = by.columns().len();
-    let mut rows: Vec<Vec<String>> = vec![
-        by.columns()
-            .iter()
-            .copied()
-            .chain(figure_names())
-            .map(str::to_owned)
-            .collect(),
-    ];
+    let header = by
+        .columns()
+        .iter()
+        .copied()
+        .chain(figure_names())
+        .map(str::to_owned)
+        .collect();
+    let mut rows = Vec::new();
     let mut total = Totals::default();
     for (key, t) in groups {
         total.merge(t.clone());
@@ -575,14 +609,18 @@ pub fn write_table(
     last[0] = "TOTAL".to_owned();
     last.extend(figures(&total));
     rows.push(last);
+    (header, rows)
+}
 
-    let mut widths = vec![0; rows[0].len()];
-    for row in &rows {
+/// `rows` in aligned columns: the first `keys` on the left, the figures right-aligned.
+pub fn write_aligned(out: &mut impl Write, keys: usize, rows: &[Vec<String>]) -> io::Result<()> {
+    let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
         for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
             if i > 0 {
@@ -605,6 +643,45 @@ pub fn write_table(
 /// The figure cells of a table row.
 fn figures(t: &Totals) -> impl Iterator<Item = String> {
     t.figures().into_iter().map(|(_, f)| f.cell())
+}
+
+/// One self-contained page: `title`, the `chart` (inline SVG, may be empty), then a table of
+/// `header` and `rows` (cells as the table prints them). Nothing in it is fetched from anywhere.
+pub fn write_html(
+    out: &mut impl Write,
+    title: &str,
+    header: &[String],
+    rows: &[Vec<String>],
+    chart: &str,
+) -> io::Result<()> {
+    let cells = |row: &[String], tag: &str| {
+        row.iter()
+            .map(|c| format!("<{tag}>{}</{tag}>", escape(c)))
+            .collect::<String>()
+    };
+    writeln!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n\
+         <style>body{{font:14px system-ui,sans-serif;margin:20px;color:#1d2330}}\
+         table{{border-collapse:collapse;font-variant-numeric:tabular-nums}}\
+         th,td{{padding:3px 8px;border-bottom:1px solid #e4e7ec;text-align:right;white-space:nowrap}}\
+         th{{color:#667085;font-weight:500}}svg{{max-width:900px;display:block;margin:12px 0}}</style>\
+         </head><body><h1>{title}</h1>\n{chart}\n<table><thead><tr>{}</tr></thead><tbody>",
+        cells(header, "th"),
+        title = escape(title),
+    )?;
+    for row in rows {
+        writeln!(out, "<tr>{}</tr>", cells(row, "td"))?;
+    }
+    writeln!(out, "</tbody></table></body></html>")
+}
+
+/// Text made safe inside HTML: ids, countries and OS names come from bid requests.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `1234567.89` → `1,234,567.89`: separators in the integer part of a formatted number.

@@ -22,6 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod fifo;
 pub mod hostile;
 pub mod wire;
