@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use precis::auction::response::BidResponse;
-use precis::auction::{self, Env, Urls};
+use precis::auction::{self, Env, NoBids, Urls};
 use precis::audience::Library;
 use precis::book::frequency::Exposures;
 use precis::book::index::Index;
@@ -224,6 +224,7 @@ struct Bidder {
     pacer: Pacer,
     exposures: Exposures,
     audiences: Library,
+    no_bids: NoBids,
     now: DateTime<Utc>,
 }
 
@@ -251,6 +252,7 @@ impl Bidder {
             pacer: Pacer::new(60, 10),
             exposures: Exposures::new(1_000_000, 60),
             audiences: Library::default(),
+            no_bids: NoBids::default(),
             now: NOW.parse().expect("NOW is a timestamp"),
         }
     }
@@ -264,6 +266,7 @@ impl Bidder {
             pacer: &self.pacer,
             exposures: &self.exposures,
             audiences: &self.audiences,
+            no_bids: &self.no_bids,
         };
         auction::run(&self.ranked, Some(&self.index), request, facts, &env).map(|a| a.response)
     }

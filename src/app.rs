@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::auction::{Env, Urls};
+use crate::auction::{Env, NoBids, Urls};
 use crate::audience::profiles::Profiles;
 use crate::audience::profiles::bulk::Feed;
 use crate::book::store::{Snapshot, Store};
@@ -30,6 +30,8 @@ pub struct App {
     pub clock: Arc<Clock>,
     /// Where win, billing and click URLs point.
     pub urls: Urls,
+    /// Imps the auction answered without a bid, by reason.
+    pub no_bids: NoBids,
 }
 
 impl App {
@@ -42,6 +44,7 @@ impl App {
             pacer: self.store.pacer(),
             exposures: self.store.exposures(),
             audiences: &snapshot.audiences,
+            no_bids: &self.no_bids,
         }
     }
 
@@ -55,9 +58,10 @@ impl App {
         self.profiles.sweep(now);
     }
 
-    /// The metrics of the store, the recorder and the profile store.
+    /// The metrics of the store, the recorder, the profile store and the auction's no-bids.
     pub fn report(&self, out: &mut Exposition) {
         self.store.report(out);
+        self.no_bids.report(out);
         self.recorder.report(out);
         self.profiles.report(out);
     }

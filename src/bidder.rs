@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::auction::Urls;
+use crate::auction::{NoBids, Urls};
 use crate::audience::profiles::bulk::Feed;
 use crate::audience::profiles::snapshot::SnapshotError;
 use crate::audience::profiles::{self, Profiles};
@@ -373,6 +373,7 @@ fn open(
         urls: Urls {
             public: public.trim_end_matches('/').to_owned(),
         },
+        no_bids: NoBids::default(),
     });
     let watcher = Watcher {
         campaigns: campaigns_trigger,

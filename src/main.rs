@@ -11,12 +11,15 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
+use precis::auction::explain;
 use precis::audience::retarget::{self, Retarget};
 use precis::audience::{self, KeyForm, lookalike};
 use precis::book::store;
 use precis::clock::Clock;
 use precis::config::{Config, Flags, LogFormat};
 use precis::measure::{exposure, report};
+use precis::request::openrtb;
+use precis::token::Keys;
 
 /// mimalloc: per-thread free lists with no arena locks. The bid path allocates and frees a few
 /// dozen small objects per request; with glibc's malloc that was about 15% of the server's CPU.
@@ -57,6 +60,25 @@ enum Command {
         config: ConfigArgs,
         /// Files or directories to check [default: campaigns].
         paths: Vec<PathBuf>,
+    },
+    /// Why a bid request gets (or does not get) a bid: for each imp, every campaign's outcome,
+    /// the bid or the first check it fails with the values compared, as a bidder that has just
+    /// started on the campaign directory would answer (nothing spent, no one seen). The running
+    /// bidder answers the same with its spend and caps at POST /admin/explain on the admin port.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The bid request (OpenRTB JSON); `-` reads standard input.
+        request: PathBuf,
+        /// Only this campaign's outcome (the winner is still decided among all).
+        #[arg(long)]
+        campaign: Option<String>,
+        /// The time to judge flights and hours at (RFC 3339, or a date) [default: now].
+        #[arg(long, value_parser = report::parse_time)]
+        at: Option<DateTime<Utc>>,
+        /// `text` for people, `json` as /admin/explain answers.
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+        format: ExplainFormat,
     },
     /// Totals of the event log per group: bids, wins, impressions, reach, clicks, conversions,
     /// spend, revenue and their ratios (amounts in USD).
@@ -158,6 +180,13 @@ enum AudienceCommand {
     },
 }
 
+/// How `precis explain` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Json,
+}
+
 #[derive(clap::Args)]
 struct ConfigArgs {
     /// Configuration file; used when present if not named [default: precis.toml].
@@ -213,6 +242,15 @@ fn main() -> ExitCode {
         Command::Check { config, paths } => config
             .load(&Flags::default())
             .and_then(|config| check(&config, paths)),
+        Command::Explain {
+            config,
+            request,
+            campaign,
+            at,
+            format,
+        } => config
+            .load(&Flags::default())
+            .and_then(|config| explain(&config, &request, campaign.as_deref(), at, format)),
         Command::Report {
             logs,
             from,
@@ -321,8 +359,9 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     if let Some(taxonomy) = &checked.taxonomy {
         against.push(format!("a taxonomy of {} tags", taxonomy.tags().len()));
     }
-    if checked.packages > 0 {
-        against.push(format!("{} audience package(s)", checked.packages));
+    let packages = checked.audiences.names().len();
+    if packages > 0 {
+        against.push(format!("{packages} audience package(s)"));
     }
     let against = match against.is_empty() {
         true => String::new(),
@@ -425,6 +464,57 @@ fn frequency_report(
     if skipped.lines > 0 {
         eprintln!("precis: {skipped}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `precis explain`: the request against the configured campaign directory.
+fn explain(
+    config: &Config,
+    path: &Path,
+    campaign: Option<&str>,
+    at: Option<DateTime<Utc>>,
+    format: ExplainFormat,
+) -> anyhow::Result<ExitCode> {
+    let body = match path.to_str() {
+        Some("-") => {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body).map(|_| body)
+        }
+        _ => std::fs::read(path),
+    }
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    let request = openrtb::decode(&body).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a bid request precis can read: {e}",
+            path.display()
+        )
+    })?;
+    let rates = config.rates().map_err(anyhow::Error::msg)?;
+    let dir = &config.campaigns;
+    let checked = store::check(std::slice::from_ref(dir), dir, &rates)
+        .with_context(|| format!("cannot list campaign files in {}", dir.display()))?;
+    for error in &checked.refused {
+        eprintln!("precis: refused, not explained: {error}");
+    }
+    if let Some(id) = campaign
+        && !checked.loaded.values().any(|l| l.campaign.id == id)
+    {
+        anyhow::bail!("no campaign `{id}` in {}", dir.display());
+    }
+    // Users keyed as the bidder keys them when its secret is configured; without one, packages
+    // of precis' own user hashes cannot match here.
+    let secret = (config.events.secrets().0).unwrap_or_else(|| "no secret configured".into());
+    let keys = Keys::new(secret.as_bytes(), None).map_err(anyhow::Error::msg)?;
+    let now = at.unwrap_or_else(Utc::now);
+    let explained = explain::offline(&checked, &rates, &keys, &request, now, campaign);
+    let mut out = std::io::stdout().lock();
+    match format {
+        ExplainFormat::Text => explained.write_text(&mut out),
+        ExplainFormat::Json => serde_json::to_writer_pretty(&mut out, &explained)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+    }
+    .context("cannot write the explanation")?;
     Ok(ExitCode::SUCCESS)
 }
 

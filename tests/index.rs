@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use precis::auction::{self, Env, Urls};
+use precis::auction::{self, Env, NoBids, Urls};
 use precis::book::frequency::Exposures;
 use precis::book::index::Index;
 use precis::book::pacing::Pacer;
@@ -390,6 +390,7 @@ fn the_index_finds_every_campaign_the_plain_evaluation_does_and_the_same_winners
                 pacer: &Pacer::new(60, 10),
                 exposures: &Exposures::new(10, 60),
                 audiences: &audiences,
+                no_bids: &NoBids::default(),
             };
             auction::run(&ranked, index, &request, &facts, &env).map(|a| {
                 let bids = &a.response.seatbid[0].bid;

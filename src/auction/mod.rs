@@ -8,6 +8,7 @@
 //! decoded request and returns a response; it never blocks or touches disk (pacing and frequency
 //! cost a few atomics and one short shard lock per candidate that has them).
 
+pub mod explain;
 pub mod response;
 
 use std::collections::HashSet;
@@ -24,6 +25,7 @@ use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Campaign, Creative, CreativeFormat};
 use crate::clock::unix_secs;
 use crate::forms::{ancestors, category_form, domains_of, host_form};
+use crate::metrics::Exposition;
 use crate::request::facts::Facts;
 use crate::request::openrtb::{BidRequest, Imp};
 use crate::token::{Claims, Keys, Purpose};
@@ -37,6 +39,80 @@ pub struct Env<'a> {
     pub exposures: &'a Exposures,
     /// The audience packages campaigns and creatives name.
     pub audiences: &'a Library,
+    /// Where imps without a bid are counted.
+    pub no_bids: &'a NoBids,
+}
+
+/// Why an imp got no bid: how far the campaign that got furthest went (later stages win), counted
+/// by [`NoBids`]. `POST /admin/explain` tells each campaign's own reason, in more detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NoBid {
+    /// A private auction: precis holds no deals.
+    DealOnly,
+    /// No currency both sides know (the exchange's `cur`, the floor's).
+    Currency,
+    /// No campaign's targeting is met, as the index knows it.
+    NoCampaign,
+    /// Campaigns target the request, but none has a creative that fits the imp.
+    Creative,
+    /// A creative fits, but the campaign's flight, full targeting, blocks or audiences do not.
+    Targeting,
+    /// The best eligible bid is under the floor.
+    Floor,
+    Frequency,
+    Budget,
+    Pacing,
+}
+
+impl NoBid {
+    const ALL: [NoBid; 9] = [
+        NoBid::DealOnly,
+        NoBid::Currency,
+        NoBid::NoCampaign,
+        NoBid::Creative,
+        NoBid::Targeting,
+        NoBid::Floor,
+        NoBid::Frequency,
+        NoBid::Budget,
+        NoBid::Pacing,
+    ];
+
+    /// Its label in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            NoBid::DealOnly => "deal_only",
+            NoBid::Currency => "currency",
+            NoBid::NoCampaign => "no_campaign",
+            NoBid::Creative => "creative",
+            NoBid::Targeting => "targeting",
+            NoBid::Floor => "floor",
+            NoBid::Frequency => "frequency",
+            NoBid::Budget => "budget",
+            NoBid::Pacing => "pacing",
+        }
+    }
+}
+
+/// Imps without a bid, by [`NoBid`] reason: one relaxed add per such imp.
+#[derive(Debug, Default)]
+pub struct NoBids([AtomicU64; NoBid::ALL.len()]);
+
+impl NoBids {
+    fn count(&self, reason: NoBid) {
+        self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Its metrics: `precis_no_bid_imps_total{reason}`.
+    pub fn report(&self, out: &mut Exposition) {
+        out.counters(
+            "precis_no_bid_imps_total",
+            "Imps answered without a bid, by how far the campaign that got furthest went.",
+            "reason",
+            NoBid::ALL
+                .iter()
+                .map(|&r| (r.label(), self.0[r as usize].load(Ordering::Relaxed))),
+        );
+    }
 }
 
 /// Where precis' own URLs (win and billing notices, clicks) point.
@@ -65,7 +141,10 @@ pub fn run<'a>(
     facts: &Facts,
     env: &Env<'a>,
 ) -> Option<Auctioned<'a>> {
-    let currency = response_currency(request, env.rates)?;
+    let Some(currency) = response_currency(request, env.rates) else {
+        (request.imp.iter()).for_each(|_| env.no_bids.count(NoBid::Currency));
+        return None;
+    };
     let blocks = Blocks::of(request);
     // The user's keyed hash, what frequency caps and event tokens know the user by: an HMAC,
     // computed only once a campaign needs it.
@@ -95,11 +174,15 @@ pub fn run<'a>(
     let mut bids = Vec::new();
     for imp in &request.imp {
         if imp.pmp.as_ref().and_then(|p| p.private_auction) == Some(1) {
-            continue; // Deals only, and precis holds no deals.
+            env.no_bids.count(NoBid::DealOnly); // Deals only, and precis holds no deals.
+            continue;
         }
         let Some(floor) = floor(imp, currency, env.rates) else {
+            env.no_bids.count(NoBid::Currency);
             continue;
         };
+        let before = bids.len();
+        let mut furthest = NoBid::NoCampaign;
         let (mut indexed, mut every) = (query.as_ref().map(|q| q.fitting(imp)), 0..ranked.len());
         let order = std::iter::from_fn(|| match &mut indexed {
             Some(indexed) => indexed.next(),
@@ -114,6 +197,7 @@ pub fn run<'a>(
             // the request-wide checks, decided once per campaign and remembered for later imps.
             let Some((creative, w, h)) = fitting(entry, imp, |c| audiences_hold(&c.audiences))
             else {
+                furthest = furthest.max(NoBid::Creative);
                 continue;
             };
             // Audience packages last: the other terms are cheaper and usually decide.
@@ -129,6 +213,7 @@ pub fn run<'a>(
                 None => decide(),
             };
             if !ok {
+                furthest = furthest.max(NoBid::Targeting);
                 continue;
             }
             // Rounded to the micro-unit it is sent as, before it is held against the floor.
@@ -138,11 +223,16 @@ pub fn run<'a>(
                 .unwrap_or(0.0);
             // Ranked by eCPM: if the best fitting campaign is under the floor, so is every other.
             if price <= 0.0 || price < floor {
+                furthest = furthest.max(NoBid::Floor);
                 break;
             }
             // Capped for this user, out of budget or held back by pacing: the next may bid.
-            let Some(reservation) = admit(entry, user, facts.now, env) else {
-                continue;
+            let reservation = match admit(entry, user, facts.now, env) {
+                Ok(reservation) => reservation,
+                Err(reason) => {
+                    furthest = furthest.max(reason);
+                    continue;
+                }
             };
             let winner = Winner {
                 campaign,
@@ -159,6 +249,9 @@ pub fn run<'a>(
             entry.bids.fetch_add(1, Ordering::Relaxed);
             bids.push((bid, claims));
             break;
+        }
+        if bids.len() == before {
+            env.no_bids.count(furthest);
         }
     }
     if bids.is_empty() {
@@ -178,17 +271,17 @@ pub fn run<'a>(
     })
 }
 
-/// Frequency, then budget and pacing: `None` when the campaign must step aside, else the
-/// reservation its bid carries (none without a budget).
+/// Frequency, then budget and pacing: why the campaign must step aside, else the reservation
+/// its bid carries (none without a budget).
 fn admit(
     entry: &Ranked,
     user: impl Fn() -> Option<u64>,
     now: chrono::DateTime<chrono::Utc>,
     env: &Env,
-) -> Option<Option<crate::book::pacing::Reservation>> {
+) -> Result<Option<crate::book::pacing::Reservation>, NoBid> {
     let campaign = &entry.campaign;
     if campaign.budget.is_none() && campaign.frequency.is_none() {
-        return Some(None);
+        return Ok(None);
     }
     let user = if campaign.frequency.is_some() {
         user()
@@ -196,7 +289,7 @@ fn admit(
         None
     };
     if !env.exposures.admit(user, campaign, now) {
-        return None;
+        return Err(NoBid::Frequency);
     }
     let usd = env
         .rates
@@ -206,11 +299,15 @@ fn admit(
         .pacer
         .admit(campaign, entry.account.as_ref(), usd, env.rates, now)
     {
-        Admission::Free => Some(None),
-        Admission::Reserved(reservation) => Some(Some(reservation)),
-        Admission::OutOfBudget | Admission::Throttled => {
+        Admission::Free => Ok(None),
+        Admission::Reserved(reservation) => Ok(Some(reservation)),
+        Admission::OutOfBudget => {
             env.exposures.cancel(user, campaign);
-            None
+            Err(NoBid::Budget)
+        }
+        Admission::Throttled => {
+            env.exposures.cancel(user, campaign);
+            Err(NoBid::Pacing)
         }
     }
 }
@@ -467,6 +564,7 @@ landing = "https://shop.example/""#;
             pacer: &Pacer::new(60, 10),
             exposures: &Exposures::new(1000, 60),
             audiences: &crate::audience::Library::default(),
+            no_bids: &NoBids::default(),
         };
         let Some(Auctioned { response, .. }) = run(ranked, None, &request, &facts, &env) else {
             return Vec::new();

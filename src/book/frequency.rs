@@ -117,6 +117,26 @@ impl Exposures {
         true
     }
 
+    /// How many impressions `user` has of `campaign` in its current window, with the bids still
+    /// waiting for theirs, and whether the user converted: what [`Exposures::admit`] compares,
+    /// read without counting anything (for explaining a no-bid).
+    pub fn seen(&self, user: u64, campaign: &Campaign, now: DateTime<Utc>) -> (u32, bool) {
+        let now = unix_secs(now);
+        let key = campaign_key(&campaign.id);
+        let Some(entry) = self.users.get(&user) else {
+            return (0, false);
+        };
+        entry
+            .seen
+            .iter()
+            .find(|s| s.campaign == key)
+            .map_or((0, false), |s| {
+                let shown = if now >= s.window_end { 0 } else { s.shown };
+                let pending = if now >= s.pending_until { 0 } else { s.pending };
+                (u32::from(shown) + u32::from(pending), s.converted)
+            })
+    }
+
     /// Gives back an admission whose bid was not made after all.
     pub fn cancel(&self, user: Option<u64>, campaign: &Campaign) {
         let (Some(user), Some(_)) = (user, &campaign.frequency) else {

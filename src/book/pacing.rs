@@ -106,6 +106,23 @@ struct Hold {
     expires: i64,
 }
 
+/// What [`Pacer::admit`] would decide now, read without reserving, drawing or re-planning (see
+/// [`Pacer::preview`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preview {
+    /// It may bid; under even pacing, `pass_rate` is the share of bids let through now.
+    Open { pass_rate: Option<f64> },
+    /// The `daily` or `total` budget cannot take the bid.
+    OutOfBudget {
+        which: &'static str,
+        spent_usd: f64,
+        held_usd: f64,
+        limit_usd: f64,
+    },
+    /// Even pacing's ceiling for this step is reached.
+    Ahead { using_usd: f64, ceiling_usd: f64 },
+}
+
 /// What a candidate got from [`Pacer::admit`].
 #[derive(Debug)]
 pub enum Admission {
@@ -217,6 +234,64 @@ impl Pacer {
             account: account.clone(),
             nanos,
         })
+    }
+
+    /// What [`Pacer::admit`] would decide for a bid of `usd_cpm` now, short of its random draw,
+    /// changing nothing: for explaining a no-bid.
+    pub fn preview(
+        &self,
+        campaign: &Campaign,
+        usd_cpm: f64,
+        rates: &Rates,
+        now: DateTime<Utc>,
+    ) -> Preview {
+        let Some(budget) = &campaign.budget else {
+            return Preview::Open { pass_rate: None };
+        };
+        let nanos = (usd_cpm / 1000.0 * NANOS).round() as i64;
+        let usd = |nanos: i64| nanos as f64 / NANOS;
+        let account = self.accounts.get(&campaign.id).map(|a| a.clone());
+        let load = |f: fn(&Account) -> &AtomicI64| {
+            account.as_ref().map_or(0, |a| f(a).load(Ordering::Acquire))
+        };
+        let today = account
+            .as_ref()
+            .is_some_and(|a| local_day(now, campaign.timezone) <= a.day.load(Ordering::Acquire));
+        let spent_day = if today { load(|a| &a.spent_day) } else { 0 };
+        let (spent_total, held) = (load(|a| &a.spent_total), load(|a| &a.held));
+        let limits = Limits::of(budget, campaign, rates);
+        for (which, spent, limit) in [
+            ("daily", spent_day, limits.daily),
+            ("total", spent_total, limits.total),
+        ] {
+            if let Some(limit) = limit.filter(|&limit| spent + held + nanos > limit) {
+                return Preview::OutOfBudget {
+                    which,
+                    spent_usd: usd(spent),
+                    held_usd: usd(held),
+                    limit_usd: usd(limit),
+                };
+            }
+        }
+        let (Pacing::Even, Some(account)) = (budget.pacing, &account) else {
+            return Preview::Open { pass_rate: None };
+        };
+        let spent = if budget.daily.is_some() {
+            spent_day
+        } else {
+            spent_total
+        };
+        let using = spent as f64 + (held + nanos) as f64 * account.efficiency.load();
+        let ceiling = account.ceiling.load(Ordering::Relaxed);
+        if using > ceiling as f64 {
+            return Preview::Ahead {
+                using_usd: using / NANOS,
+                ceiling_usd: usd(ceiling),
+            };
+        }
+        Preview::Open {
+            pass_rate: Some(account.pass_rate.load()),
+        }
     }
 
     /// Keeps `reservation` under the id of the bid it pays for, until its win or `hold_secs`.

@@ -418,8 +418,8 @@ pub struct Checked {
     pub refused: Vec<FileError>,
     /// The taxonomy the campaigns were checked against, if the directory has one.
     pub taxonomy: Option<Arc<Taxonomy>>,
-    /// How many audience packages their names were checked against.
-    pub packages: usize,
+    /// The audience packages their names were checked against.
+    pub audiences: Arc<Library>,
 }
 
 /// Checks the campaign files `paths` name (a directory: its campaign files) as a reload would,
@@ -446,7 +446,7 @@ pub fn check(paths: &[PathBuf], dir: &Path, rates: &Rates) -> std::io::Result<Ch
         loaded,
         refused,
         taxonomy: sources.taxonomy,
-        packages: names.len(),
+        audiences: sources.audiences,
     })
 }
 

@@ -49,6 +49,11 @@ impl Codes {
     pub fn contains(&self, code: u32) -> bool {
         code < 32 && self.0 & (1 << code) != 0
     }
+
+    /// The codes it holds, smallest first.
+    pub fn codes(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..32).filter(|&c| self.contains(c))
+    }
 }
 
 /// Hours of the week a campaign runs, in its own time zone: bit `day * 24 + hour`, Monday = day 0.

@@ -1,6 +1,6 @@
 //! The operator's routes, on the admin port only: `GET /` (the [`super::dashboard`]),
-//! `GET /status`, `POST /admin/reload`, `POST /admin/clock?now=TIME` (moves a simulated clock)
-//! and the profile API under `/users/` ([`crate::audience::profiles::api`]). The bid port never
+//! `GET /status`, `POST /admin/reload`, `POST /admin/clock?now=TIME` (moves a simulated clock),
+//! `POST /admin/explain` (why a request gets no bid) and the profile API under `/users/` ([`crate::audience::profiles::api`]). The bid port never
 //! serves them.
 //!
 //! Behind a bearer token when one is configured, compared in constant time. Work that may take
@@ -18,7 +18,10 @@ use super::dashboard;
 use super::layer::{Http, Unrouted};
 use super::status::Status;
 use crate::app::App;
+use crate::auction;
 use crate::audience::profiles;
+use crate::request::facts::Facts;
+use crate::request::openrtb;
 
 /// Routes a request on the admin port; what is not an admin route goes back to the caller.
 pub(super) async fn route(
@@ -35,7 +38,8 @@ pub(super) async fn route(
         (_, path) if path.starts_with("/users/") => users(http, app, request).await,
         (&Method::POST, "/admin/reload") => reload(app).await,
         (&Method::POST, "/admin/clock") => clock(app, request.uri().query()),
-        (_, "/status" | "/admin/reload" | "/admin/clock") => {
+        (&Method::POST, "/admin/explain") => explain(http, app, request).await,
+        (_, "/status" | "/admin/reload" | "/admin/clock" | "/admin/explain") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         (method, path) => return Err((method.clone(), path.to_owned())),
@@ -97,6 +101,44 @@ async fn users(http: &Http, app: &App, request: Request<Incoming>) -> Answer {
         Ok((status, answer)) => json(status, &answer),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// `POST /admin/explain[?campaign=ID]` with a bid request: each imp's outcome for every campaign
+/// (or one), as the running bidder stands: its clock, profiles, spend, reservations and caps. It
+/// walks every campaign, so it runs with `block_in_place`, off the other tasks' way.
+async fn explain(http: &Http, app: &App, request: Request<Incoming>) -> Answer {
+    let campaign = form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "campaign")
+        .map(|(_, id)| id.into_owned());
+    let body = match body::read(request, http.limits.max_body_bytes, &http.limits).await {
+        Ok(body) => body,
+        Err((_, answer)) => return answer,
+    };
+    let request = match openrtb::decode(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let snapshot = app.store.snapshot();
+    if let Some(id) = campaign.as_deref()
+        && !snapshot.files.values().any(|l| l.campaign.id == id)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no campaign `{id}` is loaded (see /status for refused files)"),
+        );
+    }
+    let mut facts = Facts::from_request(&request, app.clock.now());
+    app.profiles.enrich(&mut facts);
+    let env = app.env(&snapshot);
+    let paused: Vec<_> = (snapshot.files.values())
+        .map(|l| &*l.campaign)
+        .filter(|c| !c.active)
+        .collect();
+    let explained = tokio::task::block_in_place(|| {
+        let only = campaign.as_deref();
+        auction::explain::explain(&snapshot.ranked, &paused, &request, &facts, &env, only)
+    });
+    json(StatusCode::OK, &explained)
 }
 
 /// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then expires what the new
