@@ -268,7 +268,9 @@ impl Bidder {
             audiences: &self.audiences,
             no_bids: &self.no_bids,
         };
-        auction::run(&self.ranked, Some(&self.index), request, facts, &env).map(|a| a.response)
+        auction::run(&self.ranked, Some(&self.index), request, facts, &env)
+            .ok()
+            .map(|a| a.response)
     }
 
     /// The whole bid path as the server runs it: the answer body, or `None` for a 204.

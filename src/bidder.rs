@@ -156,6 +156,7 @@ impl Bidder {
             admin_token,
             limits: config.limits.clone(),
             max_batch_bytes: config.profiles.max_batch_bytes,
+            no_bid: config.no_bid,
         };
         let stopped = async {
             let _ = stopped.await;

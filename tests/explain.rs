@@ -285,3 +285,53 @@ async fn no_bids_are_counted_by_how_far_the_best_campaign_got() {
     let found = outcomes(&explain_live(&server, &from("DEU", 0.0)).await);
     assert_outcome(&found, "us", "geo", &["DEU", "USA"]);
 }
+
+#[tokio::test]
+async fn with_no_bid_nbr_a_request_without_a_bid_hears_why() {
+    let capped = format!(
+        "{}\n[frequency]\nimpressions = 1\n",
+        Campaign::cpm(2.0).banner(300, 250).toml()
+    );
+    let server = Setup::default()
+        .campaign("capped.toml", capped)
+        .arg("--no-bid")
+        .arg("nbr")
+        .start();
+    let request = |id: &str, floor: f64| {
+        json!({
+            "id": id,
+            "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 }, "bidfloor": floor }],
+            "user": { "id": "reader-4" }
+        })
+    };
+    // The status, then the answer's id, nbr and precis' reason.
+    let no_bid = async |id: &str, floor: f64| {
+        let (status, _, body) = server
+            .post("/openrtb2/bid", request(id, floor).to_string())
+            .await;
+        let body = parse_json(&body);
+        let reason = body["ext"]["reason"].as_str().map(str::to_owned);
+        (
+            status,
+            str_of(&body, "id").to_owned(),
+            body["nbr"].as_u64(),
+            reason,
+        )
+    };
+    assert_eq!(
+        no_bid("high", 5.0).await,
+        (StatusCode::OK, "high".into(), Some(0), Some("floor".into()))
+    );
+    assert!(server.bid(&request("first", 1.0)).await.is_some());
+    assert_eq!(
+        no_bid("again", 1.0).await,
+        (
+            StatusCode::OK,
+            "again".into(),
+            Some(9),
+            Some("frequency".into())
+        ),
+        "a frequency cap is OpenRTB's 'daily reader cap met'"
+    );
+    assert_eq!(server.outcome_count("no_bid").await, 2.0);
+}

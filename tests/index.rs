@@ -392,12 +392,14 @@ fn the_index_finds_every_campaign_the_plain_evaluation_does_and_the_same_winners
                 audiences: &audiences,
                 no_bids: &NoBids::default(),
             };
-            auction::run(&ranked, index, &request, &facts, &env).map(|a| {
-                let bids = &a.response.seatbid[0].bid;
-                bids.iter()
-                    .map(|b| (b.cid.to_owned(), b.crid.to_owned(), b.price))
-                    .collect::<Vec<_>>()
-            })
+            auction::run(&ranked, index, &request, &facts, &env)
+                .ok()
+                .map(|a| {
+                    let bids = &a.response.seatbid[0].bid;
+                    bids.iter()
+                        .map(|b| (b.cid.to_owned(), b.crid.to_owned(), b.price))
+                        .collect::<Vec<_>>()
+                })
         };
         let indexed = winners(Some(&index));
         assert_eq!(indexed, winners(None), "{body}");

@@ -77,6 +77,15 @@ impl NoBid {
         NoBid::Pacing,
     ];
 
+    /// The OpenRTB no-bid reason code (5.24) closest to it: 9 (daily reader cap met) for a
+    /// frequency cap; 0 (unknown) for the others, which the list has no code for.
+    pub fn nbr(self) -> u32 {
+        match self {
+            NoBid::Frequency => 9,
+            _ => 0,
+        }
+    }
+
     /// Its label in `/metrics`.
     pub fn label(self) -> &'static str {
         match self {
@@ -131,7 +140,7 @@ pub struct Auctioned<'a> {
     pub claims: Vec<Claims>,
 }
 
-/// Runs the auction for every imp. `None` when no imp gets a bid (the exchange hears 204).
+/// Runs the auction for every imp. When no imp gets a bid, the furthest any imp got.
 /// `index` is `ranked`'s (see [`crate::book::index`]); without one every campaign is considered, which
 /// gives the same answer slower (the index's test oracle).
 pub fn run<'a>(
@@ -140,10 +149,10 @@ pub fn run<'a>(
     request: &'a BidRequest,
     facts: &Facts,
     env: &Env<'a>,
-) -> Option<Auctioned<'a>> {
+) -> Result<Auctioned<'a>, NoBid> {
     let Some(currency) = response_currency(request, env.rates) else {
         (request.imp.iter()).for_each(|_| env.no_bids.count(NoBid::Currency));
-        return None;
+        return Err(NoBid::Currency);
     };
     let blocks = Blocks::of(request);
     // The user's keyed hash, what frequency caps and event tokens know the user by: an HMAC,
@@ -172,13 +181,18 @@ pub fn run<'a>(
     let mut eligible: Vec<Option<bool>> = vec![None; memo_size];
     let query = index.map(|index| index.query(facts));
     let mut bids = Vec::new();
+    let mut reason = NoBid::NoCampaign;
+    let mut count = |why: NoBid| {
+        env.no_bids.count(why);
+        reason = reason.max(why);
+    };
     for imp in &request.imp {
         if imp.pmp.as_ref().and_then(|p| p.private_auction) == Some(1) {
-            env.no_bids.count(NoBid::DealOnly); // Deals only, and precis holds no deals.
+            count(NoBid::DealOnly); // Deals only, and precis holds no deals.
             continue;
         }
         let Some(floor) = floor(imp, currency, env.rates) else {
-            env.no_bids.count(NoBid::Currency);
+            count(NoBid::Currency);
             continue;
         };
         let before = bids.len();
@@ -251,14 +265,14 @@ pub fn run<'a>(
             break;
         }
         if bids.len() == before {
-            env.no_bids.count(furthest);
+            count(furthest);
         }
     }
     if bids.is_empty() {
-        return None;
+        return Err(reason);
     }
     let (bids, claims) = bids.into_iter().unzip();
-    Some(Auctioned {
+    Ok(Auctioned {
         response: BidResponse {
             id: request.id.as_deref().unwrap_or_default(),
             cur: currency.to_string(),
@@ -566,7 +580,7 @@ landing = "https://shop.example/""#;
             audiences: &crate::audience::Library::default(),
             no_bids: &NoBids::default(),
         };
-        let Some(Auctioned { response, .. }) = run(ranked, None, &request, &facts, &env) else {
+        let Ok(Auctioned { response, .. }) = run(ranked, None, &request, &facts, &env) else {
             return Vec::new();
         };
         let cur = response.cur.clone();

@@ -38,6 +38,9 @@ settings! {
         campaigns: PathBuf = PathBuf::from("campaigns"), flag "DIR";
         /// Log lines as text or JSON.
         log_format: LogFormat = LogFormat::Text, flag "LOG_FORMAT";
+        /// How a bid request without a bid is answered: `empty` (204 No Content) or `nbr` (200
+        /// with an OpenRTB BidResponse holding only `id`, `nbr` and precis' reason in `ext`).
+        no_bid: NoBidAnswer = NoBidAnswer::Empty, flag "ANSWER";
         /// Threads serving exchange connections, each with its own runtime; 0: one per core.
         workers: usize = 0, flag "N";
         /// Exchange rates: units of each currency per US dollar (USD is always known). A flag
@@ -128,6 +131,21 @@ settings! {
         /// Largest body POST /users/batch accepts.
         max_batch_bytes: usize = 16 << 20, flag "BYTES", above 0;
     }
+}
+
+/// How a bid request without a bid is answered (exchanges differ in what they expect).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NoBidAnswer {
+    /// 204 No Content.
+    #[default]
+    Empty,
+    /// 200 with `{"id": REQUEST_ID, "nbr": CODE, "ext": {"reason": REASON}}`.
+    Nbr,
+}
+
+impl Setting for NoBidAnswer {
+    type Flag = NoBidAnswer;
 }
 
 /// How log lines are written.

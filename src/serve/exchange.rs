@@ -15,15 +15,16 @@ use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 
 use super::admission::Deadline;
-use super::answer::{Answer, error, no_content, pixel, redirect, with_body};
+use super::answer::{Answer, error, json, no_content, pixel, redirect, with_body};
 use super::body;
 use super::layer::{Http, Unrouted};
 use super::metrics::Outcome;
 use crate::app::App;
-use crate::auction::{self, Auctioned};
+use crate::auction::{self, Auctioned, NoBid};
+use crate::config::NoBidAnswer;
 use crate::measure::recorder::Refusal;
 use crate::request::facts::Facts;
-use crate::request::openrtb;
+use crate::request::openrtb::{self, BidRequest};
 use crate::token::TokenError;
 
 /// Routes a request on the bid port; what is not an exchange route goes back to the caller.
@@ -113,15 +114,31 @@ async fn bid_on(
     let env = app.env(&snapshot);
     let index = Some(&*snapshot.index);
     match auction::run(&snapshot.ranked, index, &request, &facts, &env) {
-        Some(_) if deadline.passed() => (Outcome::Late, no_content()),
-        Some(Auctioned { response, claims }) => {
+        Ok(_) if deadline.passed() => (Outcome::Late, no_content()),
+        Ok(Auctioned { response, claims }) => {
             app.recorder.bids(claims, facts.now);
             (
                 Outcome::Bid,
                 with_body(StatusCode::OK, "application/json", response.to_json()),
             )
         }
-        None => (Outcome::NoBid, no_content()),
+        Err(reason) => (Outcome::NoBid, no_bid(http.no_bid, &request, reason)),
+    }
+}
+
+/// The answer to a request without a bid: 204, or (`no_bid = "nbr"`) a BidResponse that says
+/// why, with OpenRTB's closest reason code and precis' own.
+fn no_bid(answer: NoBidAnswer, request: &BidRequest, reason: NoBid) -> Answer {
+    match answer {
+        NoBidAnswer::Empty => no_content(),
+        NoBidAnswer::Nbr => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "id": request.id.as_deref().unwrap_or_default(),
+                "nbr": reason.nbr(),
+                "ext": { "reason": reason.label() },
+            }),
+        ),
     }
 }
 

@@ -7,7 +7,7 @@ use hyper::Method;
 
 use super::admission::Gate;
 use super::metrics::ServeMetrics;
-use crate::config::Limits;
+use crate::config::{Limits, NoBidAnswer};
 
 pub(super) struct Http {
     pub metrics: Arc<ServeMetrics>,
@@ -18,6 +18,8 @@ pub(super) struct Http {
     pub max_batch_bytes: usize,
     /// Bid requests being read or bid on.
     pub in_flight: Arc<Gate>,
+    /// How a bid request without a bid is answered.
+    pub no_bid: NoBidAnswer,
 }
 
 /// A request a router does not serve: its method and path, for the routes both ports share.

@@ -40,7 +40,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::Limits;
+use crate::config::{Limits, NoBidAnswer};
 use crate::metrics::Exposition;
 use admission::Gate;
 use answer::{Answer, error, text};
@@ -77,6 +77,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The body limit of the profile API (`[profiles] max_batch_bytes`).
     pub max_batch_bytes: usize,
+    /// How a bid request without a bid is answered (`no_bid`).
+    pub no_bid: NoBidAnswer,
 }
 
 /// Which listener a request came in on.
@@ -115,6 +117,7 @@ pub async fn serve(
         limits,
         admin_token: settings.admin_token.map(Into::into),
         max_batch_bytes: settings.max_batch_bytes,
+        no_bid: settings.no_bid,
     });
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
