@@ -116,7 +116,7 @@ fn broken_files() -> Vec<Broken> {
                 .toml(),
             at: "budget",
             through: None,
-            message: "unknown field `budget`",
+            message: "unknown key `budget` in [pricing]",
         },
         Broken {
             name: "wrong-type.toml",
@@ -125,7 +125,7 @@ fn broken_files() -> Vec<Broken> {
                 .toml(),
             at: "cpm = \"2.0\"",
             through: None,
-            message: "invalid type",
+            message: "`cpm` must be a number, like 2.5, not the text \"2.0\": remove the quotes",
         },
         Broken {
             name: "time-zone.toml",

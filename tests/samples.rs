@@ -1,5 +1,6 @@
 //! The sample campaigns in `campaigns/`, which `cargo run --release -- serve` serves on a fresh clone:
-//! they pass `precis check` and keep bidding for at least a year from whenever the suite runs.
+//! they pass `precis check` and keep bidding for at least a year from whenever the suite runs. The
+//! README's reference campaign, the template a campaign manager copies, passes `precis check` too.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +20,47 @@ fn the_sample_campaigns_pass_check() {
         output.status.success(),
         "precis check campaigns: {}\n{}{}",
         output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_readmes_reference_campaign_passes_check_beside_the_sample() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
+    let after = readme
+        .split_once("## Campaign files")
+        .and_then(|(_, rest)| rest.split_once("```toml\n"))
+        .expect("a ```toml block under ## Campaign files")
+        .1;
+    let reference = after.split_once("\n```").expect("the block's end").0;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let campaigns = dir.path().join("campaigns");
+    let audiences = dir.path().join("audiences");
+    for made in [&campaigns, &audiences] {
+        std::fs::create_dir(made).expect("a directory");
+    }
+    let copy = |from: &Path, to: &Path| std::fs::copy(from, to).expect("a copy");
+    copy(
+        &Path::new(ROOT).join("campaigns/taxonomy.toml"),
+        &campaigns.join("taxonomy.toml"),
+    );
+    for entry in std::fs::read_dir(Path::new(ROOT).join("audiences")).expect("audiences/") {
+        let path = entry.expect("entry").path();
+        copy(
+            &path,
+            &audiences.join(path.file_name().expect("a file name")),
+        );
+    }
+    std::fs::write(campaigns.join("reference.toml"), reference).expect("the reference");
+    let output = Command::new(env!("CARGO_BIN_EXE_precis"))
+        .current_dir(dir.path())
+        .args(["check", "campaigns"])
+        .output()
+        .expect("run precis check");
+    assert!(
+        output.status.success(),
+        "the README's reference campaign: {}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );

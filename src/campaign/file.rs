@@ -25,7 +25,7 @@ use crate::campaign::pricing::{Currency, Model, Pricing, Rates};
 use crate::campaign::targeting::{CONNECTIONS, Circle, Codes, Targeting, Term, Week};
 use crate::campaign::taxonomy::Taxonomy;
 use crate::clock::at_local;
-use crate::diagnostic::{Diagnostic, FileError};
+use crate::diagnostic::{Diagnostic, FileError, for_people, path_at};
 use crate::forms::{category_form, host_form, normalize_os, tag_form, valid_id};
 use crate::request::facts::Gender;
 use crate::request::geo::{Country, Point, Region};
@@ -205,6 +205,7 @@ pub fn parse_in(source: &str, path: &Path, context: &Context) -> Result<Campaign
         context: *context,
         diagnostics: Vec::new(),
         refused: Vec::new(),
+        removed: Vec::new(),
     };
     let campaign = check
         .read(source)
@@ -248,6 +249,9 @@ struct Checker<'s> {
     /// Top-level keys (tables) an entry was refused from while reading: what is missing from
     /// them may have been written and refused, so it is not reported as missing too.
     refused: Vec<String>,
+    /// The entries taken out while reading, by path (`pricing.cpm`): a key refused for its value
+    /// was written, so its table is not also said to miss it.
+    removed: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -266,15 +270,24 @@ impl Checker<'_> {
                 Ok(file) => return Some(file),
                 Err(e) => {
                     let span = e.span().unwrap_or(0..0);
-                    self.error(span.clone(), e.message().trim_end());
-                    if let Some(key) = top_key_at(document.get_ref(), &span) {
-                        self.refused.push(key);
+                    let message = e.message().trim_end();
+                    let path = path_at(document.get_ref(), &span);
+                    let follow_on = message
+                        .strip_prefix("missing field ")
+                        .map(|field| [&path[..], &[field.trim_matches('`').to_owned()]].concat())
+                        .is_some_and(|missing| self.removed.contains(&missing.join(".")));
+                    if !follow_on {
+                        self.error(span.clone(), for_people(message, &path));
+                    }
+                    if let Some(key) = path.first() {
+                        self.refused.push(key.clone());
                     }
                     if self.diagnostics.len() > MAX_DIAGNOSTICS
                         || !remove_entry_at(document.get_mut(), &span)
                     {
                         return None;
                     }
+                    self.removed.push(path.join("."));
                 }
             }
         }
@@ -467,10 +480,13 @@ impl Checker<'_> {
                 }
                 Some(v) => ok &= self.bounded(name, v, bound),
                 None if used.contains(&name) => {
-                    self.error(
-                        pricing.span(),
-                        format!("model \"{model_name}\" needs `{name}`"),
-                    );
+                    // Written but refused for its value: said already.
+                    if !self.removed.contains(&format!("pricing.{name}")) {
+                        self.error(
+                            pricing.span(),
+                            format!("model \"{model_name}\" needs `{name}`"),
+                        );
+                    }
                     ok = false;
                 }
                 None => {}
@@ -1070,25 +1086,6 @@ impl Checker<'_> {
     }
 }
 
-/// The top-level key under which `span` lies: on a key or a value of its entry, or nested in it.
-fn top_key_at(document: &DeTable<'_>, span: &Range<usize>) -> Option<String> {
-    let within = |s: Range<usize>| s.start <= span.start && span.end <= s.end;
-    fn holds(value: &Spanned<DeValue<'_>>, within: &dyn Fn(Range<usize>) -> bool) -> bool {
-        within(value.span())
-            || match value.get_ref() {
-                DeValue::Table(table) => table
-                    .iter()
-                    .any(|(k, v)| within(k.span()) || holds(v, within)),
-                DeValue::Array(items) => items.iter().any(|v| holds(v, within)),
-                _ => false,
-            }
-    }
-    document
-        .iter()
-        .find(|(k, v)| within(k.span()) || holds(v, &within))
-        .map(|(k, _)| k.get_ref().to_string())
-}
-
 /// Removes the entry whose key or value `span` points at, looking into nested tables first.
 /// False when it points at no single entry (a missing key points at its table): nothing to remove.
 fn remove_entry_at(table: &mut DeTable<'_>, span: &Range<usize>) -> bool {
@@ -1266,9 +1263,9 @@ landing = "https://acme.example/run"
         let found = problems(&broken);
         let expected = [
             "8:12: unknown time zone `Asia/Shanghaii`",
-            "17:1: unknown field `contries`",
+            "17:1: unknown key `contries` in [targeting]: did you mean `countries`?",
             "19:9: hours [8, 25] must be [from, to)",
-            "43:5: invalid type: string \"300\", expected u32",
+            "43:5: `w` must be a whole number, like 300, not the text \"300\": remove the quotes",
             "40:1: banner creative `run-300x250` needs a size",
             "46:11: `landing` must be an http(s) URL",
         ];
@@ -1290,7 +1287,7 @@ landing = "https://acme.example/run"
         assert!(
             found[..100]
                 .iter()
-                .all(|f| f.contains("unknown field `stray_"))
+                .all(|f| f.contains("unknown key `stray_"))
         );
         assert_eq!(found[100], "1:1: too many problems: only 100 are listed");
         // Problems found after reading (here, in thousands of creatives) are capped alike.
@@ -1378,7 +1375,9 @@ landing = "https://acme.example/run"
             "{found:?}"
         );
         assert!(
-            found.iter().any(|p| p.contains("unknown field `max_roi`")),
+            found
+                .iter()
+                .any(|p| p.contains("unknown key `max_roi` in [kpi]")),
             "{found:?}"
         );
         let no_creative = &FULL[..FULL.find("[[creative]]").unwrap()];
@@ -1430,7 +1429,7 @@ landing = "https://acme.example/run"
                 "33:10: `pacing` must be \"even\" (spread over the day) or \"asap\" (as fast as traffic allows), not `fast`",
                 "36:15: `impressions` must be a whole number, at least 1, not 2.5",
                 "37:7: `per` must be \"hour\", \"day\", \"week\" (Monday to Sunday) or \"flight\" (the whole campaign), not `month`",
-                "39:1: unknown field `hourly`, expected one of `impressions`, `per`, `stop_after_conversion`",
+                "39:1: unknown key `hourly` in [frequency]; the keys here are impressions, per, stop_after_conversion",
             ]
         );
 
@@ -1479,15 +1478,41 @@ landing = "https://acme.example/run"
         assert_eq!(
             problems(&typo),
             [
-                "31:9: invalid type: string \"500\", expected f64",
-                "35:15: invalid type: string \"3\", expected f64",
+                "31:9: `daily` must be a number, like 2.5, not the text \"500\": remove the quotes",
+                "35:15: `impressions` must be a number, like 2.5, not the text \"3\": remove the quotes",
             ]
         );
     }
 
     #[test]
+    fn one_mistake_gives_one_message_in_campaign_terms() {
+        // A broken value of [pricing] is not also a missing [pricing] or a missing `model`.
+        for (written, instead, says) in [
+            (
+                "model = \"cpc\"",
+                "model = \"CPC\"",
+                "`model` must be one of cpm, cpc, cps (found `CPC`): write it in lower case",
+            ),
+            (
+                "cpc = 0.35",
+                "cpc = \"0.35\"",
+                "`cpc` must be a number, like 2.5, not the text \"0.35\": remove the quotes",
+            ),
+            (
+                "[targeting]",
+                "[targetting]",
+                "unknown key `targetting`: did you mean `targeting`?",
+            ),
+        ] {
+            let found = problems(&FULL.replace(written, instead));
+            assert_eq!(found.len(), 1, "{instead}: {found:#?}");
+            assert!(found[0].ends_with(says), "{found:?}");
+        }
+    }
+
+    #[test]
     fn a_file_that_is_not_toml_is_refused_where_it_breaks() {
         assert!(problems("name = \"x\"\nadomain = [\"a.example\"\n")[0].starts_with("2:"));
-        assert!(problems("")[0].contains("missing field `pricing`"));
+        assert_eq!(problems(""), ["1:1: the file needs `pricing`"]);
     }
 }

@@ -22,7 +22,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::diagnostic::{Diagnostic, FileError};
+use crate::diagnostic::{Diagnostic, FileError, closest, edits};
 use crate::forms::tag_form;
 
 /// The file name of the taxonomy in a campaign directory.
@@ -188,17 +188,9 @@ impl Taxonomy {
             .iter()
             .filter(|t| t.rsplit('/').next() == Some(leaf))
             .min_by_key(|t| edits(t, tag));
-        let budget = (tag.chars().count() / 4).max(2);
         same_leaf
-            .or_else(|| {
-                self.tags
-                    .iter()
-                    .map(|t| (edits(t, tag), t))
-                    .filter(|(d, _)| *d <= budget)
-                    .min_by_key(|(d, _)| *d)
-                    .map(|(_, t)| t)
-            })
             .map(String::as_str)
+            .or_else(|| closest(tag, self.tags.iter().map(String::as_str)))
     }
 
     /// The file form: the roots, then one `parent = [children]` line per parent, depth first.
@@ -239,22 +231,6 @@ impl Taxonomy {
         }
         out
     }
-}
-
-/// Levenshtein distance of two tags, by characters.
-fn edits(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::pricing::{Currency, Rates};
+use crate::diagnostic::{Diagnostic, FileError, for_people, path_at};
 use keys::{Setting, settings};
+use toml::de::DeTable;
 
 settings! {
     /// The whole of `precis.toml`.
@@ -187,6 +189,9 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A mistake in the file, at `path:line:col`.
+    #[error("{0}")]
+    File(FileError),
 }
 
 impl Config {
@@ -207,6 +212,18 @@ impl Config {
             path: path.to_owned(),
             message,
         };
+        // The file on its own first, so that a mistake in it is shown where it is written.
+        if let Err(e) = toml::from_str::<Config>(&text) {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end();
+            let keys = DeTable::parse(&text).map(|t| path_at(t.get_ref(), &span));
+            let message = for_people(message, &keys.unwrap_or_default());
+            let diagnostic = Diagnostic::at(&text, span.start, message);
+            return Err(ConfigError::File(FileError {
+                path: path.to_owned(),
+                diagnostics: vec![diagnostic],
+            }));
+        }
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let flags = flags
             .0
@@ -500,7 +517,14 @@ mod tests {
                 "public_url = \"bid.example\"",
                 "public_url must be an http://",
             ),
-            ("[events]\nmax_file_gb = 1", "unknown field `max_file_gb`"),
+            (
+                "[events]\nmax_file_gb = 1",
+                "precis.toml:2:1: unknown key `max_file_gb` in [events]: did you mean `max_file_mb`?",
+            ),
+            (
+                "workers = \"2\"",
+                "precis.toml:1:11: `workers` must be a whole number, like 300, not the text \"2\": remove the quotes",
+            ),
         ] {
             let error = load(text).unwrap_err().to_string();
             assert!(error.contains(says), "{text:?}: {error}");
