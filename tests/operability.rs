@@ -44,11 +44,20 @@ async fn admin_routes_answer_on_the_admin_port_and_never_on_the_bid_port() {
         (Method::POST, "/admin/reload"),
         (Method::POST, "/admin/clock?now=2030-01-01T00:00:00Z"),
     ] {
-        let (status, _, _) = server.request(method.clone(), path, "").await;
+        let (status, _, body) = server.request(method.clone(), path, "").await;
         assert_eq!(
             status,
             StatusCode::NOT_FOUND,
             "{method} {path} on the bid port"
+        );
+        // The answer says where the route is.
+        let error = parse_json(&body)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains("admin port (admin_listen)"),
+            "{path}: {error}"
         );
     }
     let (status, _, body) = server.admin_get("/status").await;
@@ -59,8 +68,13 @@ async fn admin_routes_answer_on_the_admin_port_and_never_on_the_bid_port() {
     let (status, _, _) = server.admin_get("/admin/reload").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     // Exchanges' routes are not on the admin port.
-    let (status, _, _) = server.admin_post("/openrtb2/bid").await;
+    let (status, _, body) = server.admin_post("/openrtb2/bid").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let error = parse_json(&body)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("bid port (listen)"), "{error}");
     // Health, readiness and metrics are on both.
     for path in ["/healthz", "/readyz", "/metrics"] {
         let (status, _, _) = server.get(path).await;

@@ -16,7 +16,7 @@ use std::io;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Blocks, Env, NoBids, Urls, fitting, floor, response_currency};
+use super::{Blocks, Env, NoBids, Urls, bid_price, fitting, floor, response_currency};
 use crate::audience::Member;
 use crate::book::frequency::Exposures;
 use crate::book::pacing::{Pacer, Preview};
@@ -270,10 +270,7 @@ impl Check<'_> {
 
     /// The bid in the response currency.
     fn price(&self) -> f64 {
-        let campaign = self.campaign();
-        (self.env.rates)
-            .convert(self.entry.ecpm, campaign.pricing.currency, self.currency)
-            .unwrap_or(0.0)
+        bid_price(self.entry, self.currency, self.env.rates)
     }
 
     /// The bid in USD, as budgets count it.

@@ -230,11 +230,7 @@ pub fn run<'a>(
                 furthest = furthest.max(NoBid::Targeting);
                 continue;
             }
-            // Rounded to the micro-unit it is sent as, before it is held against the floor.
-            let price = env
-                .rates
-                .convert(entry.ecpm, campaign.pricing.currency, currency)
-                .unwrap_or(0.0);
+            let price = bid_price(entry, currency, env.rates);
             // Ranked by eCPM: if the best fitting campaign is under the floor, so is every other.
             if price <= 0.0 || price < floor {
                 furthest = furthest.max(NoBid::Floor);
@@ -324,6 +320,16 @@ fn admit(
             Err(NoBid::Pacing)
         }
     }
+}
+
+/// What `entry` bids in `currency`: its eCPM converted and rounded to the micro-unit (1e-6), so
+/// that the price sent, signed into the event token, held against the floor and compared with the
+/// clearing price are one number, however many digits the exchange writes back. 0 when the
+/// currency cannot be converted.
+fn bid_price(entry: &Ranked, currency: Currency, rates: &Rates) -> f64 {
+    let price =
+        (rates.convert(entry.ecpm, entry.campaign.pricing.currency, currency)).unwrap_or(0.0);
+    (price * 1e6).round() / 1e6
 }
 
 /// The first currency the exchange accepts that precis has a rate for; USD when it names none.
@@ -615,6 +621,31 @@ landing = "https://shop.example/""#;
             1,
             "a listed domain blocks itself and its subdomains only"
         );
+    }
+
+    #[test]
+    fn prices_are_rounded_to_the_micro_unit_before_the_floor_and_the_token() {
+        let bid = |cpm: &str, request: &str| {
+            let ranked = rank(
+                [campaign(
+                    "a",
+                    &format!("model = \"cpm\"\ncpm = {cpm}"),
+                    BANNER,
+                )],
+                &rates(),
+                Ranked::from_file,
+            );
+            winners(&ranked, request).first().map(|w| w.2)
+        };
+        assert_eq!(bid("2.0000004", MREC), Some(2.0));
+        assert_eq!(bid("2.0000006", MREC), Some(2.000001));
+        // 1 USD is 0.5 EUR: 2.4691358 USD is 1.2345679 EUR, sent as 1.234568.
+        let eur =
+            r#"{"id": "r", "cur": ["EUR"], "imp": [{"id": "1", "banner": {"w": 300, "h": 250}}]}"#;
+        assert_eq!(bid("2.4691358", eur), Some(1.234568));
+        // Held against the floor as sent: 2.0000004 is bid as 2.0, under a floor of 2.0000003.
+        let floored = r#"{"id": "r", "imp": [{"id": "1", "banner": {"w": 300, "h": 250}, "bidfloor": 2.0000003}]}"#;
+        assert_eq!(bid("2.0000004", floored), None);
     }
 
     #[test]

@@ -255,8 +255,24 @@ async fn handle(
         (_, "/healthz" | "/readyz" | "/metrics") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
-        _ => error(StatusCode::NOT_FOUND, "no such route"),
+        (_, path) => error(StatusCode::NOT_FOUND, &not_found(port, path)),
     })
+}
+
+/// Why a path is not served here: a route of the other port says so, and where it is.
+fn not_found(port: Port, path: &str) -> String {
+    let admin = path == "/" || path == "/status" || path.starts_with("/admin/");
+    let admin = admin || path.starts_with("/users/");
+    let exchange = ["/openrtb2/bid", "/win", "/imp", "/click", "/conv"].contains(&path);
+    match port {
+        Port::Bid if admin => format!(
+            "{path} is an admin route: it is served on the admin port (admin_listen), not the bid port"
+        ),
+        Port::Admin if exchange => format!(
+            "{path} is an exchange route: it is served on the bid port (listen), not the admin port"
+        ),
+        _ => format!("no such route: {path}"),
+    }
 }
 
 /// `/readyz`: 200 once the campaigns are loaded and the event log replayed, 503 before.
