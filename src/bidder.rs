@@ -134,17 +134,20 @@ impl Bidder {
     /// Must be called within a multi-threaded tokio runtime.
     pub async fn start(config: Config, clock: Clock) -> Result<Bidder, BidderError> {
         let admin_token = config.admin_token();
-        if admin_token.is_none() && !config.admin_listen.ip().is_loopback() {
-            return Err(BidderError::OpenAdmin(config.admin_listen));
+        if admin_token.is_none() && !config.admin_listen.0.ip().is_loopback() {
+            return Err(BidderError::OpenAdmin(config.admin_listen.0));
         }
         raise_open_files(config.limits.max_connections);
-        let (bid, admin) = (bind(config.listen).await?, bind(config.admin_listen).await?);
+        let (bid, admin) = (
+            bind(config.listen.0).await?,
+            bind(config.admin_listen.0).await?,
+        );
         let listening = |l: &TcpListener, addr| {
             l.local_addr()
                 .map_err(|source| BidderError::Listen { addr, source })
         };
-        let bid_addr = listening(&bid, config.listen)?;
-        let admin_addr = listening(&admin, config.admin_listen)?;
+        let bid_addr = listening(&bid, config.listen.0)?;
+        let admin_addr = listening(&admin, config.admin_listen.0)?;
         let ready = Ready::default();
         let (stop_serving, stopped) = oneshot::channel::<()>();
         let ports = Ports {

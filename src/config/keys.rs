@@ -6,7 +6,6 @@
 //! the environment: it builds flags and reads them back as the TOML table they stand for.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -198,7 +197,7 @@ macro_rules! read_as_themselves {
     };
 }
 
-read_as_themselves!(usize, u64, u32, f64, PathBuf, SocketAddr);
+read_as_themselves!(usize, u64, u32, f64, PathBuf);
 
 /// The value given for the flag `id`, as TOML (see [`Flag::Value`]).
 pub fn given<T>(matches: &ArgMatches, id: &str) -> Option<Result<toml::Value, String>>

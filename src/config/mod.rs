@@ -28,9 +28,9 @@ settings! {
     pub struct Config {
         /// Address to serve exchanges on, loopback unless an operator chooses otherwise; port 0
         /// picks a free port.
-        listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)), flag "ADDR";
+        listen: Listen = Listen(SocketAddr::from(([127, 0, 0, 1], 8080))), flag "ADDR";
         /// Address of the admin routes (/status, /admin/*); the bid port never serves them.
-        admin_listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081)), flag "ADDR";
+        admin_listen: Listen = Listen(SocketAddr::from(([127, 0, 0, 1], 8081))), flag "ADDR";
         /// Bearer token every admin request must carry, when set; PRECIS_ADMIN_TOKEN overrides it.
         /// Required when admin_listen is not loopback.
         admin_token: Option<String> = None, secret;
@@ -133,6 +133,54 @@ settings! {
         /// Largest body POST /users/batch accepts.
         max_batch_bytes: usize = 16 << 20, flag "BYTES", above 0;
     }
+}
+
+/// An address to listen on: `IP:PORT`, or `HOST:PORT` resolved once when the configuration is
+/// read (`localhost:8080`; an IPv4 address is preferred when the name has both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub SocketAddr);
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Listen, String> {
+        if let Ok(addr) = text.parse() {
+            return Ok(Listen(addr));
+        }
+        let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+            .map_err(|e| {
+                format!("`{text}` is not an address to listen on (HOST:PORT or IP:PORT): {e}")
+            })?
+            .collect();
+        let first = resolved.iter().find(|a| a.is_ipv4()).or(resolved.first());
+        first
+            .copied()
+            .map(Listen)
+            .ok_or_else(|| format!("`{text}` names no address"))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Listen, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl Setting for Listen {
+    type Flag = Listen;
 }
 
 /// How a bid request without a bid is answered (exchanges differ in what they expect).
@@ -378,7 +426,7 @@ mod tests {
                 .unwrap()
                 .knows(Currency::parse("EUR").unwrap())
         );
-        assert!(config.listen.ip().is_loopback());
+        assert!(config.listen.0.ip().is_loopback());
     }
 
     #[test]
@@ -489,6 +537,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn listen_addresses_may_be_host_names() {
+        let config =
+            load("listen = \"localhost:8090\"\nadmin_listen = \"127.0.0.1:8091\"").unwrap();
+        assert_eq!(config.listen.0, SocketAddr::from(([127, 0, 0, 1], 8090)));
+        assert_eq!(
+            config.admin_listen.0,
+            SocketAddr::from(([127, 0, 0, 1], 8091))
+        );
+        let error = load("listen = \"localhost\"").unwrap_err().to_string();
+        assert!(
+            error.contains("precis.toml:1:10: `localhost` is not an address to listen on"),
+            "{error}"
+        );
     }
 
     #[test]
