@@ -2,6 +2,9 @@
 //! they pass `precis check` and keep bidding for at least a year from whenever the suite runs. The
 //! README's reference campaign, the template a campaign manager copies, passes `precis check` too.
 
+#[allow(dead_code)]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -89,4 +92,21 @@ fn no_sample_flight_ends_within_a_year() {
         ends += 1;
     }
     assert!(ends >= 5, "the samples show flights with an end ({ends})");
+}
+
+#[tokio::test]
+async fn the_readmes_example_request_gets_a_bid_from_the_sample() {
+    let server = common::Setup::sample().start();
+    let body = std::fs::read(Path::new(ROOT).join("examples/bid-request.json"))
+        .expect("examples/bid-request.json");
+    let (status, _, answer) = server.post("/openrtb2/bid", body).await;
+    assert_eq!(
+        status,
+        hyper::StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let answer = common::parse_json(&answer);
+    assert_eq!(answer["id"], "example-1");
+    assert_eq!(common::bids(&answer).len(), 1, "{answer}");
 }

@@ -580,10 +580,15 @@ fn connection_name(code: u32) -> String {
 fn offers(imp: &Imp) -> String {
     let mut kinds = Vec::new();
     if let Some(banner) = &imp.banner {
-        let sizes: Vec<String> = std::iter::once((banner.w, banner.h))
+        let mut sizes: Vec<String> = Vec::new();
+        let offered = std::iter::once((banner.w, banner.h))
             .chain(banner.format.iter().map(|f| (f.w, f.h)))
-            .filter_map(|(w, h)| Some(format!("{}x{}", w?, h?)))
-            .collect();
+            .filter_map(|(w, h)| Some(format!("{}x{}", w?, h?)));
+        for size in offered {
+            if !sizes.contains(&size) {
+                sizes.push(size);
+            }
+        }
         kinds.push(format!("banner {}", sizes.join(" or ")).trim().to_owned());
     }
     if let Some(video) = &imp.video {
