@@ -17,6 +17,8 @@ use crate::book::store::{Snapshot, Store};
 use crate::clock::Clock;
 use crate::measure::recorder::Recorder;
 use crate::metrics::Exposition;
+use crate::request::facts::Facts;
+use crate::request::openrtb::BidRequest;
 
 pub struct App {
     /// The campaigns being served, and what events taught about them.
@@ -32,6 +34,8 @@ pub struct App {
     pub urls: Urls,
     /// Imps the auction answered without a bid, by reason.
     pub no_bids: NoBids,
+    /// precis' TCF vendor id (`[privacy] vendor_id`): whose consent a GDPR request must give.
+    pub vendor_id: Option<u32>,
 }
 
 impl App {
@@ -46,6 +50,14 @@ impl App {
             audiences: &snapshot.audiences,
             no_bids: &self.no_bids,
         }
+    }
+
+    /// The facts of `request` at `now`, as this bidder may read them (privacy signals applied),
+    /// with the profile store's tags for the user.
+    pub fn facts(&self, request: &BidRequest, now: DateTime<Utc>) -> Facts {
+        let mut facts = Facts::from_request_as(request, now, self.vendor_id);
+        self.profiles.enrich(&mut facts);
+        facts
     }
 
     /// Forgets what time has expired as of `now`: events whose tokens can no longer arrive, budget

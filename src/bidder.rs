@@ -378,6 +378,7 @@ fn open(
             public: public.trim_end_matches('/').to_owned(),
         },
         no_bids: NoBids::default(),
+        vendor_id: config.privacy.vendor_id,
     });
     let watcher = Watcher {
         campaigns: campaigns_trigger,

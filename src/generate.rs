@@ -209,17 +209,21 @@ mod tests {
                 assert_eq!(device.and_then(|d| d.devicetype), Some(person.device_type));
                 assert_eq!(device.and_then(|d| d.ifa.as_deref()), person.ifa.as_deref());
                 // Who precis takes the user to be: their id, else their device's advertising id
-                // unless it is the all-zero one of a user limiting ad tracking.
+                // unless it is the all-zero one of a user limiting ad tracking; no one, and no
+                // tags, when the request's privacy signals allow no personal data (decided in
+                // `request::privacy`, tested there).
                 let facts = Facts::from_request(&request, now);
+                let limited = facts.withheld.is_some();
+                assert!(!limited || facts.tags.is_empty() && facts.user.is_none());
                 let ifa = person.ifa.as_deref().filter(|&ifa| ifa != ZERO_IFA);
-                assert_eq!(
-                    facts.user.as_deref(),
-                    person.user.as_deref().or(ifa),
-                    "{body}"
-                );
+                let user = person.user.as_deref().or(ifa);
+                assert_eq!(facts.user.as_deref(), user.filter(|_| !limited), "{body}");
                 // The same tags, as segments or as keywords.
                 let mut tags = person.tags.clone();
                 tags.sort_unstable();
+                if limited {
+                    tags.clear();
+                }
                 assert_eq!(facts.tags, tags, "{body}");
             }
         }

@@ -506,7 +506,8 @@ fn explain(
     let secret = (config.events.secrets().0).unwrap_or_else(|| "no secret configured".into());
     let keys = Keys::new(secret.as_bytes(), None).map_err(anyhow::Error::msg)?;
     let now = at.unwrap_or_else(Utc::now);
-    let explained = explain::offline(&checked, &rates, &keys, &request, now, campaign);
+    let vendor = config.privacy.vendor_id;
+    let explained = explain::offline(&checked, &rates, &keys, vendor, &request, now, campaign);
     let mut out = std::io::stdout().lock();
     match format {
         ExplainFormat::Text => explained.write_text(&mut out),

@@ -82,6 +82,9 @@ pub enum Outcome {
     Geo,
     /// `device_types`, `os`, `connection`.
     Device,
+    /// The request allows no personal data and the campaign needs it (audiences, a frequency
+    /// cap, user tags, age, gender or a precise location).
+    Consent,
     /// `tags_any`, `tags_all`.
     Tags,
     /// `categories`.
@@ -192,11 +195,12 @@ pub fn explain(
 /// `precis explain`: `request` at `now` against the campaigns `checked` compiled, as a bidder
 /// that has just started would answer it: nothing spent, no one seen, CPC and CPS priced from
 /// the files' priors. Users are keyed with `keys` (packages of precis' own hashes match only
-/// under the bidder's secret).
+/// under the bidder's secret); `vendor` is precis' TCF vendor id.
 pub fn offline(
     checked: &Checked,
     rates: &Rates,
     keys: &Keys,
+    vendor: Option<u32>,
     request: &BidRequest,
     now: DateTime<Utc>,
     only: Option<&str>,
@@ -215,7 +219,7 @@ pub fn offline(
         audiences: &checked.audiences,
         no_bids: &NoBids::default(),
     };
-    let facts = Facts::from_request(request, now);
+    let facts = Facts::from_request_as(request, now, vendor);
     explain(&ranked, &paused, request, &facts, &env, only)
 }
 
@@ -298,6 +302,17 @@ impl Check<'_> {
                     facts.now.to_rfc3339(),
                     when(campaign.start),
                     when(campaign.end)
+                ),
+            ));
+        }
+        if let Some(why) = facts.withheld
+            && campaign.needs_user_data()
+        {
+            return Some((
+                Outcome::Consent,
+                format!(
+                    "the request allows no personal data ({}) and the campaign needs it (audiences, a frequency cap, or targeting on user tags, age, gender or a precise location)",
+                    why.label()
                 ),
             ));
         }

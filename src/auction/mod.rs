@@ -55,6 +55,8 @@ pub enum NoBid {
     NoCampaign,
     /// Campaigns target the request, but none has a creative that fits the imp.
     Creative,
+    /// The request allows no personal data, and the campaigns that fit need it.
+    Consent,
     /// A creative fits, but the campaign's flight, full targeting, blocks or audiences do not.
     Targeting,
     /// The best eligible bid is under the floor.
@@ -65,11 +67,12 @@ pub enum NoBid {
 }
 
 impl NoBid {
-    const ALL: [NoBid; 9] = [
+    const ALL: [NoBid; 10] = [
         NoBid::DealOnly,
         NoBid::Currency,
         NoBid::NoCampaign,
         NoBid::Creative,
+        NoBid::Consent,
         NoBid::Targeting,
         NoBid::Floor,
         NoBid::Frequency,
@@ -93,6 +96,7 @@ impl NoBid {
             NoBid::Currency => "currency",
             NoBid::NoCampaign => "no_campaign",
             NoBid::Creative => "creative",
+            NoBid::Consent => "consent",
             NoBid::Targeting => "targeting",
             NoBid::Floor => "floor",
             NoBid::Frequency => "frequency",
@@ -214,6 +218,10 @@ pub fn run<'a>(
                 furthest = furthest.max(NoBid::Creative);
                 continue;
             };
+            if facts.withheld.is_some() && campaign.needs_user_data() {
+                furthest = furthest.max(NoBid::Consent);
+                continue;
+            }
             // Audience packages last: the other terms are cheaper and usually decide.
             let decide = || {
                 campaign.in_flight(facts.now)

@@ -51,6 +51,26 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// Whether it can only be judged with personal data: audience packages, a frequency cap, or
+    /// targeting on user tags, age, gender or a precise location. Such a campaign steps aside
+    /// for a request that allows none (see [`crate::request::privacy`]).
+    pub fn needs_user_data(&self) -> bool {
+        use crate::campaign::targeting::Term;
+        let personal = |t: &Term| {
+            matches!(
+                t,
+                Term::TagsAny(_)
+                    | Term::TagsAll(_)
+                    | Term::Age { .. }
+                    | Term::Gender(_)
+                    | Term::Near(_)
+            )
+        };
+        !self.audiences.is_empty()
+            || self.frequency.is_some()
+            || self.targeting.include.iter().any(personal)
+    }
+
     /// Active, and `now` lies in `[start, end]` where those are set.
     pub fn in_flight(&self, now: DateTime<Utc>) -> bool {
         self.active && self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| now <= e)

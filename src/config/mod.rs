@@ -133,6 +133,14 @@ settings! {
         /// Largest body POST /users/batch accepts.
         max_batch_bytes: usize = 16 << 20, flag "BYTES", above 0;
     }
+
+    /// What precis may do with personal data ([`crate::request::privacy`]).
+    [privacy] pub struct PrivacyConfig {
+        /// precis' vendor id in the IAB Global Vendor List: under GDPR, personal data is used
+        /// only when the TCF consent string gives this vendor consent (with purposes 1, 3 and 4).
+        /// Unset: no personal data under GDPR.
+        vendor_id: Option<u32> = None, flag "ID";
+    }
 }
 
 /// An address to listen on: `IP:PORT`, or `HOST:PORT` resolved once when the configuration is

@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, Utc};
 
 use super::geo::{Country, Point, Region};
 use super::openrtb::{BidRequest, DOOH, Geo};
+use super::privacy::{self, Withheld};
 use super::user::UserId;
 use crate::forms::{category_form, host_form, normalize_os, tag_form};
 
@@ -44,6 +45,9 @@ pub struct Facts {
     pub user: Option<String>,
     /// `user`'s [`UserId`], computed on first use (see [`Facts::user_id`]).
     user_id: std::cell::OnceCell<Option<UserId>>,
+    /// Why the request allows no personal data, if it does not: then the facts hold none, and
+    /// campaigns that need it step aside.
+    pub withheld: Option<Withheld>,
 }
 
 impl Facts {
@@ -55,7 +59,30 @@ impl Facts {
             .get_or_init(|| self.user.as_deref().map(UserId::of_key))
     }
 
+    /// The facts of `request` as a bidder without a TCF vendor id reads them: under GDPR, no
+    /// personal data (see [`Facts::from_request_as`]).
     pub fn from_request(request: &BidRequest, now: DateTime<Utc>) -> Facts {
+        Facts::from_request_as(request, now, None)
+    }
+
+    /// The facts of `request` for TCF vendor `vendor`. When its privacy signals allow no personal
+    /// data ([`privacy::withheld`]), the facts hold none: no user key (so no profile, package,
+    /// frequency or token user), no user tags, age, gender or precise location; `withheld` says
+    /// why.
+    pub fn from_request_as(request: &BidRequest, now: DateTime<Utc>, vendor: Option<u32>) -> Facts {
+        let mut facts = Facts::read(request, now);
+        facts.withheld = privacy::withheld(request, vendor);
+        if facts.withheld.is_some() {
+            facts.user = None;
+            facts.tags.clear();
+            facts.age = None;
+            facts.gender = None;
+            facts.point = None;
+        }
+        facts
+    }
+
+    fn read(request: &BidRequest, now: DateTime<Utc>) -> Facts {
         let device = request.device.as_ref();
         let user = request.user.as_ref();
         // Device geo is where the device is now; user geo is the home location: prefer the device.
@@ -147,6 +174,7 @@ impl Facts {
             .find(|k| !k.is_empty() && k.bytes().any(|b| b != b'0' && b != b'-'))
             .map(str::to_owned),
             user_id: std::cell::OnceCell::new(),
+            withheld: None,
             app: request
                 .app
                 .as_ref()

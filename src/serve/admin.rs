@@ -20,7 +20,6 @@ use super::status::Status;
 use crate::app::App;
 use crate::auction;
 use crate::audience::profiles;
-use crate::request::facts::Facts;
 use crate::request::openrtb;
 
 /// Routes a request on the admin port; what is not an admin route goes back to the caller.
@@ -127,8 +126,7 @@ async fn explain(http: &Http, app: &App, request: Request<Incoming>) -> Answer {
             &format!("no campaign `{id}` is loaded (see /status for refused files)"),
         );
     }
-    let mut facts = Facts::from_request(&request, app.clock.now());
-    app.profiles.enrich(&mut facts);
+    let facts = app.facts(&request, app.clock.now());
     let env = app.env(&snapshot);
     let paused: Vec<_> = (snapshot.files.values())
         .map(|l| &*l.campaign)

@@ -23,7 +23,6 @@ use crate::app::App;
 use crate::auction::{self, Auctioned, NoBid};
 use crate::config::NoBidAnswer;
 use crate::measure::recorder::Refusal;
-use crate::request::facts::Facts;
 use crate::request::openrtb::{self, BidRequest};
 use crate::token::TokenError;
 
@@ -109,8 +108,7 @@ async fn bid_on(
         return (Outcome::Late, no_content());
     }
     let snapshot = app.store.snapshot();
-    let mut facts = Facts::from_request(&request, app.clock.now());
-    app.profiles.enrich(&mut facts);
+    let facts = app.facts(&request, app.clock.now());
     let env = app.env(&snapshot);
     let index = Some(&*snapshot.index);
     match auction::run(&snapshot.ranked, index, &request, &facts, &env) {

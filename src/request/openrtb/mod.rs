@@ -246,6 +246,12 @@ pub struct Dooh {}
 pub struct Regs {
     #[serde(default)]
     pub gdpr: Option<serde_json::Value>,
+    /// 1: the site or app is directed at children (COPPA).
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub coppa: Option<u32>,
+    /// The IAB US Privacy string (2.6), e.g. `1YYN`: its third character `Y` is an opt-out.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub us_privacy: Option<String>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub ext: Option<RegsExt>,
 }
@@ -254,6 +260,9 @@ pub struct Regs {
 pub struct RegsExt {
     #[serde(default)]
     pub gdpr: Option<serde_json::Value>,
+    /// The US Privacy string (2.5).
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub us_privacy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -322,6 +331,12 @@ pub struct Device {
     /// The advertising id of a mobile device.
     #[serde(default, deserialize_with = "lenient::string")]
     pub ifa: Option<String>,
+    /// 1: the user limits ad tracking.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub lmt: Option<u32>,
+    /// 1: the browser sends Do Not Track.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub dnt: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
