@@ -8,6 +8,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hyper::{Method, StatusCode};
 use serde_json::Value;
@@ -87,6 +88,7 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_event_and_recovers_by_its
     // The disk fills up in the middle of the next line: a file may grow 100 bytes more.
     let file = server.root().join(LOG_FILE);
     let size = std::fs::metadata(&file).expect("the hour's log file").len();
+    let full_since = Instant::now();
     server.limit_file_size(Some(size + 100));
     for bid in &made[10..20] {
         let (status, headers, body) = win(&server, bid).await;
@@ -116,6 +118,28 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_event_and_recovers_by_its
         std::fs::metadata(&file).expect("the log file").len(),
         size,
         "a line half written is cut back"
+    );
+
+    // The writer tries again and again, 10 ms after the first failure, then doubling the wait:
+    // by its 8th attempt 10 + 20 + ... + 640 ms = 1.27 s have passed since it took the lines it
+    // keeps, and that is how old `sync_age` says the oldest line not on disk is.
+    server
+        .eventually("8 failed attempts", async || {
+            let failed = server.metric("precis_event_log_write_errors_total").await;
+            (failed >= 8.0).then_some(()).ok_or(failed.to_string())
+        })
+        .await;
+    assert!(server.metric("precis_event_log_unsynced").await >= 1.0);
+    let age = server.metric("precis_event_log_sync_age_seconds").await;
+    assert!(age >= 1.26, "sync_age {age} s after 8 attempts");
+    // Every attempt failed, and each was not logged: one error line a second at most.
+    server.until_logged("cannot write the event log").await;
+    let error_lines = server.log().matches("cannot write the event log").count() as u64;
+    let most = 1 + full_since.elapsed().as_secs();
+    assert!(
+        error_lines <= most,
+        "{error_lines} error lines in at most {most} s:\n{}",
+        server.log()
     );
 
     // Room again: the log writes by itself, and every retry is acknowledged.
@@ -193,16 +217,10 @@ fn burst(
             let request = banner_request(300, 250).to_string();
             // Bounded, whatever happens: the test kills the server long before.
             for _ in 0..100_000 {
-                let Some((status, body)) = server
-                    .try_request(Method::POST, "/openrtb2/bid", request.clone())
-                    .await
-                else {
+                let Some(made) = server.try_bid(&request).await else {
                     return;
                 };
-                if status != StatusCode::OK {
-                    continue;
-                }
-                let bid = bids(&parse_json(&body))[0].clone();
+                let Some(bid) = made else { continue };
                 let id = str_of(&bid, "id").to_owned();
                 for (kind, key) in [("win", "nurl"), ("imp", "burl")] {
                     let path = notice_path(&bid, key, PRICE_TEXT);

@@ -1066,6 +1066,19 @@ async fn measured_conversions_move_the_price_of_a_cps_campaign_by_its_formula() 
     );
 }
 
+/// Sends `GET path` until it is answered 204; fails, saying `what` it waited for, after the
+/// harness's deadline.
+async fn until_no_content(server: &Server, path: &str, what: &str) {
+    server
+        .eventually(what, async || {
+            let (status, _, _) = server.get(path).await;
+            (status == StatusCode::NO_CONTENT)
+                .then_some(())
+                .ok_or(status.to_string())
+        })
+        .await;
+}
+
 #[tokio::test]
 async fn a_full_event_queue_answers_503_with_retry_after_and_the_retry_is_logged() {
     // The log's file is a pipe the test holds: its writer is stuck, and bid lines fill half the
@@ -1100,25 +1113,16 @@ async fn a_full_event_queue_answers_503_with_retry_after_and_the_retry_is_logged
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
             let bid = made.iter().find(|b| str_of(b, "id") == id).expect("a bid");
             let retry = fifo::win_path(bid);
-            server
-                .eventually("the waiting win's retry to be acknowledged", async || {
-                    let (status, _, _) = server.get(&retry).await;
-                    (status == StatusCode::NO_CONTENT)
-                        .then_some(())
-                        .ok_or(status.to_string())
-                })
-                .await;
+            until_no_content(
+                &server,
+                &retry,
+                "the waiting win's retry to be acknowledged",
+            )
+            .await;
         }
         won.insert(id);
     }
-    server
-        .eventually("the retried win to be accepted", async || {
-            let (status, _, _) = server.get(&win).await;
-            (status == StatusCode::NO_CONTENT)
-                .then_some(())
-                .ok_or(status.to_string())
-        })
-        .await;
+    until_no_content(&server, &win, "the retried win to be accepted").await;
     assert_eq!(event_counts(&server, "win").await.0, won.len() as f64 + 1.0);
     server.stop().await;
     let written = String::from_utf8_lossy(&held.everything()).into_owned();

@@ -395,17 +395,10 @@ async fn sigterm_under_a_burst_of_bids_and_wins_loses_no_acknowledged_win_or_spe
             let mut won = Vec::new();
             // Bid and win until the server stops answering (bounded, whatever happens).
             for _ in 0..2_000 {
-                let Some((status, body)) = server
-                    .try_request(Method::POST, "/openrtb2/bid", request.clone())
-                    .await
-                else {
+                let Some(made) = server.try_bid(&request).await else {
                     break;
                 };
-                if status != StatusCode::OK {
-                    continue;
-                }
-                let response = parse_json(&body);
-                let bid = &bids(&response)[0];
+                let Some(bid) = &made else { continue };
                 match server
                     .try_request(Method::GET, &win_path(bid, PRICE), "")
                     .await

@@ -466,15 +466,20 @@ mod tests {
             .unwrap()
     }
 
+    /// A log in `dir` whose group commit window is an hour: after its first batch, the next fsync
+    /// is an hour away (or at close).
+    fn hour_window(dir: &Path) -> EventLog {
+        EventLog::open(Settings {
+            sync_every: Duration::from_secs(3600),
+            ..settings(dir, 1 << 20)
+        })
+        .unwrap()
+    }
+
     #[test]
     fn a_waiter_is_released_once_its_line_is_fsynced_not_before() {
         let dir = tempfile::tempdir().unwrap();
-        // A window of an hour: after the first batch, the next fsync is an hour away (or at close).
-        let log = EventLog::open(Settings {
-            sync_every: Duration::from_secs(3600),
-            ..settings(dir.path(), 1 << 20)
-        })
-        .unwrap();
+        let log = hour_window(dir.path());
         let rt = runtime();
         let _in_runtime = rt.enter();
         // An idle log fsyncs the first line at once.
@@ -503,11 +508,7 @@ mod tests {
     #[test]
     fn bid_lines_wait_for_the_next_batch_of_events_and_cost_no_fsync_of_their_own() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(Settings {
-            sync_every: Duration::from_secs(3600),
-            ..settings(dir.path(), 1 << 20)
-        })
-        .unwrap();
+        let log = hour_window(dir.path());
         for i in 0..100 {
             let line = Event {
                 event: Kind::Bid,

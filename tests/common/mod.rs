@@ -554,6 +554,15 @@ impl Server {
             .flatten()
     }
 
+    /// Sends the bid request `request` when the server may be gone: `None` when it did not
+    /// answer, else its first bid, if it bid.
+    pub async fn try_bid(&self, request: &str) -> Option<Option<Value>> {
+        let (status, body) = self
+            .try_request(Method::POST, "/openrtb2/bid", request.to_owned())
+            .await?;
+        Some((status == StatusCode::OK).then(|| bids(&parse_json(&body))[0].clone()))
+    }
+
     /// Sends `request` with `body`; `method` and `path` name it in failure messages.
     async fn exchange(
         &self,
