@@ -280,6 +280,9 @@ pub async fn run(config: Config, clock: Clock) -> Result<(), BidderError> {
     let mut terminate = handler(SignalKind::terminate())?;
     let mut interrupt = handler(SignalKind::interrupt())?;
     let mut hangup = handler(SignalKind::hangup())?;
+    // A write past a file size limit (`ulimit -f`) must fail (EFBIG), which the event log handles
+    // like a full disk, rather than kill the process: SIGXFSZ is caught, and otherwise ignored.
+    let _file_size_limit = handler(SignalKind::from_raw(libc::SIGXFSZ))?;
     let bidder = Bidder::start(config, clock).await?;
     loop {
         tokio::select! {
@@ -341,6 +344,8 @@ fn open(
     log_reload(&Ok(store.snapshot()));
     // What the log says was learned, spent and shown, then the bids still waiting for a win.
     let recorder = Arc::new(recorder(config)?);
+    // Budgeted campaigns bid only while their spend can be written down.
+    store.pacer().record_spend_in(recorder.log_health());
     let replayed = recorder.replay(&config.events.dir, &store, clock.now())?;
     tracing::info!(replayed, dir = %config.events.dir.display(), "event log open");
     let holds_file = config.events.dir.join(HOLDS_FILE);

@@ -15,12 +15,15 @@
 //! its share. Steps are taken lazily, by the first bid after a step is due: pacing has no timer
 //! and follows the bidder's clock, simulated or not.
 //!
+//! Spend is known only from the event log: while the log cannot record ([`Pacer::record_spend_in`]),
+//! budgeted campaigns step aside (`spend_unrecorded`) rather than spend what could not be counted.
+//!
 //! Money is counted in nano-dollars (USD, as the event log counts it) in atomics: the bid path
 //! never takes a lock here, except a `try_lock` that one bid per step takes to re-plan. Accounts
 //! are kept by campaign id and outlive reloads; they are rebuilt from the event log at start.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -30,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Budget, Campaign, Pacing};
 use crate::clock::{local_day, next_hour, next_midnight};
+use crate::eventlog::Health;
 use crate::metrics::Exposition;
 
 /// Nano-dollars per dollar.
@@ -55,6 +59,10 @@ pub struct Pacer {
     pub out_of_budget: AtomicU64,
     /// Candidates that even pacing held back.
     pub throttled: AtomicU64,
+    /// Where spend is recorded: budgeted campaigns bid only while it records.
+    spend_log: OnceLock<Health>,
+    /// Candidates with a budget that stepped aside because spend could not be recorded.
+    pub spend_unrecorded: AtomicU64,
 }
 
 /// One campaign's money, in nano-dollars.
@@ -170,7 +178,15 @@ impl Pacer {
             step_secs: step_secs.max(1).into(),
             out_of_budget: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            spend_log: OnceLock::new(),
+            spend_unrecorded: AtomicU64::new(0),
         }
+    }
+
+    /// Budgeted campaigns bid only while `log` records: spend that cannot be written would be
+    /// forgotten at the next start, and its events answered 503 meanwhile.
+    pub fn record_spend_in(&self, log: Health) {
+        let _ = self.spend_log.set(log);
     }
 
     /// The account of a campaign with a budget (made on first use), for [`crate::book::ranking::Ranked`].
@@ -201,6 +217,10 @@ impl Pacer {
         let (Some(budget), Some(account)) = (&campaign.budget, account) else {
             return Admission::Free;
         };
+        if self.spend_log.get().is_some_and(|log| !log.recording()) {
+            self.spend_unrecorded.fetch_add(1, Ordering::Relaxed);
+            return Admission::OutOfBudget;
+        }
         let nanos = (usd_cpm / 1000.0 * NANOS).round() as i64;
         account.roll_day(now, campaign.timezone);
         if budget.pacing == Pacing::Even {

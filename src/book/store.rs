@@ -339,6 +339,7 @@ impl Store {
             [
                 ("out_of_budget", counted(&pacer.out_of_budget)),
                 ("throttled", counted(&pacer.throttled)),
+                ("spend_unrecorded", counted(&pacer.spend_unrecorded)),
                 ("frequency_capped", counted(&exposures.capped)),
             ],
         );

@@ -78,8 +78,9 @@ settings! {
         queue: usize = 65_536, flag "N", above 0;
         /// Size at which a log file is closed and the next one started.
         max_file_mb: u64 = 256, flag "MB", above 0;
-        /// How often the log is flushed and fsynced.
-        sync_ms: u64 = 1_000, flag "MS", above 0;
+        /// Group commit window: the least time between two fsyncs of the log, and so the longest
+        /// an event notice waits for its fsync to start (it is answered once its line is on disk).
+        sync_ms: u64 = 2, flag "MS", above 0;
         /// How long after its bid an event is accepted (its token stays valid).
         token_ttl_secs: u32 = 86_400, flag "SECS", above 0;
         /// Log one bid line in this many bids (1: every bid; 0: none).

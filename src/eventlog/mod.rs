@@ -1,91 +1,95 @@
-//! The event log: an append-only directory of JSON Lines files, written by one dedicated thread.
+//! The event log: an append-only directory of JSON Lines files, written by one dedicated thread
+//! ([`writer`]) with group commit. Nothing is acknowledged before it is on disk.
 //!
-//! Request handlers hand events over through a bounded queue and never wait for the disk: when the
-//! queue is full, [`EventLog::submit`] says so at once and the caller answers 503 (exchanges and
-//! pixels retry). While events keep coming the writer drains the queue in batches a millisecond
-//! apart, so queueing one never wakes a thread. The writer appends to `events-YYYYMMDDTHH.jsonl` (UTC hour), starts
-//! `events-YYYYMMDDTHH.1.jsonl`, `.2`, … when a file passes the size limit, and flushes and fsyncs
-//! on a timer and when the log is closed: a graceful shutdown loses nothing it accepted. A line the
-//! disk refuses is counted in [`Stats::write_errors`] and logged, never dropped unseen.
-//! [`read`] is the other side of the same file format: it streams the lines back.
+//! Request handlers hand lines over through a bounded queue and never block on the disk. An event
+//! ([`EventLog::submit`]) gets a [`Receipt`], its place in the log; [`EventLog::durable`] is a
+//! future that completes once that line is written and fsynced, and event routes answer only
+//! then. The writer drains whatever is queued, appends it, and fsyncs once for the whole batch, no
+//! sooner than `sync_every` after its previous fsync; that releases every waiter of the batch at
+//! once (group commit): an acknowledged line waits `sync_every` at most, plus the write and the
+//! fsync. A full queue is [`Busy`] at once (the caller answers 503; exchanges and pixels retry).
+//! Sampled bid lines ([`EventLog::offer`]) are best-effort: they take no receipt and no lock, nobody
+//! waits for them, and they never cost an fsync of their own: they go to disk with the next batch
+//! of events, or after `max(sync_every, 1 s)` without one.
+//!
+//! Nothing accepted is lost, or written twice, when the disk fails. A write or fsync that fails cuts
+//! the file back to its length at the last fsync (no half line, no line twice), keeps the lines in
+//! order and tries them again with backoff (10 ms doubling to 1 s) in the file opened afresh, while
+//! it takes nothing new off the queue (memory stays bounded by the queue: past it, submissions are
+//! `Busy`). Meanwhile waiters fail at once with [`Unwritten`] (the answer is 503); their lines stay
+//! queued and are written when the disk recovers, and a retry of the same event waits on the same
+//! receipt, so it is acknowledged once the first copy is on disk: counted once, never twice, never
+//! lost. [`Health`] says why the log is not recording (`/readyz`; budgeted campaigns stop bidding
+//! on it); each failed attempt is counted, and logged once a second at most. The first batch that
+//! goes through ends it, by itself. A writer stuck in a disk call that does not return (a hung
+//! disk) is a stall: after [`STALL`] its waiters give up (503) and `Health` reports it. A crash loses
+//! only lines not yet fsynced, which nobody was told were logged.
+//!
+//! Files: `events-YYYYMMDDTHH.jsonl` (the UTC hour of the event), then `.1`, `.2`, … when a file
+//! passes the size limit. [`read`] is the other side of the same format: it streams the lines back.
 
 pub mod read;
 pub mod record;
+mod writer;
 
 pub use record::{Event, Kind};
+pub use writer::{STALL, Settings, Stats};
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 
 use crate::metrics::Exposition;
+use writer::{Durability, Message, Shared, Writer};
 
-/// How the log is written.
+/// A line's place in the log, handed out by [`EventLog::submit`]: what [`EventLog::durable`]
+/// waits for. Receipts grow in queue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt(u64);
+
+impl Receipt {
+    /// The receipt of a line already on disk (read back from the log).
+    pub const DURABLE: Receipt = Receipt(0);
+}
+
+/// Whether the log records what it accepts. Cheap to clone and to ask.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub dir: PathBuf,
-    /// Events the queue holds before submitters are turned away.
-    pub queue: usize,
-    /// A file that reaches this size is closed and the next one started.
-    pub max_file_bytes: u64,
-    /// How often buffered lines are flushed and fsynced.
-    pub sync_every: Duration,
-}
+pub struct Health(Arc<Shared>);
 
-/// Counters the writer keeps, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Events in the queue, not yet written.
-    pub queued: AtomicU64,
-    pub written: AtomicU64,
-    /// Events turned away because the queue was full.
-    pub refused: AtomicU64,
-    /// Lines that could not be written or files that could not be synced.
-    pub write_errors: AtomicU64,
-    /// When the writer last flushed and fsynced everything it had written: unix milliseconds.
-    pub synced_at_ms: AtomicU64,
-}
-
-impl Stats {
-    /// Seconds since the last successful flush and fsync: the most a crash now could lose.
-    pub fn sync_age_secs(&self) -> f64 {
-        let synced = self.synced_at_ms.load(Ordering::Relaxed);
-        unix_ms().saturating_sub(synced) as f64 / 1000.0
+impl Health {
+    /// False while writes fail or the writer has been seen stalled: what is accepted now may
+    /// not reach the disk. One atomic load: the bid path may ask.
+    pub fn recording(&self) -> bool {
+        !self.0.trouble.load(Ordering::Relaxed)
     }
 
-    fn synced(&self) {
-        self.synced_at_ms.store(unix_ms(), Ordering::Relaxed);
+    /// Why the log is not recording, if it is not. Also notices a stall (a disk call stuck past
+    /// [`STALL`]), which then holds [`Health::recording`] false until a batch goes through.
+    pub fn trouble(&self) -> Option<String> {
+        if let Some(reason) = self.0.durable.borrow().failing.clone() {
+            return Some(format!("event log cannot write: {reason}"));
+        }
+        let stalled = self.0.stalled_for()?;
+        self.0.trouble.store(true, Ordering::Relaxed);
+        Some(format!(
+            "event log stalled: a write or fsync has not returned for {stalled:.1} s"
+        ))
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// How long the writer naps between drains while events keep coming: a submitter then finds it
-/// asleep rather than waiting on the queue, and queueing a line costs no wake-up.
-const BATCH_EVERY: Duration = Duration::from_millis(1);
-
-enum Message {
-    Event(Box<Event>),
-    /// Flush, fsync and stop.
-    Close,
 }
 
 /// The handle request handlers use. Cheap to share; [`EventLog::close`] once at shutdown.
 pub struct EventLog {
     sender: SyncSender<Message>,
     capacity: usize,
+    /// The last receipt handed out, held while its line is queued: receipts follow queue order.
+    last: Mutex<u64>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
     pub stats: Arc<Stats>,
 }
 
@@ -94,6 +98,18 @@ pub struct EventLog {
 #[error("the event log is not keeping up; retry")]
 pub struct Busy;
 
+/// A line that is not on disk yet, and why: answer 503 and let the sender retry. The line stays
+/// queued; the retry waits on the same receipt.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum Unwritten {
+    #[error("the event log cannot write ({0}); retry")]
+    Failing(Arc<str>),
+    #[error("the event log has not reached the disk for {STALL:?}; retry")]
+    Stalled,
+    #[error("the event log is closed")]
+    Closed,
+}
+
 impl EventLog {
     /// Creates the directory if needed and starts the writer thread.
     pub fn open(settings: Settings) -> io::Result<EventLog> {
@@ -101,19 +117,23 @@ impl EventLog {
         let capacity = settings.queue.max(1);
         let (sender, receiver) = mpsc::sync_channel(capacity);
         let stats = Arc::new(Stats::default());
-        stats.synced();
-        let writer = Writer {
-            settings,
+        let shared = Arc::new(Shared {
             stats: stats.clone(),
-            file: None,
-        };
+            durable: watch::Sender::new(Durability::default()),
+            trouble: AtomicBool::new(false),
+            disk_call_since_ms: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+        });
+        let writer = Writer::new(settings, shared.clone());
         let handle = std::thread::Builder::new()
             .name("event-log".into())
             .spawn(move || writer.run(receiver))?;
         Ok(EventLog {
             sender,
             capacity,
+            last: Mutex::new(0),
             writer: Mutex::new(Some(handle)),
+            shared,
             stats,
         })
     }
@@ -123,10 +143,34 @@ impl EventLog {
         self.capacity
     }
 
-    /// Queues `event` for writing, without waiting.
-    pub fn submit(&self, event: Event) -> Result<(), Busy> {
+    /// Whether the log records what it accepts, and why not.
+    pub fn health(&self) -> Health {
+        Health(self.shared.clone())
+    }
+
+    /// Queues `event` for writing, without waiting; its receipt says when it is on disk
+    /// ([`EventLog::durable`]).
+    pub fn submit(&self, event: Event) -> Result<Receipt, Busy> {
+        if self.shared.closing.load(Ordering::Relaxed) {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Busy);
+        }
+        let event = Box::new(event);
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = *last + 1;
+        self.queue(Message::Line(event, seq))?;
+        *last = seq;
+        Ok(Receipt(seq))
+    }
+
+    /// Queues a best-effort line (a sampled bid), without waiting: no receipt, no lock.
+    pub fn offer(&self, event: Event) -> Result<(), Busy> {
+        self.queue(Message::Line(Box::new(event), 0))
+    }
+
+    fn queue(&self, message: Message) -> Result<(), Busy> {
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        match self.sender.try_send(Message::Event(Box::new(event))) {
+        match self.sender.try_send(message) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
@@ -136,15 +180,38 @@ impl EventLog {
         }
     }
 
-    /// Its metrics: lines written, turned away and failed, the queue, how long since the last sync.
+    /// Completes once the line of `receipt` is written and fsynced. Fails at once while the log
+    /// cannot write, and after [`STALL`] when the writer does not get there: the line stays
+    /// queued, and a later call with the same receipt waits again. Never blocks a thread.
+    pub async fn durable(&self, receipt: Receipt) -> Result<(), Unwritten> {
+        let mut durability = self.shared.durable.subscribe();
+        let settled = durability.wait_for(|d| d.through >= receipt.0 || d.failing.is_some());
+        match tokio::time::timeout(STALL, settled).await {
+            Ok(Ok(now)) if now.through >= receipt.0 => Ok(()),
+            Ok(Ok(now)) => Err(Unwritten::Failing(now.failing.clone().unwrap_or_default())),
+            Ok(Err(_)) => Err(Unwritten::Closed),
+            Err(_) => {
+                // Notices a stuck disk call for those that do not wait (the bid path).
+                let _ = self.health().trouble();
+                Err(Unwritten::Stalled)
+            }
+        }
+    }
+
+    /// Its metrics: lines written, turned away and failed, the queue, what a crash would lose.
     pub fn report(&self, out: &mut Exposition) {
         let stats = &self.stats;
         let counted = |n: &AtomicU64| n.load(Ordering::Relaxed);
         for (name, help, value) in [
             (
                 "precis_event_log_written_total",
-                "Lines written to the event log.",
+                "Lines written and fsynced to the event log.",
                 &stats.written,
+            ),
+            (
+                "precis_event_log_syncs_total",
+                "Fsyncs of the event log (group commits).",
+                &stats.syncs,
             ),
             (
                 "precis_event_log_refused_total",
@@ -153,7 +220,7 @@ impl EventLog {
             ),
             (
                 "precis_event_log_write_errors_total",
-                "Lines or syncs that failed.",
+                "Writes, fsyncs and opens of the event log that failed (each attempt; lines are kept and retried).",
                 &stats.write_errors,
             ),
         ] {
@@ -165,27 +232,43 @@ impl EventLog {
             counted(&stats.queued),
         );
         out.gauge(
+            "precis_event_log_unsynced",
+            "Lines the writer holds that are not fsynced yet (written, or kept while the disk fails).",
+            counted(&stats.unsynced),
+        );
+        out.gauge(
+            "precis_event_log_failing",
+            "1 while the event log cannot write or has stalled (see /readyz), else 0.",
+            u64::from(self.health().trouble().is_some()),
+        );
+        out.gauge(
             "precis_event_log_sync_age_seconds",
-            "Time since the event log was last flushed and fsynced.",
+            "How long the oldest line taken by the writer has waited for its fsync; 0 when all are on disk.",
             stats.sync_age_secs(),
         );
     }
 
     /// Writes everything queued so far, fsyncs and stops the writer; later submissions are refused.
-    /// Blocks until done, or until `patience` runs out (a hung disk must not hang shutdown
-    /// forever: that is logged as an error). Call it from a blocking context, after the server
-    /// stopped taking requests.
+    /// Blocks until done, or until `patience` runs out (a hung or failing disk must not hang
+    /// shutdown forever: that is logged as an error). Call it from a blocking context, after the
+    /// server stopped taking requests.
     pub fn close(&self, patience: Duration) {
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let Some(handle) = handle else { return };
-        // Blocking send: the Close goes behind every event already accepted.
-        let _ = self.sender.send(Message::Close);
+        self.shared.closing.store(true, Ordering::Release);
+        // Wakes an idle writer; a busy one (a full queue) sees the flag anyway.
+        let _ = self.sender.try_send(Message::Wake);
         let deadline = Instant::now() + patience;
         while !handle.is_finished() {
             if Instant::now() >= deadline {
                 let queued = self.stats.queued.load(Ordering::Relaxed);
+                let unsynced = self.stats.unsynced.load(Ordering::Relaxed);
                 tracing::error!(
-                    "event log writer still busy after {patience:?} ({queued} events queued): giving up on it"
+                    "event log writer still busy after {patience:?} ({queued} lines queued, {unsynced} not fsynced): giving up on it"
                 );
                 return;
             }
@@ -197,198 +280,11 @@ impl EventLog {
     }
 }
 
-struct Writer {
-    settings: Settings,
-    stats: Arc<Stats>,
-    file: Option<Open>,
-}
-
-/// The file being appended to.
-struct Open {
-    /// Hours since the epoch (UTC) of the lines in it.
-    hour: i64,
-    index: u32,
-    bytes: u64,
-    out: BufWriter<File>,
-}
-
-impl Writer {
-    fn run(mut self, receiver: Receiver<Message>) {
-        let mut last_sync = Instant::now();
-        'writing: loop {
-            // Busy: drain what came in, then nap for a batch interval instead of blocking on the
-            // queue, so that a submitter never has to wake this thread. Idle: block until an
-            // event (or the next sync) comes.
-            let mut drained = 0usize;
-            loop {
-                match receiver.try_recv() {
-                    Ok(Message::Event(event)) => {
-                        self.take(&event);
-                        drained += 1;
-                    }
-                    Ok(Message::Close) | Err(TryRecvError::Disconnected) => break 'writing,
-                    Err(TryRecvError::Empty) => break,
-                }
-            }
-            if drained > 0 {
-                std::thread::sleep(BATCH_EVERY);
-            } else {
-                let wait = self.settings.sync_every.saturating_sub(last_sync.elapsed());
-                match receiver.recv_timeout(wait) {
-                    Ok(Message::Event(event)) => self.take(&event),
-                    Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
-                    Err(RecvTimeoutError::Timeout) => {}
-                }
-            }
-            if last_sync.elapsed() >= self.settings.sync_every {
-                self.sync();
-                last_sync = Instant::now();
-            }
-        }
-        // A submission that raced the Close is behind it: it was accepted, so it is written too.
-        while let Ok(message) = receiver.try_recv() {
-            if let Message::Event(event) = message {
-                self.take(&event);
-            }
-        }
-        self.sync();
-    }
-
-    fn take(&mut self, event: &Event) {
-        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-        self.write(event);
-    }
-
-    fn write(&mut self, event: &Event) {
-        let mut line = match serde_json::to_vec(event) {
-            Ok(line) => line,
-            Err(e) => return self.failed("cannot encode event", &e),
-        };
-        line.push(b'\n');
-        let result = self.file_for(event.ts, line.len() as u64).and_then(|open| {
-            open.out.write_all(&line)?;
-            open.bytes += line.len() as u64;
-            Ok(())
-        });
-        match result {
-            Ok(()) => {
-                self.stats.written.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => self.failed("cannot write event", &e),
-        }
-    }
-
-    /// The file a line of `len` bytes stamped `ts` goes to: the current one, unless the hour
-    /// changed or the line would take it past the size limit.
-    fn file_for(&mut self, ts: DateTime<Utc>, len: u64) -> io::Result<&mut Open> {
-        // Compared as a number: the file name is only formatted when a file is opened.
-        let hour = ts.timestamp().div_euclid(3600);
-        let stale = match &self.file {
-            None => true,
-            Some(open) => {
-                open.hour != hour
-                    || (open.bytes > 0 && open.bytes + len > self.settings.max_file_bytes)
-            }
-        };
-        if stale {
-            let index = match self.file.take() {
-                Some(mut old) if old.hour == hour => {
-                    finish(&mut old)?;
-                    old.index + 1
-                }
-                Some(mut old) => {
-                    finish(&mut old)?;
-                    0
-                }
-                None => 0,
-            };
-            self.file = Some(open_file(&self.settings, hour, index)?);
-        }
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("no open event file"))
-    }
-
-    fn sync(&mut self) {
-        match self.file.as_mut().map(finish) {
-            Some(Err(e)) => self.failed("cannot sync event log", &e),
-            Some(Ok(())) | None => self.stats.synced(),
-        }
-    }
-
-    fn failed(&self, what: &str, error: &dyn std::fmt::Display) {
-        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("{what}: {error}");
-    }
-}
-
-/// Flushes buffered lines and fsyncs them.
-fn finish(open: &mut Open) -> io::Result<()> {
-    open.out.flush()?;
-    open.out.get_ref().sync_data()
-}
-
-/// Opens the first file of `hour`, from `index` on, that still has room: after a restart the
-/// writer appends to the hour's last file instead of starting over.
-fn open_file(settings: &Settings, hour: i64, mut index: u32) -> io::Result<Open> {
-    let name = DateTime::from_timestamp(hour * 3600, 0)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H")
-        .to_string();
-    /// Files one hour may take: far beyond any real hour, and a stop to a search that could not end.
-    const FILES_PER_HOUR: u32 = 100_000;
-    while index < FILES_PER_HOUR {
-        let path = path_of(&settings.dir, &name, index);
-        let bytes = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        if bytes < settings.max_file_bytes {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&path)?;
-            let mut out = BufWriter::with_capacity(64 * 1024, file);
-            // A crash can leave a last line cut short: start on a line of our own (readers skip
-            // the broken one).
-            if bytes > 0 && !ends_with_newline(out.get_mut(), bytes)? {
-                out.write_all(b"\n")?;
-            }
-            return Ok(Open {
-                hour,
-                index,
-                bytes,
-                out,
-            });
-        }
-        index += 1;
-    }
-    Err(io::Error::other(format!(
-        "{FILES_PER_HOUR} log files for hour {name}: none has room"
-    )))
-}
-
-fn ends_with_newline(file: &mut File, len: u64) -> io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut last = [0u8];
-    file.seek(SeekFrom::Start(len - 1))?;
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
-}
-
-fn path_of(dir: &Path, hour: &str, index: u32) -> PathBuf {
-    match index {
-        0 => dir.join(format!("events-{hour}.jsonl")),
-        n => dir.join(format!("events-{hour}.{n}.jsonl")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::eventlog::Kind;
+    use std::path::Path;
 
     fn event(bid: &str, ts: &str) -> Event {
         Event {
@@ -544,17 +440,171 @@ mod tests {
         assert_eq!(lines("events-20261123T10.1.jsonl"), 2);
     }
 
+    /// Polls `done` every 5 ms until it holds; fails after 10 s saying `what` it waited for.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Polls `future` once: its output if it is ready now.
+    fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A log in `dir` whose group commit window is an hour: after its first batch, the next fsync
+    /// is an hour away (or at close).
+    fn hour_window(dir: &Path) -> EventLog {
+        EventLog::open(Settings {
+            sync_every: Duration::from_secs(3600),
+            ..settings(dir, 1 << 20)
+        })
+        .unwrap()
+    }
+
     #[test]
-    fn a_line_that_cannot_be_written_is_counted() {
+    fn a_waiter_is_released_once_its_line_is_fsynced_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = hour_window(dir.path());
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        // An idle log fsyncs the first line at once.
+        let first = log.submit(event("b1", "2026-11-23T10:00:00Z")).unwrap();
+        rt.block_on(log.durable(first)).unwrap();
+        assert_eq!(log.stats.syncs.load(Ordering::Relaxed), 1);
+        let (written, _) = read_back(dir.path());
+        assert_eq!(written.len(), 1);
+
+        // The second is taken by the writer but waits for the window: its waiter is not released.
+        let second = log.submit(event("b2", "2026-11-23T10:00:00Z")).unwrap();
+        assert_ne!(first, second);
+        eventually("the writer to take the line", || {
+            log.stats.unsynced.load(Ordering::Relaxed) == 1
+        });
+        assert_eq!(ready_now(log.durable(second)), None);
+        // A line already on disk is, at once.
+        assert_eq!(ready_now(log.durable(first)), Some(Ok(())));
+        assert_eq!(ready_now(log.durable(Receipt::DURABLE)), Some(Ok(())));
+        // Closing fsyncs it, and only that releases it.
+        log.close(Duration::from_secs(10));
+        assert_eq!(ready_now(log.durable(second)), Some(Ok(())));
+        assert_eq!(log.stats.syncs.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn bid_lines_wait_for_the_next_batch_of_events_and_cost_no_fsync_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = hour_window(dir.path());
+        for i in 0..100 {
+            let line = Event {
+                event: Kind::Bid,
+                ..event(&format!("b{i}"), "2026-11-23T10:00:00Z")
+            };
+            log.offer(line).unwrap();
+        }
+        eventually("the writer to take the bid lines", || {
+            log.stats.unsynced.load(Ordering::Relaxed) == 100
+        });
+        assert_eq!(log.stats.syncs.load(Ordering::Relaxed), 0);
+        assert_eq!(log.stats.written.load(Ordering::Relaxed), 0);
+        // An event's batch takes them along: one fsync for all.
+        let win = log.submit(event("w", "2026-11-23T10:00:00Z")).unwrap();
+        runtime().block_on(log.durable(win)).unwrap();
+        assert_eq!(log.stats.syncs.load(Ordering::Relaxed), 1);
+        assert_eq!(log.stats.written.load(Ordering::Relaxed), 101);
+        assert_eq!(log.stats.sync_age_secs(), 0.0);
+        log.close(Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_failing_disk_fails_the_waiters_keeps_the_lines_and_writes_them_once_it_recovers() {
         let dir = tempfile::tempdir().unwrap();
         // The hour's file cannot be opened: a directory has its name.
-        std::fs::create_dir(dir.path().join("events-20261123T10.jsonl")).unwrap();
+        let blocker = dir.path().join("events-20261123T10.jsonl");
+        std::fs::create_dir(&blocker).unwrap();
         let log = EventLog::open(settings(dir.path(), 1 << 20)).unwrap();
-        log.submit(event("lost", "2026-11-23T10:00:00Z")).unwrap();
-        log.close(Duration::from_secs(10));
-        assert_eq!(log.stats.write_errors.load(Ordering::Relaxed), 1);
+        let health = log.health();
+        assert!(health.recording());
+        let rt = runtime();
+        let receipts: Vec<Receipt> = (0..3)
+            .map(|i| log.submit(event(&format!("b{i}"), "2026-11-23T10:00:00Z")))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for receipt in &receipts {
+            let failed = rt.block_on(log.durable(*receipt));
+            assert!(matches!(failed, Err(Unwritten::Failing(_))), "{failed:?}");
+        }
+        assert!(!health.recording());
+        let trouble = health.trouble().expect("the log says why");
+        assert!(trouble.contains("cannot write"), "{trouble}");
+        assert!(log.stats.write_errors.load(Ordering::Relaxed) >= 1);
         assert_eq!(log.stats.written.load(Ordering::Relaxed), 0);
-        assert_eq!(log.stats.queued.load(Ordering::Relaxed), 0);
+        // Kept: taken and written again, or still queued (the writer takes nothing new meanwhile).
+        let kept =
+            log.stats.unsynced.load(Ordering::Relaxed) + log.stats.queued.load(Ordering::Relaxed);
+        assert_eq!(kept, 3);
+
+        // The disk recovers: the kept lines are written, once each, and the waiters released.
+        std::fs::remove_dir(&blocker).unwrap();
+        eventually("the log to write again", || {
+            receipts
+                .iter()
+                .all(|r| rt.block_on(log.durable(*r)).is_ok())
+        });
+        assert!(health.recording());
+        assert_eq!(health.trouble(), None);
+        log.close(Duration::from_secs(10));
+        let (written, _) = read_back(dir.path());
+        let bids: Vec<&str> = written.iter().map(|e| e.bid.as_str()).collect();
+        assert_eq!(bids, ["b0", "b1", "b2"]);
+    }
+
+    #[test]
+    fn lines_fsynced_before_a_failure_are_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(settings(dir.path(), 1 << 20)).unwrap();
+        let rt = runtime();
+        let first = log.submit(event("b0", "2026-11-23T10:00:00Z")).unwrap();
+        rt.block_on(log.durable(first)).unwrap();
+        // The next hour's file cannot be opened: the batch that spans both hours fails after its
+        // first line went into this hour's file.
+        let blocker = dir.path().join("events-20261123T11.jsonl");
+        std::fs::create_dir(&blocker).unwrap();
+        // (b1 is fsynced in its own file before the next hour's file is opened.)
+        let receipts: Vec<Receipt> = [
+            ("b1", "2026-11-23T10:30:00Z"),
+            ("b2", "2026-11-23T11:00:00Z"),
+        ]
+        .iter()
+        .map(|(bid, ts)| log.submit(event(bid, ts)).unwrap())
+        .collect();
+        eventually("the batch to fail", || {
+            log.stats.write_errors.load(Ordering::Relaxed) >= 1
+        });
+        std::fs::remove_dir(&blocker).unwrap();
+        eventually("the log to write again", || {
+            receipts
+                .iter()
+                .all(|r| rt.block_on(log.durable(*r)).is_ok())
+        });
+        log.close(Duration::from_secs(10));
+        let (written, names) = read_back(dir.path());
+        let bids: Vec<&str> = written.iter().map(|e| e.bid.as_str()).collect();
+        assert_eq!(bids, ["b0", "b1", "b2"], "{names:?}");
     }
 
     #[test]
@@ -589,6 +639,8 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("close returned");
         assert!(took >= patience, "gave up after {took:?}");
-        assert!(log.stats.queued.load(Ordering::Relaxed) > 0);
+        let left =
+            log.stats.queued.load(Ordering::Relaxed) + log.stats.unsynced.load(Ordering::Relaxed);
+        assert!(left > 0);
     }
 }

@@ -6,7 +6,11 @@
 //!
 //! The HTTP layer only reads parameters and turns a [`Refusal`] into a status. The recorder never
 //! waits for disk: it hands lines to the log's queue, and a full queue is a [`Refusal::Busy`]
-//! (503) the sender retries.
+//! (503) the sender retries. What it accepted carries the line's receipt ([`Recorded`]): the
+//! route answers once [`Recorder::durable`] says the line is on disk, or 503
+//! ([`Refusal::Unwritten`]) while the log cannot write. An event is counted (in memory, and in
+//! the book) when its line is queued, once: a repeat waits on the first copy's receipt, so a
+//! retry during a disk outage is acknowledged only once that copy is written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,7 +23,7 @@ use crate::campaign::Campaign;
 use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::clock::unix_secs;
 use crate::eventlog::read::{ReadError, events_in};
-use crate::eventlog::{Busy, Event, EventLog, Kind};
+use crate::eventlog::{Busy, Event, EventLog, Health, Kind, Receipt, Unwritten};
 use crate::metrics::Exposition;
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
@@ -38,10 +42,12 @@ pub enum Refusal {
     TooManyOrders,
     #[error(transparent)]
     Busy(#[from] Busy),
+    #[error(transparent)]
+    Unwritten(#[from] Unwritten),
 }
 
 /// The reasons refusals are counted by, in `/metrics` order (see [`Refusal::reason`]).
-const REASONS: [&str; 7] = [
+const REASONS: [&str; 8] = [
     "bad_token",
     "expired",
     "bad_amount",
@@ -49,6 +55,7 @@ const REASONS: [&str; 7] = [
     "busy",
     "too_many_orders",
     "bad_body",
+    "unwritten",
 ];
 
 /// A conversion whose body could not be read (too large, too slow, broken): counted with the
@@ -65,17 +72,28 @@ impl Refusal {
             Refusal::Gone(..) => 3,
             Refusal::Busy(_) => 4,
             Refusal::TooManyOrders => 5,
+            Refusal::Unwritten(_) => 7,
         }
     }
 }
 
-/// What an accepted event request did.
+/// What an accepted event request did, with the receipt of its line (for a repeat, the first
+/// copy's): answer once [`Recorder::durable`] says it is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// Logged.
-    New,
+    New(Receipt),
     /// Seen before (exchanges retry, pixels fire twice): counted once, not logged again.
-    Again,
+    Again(Receipt),
+}
+
+impl Recorded {
+    /// The receipt of the event's line.
+    pub fn receipt(self) -> Receipt {
+        match self {
+            Recorded::New(receipt) | Recorded::Again(receipt) => receipt,
+        }
+    }
 }
 
 /// A click that was genuine: where the user goes, and whether the click was logged (the user gets
@@ -107,8 +125,9 @@ pub struct Recorder {
     log: EventLog,
     keys: Keys,
     policy: Policy,
-    /// Events already logged, until their token expires: (kind, bid, order) → expiry.
-    seen: DashMap<(Kind, String, Option<String>), u32>,
+    /// Events already logged, until their token expires: (kind, bid, order) → (expiry, the
+    /// receipt of its line).
+    seen: DashMap<(Kind, String, Option<String>), (u32, Receipt)>,
     /// Orders counted per click (by bid), until the click token expires: bid → (orders, expiry).
     orders: DashMap<String, (u32, u32)>,
     bids: AtomicU64,
@@ -275,8 +294,8 @@ impl Recorder {
         recorded: Result<Recorded, Refusal>,
     ) -> Result<Recorded, Refusal> {
         match &recorded {
-            Ok(Recorded::New) => &self.logged[kind as usize],
-            Ok(Recorded::Again) => &self.repeats[kind as usize],
+            Ok(Recorded::New(_)) => &self.logged[kind as usize],
+            Ok(Recorded::Again(_)) => &self.repeats[kind as usize],
             Err(refusal) => &self.refused[refusal.reason()],
         }
         .fetch_add(1, Ordering::Relaxed);
@@ -288,9 +307,10 @@ impl Recorder {
     }
 
     /// Logs `event` unless the same one was logged before, then feeds it to the book. A retry
-    /// after [`Busy`] is accepted. A click converts at most `max_orders_per_click` times, whatever
-    /// order ids are sent: the click token sits in the landing page's URL, where anyone who sees
-    /// it could replay it. `campaign` is the event's campaign, when it is still loaded.
+    /// after [`Busy`] is accepted; a repeat gets the first copy's receipt. A click converts at
+    /// most `max_orders_per_click` times, whatever order ids are sent: the click token sits in the
+    /// landing page's URL, where anyone who sees it could replay it. `campaign` is the event's
+    /// campaign, when it is still loaded.
     fn record(
         &self,
         store: &Store,
@@ -299,24 +319,44 @@ impl Recorder {
     ) -> Result<Recorded, Refusal> {
         let key = (event.event, event.bid.clone(), event.order.clone());
         let expiry = unix_secs(event.ts).saturating_add(self.policy.token_ttl_secs);
-        match self.seen.entry(key.clone()) {
-            Entry::Occupied(_) => return Ok(Recorded::Again),
+        // The entry stays locked while the line is queued: a repeat arriving meanwhile finds the
+        // receipt.
+        let receipt = match self.seen.entry(key) {
+            Entry::Occupied(seen) => return Ok(Recorded::Again(seen.get().1)),
             Entry::Vacant(slot) => {
                 if event.event == Kind::Conv && !self.count_order(&event.bid, expiry) {
                     return Err(Refusal::TooManyOrders);
                 }
-                slot.insert(expiry);
+                let receipt = self.log.submit(event.clone()).map_err(|busy| {
+                    if event.event == Kind::Conv {
+                        self.uncount_order(&event.bid);
+                    }
+                    Refusal::Busy(busy)
+                })?;
+                slot.insert((expiry, receipt));
+                receipt
             }
-        }
-        self.log.submit(event.clone()).map_err(|busy| {
-            self.seen.remove(&key);
-            if event.event == Kind::Conv {
-                self.uncount_order(&event.bid);
-            }
-            Refusal::Busy(busy)
-        })?;
+        };
         store.observe(&event, campaign);
-        Ok(Recorded::New)
+        Ok(Recorded::New(receipt))
+    }
+
+    /// Waits until the line of what was recorded (for a repeat, the first copy's) is on disk,
+    /// without blocking a thread: the event route answers 2xx only then. While the log cannot
+    /// write, fails at once with [`Refusal::Unwritten`] (503; counted), the line kept for when
+    /// the disk recovers.
+    pub async fn durable(&self, recorded: Recorded) -> Result<(), Refusal> {
+        let written = self.log.durable(recorded.receipt()).await;
+        written.map_err(|unwritten| {
+            let refusal = Refusal::Unwritten(unwritten);
+            self.refuse(&refusal);
+            refusal
+        })
+    }
+
+    /// Whether the event log records what is accepted (see [`Health`]).
+    pub fn log_health(&self) -> Health {
+        self.log.health()
     }
 
     /// Counts one more order for the click of `bid`, unless it has had its share.
@@ -357,7 +397,7 @@ impl Recorder {
                 weight: every,
                 ..Event::of(Kind::Bid, claims, now)
             };
-            if !room || self.log.submit(line).is_err() {
+            if !room || self.log.offer(line).is_err() {
                 self.bid_lines_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -366,7 +406,7 @@ impl Recorder {
     /// Forgets events whose tokens have expired (they can no longer arrive): bounds memory.
     pub fn sweep(&self, now: DateTime<Utc>) {
         let now = unix_secs(now);
-        self.seen.retain(|_, expiry| *expiry > now);
+        self.seen.retain(|_, (expiry, _)| *expiry > now);
         self.orders.retain(|_, (_, expiry)| *expiry > now);
     }
 
@@ -392,8 +432,8 @@ impl Recorder {
             store.observe(&event, snapshot.campaign(&event.campaign).map(|c| &**c));
             if event.ts >= horizon {
                 let expiry = unix_secs(event.ts).saturating_add(ttl);
-                self.seen
-                    .insert((event.event, event.bid, event.order), expiry);
+                let key = (event.event, event.bid, event.order);
+                self.seen.insert(key, (expiry, Receipt::DURABLE));
             }
             read += 1;
         }
@@ -577,13 +617,21 @@ mod tests {
         })
     }
 
+    /// `Ok("new")` or `Ok("again")`, for what was recorded (its receipt left out); the refusal.
+    fn kind_of(recorded: &Result<Recorded, Refusal>) -> Result<&'static str, &Refusal> {
+        recorded.as_ref().map(|recorded| match recorded {
+            Recorded::New(_) => "new",
+            Recorded::Again(_) => "again",
+        })
+    }
+
     /// Clicks `shoes`' ad for bid `b1` at `clicked`, and returns the pclid its landing page is given.
     fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
         let click = fx
             .recorder
             .click(&fx.store, &token(&fx.recorder, bid), clicked)
             .unwrap();
-        assert_eq!(click.logged, Ok(Recorded::New));
+        assert_eq!(kind_of(&click.logged), Ok("new"));
         let pclid = click.landing.strip_prefix("https://shoes.example/?pclid=");
         pclid
             .unwrap_or_else(|| panic!("{}", click.landing))
@@ -611,13 +659,13 @@ mod tests {
         }
         assert_eq!(spend(), 0.0);
         // The bid itself is a price it may clear at.
-        assert_eq!(recorder.win(&store, &t, Some("2"), now), Ok(Recorded::New));
+        let first = recorder.win(&store, &t, Some("2"), now);
+        assert_eq!(kind_of(&first), Ok("new"));
         assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
-        // Told again (exchanges retry): counted once, spent once.
-        assert_eq!(
-            recorder.win(&store, &t, Some("2"), now),
-            Ok(Recorded::Again)
-        );
+        // Told again (exchanges retry): counted once, spent once, acknowledged with the first.
+        let again = recorder.win(&store, &t, Some("2"), now);
+        assert_eq!(kind_of(&again), Ok("again"));
+        assert_eq!(again.map(Recorded::receipt), first.map(Recorded::receipt));
         assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
     }
 
@@ -634,8 +682,8 @@ mod tests {
             Err(Refusal::Price)
         );
         assert_eq!(
-            recorder.impression(&store, &t, None, now),
-            Ok(Recorded::New)
+            kind_of(&recorder.impression(&store, &t, None, now)),
+            Ok("new")
         );
         assert_eq!(store.learned().counts("shoes").impressions, 1);
     }
@@ -652,7 +700,7 @@ mod tests {
         // A day after the bid, within a day of the click: the order counts.
         let ordered = bid + chrono::Duration::hours(25);
         let converted = recorder.conversion(store, pclid, Some("10"), Some("o1"), ordered);
-        assert_eq!(converted, Ok(Recorded::New));
+        assert_eq!(kind_of(&converted), Ok("new"));
         // A day after the click: too late.
         let late = clicked + chrono::Duration::seconds(i64::from(DAY) + 1);
         let expired = recorder.conversion(store, pclid, Some("10"), Some("o2"), late);
@@ -685,7 +733,7 @@ mod tests {
             store, recorder, ..
         } = &fx;
         let converted = recorder.conversion(store, &pclid, None, Some("o1"), now);
-        assert_eq!(converted, Ok(Recorded::New));
+        assert_eq!(kind_of(&converted), Ok("new"));
         let remembered = || (recorder.seen.len(), recorder.orders.len());
         assert_eq!(remembered(), (2, 1));
         let expiry = now + chrono::Duration::seconds(DAY.into());
@@ -718,6 +766,59 @@ mod tests {
         assert_eq!((counts.wins, counts.impressions), (1, 1));
         assert!((counts.spend_usd - 0.0015).abs() < 1e-12);
         let retried = again.recorder.win(&again.store, &t, Some("1.5"), now);
-        assert_eq!(retried, Ok(Recorded::Again));
+        assert_eq!(retried, Ok(Recorded::Again(Receipt::DURABLE)));
+    }
+
+    #[test]
+    fn a_repeat_during_a_disk_outage_is_acknowledged_only_once_the_first_copy_is_written() {
+        let Fixture {
+            store,
+            recorder,
+            _dir: dir,
+        } = fixture();
+        // The hour's log file cannot be opened: a directory has its name.
+        let blocker = dir.path().join("logs/events-20261123T10.jsonl");
+        std::fs::create_dir(&blocker).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let now = at("2026-11-23T10:00:00Z");
+        let t = token(&recorder, now);
+        let spend = || store.learned().counts("shoes").spend_usd;
+        let first = recorder.win(&store, &t, Some("2"), now).unwrap();
+        let unwritten = rt.block_on(recorder.durable(first));
+        assert!(
+            matches!(unwritten, Err(Refusal::Unwritten(_))),
+            "{unwritten:?}"
+        );
+        // The exchange retries while the disk is still failing: the same line, still not on disk.
+        let again = recorder.win(&store, &t, Some("2"), now).unwrap();
+        assert_eq!(again, Recorded::Again(first.receipt()));
+        let unwritten = rt.block_on(recorder.durable(again));
+        assert!(
+            matches!(unwritten, Err(Refusal::Unwritten(_))),
+            "{unwritten:?}"
+        );
+        let mut metrics = Exposition::default();
+        recorder.report(&mut metrics);
+        let metrics = metrics.finish();
+        let counted = "precis_event_rejections_total{reason=\"unwritten\"} 2";
+        assert!(metrics.contains(counted), "{metrics}");
+        // The disk recovers: the kept line is written, and the next retry is acknowledged.
+        std::fs::remove_dir(&blocker).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let again = recorder.win(&store, &t, Some("2"), now).unwrap();
+            if rt.block_on(recorder.durable(again)).is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        recorder.close(Duration::from_secs(5));
+        assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
+        let logged = std::fs::read_to_string(dir.path().join("logs/events-20261123T10.jsonl"));
+        assert_eq!(logged.unwrap().lines().count(), 1);
     }
 }

@@ -4,8 +4,9 @@
 //! The bid route decodes, normalises, runs the auction and encodes inline: microseconds of CPU
 //! with nothing to wait on. Over `max_in_flight` a bid request gets 204 at once, its body unread;
 //! past its deadline, 204 whatever the auction found. Event routes only read their parameters and
-//! answer: what a notice means is the recorder's ([`crate::measure::recorder`]), and it never
-//! waits for disk.
+//! answer: what a notice means is the recorder's ([`crate::measure::recorder`]). They answer 2xx
+//! only once the event's line is on disk ([`acknowledged`]: an await, never a blocked thread),
+//! 503 with `Retry-After` while the log cannot write; a click redirects the user either way.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,7 +23,7 @@ use super::metrics::Outcome;
 use crate::app::App;
 use crate::auction::{self, Auctioned, NoBid};
 use crate::config::NoBidAnswer;
-use crate::measure::recorder::Refusal;
+use crate::measure::recorder::{Recorded, Refusal};
 use crate::request::openrtb::{self, BidRequest};
 use crate::token::TokenError;
 
@@ -41,18 +42,25 @@ pub(super) async fn route(
             let p = params();
             let (token, price) = (token(&p, "t"), p.get("price").map(String::as_str));
             let now = app.clock.now();
-            let answered = match notice {
-                "/win" => recorder.win(store, token, price, now).map(|_| no_content()),
-                _ => recorder
-                    .impression(store, token, price, now)
-                    .map(|_| pixel()),
-            };
-            answered.unwrap_or_else(|refusal| refused(&refusal))
+            match notice {
+                "/win" => {
+                    let recorded = recorder.win(store, token, price, now);
+                    acknowledged(app, recorded, no_content).await
+                }
+                _ => {
+                    let recorded = recorder.impression(store, token, price, now);
+                    acknowledged(app, recorded, pixel).await
+                }
+            }
         }
         (&Method::GET, "/click") => {
             match recorder.click(store, token(&params(), "t"), app.clock.now()) {
                 Ok(click) => {
-                    if let Err(refusal) = click.logged {
+                    let logged = match click.logged {
+                        Ok(recorded) => recorder.durable(recorded).await,
+                        Err(refusal) => Err(refusal),
+                    };
+                    if let Err(refusal) = logged {
                         tracing::warn!("click not logged: {refusal}");
                     }
                     redirect(&click.landing)
@@ -155,10 +163,23 @@ async fn conversion(http: &Http, app: &App, request: Request<Incoming>) -> Answe
     let param = |name| params.get(name).map(String::as_str);
     let (value, order) = (param("value"), param("order"));
     let now = app.clock.now();
-    match (app.recorder).conversion(&app.store, token(&params, "pclid"), value, order, now) {
-        Ok(_) => no_content(),
-        Err(refusal) => refused(&refusal),
-    }
+    let recorded =
+        (app.recorder).conversion(&app.store, token(&params, "pclid"), value, order, now);
+    acknowledged(app, recorded, no_content).await
+}
+
+/// The answer to an event request: `answer` once its line (a repeat's: the first copy's) is on
+/// disk; the refusal's answer when it was refused or cannot be written now.
+async fn acknowledged(
+    app: &App,
+    recorded: Result<Recorded, Refusal>,
+    answer: fn() -> Answer,
+) -> Answer {
+    let written = match recorded {
+        Ok(recorded) => app.recorder.durable(recorded).await,
+        Err(refusal) => Err(refusal),
+    };
+    written.map_or_else(|refusal| refused(&refusal), |()| answer())
 }
 
 /// The parameters of an event URL.
@@ -182,10 +203,10 @@ fn refused(refusal: &Refusal) -> Answer {
         Refusal::Price | Refusal::Value => StatusCode::BAD_REQUEST,
         Refusal::Gone(..) => StatusCode::NOT_FOUND,
         Refusal::TooManyOrders => StatusCode::CONFLICT,
-        Refusal::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Busy(_) | Refusal::Unwritten(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut answer = error(status, &refusal.to_string());
-    if matches!(refusal, Refusal::Busy(_)) {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
         answer
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));

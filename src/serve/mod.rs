@@ -2,8 +2,9 @@
 //!
 //! The bid port serves exchanges (`exchange`: `POST /openrtb2/bid` and the event notices); the
 //! admin port (loopback by default, behind a bearer token when one is configured) serves operators
-//! (`admin`: status, reloads, the simulated clock, the profile API, the [`dashboard`]). Both serve `GET /healthz`
-//! (liveness), `GET /readyz` (503 until campaigns are loaded) and `GET /metrics`. Exchange
+//! (`admin`: status, reloads, the simulated clock, explanations, the profile API, the
+//! [`dashboard`]). Both serve `GET /healthz` (liveness), `GET /readyz` (503 until campaigns are
+//! loaded, and while the event log cannot write) and `GET /metrics`. Exchange
 //! connections run on one pinned runtime per core ([`cores`]); admin connections stay on the
 //! caller's multi-threaded runtime, where slow admin work cannot stall a core.
 //!
@@ -236,7 +237,7 @@ async fn handle(
     }
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") => return ready(app.is_some()),
+        (&Method::GET, "/readyz") => return ready(readiness(app).as_deref()),
         _ => {}
     }
     let Some(app) = app else {
@@ -275,12 +276,21 @@ fn not_found(port: Port, path: &str) -> String {
     }
 }
 
-/// `/readyz`: 200 once the campaigns are loaded and the event log replayed, 503 before.
-fn ready(loaded: bool) -> Answer {
-    if loaded {
-        text(StatusCode::OK, "ready\n")
-    } else {
-        text(StatusCode::SERVICE_UNAVAILABLE, "loading campaigns\n")
+/// Why precis is not ready, if it is not: campaigns still loading, or an event log that cannot
+/// write (events would be answered 503).
+fn readiness(app: Option<&App>) -> Option<String> {
+    match app {
+        None => Some("loading campaigns".to_owned()),
+        Some(app) => app.recorder.log_health().trouble(),
+    }
+}
+
+/// `/readyz`: 200 once the campaigns are loaded and the event log replayed, while the log
+/// writes; 503 with the reason otherwise.
+fn ready(trouble: Option<&str>) -> Answer {
+    match trouble {
+        None => text(StatusCode::OK, "ready\n"),
+        Some(trouble) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{trouble}\n")),
     }
 }
 
@@ -298,7 +308,10 @@ mod tests {
 
     #[test]
     fn readyz_is_503_until_the_campaigns_are_loaded() {
-        assert_eq!(ready(false).status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(ready(true).status(), StatusCode::OK);
+        let loading = readiness(None);
+        assert_eq!(loading.as_deref(), Some("loading campaigns"));
+        let answer = ready(loading.as_deref());
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ready(None).status(), StatusCode::OK);
     }
 }

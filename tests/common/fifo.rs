@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use bytes::Bytes;
-use hyper::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Request, StatusCode};
 use serde_json::Value;
+use tokio::task::JoinHandle;
 
-use super::{Campaign, DEADLINE, Server, banner_imp, local, str_of};
+use super::{Campaign, DEADLINE, Server, banner_imp, notice_path, str_of};
 
 /// Makes a named pipe at `path`.
 pub fn make(path: &Path) {
@@ -100,7 +102,7 @@ pub fn held_event_log(queue: usize) -> (Server, Held) {
     let server = Server::setup()
         .arg("--simulate-from")
         .arg(SIMULATED)
-        .config(&format!("[events]\nqueue = {queue}\nsync_ms = 3600000\n"))
+        .config(&format!("[events]\nqueue = {queue}\n"))
         .fifo(LOG_FILE)
         .campaign("a.toml", Campaign::cpm(2.0).banner(300, 250))
         .start();
@@ -149,28 +151,55 @@ fn writer_stuck(pid: u32) -> bool {
 pub struct TurnedAway {
     pub bid: String,
     pub path: String,
-    pub answer: (StatusCode, HeaderMap, Bytes),
+    pub answer: Answer,
 }
 
-/// Fires the win notice (at 1.0) of each bid in `made` until the log turns one away: the ids of
-/// the bids whose wins were accepted (204), and the first turned away (503), if any.
+/// An answer: status, headers, body.
+pub type Answer = (StatusCode, HeaderMap, Bytes);
+
+/// Fires the win notice (at 1.0) of each bid in `made`, one after the other, each without
+/// waiting for its answer (it comes once its line is on disk, and the held log writes nothing),
+/// until the log turns one away. Returns the wins it queued, by bid id, with their answers to
+/// come, and the first turned away (503), if any.
 pub async fn win_until_busy(
     server: &Server,
     made: &[Value],
-) -> (HashSet<String>, Option<TurnedAway>) {
-    let mut won = HashSet::new();
+) -> (HashMap<String, JoinHandle<Answer>>, Option<TurnedAway>) {
+    let mut queued = HashMap::new();
     for bid in made {
-        let path = local(&str_of(bid, "nurl").replace("${AUCTION_PRICE}", "1.0"));
-        let answer = server.get(&path).await;
+        let path = win_path(bid);
         let id = str_of(bid, "id").to_owned();
-        match answer.0 {
-            StatusCode::NO_CONTENT => won.insert(id),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                let bid = id;
-                return (won, Some(TurnedAway { bid, path, answer }));
-            }
-            other => panic!("win answered {other}: {:?}", answer.2),
-        };
+        let before = server.metric("precis_event_log_queued").await;
+        let request = Request::get(server.url(&path))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let client = server.client.clone();
+        let answer = tokio::spawn(async move {
+            let response = client.request(request).await.expect("an answer");
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.expect("a body").to_bytes();
+            (parts.status, parts.headers, body)
+        });
+        let answered = server
+            .eventually("the win queued, or answered", async || {
+                if answer.is_finished() {
+                    return Ok(true);
+                }
+                let now = server.metric("precis_event_log_queued").await;
+                (now > before).then_some(false).ok_or(now.to_string())
+            })
+            .await;
+        if answered {
+            let answer = answer.await.expect("the win's answer");
+            let bid = id;
+            return (queued, Some(TurnedAway { bid, path, answer }));
+        }
+        queued.insert(id, answer);
     }
-    (won, None)
+    (queued, None)
+}
+
+/// The path of `bid`'s win notice at 1.0, as [`win_until_busy`] sends it.
+pub fn win_path(bid: &Value) -> String {
+    notice_path(bid, "nurl", "1.0")
 }

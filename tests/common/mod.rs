@@ -450,13 +450,7 @@ impl Server {
 
     /// Every line of every event log file, parsed, in file-name order.
     pub fn logged_events(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs_dir())
-            .expect("read the log directory")
-            .map(|entry| entry.expect("log directory entry").path())
-            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
-            .collect();
-        files.sort();
-        files
+        self.log_files()
             .iter()
             .flat_map(|path| {
                 let text = std::fs::read_to_string(path).expect("read a log file");
@@ -587,6 +581,15 @@ impl Server {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Sends the bid request `request` when the server may be gone: `None` when it did not
+    /// answer, else its first bid, if it bid.
+    pub async fn try_bid(&self, request: &str) -> Option<Option<Value>> {
+        let (status, body) = self
+            .try_request(Method::POST, "/openrtb2/bid", request.to_owned())
+            .await?;
+        Some((status == StatusCode::OK).then(|| bids(&parse_json(&body))[0].clone()))
     }
 
     /// Sends `request` with `body`; `method` and `path` name it in failure messages.
@@ -1000,4 +1003,59 @@ pub fn local(url: &str) -> String {
         .unwrap_or_else(|| panic!("not a loopback URL: {url}"));
     let start = rest.find('/').unwrap_or_else(|| panic!("no path: {url}"));
     rest[start..].to_owned()
+}
+
+impl Server {
+    /// Sets the file size limit of the running process (`RLIMIT_FSIZE`, as `ulimit -f` would): a
+    /// write past `bytes` in any file fails (EFBIG), as on a full disk. `None` lifts it.
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let soft = bytes.unwrap_or(rlimit::INFINITY);
+        let pid = i32::try_from(self.pid()).expect("a pid");
+        rlimit::prlimit(
+            pid,
+            rlimit::Resource::FSIZE,
+            Some((soft, rlimit::INFINITY)),
+            None,
+        )
+        .expect("prlimit RLIMIT_FSIZE");
+    }
+
+    /// `GET /readyz` on the bid port: the status and the body.
+    pub async fn readyz(&self) -> (StatusCode, String) {
+        let (status, _, body) = self.get("/readyz").await;
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The event log's files, in file-name order.
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs_dir())
+            .expect("read the log directory")
+            .map(|entry| entry.expect("log directory entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Every line of every event log file that is an event, parsed, in file-name order, and how
+    /// many lines were not (a line a crash cut short).
+    pub fn logged_events_after_a_crash(&self) -> (Vec<Value>, usize) {
+        let (mut events, mut broken) = (Vec::new(), 0);
+        for path in self.log_files() {
+            let text = std::fs::read_to_string(&path).expect("read a log file");
+            for line in text.lines() {
+                match serde_json::from_str::<Value>(line) {
+                    Ok(event) if event["event"].is_string() => events.push(event),
+                    _ => broken += 1,
+                }
+            }
+        }
+        (events, broken)
+    }
+}
+
+/// The path and query of a bid's event URL `key` (`nurl`, `burl`) with `price` in place of
+/// `${AUCTION_PRICE}`: what the exchange sends.
+pub fn notice_path(bid: &Value, key: &str, price: &str) -> String {
+    local(&str_of(bid, key).replace("${AUCTION_PRICE}", price))
 }
