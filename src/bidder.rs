@@ -416,8 +416,10 @@ fn recorder(config: &Config) -> Result<Recorder, BidderError> {
         token_ttl_secs: events.token_ttl_secs,
         log_bids_every: events.log_bids_every,
         max_orders_per_click: events.max_orders_per_click,
+        max_order_value_usd: events.max_order_value,
     };
-    Ok(Recorder::new(log, keys, policy))
+    let exchanges = config.exchanges().map_err(BidderError::Config)?;
+    Ok(Recorder::new(log, keys, policy).with_exchanges(exchanges))
 }
 
 /// The profile store: the snapshot read back (a damaged one is set aside and the store starts
