@@ -49,6 +49,10 @@ use crate::token::{Keys, MIN_SECRET_LEN, TokenError};
 /// Where open reservations are kept between a shutdown and the next start (in the events dir).
 const HOLDS_FILE: &str = "holds.json";
 
+/// There while a bidder serves from the events dir, removed once a shutdown has saved the
+/// reservations: found at start, it says the last run ended without saving them (a crash).
+const RUNNING_FILE: &str = "precis.running";
+
 /// How long the event log's writer gets to write what was accepted, at shutdown.
 const LOG_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -86,11 +90,6 @@ pub enum BidderError {
     },
     #[error("cannot replay the event log")]
     Replay(#[from] ReadError),
-    #[error("cannot read {path}")]
-    ReadHolds {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot write {path}")]
     WriteHolds {
         path: PathBuf,
@@ -260,6 +259,13 @@ impl Bidder {
                         source,
                     }
                 });
+                if held.is_ok() {
+                    // The reservations are saved: the next start need not assume a crash.
+                    let running = holds.with_file_name(RUNNING_FILE);
+                    if let Err(e) = std::fs::remove_file(&running) {
+                        tracing::error!("cannot remove {}: {e}", running.display());
+                    }
+                }
                 let saved = save_profiles(&app.profiles, &snapshot, app.clock.now());
                 let held = held?;
                 saved.map(|()| held)
@@ -348,15 +354,7 @@ fn open(
     store.pacer().record_spend_in(recorder.log_health());
     let replayed = recorder.replay(&config.events.dir, &store, clock.now())?;
     tracing::info!(replayed, dir = %config.events.dir.display(), "event log open");
-    let holds_file = config.events.dir.join(HOLDS_FILE);
-    let held = store
-        .pacer()
-        .load_holds(&holds_file)
-        .map_err(|source| BidderError::ReadHolds {
-            path: holds_file,
-            source,
-        })?;
-    tracing::info!(held, "budget reservations restored");
+    restore_holds(&config.events.dir, &store, clock.now());
     // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
     store.reprice();
     let (profiles, profile_files) = open_profiles(config, clock.now());
@@ -393,6 +391,38 @@ fn open(
     Ok((app, watcher))
 }
 
+/// Takes back the reservations the last shutdown saved. When the last run ended without saving
+/// them (the running marker is still there, or the file is damaged), the reservations of its last
+/// moments are unknown: budgeted campaigns stay out of the auction for `hold_secs`, until every
+/// bid made before the crash has been won or has lapsed. A damaged file is set aside (`.bad`),
+/// never a reason not to start. Then marks this run as running.
+fn restore_holds(dir: &Path, store: &Store, now: DateTime<Utc>) {
+    let (holds, running) = (dir.join(HOLDS_FILE), dir.join(RUNNING_FILE));
+    let mut crashed = running.exists();
+    match store.pacer().load_holds(&holds) {
+        Ok(held) => tracing::info!(held, "budget reservations restored"),
+        Err(e) => {
+            crashed = true;
+            tracing::error!(
+                "cannot read the budget reservations {}: {e}; starting without them ({})",
+                holds.display(),
+                set_aside(&holds, &holds.with_extension("json.bad"))
+            );
+        }
+    }
+    if crashed {
+        let until = store.pacer().hold_back_until(now);
+        tracing::warn!(
+            %until,
+            "the last run ended without saving its budget reservations: budgeted campaigns wait for its bids' wins until then"
+        );
+    }
+    let marked = std::fs::File::create(&running).and_then(|file| file.sync_all());
+    if let Err(e) = marked {
+        tracing::error!("cannot write {}: {e}", running.display());
+    }
+}
+
 /// The recorder: the event log opened, with the configured secrets (or, without one, a random
 /// secret for this process only).
 fn recorder(config: &Config) -> Result<Recorder, BidderError> {
@@ -427,8 +457,10 @@ fn recorder(config: &Config) -> Result<Recorder, BidderError> {
         token_ttl_secs: events.token_ttl_secs,
         log_bids_every: events.log_bids_every,
         max_orders_per_click: events.max_orders_per_click,
+        max_order_value_usd: events.max_order_value,
     };
-    Ok(Recorder::new(log, keys, policy))
+    let exchanges = config.exchanges().map_err(BidderError::Config)?;
+    Ok(Recorder::new(log, keys, policy).with_exchanges(exchanges))
 }
 
 /// The profile store: the snapshot read back (a damaged one is set aside and the store starts
@@ -440,15 +472,10 @@ fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, Feed) {
     match profiles::snapshot::load(&profiles, &file, now) {
         Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
         Err(e) => {
-            let aside = file.with_extension("snapshot.bad");
-            let moved = std::fs::rename(&file, &aside);
             tracing::error!(
                 "cannot load the profile snapshot {}: {e}; starting with no profiles ({})",
                 file.display(),
-                match moved {
-                    Ok(()) => format!("the file was moved to {}", aside.display()),
-                    Err(e) => format!("and cannot move it aside: {e}"),
-                }
+                set_aside(&file, &file.with_extension("snapshot.bad"))
             );
         }
     }
@@ -457,6 +484,15 @@ fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, Feed) {
         Err(e) => tracing::error!("cannot read the profile directory: {e}"),
     }
     (profiles, files)
+}
+
+/// Moves a file that cannot be read to `aside`, where the next start will not meet it: what
+/// became of it, for the error line.
+fn set_aside(file: &Path, aside: &Path) -> String {
+    match std::fs::rename(file, aside) {
+        Ok(()) => format!("the file was moved to {}", aside.display()),
+        Err(e) => format!("and cannot move it aside: {e}"),
+    }
 }
 
 /// Writes the profile snapshot, logging the outcome.

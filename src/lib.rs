@@ -30,7 +30,7 @@
 //! - [`eventlog`]: the event record and the append-only log of it;
 //! - [`request`]: what an exchange sends, decoded and normalised into the facts campaigns target;
 //! - leaves: [`metrics`] (the text format every part reports through), [`token`] (signed event
-//!   URLs), [`clock`] (the system's or a simulated time; local days), [`forms`] (the compared forms
+//!   URLs), [`price`] (clearing prices as exchanges send them, encrypted ones too), [`clock`] (the system's or a simulated time; local days), [`forms`] (the compared forms
 //!   of ids, tags, categories, hosts), [`diagnostic`] (`path:line:col` problems in files people
 //!   edit), [`files`] (listing a directory, replacing a file whole).
 
@@ -49,6 +49,7 @@ pub mod forms;
 pub mod generate;
 pub mod measure;
 pub mod metrics;
+pub mod price;
 pub mod request;
 pub mod serve;
 pub mod token;

@@ -1,9 +1,13 @@
-//! Event tokens: the `t=` of the win, impression and click URLs precis puts in its bids, and the
-//! `pclid` it hands to landing pages for conversions.
+//! Event tokens: the `t=` of the win, billing, impression and click URLs precis puts in its bids,
+//! and the `pclid` it hands to landing pages for conversions.
 //!
 //! This module owns signing and verifying them, and the keyed user hash that keeps raw user ids
 //! out of tokens and logs. A token is a compact binary payload followed by the first 16 bytes of
-//! its HMAC-SHA256, in URL-safe base64 without padding, so it goes in a URL as it is.
+//! its HMAC-SHA256, in URL-safe base64 without padding, so it goes in a URL as it is. Each token
+//! carries one [`Purpose`] and verifies for that purpose only: the click URL a page shows can never
+//! be used as the win notice the exchange holds. A bid's tokens share one encoded payload, and the
+//! MAC state over it ([`Keys::signer`]): the purpose is the payload's last byte, so each token
+//! costs the MAC of that byte and its base64.
 //!
 //! What it must never do: trust a field it has not verified (the signature is checked before
 //! any field is read), panic on input (every length is checked against the bytes that are left),
@@ -23,7 +27,9 @@ pub const MAX_FIELD_LEN: usize = 255;
 /// How far in the future a token's issue time may be (clock skew between instances), seconds.
 pub const MAX_FUTURE_SECS: u32 = 300;
 
-const VERSION: u8 = 1;
+/// 2: one purpose per route, the purpose last. Tokens of version 1 (one event token for every
+/// route) are refused.
+const VERSION: u8 = 2;
 /// Bytes of the HMAC kept in a token: 128 bits.
 const TAG_LEN: usize = 16;
 /// Longer tokens are refused before decoding: a full token with every field at its limit is ~2.8k.
@@ -37,13 +43,45 @@ const HAS_COUNTRY: u8 = 2;
 const HAS_DEVICE: u8 = 4;
 const HAS_OS: u8 = 8;
 
-/// What a token may be used for. A token of one purpose never verifies as the other.
+/// What a token may be used for: each route accepts one purpose, and a token of one purpose
+/// never verifies as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// In a bid's `nurl`, `burl` and click URL: win, impression, click.
-    Event,
-    /// The `pclid` given to the landing page: accepted only by the conversion endpoint.
+    /// The bid's `nurl`, held by the exchange: `/win`.
+    Win,
+    /// The bid's `burl`, held by the exchange: `/bill`.
+    Bill,
+    /// `${IMP_URL}` in the markup, seen by the page: `/imp` (counts the impression, never spend).
+    Imp,
+    /// `${CLICK_URL}` in the markup, seen by the page: `/click`.
     Click,
+    /// The `pclid` given to the landing page: `/conv`.
+    Conversion,
+}
+
+impl Purpose {
+    /// Its byte, the payload's last.
+    fn byte(self) -> u8 {
+        match self {
+            Purpose::Conversion => 1,
+            Purpose::Win => 2,
+            Purpose::Bill => 3,
+            Purpose::Imp => 4,
+            Purpose::Click => 5,
+        }
+    }
+
+    fn of_byte(byte: u8) -> Option<Purpose> {
+        [
+            Purpose::Conversion,
+            Purpose::Win,
+            Purpose::Bill,
+            Purpose::Imp,
+            Purpose::Click,
+        ]
+        .into_iter()
+        .find(|p| p.byte() == byte)
+    }
 }
 
 /// What a token carries: everything its event needs to be logged without another lookup.
@@ -118,7 +156,18 @@ impl Keys {
     /// Signs with the current key. String fields longer than [`MAX_FIELD_LEN`] bytes are cut at a
     /// char boundary: request and imp ids come from exchanges and may be any length.
     pub fn sign(&self, claims: &Claims) -> String {
-        self.seal(encode(claims))
+        self.signer(claims).sign(claims.purpose)
+    }
+
+    /// Signs `claims` for several purposes (a bid's win, billing, impression and click tokens):
+    /// the payload is encoded and run through the MAC once; each token then costs the MAC of its
+    /// purpose byte and its base64.
+    pub fn signer(&self, claims: &Claims) -> Signer {
+        let payload = encode(claims);
+        Signer {
+            mac: tagger(&self.current, &payload),
+            payload,
+        }
     }
 
     /// The claims of a token signed with the current or the previous key, for `purpose`, issued
@@ -167,12 +216,29 @@ impl Keys {
         first.copy_from_slice(&out[..8]);
         u64::from_be_bytes(first)
     }
+}
 
-    /// Appends the tag of `payload` under the current key and encodes the whole.
-    fn seal(&self, mut payload: Vec<u8>) -> String {
-        let tag = tagger(&self.current, &payload).finalize().into_bytes();
-        payload.extend_from_slice(&tag[..TAG_LEN]);
-        URL_SAFE_NO_PAD.encode(payload)
+/// One set of claims, encoded once, signed for as many purposes as asked (see [`Keys::signer`]).
+pub struct Signer {
+    /// The payload but its purpose byte.
+    payload: Vec<u8>,
+    /// The MAC under the current key, `payload` fed in.
+    mac: HmacSha256,
+}
+
+impl Signer {
+    /// The token of the claims for `purpose` (whatever purpose the claims themselves name):
+    /// the payload, the purpose byte and the tag, in base64url.
+    pub fn sign(&mut self, purpose: Purpose) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(&[purpose.byte()]);
+        let tag = mac.finalize().into_bytes();
+        let payload_len = self.payload.len();
+        self.payload.push(purpose.byte());
+        self.payload.extend_from_slice(&tag[..TAG_LEN]);
+        let token = URL_SAFE_NO_PAD.encode(&self.payload);
+        self.payload.truncate(payload_len);
+        token
     }
 }
 
@@ -185,23 +251,22 @@ fn tagger(key: &HmacSha256, payload: &[u8]) -> HmacSha256 {
 }
 
 // The payload, all integers big-endian:
-//   version u8 | purpose u8 | issued u32 | bid_price f64 bits | flags u8 |
+//   version u8 | issued u32 | bid_price f64 bits | flags u8 |
 //   bid, request, imp, campaign, creative, cur: str |
-//   user u64 (HAS_USER) | country str (HAS_COUNTRY) | device varint (HAS_DEVICE) | os str (HAS_OS)
-// where str is a u8 length then UTF-8, and varint is LEB128 (a devicetype takes one byte).
+//   user u64 (HAS_USER) | country str (HAS_COUNTRY) | device varint (HAS_DEVICE) | os str (HAS_OS) |
+//   purpose u8
+// where str is a u8 length then UTF-8, and varint is LEB128 (a devicetype takes one byte). The
+// purpose comes last so that a bid's tokens share the MAC state of everything before it.
 
+/// The payload of `claims` but its purpose byte (see [`Signer::sign`]).
 fn encode(claims: &Claims) -> Vec<u8> {
     let flag = |present: bool, bit: u8| if present { bit } else { 0 };
     let flags = flag(claims.user.is_some(), HAS_USER)
         | flag(claims.country.is_some(), HAS_COUNTRY)
         | flag(claims.device.is_some(), HAS_DEVICE)
         | flag(claims.os.is_some(), HAS_OS);
-    let purpose = match claims.purpose {
-        Purpose::Event => 0,
-        Purpose::Click => 1,
-    };
-    let mut out = Vec::with_capacity(160);
-    out.extend([VERSION, purpose]);
+    let mut out = Vec::with_capacity(160 + 1 + TAG_LEN);
+    out.push(VERSION);
     out.extend(claims.issued.to_be_bytes());
     out.extend(claims.bid_price.to_bits().to_be_bytes());
     out.push(flags);
@@ -252,11 +317,6 @@ fn decode(payload: &[u8]) -> Result<Claims, TokenError> {
     if version != VERSION {
         return Err(TokenError::Malformed);
     }
-    let purpose = match r.array()? {
-        [0] => Purpose::Event,
-        [1] => Purpose::Click,
-        _ => return Err(TokenError::Malformed),
-    };
     let issued = u32::from_be_bytes(r.array()?);
     let bid_price = f64::from_bits(u64::from_be_bytes(r.array()?));
     let [flags] = r.array()?;
@@ -281,6 +341,8 @@ fn decode(payload: &[u8]) -> Result<Claims, TokenError> {
         0 => None,
         _ => Some(r.string()?),
     };
+    let [purpose] = r.array()?;
+    let purpose = Purpose::of_byte(purpose).ok_or(TokenError::Malformed)?;
     if !r.0.is_empty() {
         return Err(TokenError::Malformed);
     }
@@ -356,7 +418,7 @@ mod tests {
     /// A typical bid: a precis bid id, a UUID request id, ids from the example campaigns.
     fn full() -> Claims {
         Claims {
-            purpose: Purpose::Event,
+            purpose: Purpose::Win,
             issued: NOW,
             bid: "19b7a0c2f4e10-2a".into(),
             request: "0f6c2a9e-3b1d-4c8e-9a55-7d2e1f4b6a30".into(),
@@ -374,7 +436,7 @@ mod tests {
 
     fn minimal() -> Claims {
         Claims {
-            purpose: Purpose::Click,
+            purpose: Purpose::Conversion,
             issued: 0,
             bid: String::new(),
             request: String::new(),
@@ -391,7 +453,7 @@ mod tests {
     }
 
     fn check(keys: &Keys, token: &str) -> Result<Claims, TokenError> {
-        keys.verify(token, NOW, DAY, Purpose::Event)
+        keys.verify(token, NOW, DAY, Purpose::Win)
     }
 
     /// xorshift64: a tiny seeded PRNG, so failures reproduce.
@@ -409,7 +471,10 @@ mod tests {
         let keys = keys();
         assert_eq!(check(&keys, &keys.sign(&full())), Ok(full()));
         let token = keys.sign(&minimal());
-        assert_eq!(keys.verify(&token, 0, 0, Purpose::Click), Ok(minimal()));
+        assert_eq!(
+            keys.verify(&token, 0, 0, Purpose::Conversion),
+            Ok(minimal())
+        );
         // Non-ASCII text, extreme numbers and a multi-byte devicetype survive too.
         let odd = Claims {
             imp: "été-1".into(),
@@ -420,7 +485,7 @@ mod tests {
             ..full()
         };
         assert_eq!(
-            keys.verify(&keys.sign(&odd), u32::MAX, 0, Purpose::Event),
+            keys.verify(&keys.sign(&odd), u32::MAX, 0, Purpose::Win),
             Ok(odd)
         );
     }
@@ -547,12 +612,17 @@ mod tests {
     #[test]
     fn validly_signed_but_malformed_payloads_are_refused() {
         let keys = keys();
-        let good = encode(&full());
-        assert_eq!(check(&keys, &keys.seal(good.clone())), Ok(full()));
+        // `payload`, its purpose byte included, signed as it is.
+        let seal = |payload: &[u8]| {
+            let tag = tagger(&keys.current, payload).finalize().into_bytes();
+            URL_SAFE_NO_PAD.encode([payload, &tag[..TAG_LEN]].concat())
+        };
+        let good = [encode(&full()), vec![Purpose::Win.byte()]].concat();
+        assert_eq!(check(&keys, &seal(&good)), Ok(full()));
         let with = |edit: &dyn Fn(&mut Vec<u8>)| {
             let mut payload = good.clone();
             edit(&mut payload);
-            check(&keys, &keys.seal(payload))
+            check(&keys, &seal(&payload))
         };
         let malformed = Err(TokenError::Malformed);
         assert_eq!(with(&|p| p.push(0)), malformed, "trailing byte");
@@ -561,12 +631,17 @@ mod tests {
             malformed,
             "missing byte"
         );
-        assert_eq!(with(&|p| p[0] = 2), malformed, "unknown version");
-        assert_eq!(with(&|p| p[1] = 2), malformed, "unknown purpose");
-        assert_eq!(with(&|p| p[14] |= 0x10), malformed, "unknown flag");
-        assert_eq!(with(&|p| p[15] = 255), malformed, "length past the end");
-        assert_eq!(with(&|p| p[16] = 0xff), malformed, "invalid UTF-8");
-        assert_eq!(check(&keys, &keys.seal(Vec::new())), malformed, "empty");
+        assert_eq!(with(&|p| p[0] = 3), malformed, "unknown version");
+        let last = good.len() - 1;
+        assert_eq!(with(&|p| p[last] = 6), malformed, "unknown purpose");
+        assert_eq!(with(&|p| p[last] = 0), malformed, "no purpose");
+        // Version 1: the purpose second, one event token for every route.
+        let first = [&[1, 0][..], &good[1..last]].concat();
+        assert_eq!(check(&keys, &seal(&first)), malformed, "a version 1 token");
+        assert_eq!(with(&|p| p[13] |= 0x10), malformed, "unknown flag");
+        assert_eq!(with(&|p| p[14] = 255), malformed, "length past the end");
+        assert_eq!(with(&|p| p[15] = 0xff), malformed, "invalid UTF-8");
+        assert_eq!(check(&keys, &seal(&[])), malformed, "empty");
         // A devicetype whose LEB128 runs past 32 bits.
         let device = Claims {
             user: None,
@@ -576,15 +651,15 @@ mod tests {
         };
         let mut payload = encode(&device);
         payload.pop();
-        payload.extend([0xff, 0xff, 0xff, 0xff, 0x1f]);
-        assert_eq!(check(&keys, &keys.seal(payload)), malformed);
+        payload.extend([0xff, 0xff, 0xff, 0xff, 0x1f, Purpose::Win.byte()]);
+        assert_eq!(check(&keys, &seal(&payload)), malformed);
     }
 
     #[test]
     fn a_token_lives_exactly_its_ttl() {
         let keys = keys();
         let token = keys.sign(&full());
-        let at = |now| keys.verify(&token, now, DAY, Purpose::Event).map(|_| ());
+        let at = |now| keys.verify(&token, now, DAY, Purpose::Win).map(|_| ());
         assert_eq!(at(NOW + DAY), Ok(()));
         assert_eq!(at(NOW + DAY + 1), Err(TokenError::Expired));
         // Another instance's clock may run a little ahead, not more.
@@ -595,33 +670,52 @@ mod tests {
             issued: u32::MAX,
             ..full()
         });
-        assert!(
-            keys.verify(&last, u32::MAX, u32::MAX, Purpose::Event)
-                .is_ok()
-        );
+        assert!(keys.verify(&last, u32::MAX, u32::MAX, Purpose::Win).is_ok());
         assert_eq!(
-            keys.verify(&last, 0, u32::MAX, Purpose::Event),
+            keys.verify(&last, 0, u32::MAX, Purpose::Win),
             Err(TokenError::Expired)
         );
     }
 
     #[test]
-    fn click_and_event_tokens_are_not_interchangeable() {
+    fn each_purpose_verifies_only_as_itself_and_a_bids_tokens_all_differ() {
         let keys = keys();
-        let event = keys.sign(&full());
-        let click = keys.sign(&Claims {
-            purpose: Purpose::Click,
+        let all = [
+            Purpose::Win,
+            Purpose::Bill,
+            Purpose::Imp,
+            Purpose::Click,
+            Purpose::Conversion,
+        ];
+        let mut signer = keys.signer(&full());
+        let tokens = all.map(|purpose| signer.sign(purpose));
+        for (i, token) in tokens.iter().enumerate() {
+            for (j, purpose) in all.iter().enumerate() {
+                let verified = keys.verify(token, NOW, DAY, *purpose);
+                if i == j {
+                    let expected = Claims {
+                        purpose: *purpose,
+                        ..full()
+                    };
+                    assert_eq!(verified, Ok(expected), "{purpose:?}");
+                } else {
+                    let wrong = Err(TokenError::WrongPurpose);
+                    assert_eq!(verified, wrong, "a {:?} token as {purpose:?}", all[i]);
+                }
+            }
+            // No two tokens of a bid are the same string, nor the same tag.
+            for other in &tokens[i + 1..] {
+                assert_ne!(token, other);
+                assert_ne!(token[token.len() - 20..], other[other.len() - 20..]);
+            }
+        }
+        // The shared payload comes out as `sign` makes it, whatever was signed before.
+        assert_eq!(signer.sign(Purpose::Imp), tokens[2]);
+        let imp = Claims {
+            purpose: Purpose::Imp,
             ..full()
-        });
-        assert_eq!(
-            keys.verify(&event, NOW, DAY, Purpose::Click),
-            Err(TokenError::WrongPurpose)
-        );
-        assert_eq!(
-            keys.verify(&click, NOW, DAY, Purpose::Event),
-            Err(TokenError::WrongPurpose)
-        );
-        assert!(keys.verify(&click, NOW, DAY, Purpose::Click).is_ok());
+        };
+        assert_eq!(keys.sign(&imp), tokens[2]);
     }
 
     #[test]
@@ -650,7 +744,7 @@ mod tests {
             ..full()
         };
         let back = keys
-            .verify(&keys.sign(&claims), claims.issued, 60, Purpose::Event)
+            .verify(&keys.sign(&claims), claims.issued, 60, Purpose::Win)
             .unwrap();
         assert_eq!(back.request, "r".repeat(MAX_FIELD_LEN));
     }

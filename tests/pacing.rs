@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::task::Poll;
 
-use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};
-use common::{Campaign, Server, Setup, bids, local, parse_json, price_of, str_of};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use common::{Campaign, Server, Setup, advance, at, bids, local, price_of, rfc3339, str_of};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
@@ -46,16 +46,6 @@ fn seed() -> u64 {
             .unwrap_or_else(|_| panic!("PACING_SEED={seed} is not a whole number")),
         Err(_) => SEED,
     }
-}
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("an RFC 3339 time")
-}
-
-/// `t` as `/admin/clock` and `--simulate-from` take it (`Z`, not `+00:00`, which a query would
-/// read as a space).
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A bidder on a simulated clock standing at `start`, with a fixed events secret (so notices of
@@ -101,28 +91,6 @@ fn bid_request(id: &str, user: Option<&str>) -> Value {
         request["user"] = json!({ "id": user });
     }
     request
-}
-
-/// Moves the server's simulated clock to `t`.
-async fn advance(server: &Server, t: DateTime<Utc>) {
-    let (status, _, body) = server
-        .admin_post(&format!("/admin/clock?now={}", rfc3339(t)))
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "clock to {t}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let now = parse_json(&body)["now"]
-        .as_str()
-        .map(|now| now.parse::<DateTime<Utc>>().expect("an RFC 3339 `now`"));
-    assert_eq!(
-        now,
-        Some(t),
-        "the clock answered {}",
-        String::from_utf8_lossy(&body)
-    );
 }
 
 /// A campaign's `budget` in `/status`.

@@ -227,7 +227,7 @@ fn check_response(auctioned: &auction::Auctioned, fixture: &Fixture) {
             "price {}",
             bid.price
         );
-        for url in [bid.nurl(), bid.burl()] {
+        for (url, purpose) in [(bid.nurl(), Purpose::Win), (bid.burl(), Purpose::Bill)] {
             let (_, query) = url.split_once('?').expect("an event URL has a query");
             let token = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "t")
@@ -235,8 +235,12 @@ fn check_response(auctioned: &auction::Auctioned, fixture: &Fixture) {
                 .1;
             let opened = fixture
                 .keys
-                .verify(&token, now, TOKEN_TTL_SECS, Purpose::Event);
-            assert_eq!(opened, Ok(clipped(claims)), "the token of {url}");
+                .verify(&token, now, TOKEN_TTL_SECS, purpose);
+            let expected = Claims {
+                purpose,
+                ..clipped(claims)
+            };
+            assert_eq!(opened, Ok(expected), "the token of {url}");
         }
     }
 }

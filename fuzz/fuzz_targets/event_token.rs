@@ -1,4 +1,5 @@
-//! Fuzz target `event_token`: event tokens, as `/win`, `/imp`, `/click` and `/conv` read them.
+//! Fuzz target `event_token`: event tokens, as `/win`, `/bill`, `/imp`, `/click` and `/conv`
+//! read them.
 //!
 //! Owns three checks on one input: the input as a token string is refused or opened without a
 //! panic; the input as a payload, signed with the test key (as only precis could), reaches the
@@ -31,13 +32,17 @@ fn forge(payload: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode([payload, &tag[..16]].concat())
 }
 
+const PURPOSES: [Purpose; 5] = [
+    Purpose::Win,
+    Purpose::Bill,
+    Purpose::Imp,
+    Purpose::Click,
+    Purpose::Conversion,
+];
+
 fn claims(u: &mut Unstructured) -> Result<Claims> {
     Ok(Claims {
-        purpose: if u.arbitrary()? {
-            Purpose::Event
-        } else {
-            Purpose::Click
-        },
+        purpose: *u.choose(&PURPOSES)?,
         issued: u.arbitrary()?,
         bid: u.arbitrary()?,
         request: u.arbitrary()?,
@@ -68,13 +73,13 @@ fuzz_target!(|data: &[u8]| {
 
     // As a token string: garbage is refused, never a panic.
     let text = String::from_utf8_lossy(data);
-    for purpose in [Purpose::Event, Purpose::Click] {
+    for purpose in PURPOSES {
         let _ = open(&text, purpose);
     }
 
     // As a payload: the decoder reads only what it checks, and what it opens signs the same.
     let forged = forge(data);
-    for purpose in [Purpose::Event, Purpose::Click] {
+    for purpose in PURPOSES {
         if let Ok(claims) = open(&forged, purpose) {
             let again = open(&keys.sign(&claims), purpose).expect("a signed token opens");
             assert!(same(&again, &claims), "{again:?} != {claims:?}");

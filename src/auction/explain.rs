@@ -436,6 +436,7 @@ impl Check<'_> {
                     "even pacing: {using_usd:.2} USD used or held is above this step's ceiling of {ceiling_usd:.2} USD"
                 ),
             )),
+            Preview::Held { why } => Some((Outcome::Budget, why)),
             Preview::Open { .. } => None,
         }
     }

@@ -21,6 +21,7 @@ use crate::book::frequency::Exposures;
 use crate::book::index::Index;
 use crate::book::pacing::{Admission, Pacer};
 use crate::book::ranking::Ranked;
+use crate::campaign::markup::Macro;
 use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Campaign, Creative, CreativeFormat};
 use crate::clock::unix_secs;
@@ -486,7 +487,9 @@ struct Winner<'a> {
 }
 
 impl<'a> Winner<'a> {
-    /// The bid, with win, billing and click URLs that carry a signed token of what was bid.
+    /// The bid, with win, billing, impression and click URLs, each carrying a token of what was
+    /// bid signed for its route alone. The payload is encoded once and signed per purpose: two
+    /// tokens for the exchange, plus one per macro the markup holds.
     fn bid(
         self,
         request: &BidRequest,
@@ -504,7 +507,7 @@ impl<'a> Winner<'a> {
             h,
         } = self;
         let claims = Claims {
-            purpose: Purpose::Event,
+            purpose: Purpose::Win,
             issued: unix_secs(facts.now),
             bid: next_bid_id(),
             request: request.id.clone().unwrap_or_default(),
@@ -530,10 +533,21 @@ impl<'a> Winner<'a> {
             adm: &creative.adm,
             w,
             h,
-            events: EventUrls {
-                base: &env.urls.public,
-                // Base64url: it goes into URLs as it is.
-                token: env.keys.sign(&claims),
+            events: {
+                let mut signer = env.keys.signer(&claims);
+                let mut signed =
+                    |slot, purpose| creative.adm.has(slot).then(|| signer.sign(purpose));
+                let (imp, click) = (
+                    signed(Macro::Imp, Purpose::Imp),
+                    signed(Macro::Click, Purpose::Click),
+                );
+                EventUrls {
+                    base: &env.urls.public,
+                    win: signer.sign(Purpose::Win),
+                    bill: signer.sign(Purpose::Bill),
+                    imp,
+                    click,
+                }
             },
         };
         (bid, claims)

@@ -3,8 +3,10 @@
 //! Borrowed from the request and the campaign snapshot, and written by hand into one buffer: the
 //! creative's markup was escaped when its campaign loaded ([`Markup`]), and the event URLs are the
 //! public base (checked at start to need no escaping) and a base64url token (nothing to escape),
-//! so a response is mostly copied bytes. Strings from the request (its id, imp ids) and the
-//! campaign's go through serde_json's escaping.
+//! so a response is mostly copied bytes. Each URL carries its own token, valid on its route only:
+//! `nurl` → `/win` and `burl` → `/bill` (the exchange's, never in the markup), `${IMP_URL}` →
+//! `/imp` and `${CLICK_URL}` → `/click` (the page's). Strings from the request (its id, imp ids)
+//! and the campaign's go through serde_json's escaping.
 
 use std::io::Write as _;
 
@@ -46,34 +48,37 @@ pub struct Bid<'a> {
     pub events: EventUrls<'a>,
 }
 
-/// A bid's event URLs: `{base}/{route}?t={token}`.
+/// A bid's event URLs: `{base}/{route}?t={token}`, one token per route.
 #[derive(Debug)]
 pub struct EventUrls<'a> {
     /// Scheme, host and port, without a trailing slash; nothing in it needs escaping in JSON
     /// (`public_url` is checked for that at start).
     pub base: &'a str,
-    /// Base64url: goes into a URL as it is.
-    pub token: String,
+    /// The tokens, base64url (they go into URLs as they are): `nurl`'s and `burl`'s, and the
+    /// markup's pixel and click (`None` when the markup has no such macro).
+    pub win: String,
+    pub bill: String,
+    pub imp: Option<String>,
+    pub click: Option<String>,
 }
 
-impl EventUrls<'_> {
-    /// `{base}/{route}?t={token}`, with the rest of the query after.
-    fn url(&self, route: &str, rest: &str) -> String {
-        let mut out = Vec::new();
-        self.write(&mut out, route, rest);
-        String::from_utf8_lossy(&out).into_owned()
-    }
+/// Writes `{base}/{route}?t={token}{rest}` (as JSON string content: nothing in it needs
+/// escaping).
+#[inline]
+fn write_url(out: &mut Vec<u8>, base: &str, route: &str, token: &str, rest: &str) {
+    out.extend_from_slice(base.as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(route.as_bytes());
+    out.extend_from_slice(b"?t=");
+    out.extend_from_slice(token.as_bytes());
+    out.extend_from_slice(rest.as_bytes());
+}
 
-    /// Writes the URL (as JSON string content: nothing in it needs escaping).
-    #[inline]
-    fn write(&self, out: &mut Vec<u8>, route: &str, rest: &str) {
-        out.extend_from_slice(self.base.as_bytes());
-        out.push(b'/');
-        out.extend_from_slice(route.as_bytes());
-        out.extend_from_slice(b"?t=");
-        out.extend_from_slice(self.token.as_bytes());
-        out.extend_from_slice(rest.as_bytes());
-    }
+/// `{base}/{route}?t={token}{rest}` as a string.
+fn url(base: &str, route: &str, token: &str, rest: &str) -> String {
+    let mut out = Vec::new();
+    write_url(&mut out, base, route, token, rest);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The win and billing notices' query after the token: the exchange puts the clearing price in.
@@ -82,12 +87,12 @@ const PRICE_QUERY: &str = "&price=${AUCTION_PRICE}";
 impl Bid<'_> {
     /// The win notice URL, for the exchange to call with the clearing price.
     pub fn nurl(&self) -> String {
-        self.events.url("win", PRICE_QUERY)
+        url(self.events.base, "win", &self.events.win, PRICE_QUERY)
     }
 
-    /// The billing notice URL, for the exchange to call when the ad is shown.
+    /// The billing notice URL, for the exchange to call when the impression is billable.
     pub fn burl(&self) -> String {
-        self.events.url("imp", PRICE_QUERY)
+        url(self.events.base, "bill", &self.events.bill, PRICE_QUERY)
     }
 
     fn write(&self, out: &mut Vec<u8>) {
@@ -115,9 +120,14 @@ impl Bid<'_> {
             strings(out, self.cat);
         }
         out.extend_from_slice(b",\"adm\":\"");
-        self.adm.write(out, |out, slot| match slot {
-            Macro::Click => self.events.write(out, "click", ""),
-            Macro::Imp => self.events.write(out, "imp", ""),
+        let events = &self.events;
+        self.adm.write(out, |out, slot| {
+            let (route, token) = match slot {
+                Macro::Click => ("click", &events.click),
+                Macro::Imp => ("imp", &events.imp),
+            };
+            // Signed for every macro the markup holds (see `Markup::has`).
+            write_url(out, events.base, route, token.as_deref().unwrap_or(""), "");
         });
         out.push(b'"');
         for (key, value) in [(&b",\"w\":"[..], self.w), (b",\"h\":", self.h)] {
@@ -126,9 +136,13 @@ impl Bid<'_> {
                 let _ = write!(out, "{value}");
             }
         }
-        for (key, route) in [(&b",\"nurl\":\""[..], "win"), (b",\"burl\":\"", "imp")] {
+        let notices = [
+            (&b",\"nurl\":\""[..], "win", &events.win),
+            (b",\"burl\":\"", "bill", &events.bill),
+        ];
+        for (key, route, token) in notices {
             out.extend_from_slice(key);
-            self.events.write(out, route, PRICE_QUERY);
+            write_url(out, events.base, route, token, PRICE_QUERY);
             out.push(b'"');
         }
         out.push(b'}');
@@ -136,7 +150,7 @@ impl Bid<'_> {
 
     /// Bytes the bid takes in JSON, about: to size the buffer once.
     fn size(&self) -> usize {
-        let url = self.events.base.len() + self.events.token.len() + 32;
+        let url = self.events.base.len() + self.events.win.len() + 32;
         256 + self.adm.len() + 4 * url + self.impid.len() + self.cid.len()
     }
 }
@@ -201,7 +215,10 @@ mod tests {
             h: w,
             events: EventUrls {
                 base: "http://127.0.0.1:8080",
-                token: "AbC-_9".to_owned(),
+                win: "Win-_1".to_owned(),
+                bill: "Bill-_2".to_owned(),
+                imp: Some("Imp-_3".to_owned()),
+                click: Some("Click-_4".to_owned()),
             },
         };
         let response = BidResponse {
@@ -221,16 +238,23 @@ mod tests {
         assert_eq!(first["price"], 1.25);
         assert_eq!(first["adomain"][0], "shop.example");
         assert!(first.get("cat").is_none(), "an empty cat is left out");
+        // Each URL carries its own route's token: the markup, which the page and the user see,
+        // holds the click and pixel tokens only, never the exchange's win or billing token.
         assert_eq!(
             first["adm"],
-            "<a href=\"http://127.0.0.1:8080/click?t=AbC-_9\"><img src=\"x\"></a>\
-             http://127.0.0.1:8080/imp?t=AbC-_9"
+            "<a href=\"http://127.0.0.1:8080/click?t=Click-_4\"><img src=\"x\"></a>\
+             http://127.0.0.1:8080/imp?t=Imp-_3"
+        );
+        assert_eq!(
+            first["nurl"],
+            "http://127.0.0.1:8080/win?t=Win-_1&price=${AUCTION_PRICE}"
         );
         assert_eq!(first["nurl"], response.seatbid[0].bid[0].nurl());
         assert_eq!(
             first["burl"],
-            "http://127.0.0.1:8080/imp?t=AbC-_9&price=${AUCTION_PRICE}"
+            "http://127.0.0.1:8080/bill?t=Bill-_2&price=${AUCTION_PRICE}"
         );
+        assert_eq!(first["burl"], response.seatbid[0].bid[0].burl());
         assert_eq!(
             (first["w"].as_u64(), first["h"].as_u64()),
             (Some(300), Some(300))

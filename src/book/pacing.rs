@@ -18,6 +18,12 @@
 //! Spend is known only from the event log: while the log cannot record ([`Pacer::record_spend_in`]),
 //! budgeted campaigns step aside (`spend_unrecorded`) rather than spend what could not be counted.
 //!
+//! Reservations live in memory: a graceful stop saves them ([`Pacer::save_holds`]) and the next
+//! start takes them back. After a crash those of the last moments are unknown, so the start treats
+//! every budgeted campaign's remaining budget as held until `hold_secs` have passed
+//! ([`Pacer::hold_back_until`]): by then every bid made before the crash has been won or has
+//! lapsed, and its win, logged, counts in spend. Overspend stays within one bid either way.
+//!
 //! Money is counted in nano-dollars (USD, as the event log counts it) in atomics: the bid path
 //! never takes a lock here, except a `try_lock` that one bid per step takes to re-plan. Accounts
 //! are kept by campaign id and outlive reloads; they are rebuilt from the event log at start.
@@ -55,6 +61,9 @@ pub struct Pacer {
     holds: DashMap<String, Hold>,
     hold_secs: i64,
     step_secs: i64,
+    /// Unix seconds until which budgeted campaigns do not bid: reservations lost in a crash
+    /// may still be won until then.
+    held_back_until: AtomicI64,
     /// Candidates that stepped aside because a budget was spent (counted for `/metrics`).
     pub out_of_budget: AtomicU64,
     /// Candidates that even pacing held back.
@@ -129,6 +138,8 @@ pub enum Preview {
     },
     /// Even pacing's ceiling for this step is reached.
     Ahead { using_usd: f64, ceiling_usd: f64 },
+    /// Every budgeted campaign steps aside for now: `why`.
+    Held { why: String },
 }
 
 /// What a candidate got from [`Pacer::admit`].
@@ -176,6 +187,7 @@ impl Pacer {
             holds: DashMap::new(),
             hold_secs: hold_secs.into(),
             step_secs: step_secs.max(1).into(),
+            held_back_until: AtomicI64::new(i64::MIN),
             out_of_budget: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             spend_log: OnceLock::new(),
@@ -219,6 +231,10 @@ impl Pacer {
         };
         if self.spend_log.get().is_some_and(|log| !log.recording()) {
             self.spend_unrecorded.fetch_add(1, Ordering::Relaxed);
+            return Admission::OutOfBudget;
+        }
+        if now.timestamp() < self.held_back_until.load(Ordering::Relaxed) {
+            self.out_of_budget.fetch_add(1, Ordering::Relaxed);
             return Admission::OutOfBudget;
         }
         let nanos = (usd_cpm / 1000.0 * NANOS).round() as i64;
@@ -268,6 +284,19 @@ impl Pacer {
         let Some(budget) = &campaign.budget else {
             return Preview::Open { pass_rate: None };
         };
+        if self.spend_log.get().is_some_and(|log| !log.recording()) {
+            let why = "the event log cannot record spend now (spend_unrecorded)".to_owned();
+            return Preview::Held { why };
+        }
+        let until = self.held_back_until.load(Ordering::Relaxed);
+        if now.timestamp() < until {
+            let until =
+                DateTime::from_timestamp(until, 0).map_or(String::new(), |t| t.to_rfc3339());
+            let why = format!(
+                "after a crash, budgets are held back until {until}, when every bid made before it has been won or has lapsed"
+            );
+            return Preview::Held { why };
+        }
         let nanos = (usd_cpm / 1000.0 * NANOS).round() as i64;
         let usd = |nanos: i64| nanos as f64 / NANOS;
         let account = self.accounts.get(&campaign.id).map(|a| a.clone());
@@ -434,6 +463,16 @@ impl Pacer {
         }
         std::fs::remove_file(path)?;
         Ok(count)
+    }
+
+    /// After a crash: reservations made before it are unknown, and any of them may still be won
+    /// for `hold_secs`, so every budgeted campaign counts its remaining budget as held, and stays
+    /// out of the auction, until `hold_secs` after `now`. Returns that time.
+    pub fn hold_back_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let until = now + Duration::seconds(self.hold_secs);
+        self.held_back_until
+            .fetch_max(until.timestamp(), Ordering::Relaxed);
+        until
     }
 
     /// Even pacing's re-plan: the line for this hour, the pass rate and ceiling for this step.
@@ -768,7 +807,8 @@ mod tests {
         assert_eq!(after.load_holds(&path).expect("loaded"), 5);
         assert!(!path.exists(), "each hold is taken back once");
         assert_eq!(after.load_holds(&path).expect("no file"), 0);
-        // A file that is there but cannot be read stops the start: its holds are not forgotten.
+        // A file that is there but cannot be read is an error (the bidder sets it aside and
+        // holds every budget back instead: see `hold_back_until`).
         assert!(
             after.load_holds(dir.path()).is_err(),
             "a directory read as holds"
@@ -794,6 +834,30 @@ mod tests {
         let state = after.state(&campaign, now).expect("an account");
         assert_eq!(state.held_usd, 0.0);
         assert!(bids(&after, &campaign, now), "0.0016 spent, nothing held");
+    }
+
+    #[test]
+    fn after_a_crash_budgeted_campaigns_wait_hold_secs_for_the_wins_of_lost_reservations() {
+        let budgeted = asap(None, Some(1.0));
+        let pacer = Pacer::new(60, 10);
+        let start = at("2026-11-23T12:00:00Z");
+        assert_eq!(pacer.hold_back_until(start), start + Duration::seconds(60));
+        let mut free = budgeted.clone();
+        free.budget = None;
+        // A campaign without a budget is not held back; a budgeted one is, for hold_secs.
+        let account = pacer.account_for(&free);
+        let admitted = pacer.admit(&free, account.as_ref(), 2.0, &rates(), start);
+        assert!(matches!(admitted, Admission::Free), "{admitted:?}");
+        assert!(!bids(&pacer, &budgeted, start), "at the restart");
+        let last = start + Duration::seconds(59);
+        assert!(!bids(&pacer, &budgeted, last), "a second before");
+        assert!(
+            bids(&pacer, &budgeted, start + Duration::seconds(60)),
+            "then"
+        );
+        // A later hold back never shortens an earlier one.
+        pacer.hold_back_until(start - Duration::seconds(30));
+        assert!(!bids(&pacer, &budgeted, last));
     }
 
     #[test]

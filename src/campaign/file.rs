@@ -113,6 +113,7 @@ struct PricingFile {
     ctr: Option<Spanned<f64>>,
     cvr: Option<Spanned<f64>>,
     max_cpm: Option<Spanned<f64>>,
+    max_order_value: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -504,6 +505,9 @@ impl Checker<'_> {
                 0.0
             }
         };
+        if let Some(v) = &p.max_order_value {
+            ok &= self.bounded("max_order_value", v, Bound::Positive);
+        }
         let currency = match &p.currency {
             None => Currency::USD,
             Some(text) => {
@@ -544,6 +548,7 @@ impl Checker<'_> {
             model,
             max_cpm,
             currency,
+            max_order_value: p.max_order_value.as_ref().map(|v| *v.get_ref()),
         })
     }
 
@@ -1320,6 +1325,14 @@ landing = "https://acme.example/run"
         assert!(problems(&unpriced)[0].contains("no exchange rate for `EUR`"));
         let eur = Rates::new([(Currency::parse("EUR").unwrap(), 0.9)]);
         assert!(parse(&unpriced, Path::new("x.toml"), &eur).is_ok());
+        // The largest order a conversion may report: a positive amount when set.
+        let capped = FULL.replace("max_cpm = 5.0", "max_cpm = 5.0\nmax_order_value = 250");
+        assert_eq!(
+            compile(&capped).unwrap().pricing.max_order_value,
+            Some(250.0)
+        );
+        let zero = FULL.replace("max_cpm = 5.0", "max_cpm = 5.0\nmax_order_value = 0");
+        assert!(problems(&zero)[0].ends_with("`max_order_value` must be a positive number, not 0"));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 pub enum Macro {
     /// `${CLICK_URL}`: the bid's click redirect.
     Click,
-    /// `${IMP_URL}`: the bid's billing notice.
+    /// `${IMP_URL}`: the bid's impression pixel.
     Imp,
 }
 
@@ -70,6 +70,11 @@ impl Markup {
             from = at;
         }
         out.extend_from_slice(self.json.as_bytes().get(from..).unwrap_or_default());
+    }
+
+    /// Whether `slot` stands in the markup (so the bid needs its URL).
+    pub fn has(&self, slot: Macro) -> bool {
+        self.slots.iter().any(|&(_, s)| s == slot)
     }
 
     /// Bytes of escaped text held.

@@ -46,12 +46,29 @@ pub struct Pricing {
     /// Never bid above this CPM.
     pub max_cpm: f64,
     pub currency: Currency,
+    /// The largest order amount a conversion may report, as the file sets it (see
+    /// [`Pricing::max_order_value`]).
+    pub max_order_value: Option<f64>,
 }
+
+/// The default largest order a CPS campaign accepts, in `order_value`s.
+pub const ORDER_VALUES_PER_ORDER: f64 = 100.0;
 
 impl Pricing {
     /// The bid: the model's eCPM capped at `max_cpm`, in the campaign currency.
     pub fn ecpm(&self) -> f64 {
         self.model.ecpm().min(self.max_cpm)
+    }
+
+    /// The largest order amount a conversion may report, in the campaign currency: the file's
+    /// `max_order_value`, else 100 × `order_value` for CPS, else `global` (the configured cap,
+    /// already in the campaign currency).
+    pub fn max_order_value(&self, global: f64) -> f64 {
+        match (self.max_order_value, &self.model) {
+            (Some(cap), _) => cap,
+            (None, Model::Cps { order_value, .. }) => ORDER_VALUES_PER_ORDER * order_value,
+            (None, _) => global,
+        }
     }
 }
 
@@ -136,6 +153,7 @@ mod tests {
     fn priced(model: Model, max_cpm: f64) -> Pricing {
         Pricing {
             model,
+            max_order_value: None,
             max_cpm,
             currency: Currency::USD,
         }

@@ -49,6 +49,10 @@ settings! {
         /// gives one as CODE=RATE (e.g. EUR=0.92) and may be repeated; each replaces the rate of
         /// that currency in `[currencies]`.
         currencies: BTreeMap<String, f64> = BTreeMap::new(), rates "currency";
+        /// Exchanges that send encrypted clearing prices (`[[exchange]]`: `name`, `e_key`,
+        /// `i_key`, the keys in base64 as the exchange gives them); each key may instead come from
+        /// PRECIS_EXCHANGE_<NAME>_E_KEY / _I_KEY, which override the file.
+        exchange: Vec<ExchangeKeys> = Vec::new(), secret;
     }
 
     /// Protection against slow or oversized clients.
@@ -87,6 +91,9 @@ settings! {
         log_bids_every: u64 = 1, flag "N";
         /// Conversions one click may bring.
         max_orders_per_click: u32 = 3, flag "N", above 0;
+        /// The largest order amount a conversion may report, USD (converted to the campaign's
+        /// currency), for campaigns that set no `max_order_value` and are not CPS.
+        max_order_value: f64 = 100_000.0, flag "USD", above 0;
         /// Signs event tokens; PRECIS_SECRET overrides it. At least 16 bytes.
         secret: Option<String> = None, secret;
         /// Also accepted while rotating secrets; PRECIS_SECRET_PREVIOUS overrides it.
@@ -207,6 +214,29 @@ impl Setting for NoBidAnswer {
     type Flag = NoBidAnswer;
 }
 
+/// An exchange's price keys as written under `[[exchange]]` (see [`Config::exchanges`]).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeKeys {
+    /// How logs and metrics name it; letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// The encryption key, base64.
+    #[serde(default)]
+    pub e_key: Option<String>,
+    /// The integrity key, base64.
+    #[serde(default)]
+    pub i_key: Option<String>,
+}
+
+impl std::fmt::Debug for ExchangeKeys {
+    /// Never shows the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeKeys")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -289,6 +319,7 @@ impl Config {
         overlay(&mut table, flags);
         let config = Config::deserialize(table).map_err(|e| invalid(e.to_string()))?;
         config.rates().map_err(&invalid)?;
+        config.exchanges().map_err(&invalid)?;
         config.check().map_err(invalid)?;
         Ok(config)
     }
@@ -341,6 +372,45 @@ impl Config {
 }
 
 impl Config {
+    /// The exchanges whose encrypted prices precis reads, keys from the environment
+    /// (`PRECIS_EXCHANGE_<NAME>_E_KEY`, `_I_KEY`, NAME upper-cased with `.` and `-` as `_`) taking
+    /// precedence over the file's. A missing or unreadable key is an error naming the exchange.
+    pub fn exchanges(&self) -> Result<crate::price::Exchanges, String> {
+        let mut exchanges = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for keys in &self.exchange {
+            let name = &keys.name;
+            let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if name.is_empty() || !name.chars().all(plain) {
+                return Err(format!(
+                    "exchange: `{name}` must be a name of letters, digits, `.`, `_` and `-`"
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(format!("exchange: `{name}` is named twice"));
+            }
+            let env = name.to_ascii_uppercase().replace(['.', '-'], "_");
+            let key = |which: &str, file: &Option<String>| {
+                env_secret(&format!(
+                    "PRECIS_EXCHANGE_{env}_{}",
+                    which.to_ascii_uppercase()
+                ))
+                .or_else(|| file.clone())
+                .ok_or_else(|| {
+                    format!(
+                        "exchange `{name}` has no `{which}`: set it, or PRECIS_EXCHANGE_{env}_{}",
+                        which.to_ascii_uppercase()
+                    )
+                })
+            };
+            let (e_key, i_key) = (key("e_key", &keys.e_key)?, key("i_key", &keys.i_key)?);
+            exchanges.push(
+                crate::price::Exchange::new(name, &e_key, &i_key).map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(crate::price::Exchanges::new(exchanges))
+    }
+
     /// Where the profile snapshot is kept: as configured, else beside the event log.
     pub fn profiles_snapshot(&self) -> PathBuf {
         self.profiles
@@ -709,5 +779,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("must be a positive number"), "{error}");
+    }
+
+    #[test]
+    fn exchanges_need_a_plain_unique_name_and_both_keys_in_base64() {
+        const KEY: &str = "skU7Ax_NL5pPAFyKdkfZjZz2-VhIN8bjj1rVFOaJ_5o=";
+        let exchange =
+            |name: &str, keys: &str| format!("[[exchange]]\nname = \"{name}\"\n{keys}\n");
+        let both = format!("e_key = \"{KEY}\"\ni_key = \"{KEY}\"");
+        let two = exchange("adx", &both) + &exchange("other.one", &both);
+        let names: Vec<String> = load(&two)
+            .unwrap()
+            .exchanges()
+            .unwrap()
+            .names()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(names, ["adx", "other.one"]);
+        let refused = [
+            (exchange("ad x", &both), "`ad x` must be a name of letters"),
+            (exchange("", &both), "`` must be a name of letters"),
+            (
+                exchange("adx", &both) + &exchange("adx", &both),
+                "`adx` is named twice",
+            ),
+            (
+                exchange("adx", &format!("e_key = \"{KEY}\"")),
+                "exchange `adx` has no `i_key`: set it, or PRECIS_EXCHANGE_ADX_I_KEY",
+            ),
+            (
+                exchange("ad-x.2", &format!("i_key = \"{KEY}\"")),
+                "PRECIS_EXCHANGE_AD_X_2_E_KEY",
+            ),
+            (
+                exchange(
+                    "adx",
+                    &format!("e_key = \"not base64!\"\ni_key = \"{KEY}\""),
+                ),
+                "exchange `adx`: `e_key` must be the key in base64",
+            ),
+        ];
+        for (text, expected) in refused {
+            let error = load(&text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            // The keys never show in the error.
+            assert!(!error.contains(KEY), "{error}");
+        }
+        // Nor in debug output.
+        let config = load(&two).unwrap();
+        assert!(!format!("{config:?}").contains(KEY));
     }
 }

@@ -49,7 +49,7 @@ use writer::{Durability, Message, Shared, Writer};
 
 /// A line's place in the log, handed out by [`EventLog::submit`]: what [`EventLog::durable`]
 /// waits for. Receipts grow in queue order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Receipt(u64);
 
 impl Receipt {

@@ -1,8 +1,17 @@
-//! The recorder: what an event notice means. The exchange's win and impression notices, the
-//! user's click and the advertiser's conversion each become one line of the event log
-//! ([`Event`]): the recorder verifies the token, applies the first-price rule, prices the event
-//! (spend, what the advertiser owes), logs each event once, feeds what it teaches to the book
-//! ([`Store::observe`]: rates, spend, exposures) and counts what it accepted and refused.
+//! The recorder: what an event notice means. The exchange's win and billing notices, the page's
+//! impression pixel, the user's click and the advertiser's conversion each become lines of the
+//! event log ([`Event`]): the recorder verifies the token (each route accepts its own purpose
+//! only), prices the event (spend, what the advertiser owes), logs each event once, feeds what it
+//! teaches to the book ([`Store::observe`]: rates, spend, exposures) and counts what it accepted
+//! and refused.
+//!
+//! Spend is counted once per bid, from its first billing signal: the win notice (`nurl`) or the
+//! billing notice (`burl`), whichever arrives first, logs the bid's one `win` line with the spend
+//! (the billing notice also logs the impression). A price that cannot be read (missing, the
+//! macro left unexpanded, encrypted under keys precis does not hold, garbage) or that is above the
+//! bid (first price: it cannot be) is charged at the bid price, never at 0: the notice itself is
+//! genuine, and a budget must hold whatever the exchange sends. The page's pixel and click never
+//! set spend.
 //!
 //! The HTTP layer only reads parameters and turns a [`Refusal`] into a status. The recorder never
 //! waits for disk: it hands lines to the log's queue, and a full queue is a [`Refusal::Busy`]
@@ -25,6 +34,7 @@ use crate::clock::unix_secs;
 use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, Event, EventLog, Health, Kind, Receipt, Unwritten};
 use crate::metrics::Exposition;
+use crate::price::{Exchanges, Unreadable};
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
 /// Why an event was not recorded. Each maps to a 4xx/503 answer and a reason in `/metrics`.
@@ -32,10 +42,10 @@ use crate::token::{Claims, Keys, Purpose, TokenError};
 pub enum Refusal {
     #[error("{0}")]
     Token(#[from] TokenError),
-    #[error("`price` must be the clearing price, a number of at least 0")]
-    Price,
     #[error("`value` must be the order amount, a number of at least 0")]
     Value,
+    #[error("`value` {value} is above the largest order this campaign takes ({cap})")]
+    ValueAbove { value: f64, cap: f64 },
     #[error("campaign `{0}` no longer serves creative `{1}`")]
     Gone(String, String),
     #[error("this click has converted as often as a click may")]
@@ -68,7 +78,7 @@ impl Refusal {
         match self {
             Refusal::Token(TokenError::Expired) => 1,
             Refusal::Token(_) => 0,
-            Refusal::Price | Refusal::Value => 2,
+            Refusal::Value | Refusal::ValueAbove { .. } => 2,
             Refusal::Gone(..) => 3,
             Refusal::Busy(_) => 4,
             Refusal::TooManyOrders => 5,
@@ -115,7 +125,14 @@ pub struct Policy {
     pub log_bids_every: u64,
     /// How many conversions one click may bring.
     pub max_orders_per_click: u32,
+    /// The largest order amount of a campaign that sets none and is not CPS, USD.
+    pub max_order_value_usd: f64,
 }
+
+/// Where bids charged at their bid price because their price was above it are counted, after
+/// those counted by [`Unreadable`] reason (indexed as the enum, which `Unreadable::ALL` lists in
+/// order).
+const ABOVE_BID: usize = Unreadable::ALL.len();
 
 /// The kinds of logged events counted in `/metrics` (bid lines are counted apart: a sample).
 const COUNTED: [Kind; 4] = [Kind::Win, Kind::Imp, Kind::Click, Kind::Conv];
@@ -137,6 +154,23 @@ pub struct Recorder {
     logged: [AtomicU64; 5],
     repeats: [AtomicU64; 5],
     refused: [AtomicU64; REASONS.len()],
+    /// The exchanges whose encrypted prices can be read.
+    exchanges: Exchanges,
+    /// Bids charged at their bid price, by [`Unreadable`] reason, then those whose price was
+    /// above the bid ([`ABOVE_BID`]); prices decrypted, by exchange.
+    fallbacks: [AtomicU64; ABOVE_BID + 1],
+    decrypted: Vec<AtomicU64>,
+}
+
+/// What a billing notice costs: what the exchange said (when it could be read) and what is
+/// charged.
+#[derive(Debug, Clone, Copy)]
+struct Priced {
+    reported: Option<f64>,
+    charged: f64,
+    /// When the bid price is charged, why: its index in `fallbacks`, counted once the charge is
+    /// logged (a repeated notice charges nothing, so counts nothing).
+    fallback: Option<usize>,
 }
 
 impl Recorder {
@@ -152,7 +186,17 @@ impl Recorder {
             logged: Default::default(),
             repeats: Default::default(),
             refused: Default::default(),
+            exchanges: Exchanges::default(),
+            fallbacks: Default::default(),
+            decrypted: Vec::new(),
         }
+    }
+
+    /// Reads encrypted prices with these exchanges' keys.
+    pub fn with_exchanges(mut self, exchanges: Exchanges) -> Recorder {
+        self.decrypted = (0..exchanges.len()).map(|_| AtomicU64::new(0)).collect();
+        self.exchanges = exchanges;
+        self
     }
 
     /// The keys event tokens are signed with (the auction signs its bids' with them).
@@ -161,7 +205,8 @@ impl Recorder {
     }
 
     /// `GET /win?t=TOKEN&price=P`: the exchange says the bid won at clearing price `price` (CPM in
-    /// the bid's currency), which must be there and, first price, at most what precis bid.
+    /// the bid's currency, plain or encrypted). The bid's first billing signal logs its win with
+    /// the spend; a later one (this win after the billing notice, or a retry) is a repeat.
     pub fn win(
         &self,
         store: &Store,
@@ -169,19 +214,55 @@ impl Recorder {
         price: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, Refusal> {
-        self.counted(Kind::Win, self.notice(store, Kind::Win, token, price, now))
+        let charged = (|| {
+            let claims = self.verify(token, Purpose::Win, now)?;
+            let priced = self.priced(&claims, price);
+            self.charge(store, &claims, priced, now)
+        })();
+        self.counted(Kind::Win, charged)
     }
 
-    /// `GET /imp?t=TOKEN[&price=P]`: the ad was rendered, a billable impression; a price, when
-    /// given, is held to the same rule as a win's.
-    pub fn impression(
+    /// `GET /bill?t=TOKEN&price=P`: the exchange's billing notice (`burl`): the impression is
+    /// billable. Charges the bid as a win does when it is its first billing signal (an exchange
+    /// that sends no win notice), and logs the impression once (the pixel's, if it came first).
+    pub fn billing(
         &self,
         store: &Store,
         token: &str,
         price: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, Refusal> {
-        self.counted(Kind::Imp, self.notice(store, Kind::Imp, token, price, now))
+        let claims = match self.verify(token, Purpose::Bill, now) {
+            Ok(claims) => claims,
+            Err(refusal) => {
+                self.refuse(&refusal);
+                return Err(refusal);
+            }
+        };
+        let priced = self.priced(&claims, price);
+        let won = self.counted(Kind::Win, self.charge(store, &claims, priced, now))?;
+        let shown = self.counted(Kind::Imp, self.shown(store, &claims, priced.reported, now))?;
+        // Answered once both lines are on disk: receipts grow in queue order.
+        let receipt = won.receipt().max(shown.receipt());
+        Ok(match (won, shown) {
+            (Recorded::Again(_), Recorded::Again(_)) => Recorded::Again(receipt),
+            _ => Recorded::New(receipt),
+        })
+    }
+
+    /// `GET /imp?t=TOKEN`: the markup's pixel: the ad was rendered. Counts the impression, never
+    /// spend (its URL is the page's to see and replay).
+    pub fn impression(
+        &self,
+        store: &Store,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        let shown = (|| {
+            let claims = self.verify(token, Purpose::Imp, now)?;
+            self.shown(store, &claims, None, now)
+        })();
+        self.counted(Kind::Imp, shown)
     }
 
     /// `GET /click?t=TOKEN`: where the user goes, the creative's landing page from the campaign
@@ -189,7 +270,7 @@ impl Recorder {
     /// click the log is too busy to take is counted as refused, and the user still gets there.
     pub fn click(&self, store: &Store, token: &str, now: DateTime<Utc>) -> Result<Click, Refusal> {
         let clicked = (|| {
-            let claims = self.verify(token, Purpose::Event, now)?;
+            let claims = self.verify(token, Purpose::Click, now)?;
             let snapshot = store.snapshot();
             let campaign = snapshot.campaign(&claims.campaign);
             let creative =
@@ -200,9 +281,11 @@ impl Recorder {
             let mut event = Event::about(Kind::Click, &claims, now);
             event.revenue_usd = revenue_usd(Kind::Click, campaign, None, store.rates());
             let logged = self.counted(Kind::Click, self.record(store, event, Some(campaign)));
+            // The same click always gets the same pclid: signed from the bid's own claims (its
+            // issue time included), so a replayed click URL mints no fresh lifetime. A pclid lives
+            // twice the token lifetime from the bid: at least that lifetime after any click.
             let pclid = self.keys.sign(&Claims {
-                purpose: Purpose::Click,
-                issued: unix_secs(now),
+                purpose: Purpose::Conversion,
                 ..claims
             });
             Ok(Click {
@@ -214,8 +297,9 @@ impl Recorder {
     }
 
     /// `GET|POST /conv?pclid=TOKEN[&value=AMOUNT][&order=ID]`: the advertiser reports an order
-    /// after a click, worth `value` in the campaign's currency. One order id counts once; a click
-    /// converts at most `max_orders_per_click` times.
+    /// after a click, worth `value` in the campaign's currency, at most the campaign's largest
+    /// order ([`crate::campaign::pricing::Pricing::max_order_value`]). One order id counts once; a
+    /// click converts at most `max_orders_per_click` times.
     pub fn conversion(
         &self,
         store: &Store,
@@ -225,13 +309,19 @@ impl Recorder {
         now: DateTime<Utc>,
     ) -> Result<Recorded, Refusal> {
         let recorded = (|| {
-            let claims = self.verify(pclid, Purpose::Click, now)?;
+            let claims = self.verify(pclid, Purpose::Conversion, now)?;
             let value = value.map(|v| amount(v).ok_or(Refusal::Value)).transpose()?;
+            let snapshot = store.snapshot();
+            let campaign = snapshot.campaign(&claims.campaign);
+            if let Some(value) = value {
+                let cap = self.max_order_value(campaign.map(|c| &**c), store.rates());
+                if value > cap {
+                    return Err(Refusal::ValueAbove { value, cap });
+                }
+            }
             let mut event = Event::about(Kind::Conv, &claims, now);
             event.value = value;
             event.order = order.map(|o| o.chars().take(128).collect());
-            let snapshot = store.snapshot();
-            let campaign = snapshot.campaign(&claims.campaign);
             if let Some(campaign) = campaign {
                 let rates = store.rates();
                 event.revenue_usd = revenue_usd(Kind::Conv, campaign, value, rates);
@@ -248,43 +338,109 @@ impl Recorder {
         self.refused[BAD_BODY].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A win or an impression notice.
-    fn notice(
+    /// The largest order `campaign` takes, in its currency (USD when it is no longer loaded).
+    fn max_order_value(&self, campaign: Option<&Campaign>, rates: &Rates) -> f64 {
+        let global = self.policy.max_order_value_usd;
+        match campaign {
+            Some(campaign) => {
+                let currency = campaign.pricing.currency;
+                // A campaign is loaded only when its currency has a rate.
+                let global = rates.convert(global, Currency::USD, currency);
+                campaign
+                    .pricing
+                    .max_order_value(global.unwrap_or(f64::INFINITY))
+            }
+            None => global,
+        }
+    }
+
+    /// What a billing notice of the bid `claims` describe costs, `text` being its price: the
+    /// price, when it reads and is at most the bid; else the bid price, and why. Decrypted prices
+    /// are counted here, by exchange.
+    fn priced(&self, claims: &Claims, text: Option<&str>) -> Priced {
+        let at_bid = |fallback| Priced {
+            reported: None,
+            charged: claims.bid_price,
+            fallback: Some(fallback),
+        };
+        match self.exchanges.read(text) {
+            Ok(read) => {
+                if let Some(counter) = read.decrypted_by.and_then(|i| self.decrypted.get(i)) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                // First price: the exchange cannot clear above what precis bid.
+                if read.cpm <= claims.bid_price * (1.0 + 1e-9) {
+                    return Priced {
+                        reported: Some(read.cpm),
+                        charged: read.cpm,
+                        fallback: None,
+                    };
+                }
+                Priced {
+                    reported: Some(read.cpm),
+                    ..at_bid(ABOVE_BID)
+                }
+            }
+            Err(reason) => at_bid(reason as usize),
+        }
+    }
+
+    /// Logs the bid's win with what it costs, unless a billing signal was logged for it before.
+    fn charge(
         &self,
         store: &Store,
-        kind: Kind,
-        token: &str,
-        price: Option<&str>,
+        claims: &Claims,
+        priced: Priced,
         now: DateTime<Utc>,
     ) -> Result<Recorded, Refusal> {
-        let claims = self.verify(token, Purpose::Event, now)?;
-        // First price: the exchange cannot clear above what precis bid.
-        let price = match price
-            .map(|text| amount(text).filter(|p| *p <= claims.bid_price * (1.0 + 1e-9)))
+        let mut event = Event::about(Kind::Win, claims, now);
+        event.price = priced.reported;
+        event.spend_usd = spend_usd(priced.charged, &claims.cur, store.rates());
+        let snapshot = store.snapshot();
+        let campaign = snapshot.campaign(&claims.campaign);
+        let recorded = self.record(store, event, campaign.map(|c| &**c))?;
+        if matches!(recorded, Recorded::New(_))
+            && let Some(counter) = priced.fallback.and_then(|i| self.fallbacks.get(i))
         {
-            Some(Some(price)) => Some(price),
-            Some(None) => return Err(Refusal::Price),
-            None if kind == Kind::Imp => None,
-            None => return Err(Refusal::Price),
-        };
-        let rates = store.rates();
-        let mut event = Event::about(kind, &claims, now);
-        event.price = price;
-        if kind == Kind::Win {
-            event.spend_usd = spend_usd(price.unwrap_or(0.0), &claims.cur, rates);
+            counter.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(recorded)
+    }
+
+    /// Logs the bid's impression (with the price a billing notice gave), once.
+    fn shown(
+        &self,
+        store: &Store,
+        claims: &Claims,
+        price: Option<f64>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        let mut event = Event::about(Kind::Imp, claims, now);
+        event.price = price;
         let snapshot = store.snapshot();
         let campaign = snapshot.campaign(&claims.campaign);
         if let Some(campaign) = campaign {
-            event.revenue_usd = revenue_usd(kind, campaign, None, rates);
+            event.revenue_usd = revenue_usd(Kind::Imp, campaign, None, store.rates());
         }
         self.record(store, event, campaign.map(|c| &**c))
     }
 
-    /// The claims of a token of `purpose`, if it is genuine and current.
+    /// The claims of a token of `purpose`, if it is genuine and current. A pclid carries its
+    /// bid's issue time and lives twice the token lifetime (see [`Recorder::click`]).
     fn verify(&self, token: &str, purpose: Purpose, now: DateTime<Utc>) -> Result<Claims, Refusal> {
-        let ttl = self.policy.token_ttl_secs;
+        let ttl = self.ttl(purpose == Purpose::Conversion);
         Ok(self.keys.verify(token, unix_secs(now), ttl, purpose)?)
+    }
+
+    /// How long a token lives: `token_ttl_secs`, twice that for a pclid.
+    fn ttl(&self, pclid: bool) -> u32 {
+        let ttl = self.policy.token_ttl_secs;
+        if pclid { ttl.saturating_mul(2) } else { ttl }
+    }
+
+    /// Until when an event logged at `ts` could arrive again: its token's lifetime from then.
+    fn expiry(&self, kind: Kind, ts: DateTime<Utc>) -> u32 {
+        unix_secs(ts).saturating_add(self.ttl(kind == Kind::Conv))
     }
 
     /// Counts what became of a request for an event of `kind`.
@@ -318,7 +474,7 @@ impl Recorder {
         campaign: Option<&Campaign>,
     ) -> Result<Recorded, Refusal> {
         let key = (event.event, event.bid.clone(), event.order.clone());
-        let expiry = unix_secs(event.ts).saturating_add(self.policy.token_ttl_secs);
+        let expiry = self.expiry(event.event, event.ts);
         // The entry stays locked while the line is queued: a repeat arriving meanwhile finds the
         // receipt.
         let receipt = match self.seen.entry(key) {
@@ -412,16 +568,15 @@ impl Recorder {
 
     /// Reads the whole log in `dir` back: every event counts toward what campaigns have
     /// learned, spent and shown ([`Store::observe`]), and those within the token lifetime are
-    /// remembered, so that a retry after a restart still counts once. Returns how many events it
-    /// read.
+    /// remembered, so that a retry after a restart still counts once and a click's orders still
+    /// count toward `max_orders_per_click`. Returns how many events it read.
     pub fn replay(
         &self,
         dir: &std::path::Path,
         store: &Store,
         now: DateTime<Utc>,
     ) -> Result<usize, ReadError> {
-        let ttl = self.policy.token_ttl_secs;
-        let horizon = now - chrono::Duration::seconds(ttl.into());
+        let now = unix_secs(now);
         let mut events = events_in(dir, ..).map_err(|source| ReadError {
             path: dir.to_owned(),
             source,
@@ -430,9 +585,12 @@ impl Recorder {
         let mut read = 0;
         for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
             store.observe(&event, snapshot.campaign(&event.campaign).map(|c| &**c));
-            if event.ts >= horizon {
-                let expiry = unix_secs(event.ts).saturating_add(ttl);
+            let expiry = self.expiry(event.event, event.ts);
+            if expiry > now {
                 let key = (event.event, event.bid, event.order);
+                if key.0 == Kind::Conv && !self.seen.contains_key(&key) {
+                    self.orders.entry(key.1.clone()).or_insert((0, expiry)).0 += 1;
+                }
                 self.seen.insert(key, (expiry, Receipt::DURABLE));
             }
             read += 1;
@@ -472,6 +630,26 @@ impl Recorder {
                 .iter()
                 .zip(&self.refused)
                 .map(|(reason, n)| (reason, n.load(Ordering::Relaxed))),
+        );
+        out.counters(
+            "precis_price_fallbacks_total",
+            "Bids charged at their bid price by their first win or billing notice: its price could not be read, or was above the bid.",
+            "reason",
+            Unreadable::ALL
+                .iter()
+                .map(|r| r.label())
+                .chain(["above_bid"])
+                .zip(&self.fallbacks)
+                .map(|(reason, n)| (reason, n.load(Ordering::Relaxed))),
+        );
+        out.counters(
+            "precis_prices_decrypted_total",
+            "Encrypted clearing prices read, by the exchange whose keys opened them.",
+            "exchange",
+            self.exchanges
+                .names()
+                .zip(&self.decrypted)
+                .map(|(name, n)| (name, n.load(Ordering::Relaxed))),
         );
         self.log.report(out);
         out.counter(
@@ -544,6 +722,7 @@ mod tests {
     use crate::book::pacing::Pacer;
     use crate::book::store::Feedback;
     use crate::eventlog::Settings;
+    use crate::price::Exchange;
     use std::time::Duration;
 
     /// A CPC campaign `shoes` with creative `c`, whose clicks land on `https://shoes.example/`.
@@ -553,6 +732,12 @@ mod tests {
 
     const DAY: u32 = 86_400;
 
+    /// The example keys of Google's "Decrypt price confirmations" page, and its example price:
+    /// 100 micros (0.0001 CPM).
+    const E_KEY: &str = "skU7Ax_NL5pPAFyKdkfZjZz2-VhIN8bjj1rVFOaJ_5o=";
+    const I_KEY: &str = "arO23ykdNqUQ5LEoQ0FVmPkBd7xB5CO89PDZlSjpFxo=";
+    const SEALED_100_MICROS: &str = "YWJjMTIzZGVmNDU2Z2hpN7fhCuPemCce_6msaw";
+
     /// The store serving `shoes`, and a recorder logging into the same temporary directory.
     struct Fixture {
         store: Store,
@@ -561,9 +746,13 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        fixture_in(tempfile::tempdir().unwrap())
+    }
+
+    /// A fixture on `dir`: its log, if there is one, is the one it writes to.
+    fn fixture_in(dir: tempfile::TempDir) -> Fixture {
         let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
+        std::fs::create_dir_all(&campaigns).unwrap();
         std::fs::write(campaigns.join("shoes.toml"), CAMPAIGN).unwrap();
         let feedback = Feedback {
             learned: Learned::new(Priors {
@@ -586,10 +775,12 @@ mod tests {
             token_ttl_secs: DAY,
             log_bids_every: 1,
             max_orders_per_click: 3,
+            max_order_value_usd: 1_000.0,
         };
+        let adx = Exchange::new("adx", E_KEY, I_KEY).unwrap();
         Fixture {
             store,
-            recorder: Recorder::new(log, keys, policy),
+            recorder: Recorder::new(log, keys, policy).with_exchanges(Exchanges::new(vec![adx])),
             _dir: dir,
         }
     }
@@ -598,12 +789,12 @@ mod tests {
         text.parse().unwrap()
     }
 
-    /// The event token of bid `b1` of `shoes`, bid at 2.0 USD CPM, signed at `issued`.
-    fn token(recorder: &Recorder, issued: DateTime<Utc>) -> String {
+    /// The token for `purpose` of bid `bid` of `shoes`, bid at 2.0 USD CPM, signed at `issued`.
+    fn token_of(recorder: &Recorder, bid: &str, purpose: Purpose, issued: DateTime<Utc>) -> String {
         recorder.keys().sign(&Claims {
-            purpose: Purpose::Event,
+            purpose,
             issued: unix_secs(issued),
-            bid: "b1".into(),
+            bid: bid.into(),
             request: "r".into(),
             imp: "1".into(),
             campaign: "shoes".into(),
@@ -625,93 +816,240 @@ mod tests {
         })
     }
 
+    /// The token for `purpose` of bid `b1`.
+    fn token(recorder: &Recorder, purpose: Purpose, issued: DateTime<Utc>) -> String {
+        token_of(recorder, "b1", purpose, issued)
+    }
+
     /// Clicks `shoes`' ad for bid `b1` at `clicked`, and returns the pclid its landing page is given.
     fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
         let click = fx
             .recorder
-            .click(&fx.store, &token(&fx.recorder, bid), clicked)
+            .click(
+                &fx.store,
+                &token(&fx.recorder, Purpose::Click, bid),
+                clicked,
+            )
             .unwrap();
-        assert_eq!(kind_of(&click.logged), Ok("new"));
         let pclid = click.landing.strip_prefix("https://shoes.example/?pclid=");
         pclid
             .unwrap_or_else(|| panic!("{}", click.landing))
             .to_owned()
     }
 
-    #[test]
-    fn a_win_costs_its_clearing_price_which_must_be_given_and_at_most_the_bid() {
-        let Fixture {
+    /// A fixture whose bid `b1` was made and clicked at `now`, and the pclid the click gave.
+    fn clicked(now: DateTime<Utc>) -> (Fixture, String) {
+        let fx = fixture();
+        let pclid = click_through(&fx, now, now);
+        (fx, pclid)
+    }
+
+    /// Spend of `shoes` so far, USD.
+    fn spend(store: &Store) -> f64 {
+        store.learned().counts("shoes").spend_usd
+    }
+
+    fn assert_spent(store: &Store, usd: f64) {
+        let spent = spend(store);
+        assert!((spent - usd).abs() < 1e-12, "spent {spent}, not {usd}");
+    }
+
+    /// Sends the win (`Purpose::Win`) or billing notice (`Purpose::Bill`) of `bid` at `price`.
+    fn notice(
+        Fixture {
             store, recorder, ..
-        } = fixture();
-        let now = at("2026-11-23T10:00:00Z");
-        let t = token(&recorder, now);
-        let spend = || store.learned().counts("shoes").spend_usd;
-        // No price, or one above what precis bid (first price): refused, nothing spent.
-        for price in [
-            None,
-            Some("2.000001"),
-            Some("3"),
-            Some("-1"),
-            Some("${AUCTION_PRICE}"),
-        ] {
-            let refused = recorder.win(&store, &t, price, now);
-            assert_eq!(refused, Err(Refusal::Price), "{price:?}");
+        }: &Fixture,
+        bid: &str,
+        route: Purpose,
+        price: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, Refusal> {
+        let token = token_of(recorder, bid, route, now);
+        match route {
+            Purpose::Win => recorder.win(store, &token, price, now),
+            _ => recorder.billing(store, &token, price, now),
         }
-        assert_eq!(spend(), 0.0);
-        // The bid itself is a price it may clear at.
-        let first = recorder.win(&store, &t, Some("2"), now);
-        assert_eq!(kind_of(&first), Ok("new"));
-        assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
-        // Told again (exchanges retry): counted once, spent once, acknowledged with the first.
-        let again = recorder.win(&store, &t, Some("2"), now);
-        assert_eq!(kind_of(&again), Ok("again"));
-        assert_eq!(again.map(Recorded::receipt), first.map(Recorded::receipt));
-        assert!((spend() - 0.002).abs() < 1e-12, "{}", spend());
     }
 
     #[test]
-    fn an_impression_needs_no_price_but_a_given_one_is_held_to_the_bid() {
+    fn a_bid_is_charged_once_from_its_first_billing_signal_win_or_billing_notice() {
+        let fx = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let (new, again) = ("new", "again");
+        let steps = [
+            // The win notice first: it charges; the billing notice after it logs the impression.
+            ("b1", Purpose::Win, "1.5", new, 0.0015),
+            ("b1", Purpose::Win, "1.5", again, 0.0015),
+            ("b1", Purpose::Bill, "1.5", new, 0.0015),
+            ("b1", Purpose::Bill, "1.5", again, 0.0015),
+            // The billing notice first (an exchange that calls burl only, or before nurl).
+            ("b2", Purpose::Bill, "1.2", new, 0.0027),
+            ("b2", Purpose::Win, "1.2", again, 0.0027),
+        ];
+        for (bid, route, price, recorded, spent) in steps {
+            let answer = notice(&fx, bid, route, Some(price), now);
+            assert_eq!(kind_of(&answer), Ok(recorded), "{bid} {route:?}");
+            assert_spent(&fx.store, spent);
+        }
+        let counts = fx.store.learned().counts("shoes");
+        assert_eq!((counts.wins, counts.impressions), (2, 2));
+    }
+
+    #[test]
+    fn a_price_that_cannot_be_read_or_is_above_the_bid_is_charged_at_the_bid_price() {
+        let fx = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        // An undecryptable price: the encrypted shape, keys precis does not hold.
+        let foreign = Exchange::new("other", "b3RoZXIga2V5", "b3RoZXIga2V5").unwrap();
+        let foreign = foreign.seal(1_000_000, [7; 16]);
+        let prices = [
+            (None, "missing"),
+            (Some("${AUCTION_PRICE}"), "unexpanded"),
+            (Some(foreign.as_str()), "undecryptable"),
+            (Some("-1"), "malformed"),
+            (Some("NaN"), "malformed"),
+            (Some("2.000001"), "above_bid"),
+            (Some("1e308"), "above_bid"),
+        ];
+        for (n, (price, _)) in prices.iter().enumerate() {
+            // Half by win notice, half by billing notice: both are answered as genuine.
+            let route = [Purpose::Win, Purpose::Bill][n % 2];
+            let recorded = notice(&fx, &format!("b{n}"), route, *price, now);
+            assert_eq!(kind_of(&recorded), Ok("new"), "{price:?}");
+            // 2.0 CPM, the bid: never 0.
+            assert_spent(&fx.store, 0.002 * (n + 1) as f64);
+        }
+        // Told again (exchanges retry): repeats, neither charged nor counted again.
+        for (n, (price, _)) in prices.iter().enumerate() {
+            let route = [Purpose::Win, Purpose::Bill][n % 2];
+            let recorded = notice(&fx, &format!("b{n}"), route, *price, now);
+            assert_eq!(kind_of(&recorded), Ok("again"), "{price:?}");
+        }
+        assert_spent(&fx.store, 0.002 * prices.len() as f64);
+        let mut out = Exposition::default();
+        fx.recorder.report(&mut out);
+        let text = out.finish();
+        for (reason, count) in [
+            ("missing", 1),
+            ("unexpanded", 1),
+            ("undecryptable", 1),
+            ("malformed", 2),
+            ("above_bid", 2),
+        ] {
+            let line = format!("precis_price_fallbacks_total{{reason=\"{reason}\"}} {count}\n");
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_encrypted_price_is_decrypted_and_charged() {
         let Fixture {
             store, recorder, ..
         } = fixture();
         let now = at("2026-11-23T10:00:00Z");
-        let t = token(&recorder, now);
-        // The markup's `${IMP_URL}` pixel carries no price.
-        assert_eq!(
-            recorder.impression(&store, &t, Some("9"), now),
-            Err(Refusal::Price)
+        let win = token(&recorder, Purpose::Win, now);
+        let read = recorder.win(&store, &win, Some(SEALED_100_MICROS), now);
+        assert_eq!(kind_of(&read), Ok("new"));
+        // 100 micros of a CPM: 0.0001 per thousand, 1e-7 for this impression.
+        assert_spent(&store, 1e-7);
+        let mut out = Exposition::default();
+        recorder.report(&mut out);
+        let text = out.finish();
+        assert!(
+            text.contains("precis_prices_decrypted_total{exchange=\"adx\"} 1\n"),
+            "{text}"
         );
+    }
+
+    #[test]
+    fn the_pages_tokens_never_charge_and_each_token_works_on_its_route_only() {
+        let Fixture {
+            store, recorder, ..
+        } = fixture();
+        let now = at("2026-11-23T10:00:00Z");
+        let token = |purpose| token(&recorder, purpose, now);
+        let wrong = Err(Refusal::Token(TokenError::WrongPurpose));
+        // What the page sees (the pixel and the click) is no win and no billing notice.
+        for page in [Purpose::Imp, Purpose::Click, Purpose::Conversion] {
+            assert_eq!(recorder.win(&store, &token(page), Some("0"), now), wrong);
+            assert_eq!(
+                recorder.billing(&store, &token(page), Some("0"), now),
+                wrong
+            );
+        }
+        for other in [Purpose::Win, Purpose::Bill, Purpose::Click] {
+            assert_eq!(recorder.impression(&store, &token(other), now), wrong);
+        }
+        for other in [
+            Purpose::Win,
+            Purpose::Bill,
+            Purpose::Imp,
+            Purpose::Conversion,
+        ] {
+            let clicked = recorder
+                .click(&store, &token(other), now)
+                .map(|c| c.landing);
+            assert_eq!(clicked, Err(Refusal::Token(TokenError::WrongPurpose)));
+        }
+        assert_eq!(spend(&store), 0.0);
+        // The pixel counts the impression, and still nothing is spent; the real win then is.
         assert_eq!(
-            kind_of(&recorder.impression(&store, &t, None, now)),
+            kind_of(&recorder.impression(&store, &token(Purpose::Imp), now)),
             Ok("new")
         );
-        assert_eq!(store.learned().counts("shoes").impressions, 1);
+        assert_eq!(spend(&store), 0.0);
+        assert_eq!(
+            kind_of(&recorder.win(&store, &token(Purpose::Win), Some("1"), now)),
+            Ok("new")
+        );
+        assert_spent(&store, 0.001);
     }
 
     #[test]
-    fn a_click_token_counts_its_lifetime_from_the_click_not_the_bid() {
+    fn a_replayed_click_gets_the_same_pclid_which_lives_at_least_a_lifetime_after_the_click() {
         let fx = fixture();
         let bid = at("2026-11-23T10:00:00Z");
         let clicked = bid + chrono::Duration::hours(23);
         let pclid = &click_through(&fx, bid, clicked);
+        // Clicked again an hour later: the same pclid, not a fresh lifetime.
+        let again = click_through(&fx, bid, clicked + chrono::Duration::hours(1));
+        assert_eq!(&again, pclid);
         let Fixture {
             store, recorder, ..
         } = &fx;
-        // A day after the bid, within a day of the click: the order counts.
-        let ordered = bid + chrono::Duration::hours(25);
+        // A day after the click: the order counts.
+        let ordered = clicked + chrono::Duration::seconds(DAY.into());
         let converted = recorder.conversion(store, pclid, Some("10"), Some("o1"), ordered);
         assert_eq!(kind_of(&converted), Ok("new"));
-        // A day after the click: too late.
-        let late = clicked + chrono::Duration::seconds(i64::from(DAY) + 1);
+        // Two days after the bid: too late, whenever the click was.
+        let late = bid + chrono::Duration::seconds(2 * i64::from(DAY) + 1);
         let expired = recorder.conversion(store, pclid, Some("10"), Some("o2"), late);
         assert_eq!(expired, Err(Refusal::Token(TokenError::Expired)));
     }
 
     #[test]
-    fn orders_refused_by_a_busy_log_do_not_use_up_the_clicks_share() {
-        let fx = fixture();
+    fn an_order_above_the_campaigns_largest_is_refused() {
         let now = at("2026-11-23T10:00:00Z");
-        let pclid = click_through(&fx, now, now);
+        let (fx, pclid) = clicked(now);
+        let Fixture {
+            store, recorder, ..
+        } = &fx;
+        // `shoes` is CPC and sets no cap: the configured 1,000 USD applies.
+        for value in ["1000.01", "1e308"] {
+            let refused = recorder.conversion(store, &pclid, Some(value), Some(value), now);
+            assert!(
+                matches!(refused, Err(Refusal::ValueAbove { cap, .. }) if cap == 1_000.0),
+                "{value}: {refused:?}"
+            );
+        }
+        let at_cap = recorder.conversion(store, &pclid, Some("1000"), Some("o1"), now);
+        assert_eq!(kind_of(&at_cap), Ok("new"));
+    }
+
+    #[test]
+    fn orders_refused_by_a_busy_log_do_not_use_up_the_clicks_share() {
+        let now = at("2026-11-23T10:00:00Z");
+        let (fx, pclid) = clicked(now);
         let Fixture {
             store, recorder, ..
         } = &fx;
@@ -726,9 +1064,8 @@ mod tests {
 
     #[test]
     fn what_is_remembered_of_an_event_is_forgotten_when_its_token_expires() {
-        let fx = fixture();
         let now = at("2026-11-23T10:00:00Z");
-        let pclid = click_through(&fx, now, now);
+        let (fx, pclid) = clicked(now);
         let Fixture {
             store, recorder, ..
         } = &fx;
@@ -736,37 +1073,58 @@ mod tests {
         assert_eq!(kind_of(&converted), Ok("new"));
         let remembered = || (recorder.seen.len(), recorder.orders.len());
         assert_eq!(remembered(), (2, 1));
-        let expiry = now + chrono::Duration::seconds(DAY.into());
-        recorder.sweep(expiry - chrono::Duration::seconds(1));
-        assert_eq!(remembered(), (2, 1), "a second before the tokens expire");
-        recorder.sweep(expiry);
-        assert_eq!(remembered(), (0, 0), "as they expire");
+        // The click's token lives a day; the pclid's two.
+        let day = now + chrono::Duration::seconds(DAY.into());
+        recorder.sweep(day - chrono::Duration::seconds(1));
+        assert_eq!(
+            remembered(),
+            (2, 1),
+            "a second before the click token expires"
+        );
+        recorder.sweep(day);
+        assert_eq!(remembered(), (1, 1), "as it expires");
+        let days = now + chrono::Duration::seconds(2 * i64::from(DAY));
+        recorder.sweep(days - chrono::Duration::seconds(1));
+        assert_eq!(remembered(), (1, 1), "a second before the pclid expires");
+        recorder.sweep(days);
+        assert_eq!(remembered(), (0, 0), "as it expires");
     }
 
     #[test]
-    fn a_replay_reads_back_every_event_and_what_it_taught() {
+    fn a_replay_reads_back_every_event_what_it_taught_and_each_clicks_orders() {
         let first = fixture();
         let now = at("2026-11-23T10:00:00Z");
-        let t = token(&first.recorder, now);
-        first
-            .recorder
-            .win(&first.store, &t, Some("1.5"), now)
-            .unwrap();
-        first
-            .recorder
-            .impression(&first.store, &t, None, now)
-            .unwrap();
-        first.recorder.bids(Vec::new(), now);
-        first.recorder.close(Duration::from_secs(5));
-        // Started again on the same log: two events read, the spend back, a retry counted once.
-        let again = fixture();
-        let logs = first._dir.path().join("logs");
-        assert_eq!(again.recorder.replay(&logs, &again.store, now).unwrap(), 2);
+        let (recorder, store) = (&first.recorder, &first.store);
+        let win = token(recorder, Purpose::Win, now);
+        recorder.win(store, &win, Some("1.5"), now).unwrap();
+        let imp = token(recorder, Purpose::Imp, now);
+        recorder.impression(store, &imp, now).unwrap();
+        let pclid = click_through(&first, now, now);
+        for order in ["o1", "o2", "o3"] {
+            let converted = recorder.conversion(store, &pclid, None, Some(order), now);
+            assert_eq!(kind_of(&converted), Ok("new"), "{order}");
+        }
+        recorder.bids(Vec::new(), now);
+        recorder.close(Duration::from_secs(5));
+        // Started again on the same log: six events read, the spend back, a retry counted once,
+        // and the click has had its three orders.
+        let Fixture { _dir: dir, .. } = first;
+        let again = fixture_in(dir);
+        let logs = again._dir.path().join("logs");
+        assert_eq!(again.recorder.replay(&logs, &again.store, now).unwrap(), 6);
         let counts = again.store.learned().counts("shoes");
         assert_eq!((counts.wins, counts.impressions), (1, 1));
         assert!((counts.spend_usd - 0.0015).abs() < 1e-12);
-        let retried = again.recorder.win(&again.store, &t, Some("1.5"), now);
+        let retried = again.recorder.win(&again.store, &win, Some("1.5"), now);
         assert_eq!(retried, Ok(Recorded::Again(Receipt::DURABLE)));
+        let fourth = again
+            .recorder
+            .conversion(&again.store, &pclid, None, Some("o4"), now);
+        assert_eq!(fourth, Err(Refusal::TooManyOrders));
+        let repeated = again
+            .recorder
+            .conversion(&again.store, &pclid, None, Some("o1"), now);
+        assert_eq!(repeated, Ok(Recorded::Again(Receipt::DURABLE)));
     }
 
     #[test]
@@ -784,7 +1142,7 @@ mod tests {
             .build()
             .unwrap();
         let now = at("2026-11-23T10:00:00Z");
-        let t = token(&recorder, now);
+        let t = token(&recorder, Purpose::Win, now);
         let spend = || store.learned().counts("shoes").spend_usd;
         let first = recorder.win(&store, &t, Some("2"), now).unwrap();
         let unwritten = rt.block_on(recorder.durable(first));

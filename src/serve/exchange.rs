@@ -1,5 +1,6 @@
-//! The exchange's routes, on the bid port: `POST /openrtb2/bid`, and the event notices `GET /win`,
-//! `GET /imp`, `GET /click` and `GET|POST /conv`.
+//! The exchange's routes, on the bid port: `POST /openrtb2/bid`, the exchange's notices `GET /win`
+//! (`nurl`) and `GET /bill` (`burl`), the page's `GET /imp` (pixel) and `GET /click`, and the
+//! advertiser's `GET|POST /conv`.
 //!
 //! The bid route decodes, normalises, runs the auction and encodes inline: microseconds of CPU
 //! with nothing to wait on. Over `max_in_flight` a bid request gets 204 at once, its body unread;
@@ -38,7 +39,7 @@ pub(super) async fn route(
     let params = || params(request.uri().query());
     Ok(match (request.method(), request.uri().path()) {
         (&Method::POST, "/openrtb2/bid") => bid(http, app, start, request).await,
-        (&Method::GET, notice @ ("/win" | "/imp")) => {
+        (&Method::GET, notice @ ("/win" | "/bill" | "/imp")) => {
             let p = params();
             let (token, price) = (token(&p, "t"), p.get("price").map(String::as_str));
             let now = app.clock.now();
@@ -47,8 +48,13 @@ pub(super) async fn route(
                     let recorded = recorder.win(store, token, price, now);
                     acknowledged(app, recorded, no_content).await
                 }
+                "/bill" => {
+                    let recorded = recorder.billing(store, token, price, now);
+                    acknowledged(app, recorded, pixel).await
+                }
+                // The page's pixel: a price on it is never read.
                 _ => {
-                    let recorded = recorder.impression(store, token, price, now);
+                    let recorded = recorder.impression(store, token, now);
                     acknowledged(app, recorded, pixel).await
                 }
             }
@@ -69,7 +75,7 @@ pub(super) async fn route(
             }
         }
         (&Method::GET | &Method::POST, "/conv") => conversion(http, app, request).await,
-        (_, "/openrtb2/bid" | "/win" | "/imp" | "/click" | "/conv") => {
+        (_, "/openrtb2/bid" | "/win" | "/bill" | "/imp" | "/click" | "/conv") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         (method, path) => return Err((method.clone(), path.to_owned())),
@@ -200,7 +206,7 @@ fn refused(refusal: &Refusal) -> Answer {
         Refusal::Token(TokenError::Expired) => StatusCode::GONE,
         Refusal::Token(TokenError::Malformed) => StatusCode::BAD_REQUEST,
         Refusal::Token(_) => StatusCode::FORBIDDEN,
-        Refusal::Price | Refusal::Value => StatusCode::BAD_REQUEST,
+        Refusal::Value | Refusal::ValueAbove { .. } => StatusCode::BAD_REQUEST,
         Refusal::Gone(..) => StatusCode::NOT_FOUND,
         Refusal::TooManyOrders => StatusCode::CONFLICT,
         Refusal::Busy(_) | Refusal::Unwritten(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -264,7 +264,7 @@ async fn handle(
 fn not_found(port: Port, path: &str) -> String {
     let admin = path == "/" || path == "/status" || path.starts_with("/admin/");
     let admin = admin || path.starts_with("/users/");
-    let exchange = ["/openrtb2/bid", "/win", "/imp", "/click", "/conv"].contains(&path);
+    let exchange = ["/openrtb2/bid", "/win", "/bill", "/imp", "/click", "/conv"].contains(&path);
     match port {
         Port::Bid if admin => format!(
             "{path} is an admin route: it is served on the admin port (admin_listen), not the bid port"

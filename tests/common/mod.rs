@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
@@ -994,6 +995,39 @@ impl Server {
         }
         self.restart(&[]).await;
     }
+}
+
+/// A time written in RFC 3339.
+pub fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an RFC 3339 time")
+}
+
+/// `t` as `/admin/clock` and `--simulate-from` take it (`Z`, not `+00:00`, which a query would
+/// read as a space).
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Moves the server's simulated clock to `t`.
+pub async fn advance(server: &Server, t: DateTime<Utc>) {
+    let (status, _, body) = server
+        .admin_post(&format!("/admin/clock?now={}", rfc3339(t)))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "clock to {t}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let now = parse_json(&body)["now"]
+        .as_str()
+        .map(|now| now.parse::<DateTime<Utc>>().expect("an RFC 3339 `now`"));
+    assert_eq!(
+        now,
+        Some(t),
+        "the clock answered {}",
+        String::from_utf8_lossy(&body)
+    );
 }
 
 /// The path and query of a URL precis made: what to ask whichever address the server has now.
