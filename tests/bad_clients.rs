@@ -348,6 +348,51 @@ async fn an_http_1_1_request_without_one_host_gets_400_and_is_counted() {
 }
 
 #[tokio::test]
+async fn a_request_with_both_lengths_gets_400_and_the_close_whatever_is_pipelined_after_it() {
+    let server = bidder();
+    let bid = banner_request(300, 250).to_string();
+    let chunked = format!("{:x}\r\n{bid}\r\n0\r\n\r\n", bid.len());
+    let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Content-Length covers the chunked body's first bytes only: a server that went by it would
+    // read the rest as the next request (RFC 9112 §11.2).
+    let heads = [
+        "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+        "transfer-encoding: chunked\r\ncontent-length: 4\r\n",
+    ];
+    for framing in heads {
+        let smuggled =
+            format!("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\n{framing}\r\n{chunked}{healthz}");
+        // Behind a served request on the same connection, as on a pooled one.
+        let burst = format!("{healthz}{smuggled}");
+        let mut raw = Raw::sending(&server, burst.as_bytes()).await;
+        let first = raw
+            .answer()
+            .await
+            .expect("the request before it is answered");
+        assert_eq!(first.body, "ok\n");
+        let answer = raw.answer().await.expect("an answer, not a bare close");
+        assert_eq!(answer.status, 400, "{framing}: {}", answer.body);
+        assert_error_body(framing, answer.body.as_bytes());
+        assert!(answer.head.contains("connection: close"), "{}", answer.head);
+        assert!(
+            raw.answer().await.is_none(),
+            "{framing}: nothing after it is served"
+        );
+    }
+    assert_closed_count(&server, "length_and_chunked", 2.0).await;
+    assert_eq!(server.outcome_count("bid").await, 0.0, "no bid was made");
+
+    // Chunked alone is framing, not smuggling: served, and so is what is pipelined after it.
+    let request = format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}{healthz}"
+    );
+    let mut raw = Raw::sending(&server, request.as_bytes()).await;
+    let answer = raw.answer().await.expect("a bid");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(raw.answer().await.expect("the next one").body, "ok\n");
+}
+
+#[tokio::test]
 async fn head_on_every_get_route_answers_as_get_without_a_body() {
     let server = bidder();
     // Each route's GET answer, then its HEAD answer on one keep-alive connection: a body sent

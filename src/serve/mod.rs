@@ -10,7 +10,9 @@
 //! Every request gets an answer, never a panic or a hang: oversized bodies 413 (gzip and deflate
 //! bodies too, once decompressed), other codings 415, slow bodies 408 (`body`); heads over 100
 //! headers or 64 KiB 431 and malformed heads 400 (hyper's answers), an HTTP/1.1 request without
-//! one `Host` 400, each then the close; slow heads a closed connection; past `max_connections` a
+//! one `Host` 400, a request with both `Content-Length` and `Transfer-Encoding` 400 (which hyper
+//! would serve by the latter: [`framing`] finds them), each then the close; slow heads a closed
+//! connection; past `max_connections` a
 //! new bid-port connection is closed at once, past `max_in_flight` or its deadline a bid request
 //! gets 204 ([`admission`]). `HEAD` is answered as `GET`, without the body. What the layer
 //! turned away is counted in its own [`metrics`].
@@ -22,6 +24,7 @@ mod body;
 pub mod cores;
 pub mod encoding;
 mod exchange;
+mod framing;
 mod layer;
 pub mod metrics;
 mod status;
@@ -46,6 +49,7 @@ use crate::metrics::Exposition;
 use admission::Gate;
 use answer::{Answer, closing, error, text};
 use cores::Cores;
+use framing::{Conflict, Watched};
 use layer::Http;
 use metrics::Closed;
 
@@ -153,19 +157,31 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let open = http.metrics.connection_opened();
         let (app, routes) = (app.clone(), http.clone());
+        let conflict = Arc::new(Conflict::default());
+        let marked = conflict.clone();
         let service = service_fn(move |request| {
             // The head has just been read: a bid request's deadline counts from here.
             let start = Instant::now();
+            let smuggled = marked.take_next();
             let app = app.get().cloned();
             let routes = routes.clone();
             async move {
-                let answer = handle(&routes, app.as_deref(), port, start, request).await;
+                let answer = if smuggled {
+                    routes.metrics.closed(Closed::LengthAndChunked);
+                    closing(
+                        StatusCode::BAD_REQUEST,
+                        "both Content-Length and Transfer-Encoding: refused as request smuggling",
+                    )
+                } else {
+                    handle(&routes, app.as_deref(), port, start, request).await
+                };
                 Ok::<_, Infallible>(answer)
             }
         });
         let watcher = graceful.watcher();
         let (hyper, counted) = (hyper.clone(), http.metrics.clone());
         let serve = move |stream| async move {
+            let stream = Watched::new(stream, conflict);
             let connection = hyper.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 if let Some(why) = closed(&e) {
