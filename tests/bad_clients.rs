@@ -209,10 +209,13 @@ fn healthz_of_length(bytes: usize) -> String {
     head(&"p".repeat(bytes - head("").len()))
 }
 
-/// Sends `bytes` on a new connection (streamed: a server may answer before all is sent) and
-/// asserts the answer is `status`, then that the connection is closed after it.
-async fn assert_answered_then_closed(server: &Server, what: &str, bytes: Vec<u8>, status: u16) {
-    let mut raw = Raw::streaming(server, bytes).await;
+/// Asserts the answer on `raw` is `status`, then that the connection is closed after it: the
+/// answer.
+async fn assert_answered_then_closed(
+    what: &str,
+    mut raw: Raw,
+    status: u16,
+) -> common::wire::Answer {
     let answer = raw
         .answer()
         .await
@@ -224,6 +227,7 @@ async fn assert_answered_then_closed(server: &Server, what: &str, bytes: Vec<u8>
         answer.head
     );
     assert!(raw.answer().await.is_none(), "{what}: closed after it");
+    answer
 }
 
 /// Polls until `precis_connections_closed_total{reason}` reads `expected`.
@@ -278,7 +282,9 @@ async fn heads_past_100_headers_or_64_kib_get_431_and_are_counted() {
     const TRIES: usize = 10;
     for (what, bytes) in &cases {
         for _ in 0..TRIES {
-            assert_answered_then_closed(&server, what, bytes.clone(), 431).await;
+            // Streamed: the server answers before all is sent.
+            let raw = Raw::streaming(&server, bytes.clone()).await;
+            assert_answered_then_closed(what, raw, 431).await;
         }
     }
     assert_closed_count(&server, "headers_too_large", (cases.len() * TRIES) as f64).await;
@@ -299,7 +305,7 @@ async fn malformed_heads_get_400_before_the_close_and_are_counted() {
         ),
     ];
     for (what, bytes) in cases {
-        assert_answered_then_closed(&server, what, bytes.to_vec(), 400).await;
+        assert_answered_then_closed(what, Raw::sending(&server, bytes).await, 400).await;
     }
     assert_closed_count(&server, "malformed", cases.len() as f64).await;
     let (status, _, _) = server.get("/healthz").await;
@@ -324,19 +330,9 @@ async fn an_http_1_1_request_without_one_host_gets_400_and_is_counted() {
         ),
     ];
     for (what, bytes) in cases {
-        let mut raw = Raw::sending(&server, &bytes).await;
-        let answer = raw
-            .answer()
-            .await
-            .unwrap_or_else(|| panic!("{what}: no answer"));
-        assert_eq!(answer.status, 400, "{what}: {}", answer.body);
+        let raw = Raw::sending(&server, &bytes).await;
+        let answer = assert_answered_then_closed(what, raw, 400).await;
         assert_error_body(what, answer.body.as_bytes());
-        assert!(
-            answer.head.contains("connection: close"),
-            "{what}: {}",
-            answer.head
-        );
-        assert!(raw.answer().await.is_none(), "{what}: closed after it");
     }
     assert_closed_count(&server, "no_host", 3.0).await;
     // None of them reached the bid route.
