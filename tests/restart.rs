@@ -10,8 +10,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Stdio;
 
 use common::{
     Campaign, DEADLINE, PRECIS, Server, Setup, banner_request, bids, event_urls, str_of, with,
@@ -161,7 +160,7 @@ async fn without_a_configured_secret_a_restart_keeps_event_urls_caps_and_suppres
     );
     assert!(log.contains("file=logs/events.secret"), "{log}");
     assert_eq!((mode(&secret), mode(&user_key)), (0o600, 0o600));
-    let kept = std::fs::read(&secret).expect("read the secret");
+    let kept = std::fs::read_to_string(&secret).expect("read the secret");
 
     let pending_win = before_the_restart(&server).await;
     server.stop().await;
@@ -169,7 +168,7 @@ async fn without_a_configured_secret_a_restart_keeps_event_urls_caps_and_suppres
     server.restart(&[]).await;
 
     assert_eq!(
-        std::fs::read(&secret).expect("read"),
+        std::fs::read_to_string(&secret).expect("read"),
         kept,
         "the same secret"
     );
@@ -213,8 +212,8 @@ async fn rotating_the_secret_keeps_user_hashes_caps_and_suppression() {
 
 /// `precis serve` in `root` as [`Server`] runs it, expected to stop by itself: its exit code and
 /// what it logged.
-fn serve_until_it_exits(root: &Path) -> (Option<i32>, String) {
-    let mut child = Command::new(PRECIS)
+async fn serve_until_it_exits(root: &Path) -> (Option<i32>, String) {
+    let child = tokio::process::Command::new(PRECIS)
         .current_dir(root)
         .env_remove("PRECIS_SECRET")
         .env_remove("PRECIS_SECRET_PREVIOUS")
@@ -229,24 +228,15 @@ fn serve_until_it_exits(root: &Path) -> (Option<i32>, String) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("spawn precis");
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if began.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("precis kept running with a damaged key file");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let mut log = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut stderr, &mut log).expect("read stderr");
-    }
-    (status.code(), log)
+    let output = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("precis kept running with a damaged key file")
+        .expect("wait for precis");
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), log)
 }
 
 #[tokio::test]
@@ -257,7 +247,7 @@ async fn a_damaged_key_file_stops_the_start_with_what_to_do_and_is_left_alone() 
         let path = server.logs_dir().join(file);
         let good = std::fs::read(&path).expect("read the key file");
         std::fs::write(&path, damage).expect("damage it");
-        let (code, log) = serve_until_it_exits(server.root());
+        let (code, log) = serve_until_it_exits(server.root()).await;
         assert_eq!(code, Some(1), "{file}: {log}");
         assert!(
             log.contains(&format!("logs/{file} is damaged"))

@@ -77,13 +77,14 @@ fn keys_in(
                 name: "events secret (none configured: PRECIS_SECRET or [events] secret)",
                 lost: SECRET_LOST,
             };
-            secret.read_or_make(|| {
+            // The secret is the file's text, its hex digits (so that it can be configured as is).
+            hex(&secret.read_or_make(|| {
                 let mut random = [0u8; KEY_BYTES];
                 std::fs::File::open("/dev/urandom")
                     .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
                     .map_err(KeysError::Random)?;
                 Ok(random)
-            })?
+            })?)
         }
     };
     let keys = Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes))
@@ -94,8 +95,7 @@ fn keys_in(
         lost: USER_KEY_LOST,
     };
     let user_key = user_key.read_or_make(|| Ok(keys.user_key_of_current()))?;
-    keys.with_user_key(user_key.as_bytes())
-        .map_err(KeysError::Secret)
+    keys.with_user_key(&user_key).map_err(KeysError::Secret)
 }
 
 /// A key kept in a file of its own.
@@ -108,18 +108,19 @@ struct Kept {
 }
 
 impl Kept {
-    /// The key in the file (its 64 hex digits), made with `make` when there is no such file yet.
+    /// The key in the file (written as 64 hex digits), made with `make` when there is no such
+    /// file yet.
     fn read_or_make(
         &self,
         make: impl FnOnce() -> Result<[u8; KEY_BYTES], KeysError>,
-    ) -> Result<String, KeysError> {
+    ) -> Result<[u8; KEY_BYTES], KeysError> {
         let (path, name) = (&self.path, self.name);
         if let Some(key) = self.read()? {
             tracing::info!(file = %path.display(), "{name}: read");
             return Ok(key);
         }
-        let key = hex(&make()?);
-        match files::create_private(path, format!("{key}\n").as_bytes()) {
+        let key = make()?;
+        match files::create_private(path, format!("{}\n", hex(&key)).as_bytes()) {
             Ok(()) => {
                 tracing::warn!(
                     file = %path.display(),
@@ -138,7 +139,7 @@ impl Kept {
     }
 
     /// The key in the file; `None` when there is no file.
-    fn read(&self) -> Result<Option<String>, KeysError> {
+    fn read(&self) -> Result<Option<[u8; KEY_BYTES]>, KeysError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -161,12 +162,17 @@ impl Kept {
     }
 }
 
-/// The 64 hex digits of a key file (a final newline allowed), or what was found instead.
-fn parse(bytes: &[u8]) -> Result<String, String> {
+/// The key a key file's 64 hex digits (a final newline allowed) write, or what was found
+/// instead.
+fn parse(bytes: &[u8]) -> Result<[u8; KEY_BYTES], String> {
     let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let nibble = |digit: u8| char::from(digit).to_digit(16).map(|n| n as u8);
     if text.len() == 2 * KEY_BYTES && text.iter().all(u8::is_ascii_hexdigit) {
-        // Hex digits are ASCII.
-        Ok(String::from_utf8_lossy(text).into_owned())
+        let mut key = [0u8; KEY_BYTES];
+        for (byte, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (nibble(pair[0]).unwrap_or(0) << 4) | nibble(pair[1]).unwrap_or(0);
+        }
+        Ok(key)
     } else if text.iter().all(u8::is_ascii_hexdigit) {
         Err(format!("{} hex digits", text.len()))
     } else {
@@ -238,6 +244,11 @@ mod tests {
         let first = keys(dir.path(), Some(old), None).expect("first");
         let rotating = keys(dir.path(), Some(new), Some(old)).expect("rotating");
         let rotated = keys(dir.path(), Some(new), None).expect("rotated");
+        // The user key kept is the first secret's own ([`Keys::new`]'s), hex in the file.
+        let own = Keys::new(old.as_bytes(), None).expect("keys");
+        assert_eq!(first.user_hash("u"), own.user_hash("u"));
+        let kept = std::fs::read_to_string(dir.path().join(USER_KEY_FILE)).expect("kept");
+        assert_eq!(kept, format!("{}\n", hex(&own.user_key_of_current())));
         assert_eq!(first.user_hash("u"), rotating.user_hash("u"));
         assert_eq!(first.user_hash("u"), rotated.user_hash("u"));
         assert!(

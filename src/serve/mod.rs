@@ -24,7 +24,7 @@ mod body;
 pub mod cores;
 pub mod encoding;
 mod exchange;
-mod framing;
+pub mod framing;
 mod layer;
 pub mod metrics;
 mod status;
