@@ -1,6 +1,7 @@
 //! The serving process as a value. [`Bidder::start`] binds the two ports, opens everything precis
-//! serves from (the campaigns; the event log, replayed into learning, spend and exposures; the
-//! budget reservations saved at the last stop; the profiles) and starts its named background
+//! serves from (the campaigns; the keys, made at the first start when not configured
+//! ([`secrets`]); the event log, replayed into learning, spend and exposures; the budget
+//! reservations saved at the last stop; the profiles) and starts its named background
 //! tasks; [`Bidder::shutdown`] stops them in order and writes out what must survive a restart.
 //! `precis serve` is [`run`]: a bidder that SIGTERM or SIGINT stops and SIGHUP reloads.
 //!
@@ -13,6 +14,8 @@
 //!
 //! Each does its work on a blocking thread, never on a request thread, and the bidder owns them
 //! all: nothing it starts outlives [`Bidder::shutdown`] but the log lines it wrote.
+
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,7 +47,6 @@ use crate::eventlog::{EventLog, Settings};
 use crate::measure::recorder::{Policy, Recorder};
 use crate::serve::cores::Cores;
 use crate::serve::{self, Ports, Ready};
-use crate::token::{Keys, MIN_SECRET_LEN, TokenError};
 
 /// Where open reservations are kept between a shutdown and the next start (in the events dir).
 const HOLDS_FILE: &str = "holds.json";
@@ -79,10 +81,8 @@ pub enum BidderError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("events secret: {0} (at least {MIN_SECRET_LEN} bytes)")]
-    Secret(TokenError),
-    #[error("cannot read /dev/urandom for a random events secret")]
-    Random(#[source] std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] secrets::KeysError),
     #[error("cannot open the event log in {path}")]
     EventLog {
         path: PathBuf,
@@ -423,26 +423,11 @@ fn restore_holds(dir: &Path, store: &Store, now: DateTime<Utc>) {
     }
 }
 
-/// The recorder: the event log opened, with the configured secrets (or, without one, a random
-/// secret for this process only).
+/// The recorder: the event log opened, with the configured secrets (or, without one, the secret
+/// kept in the event log directory) and the user key kept there ([`secrets`]).
 fn recorder(config: &Config) -> Result<Recorder, BidderError> {
     let events = &config.events;
-    let keys = match events.secrets() {
-        (Some(current), previous) => {
-            Keys::new(current.as_bytes(), previous.as_deref().map(str::as_bytes))
-                .map_err(BidderError::Secret)?
-        }
-        (None, _) => {
-            tracing::warn!(
-                "no events secret (PRECIS_SECRET or [events] secret): using a random one, so event URLs of bids made before a restart will be refused after it"
-            );
-            let mut random = [0u8; 32];
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
-                .map_err(BidderError::Random)?;
-            Keys::new(&random, None).map_err(BidderError::Secret)?
-        }
-    };
+    let keys = secrets::keys(events)?;
     let log = EventLog::open(Settings {
         dir: events.dir.clone(),
         queue: events.queue,

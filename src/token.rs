@@ -2,7 +2,8 @@
 //! and the `pclid` it hands to landing pages for conversions.
 //!
 //! This module owns signing and verifying them, and the keyed user hash that keeps raw user ids
-//! out of tokens and logs. A token is a compact binary payload followed by the first 16 bytes of
+//! out of tokens and logs, under a user key of its own that a rotation of the signing secret
+//! leaves alone ([`Keys`]). A token is a compact binary payload followed by the first 16 bytes of
 //! its HMAC-SHA256, in URL-safe base64 without padding, so it goes in a URL as it is. Each token
 //! carries one [`Purpose`] and verifies for that purpose only: the click URL a page shows can never
 //! be used as the win notice the exchange holds. A bid's tokens share one encoded payload, and the
@@ -122,11 +123,24 @@ pub enum TokenError {
     WeakSecret,
 }
 
-/// The signing secret, and during a rotation the previous one, still accepted.
+/// Bytes of a user key ([`Keys::user_key_of_current`]).
+pub const USER_KEY_LEN: usize = 32;
+/// What a signing secret signs to give its user key.
+const USER_KEY_LABEL: &[u8] = b"precis user key\0";
+
+/// The signing secret, and during a rotation the previous one, still accepted; and the user key,
+/// which keys user hashes and nothing else.
+///
+/// User hashes have a key of their own so that they outlive the signing secret: frequency caps,
+/// the users in `precis` packages and every user hash in the event log stay the same across a
+/// rotation. The user key is derived from the first signing secret ([`Keys::user_key_of_current`]), and
+/// the bidder keeps it from then on ([`Keys::with_user_key`]): bidders started with one secret agree
+/// on user hashes without sharing a file, and a rotation changes nothing for users.
 #[derive(Clone)]
 pub struct Keys {
     current: HmacSha256,
     previous: Option<HmacSha256>,
+    user: HmacSha256,
 }
 
 impl fmt::Debug for Keys {
@@ -139,18 +153,27 @@ impl fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// Refuses secrets shorter than [`MIN_SECRET_LEN`] bytes.
+    /// Refuses secrets shorter than [`MIN_SECRET_LEN`] bytes. User hashes are keyed with the user
+    /// key of `current` ([`Keys::user_key_of_current`]) until [`Keys::with_user_key`] gives the one kept.
     pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Keys, TokenError> {
-        let key = |secret: &[u8]| {
-            if secret.len() < MIN_SECRET_LEN {
-                return Err(TokenError::WeakSecret);
-            }
-            HmacSha256::new_from_slice(secret).map_err(|_| TokenError::WeakSecret)
-        };
+        let current = key(current)?;
         Ok(Keys {
-            current: key(current)?,
+            user: key(&user_key_of(&current))?,
+            current,
             previous: previous.map(key).transpose()?,
         })
+    }
+
+    /// The user key the current secret gives: what the bidder keeps at first start.
+    pub fn user_key_of_current(&self) -> [u8; USER_KEY_LEN] {
+        user_key_of(&self.current)
+    }
+
+    /// These keys with user hashes keyed by `user_key` (at least [`MIN_SECRET_LEN`] bytes): the
+    /// one kept since the first secret, whichever secret signs now.
+    pub fn with_user_key(mut self, user_key: &[u8]) -> Result<Keys, TokenError> {
+        self.user = key(user_key)?;
+        Ok(self)
     }
 
     /// Signs with the current key. String fields longer than [`MAX_FIELD_LEN`] bytes are cut at a
@@ -204,11 +227,11 @@ impl Keys {
         Ok(claims)
     }
 
-    /// A keyed hash of a user key (user.id, buyeruid or ifa), so that tokens and logs never hold
-    /// the raw id: the first 8 bytes of HMAC-SHA256 under the current key. The same key and id
-    /// always give the same value; a new current key gives new values.
+    /// A keyed hash of a user's id (user.id, buyeruid or ifa), so that tokens and logs never hold
+    /// the raw id: the first 8 bytes of HMAC-SHA256 under the user key. The same user key and id
+    /// always give the same value, whichever secret signs; another user key gives new values.
     pub fn user_hash(&self, user_key: &str) -> u64 {
-        let mut mac = self.current.clone();
+        let mut mac = self.user.clone();
         mac.update(USER_DOMAIN);
         mac.update(user_key.as_bytes());
         let out = mac.finalize().into_bytes();
@@ -240,6 +263,22 @@ impl Signer {
         self.payload.truncate(payload_len);
         token
     }
+}
+
+/// The user key a signing secret gives: its HMAC-SHA256 of a fixed label. It reveals nothing
+/// of the secret and signs nothing: it only keys user hashes.
+fn user_key_of(secret: &HmacSha256) -> [u8; USER_KEY_LEN] {
+    let mut mac = secret.clone();
+    mac.update(USER_KEY_LABEL);
+    mac.finalize().into_bytes().into()
+}
+
+/// An HMAC key of `secret`, refused when shorter than [`MIN_SECRET_LEN`] bytes.
+fn key(secret: &[u8]) -> Result<HmacSha256, TokenError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(TokenError::WeakSecret);
+    }
+    HmacSha256::new_from_slice(secret).map_err(|_| TokenError::WeakSecret)
 }
 
 /// The MAC of a token payload, ready to finalize or verify.
@@ -727,7 +766,58 @@ mod tests {
         assert_ne!(keys.user_hash("user-1"), keys.user_hash("user-2"));
         assert_ne!(keys.user_hash("user-1"), other.user_hash("user-1"));
         // Pinned: a change here would split every user's history in two.
-        assert_eq!(keys.user_hash("user-1"), 5_523_073_951_777_571_745);
+        assert_eq!(keys.user_hash("user-1"), PINNED_USER_1);
+    }
+
+    /// `user_hash("user-1")` under the user key of `keys()`' secret: HMAC-SHA256 under
+    /// HMAC-SHA256(secret, "precis user key\0") of "user\0user-1", its first 8 bytes big-endian
+    /// (worked out apart from this code).
+    const PINNED_USER_1: u64 = 10_964_545_739_456_661_769;
+
+    #[test]
+    fn the_kept_user_key_keeps_user_hashes_through_a_rotation() {
+        let first = keys();
+        let kept = first.user_key_of_current();
+        let new_secret: &[u8] = b"the next secret, after rotation";
+        let rotating = Keys::new(new_secret, Some(b"correct horse battery staple"))
+            .and_then(|k| k.with_user_key(&kept))
+            .unwrap();
+        let rotated = Keys::new(new_secret, None)
+            .and_then(|k| k.with_user_key(&kept))
+            .unwrap();
+        for user in ["user-1", "a1b2c3d4-user", ""] {
+            let hash = first.user_hash(user);
+            assert_eq!(rotating.user_hash(user), hash, "{user} while rotating");
+            assert_eq!(rotated.user_hash(user), hash, "{user} after");
+        }
+        assert_eq!(rotated.user_hash("user-1"), PINNED_USER_1);
+        // The signing changed all the same: the new secret's tokens are not the old one's.
+        let claims = full();
+        assert_ne!(rotated.sign(&claims), first.sign(&claims));
+        assert_eq!(
+            check(&first, &rotated.sign(&claims)),
+            Err(TokenError::BadSignature)
+        );
+        // Without the kept key, the new secret's own user key gives other hashes.
+        let forgot = Keys::new(new_secret, None).unwrap();
+        assert_ne!(forgot.user_hash("user-1"), first.user_hash("user-1"));
+    }
+
+    #[test]
+    fn the_user_key_is_not_the_signing_secret_and_short_ones_are_refused() {
+        let keys = keys();
+        let user_key = keys.user_key_of_current();
+        assert_ne!(&user_key[..], b"correct horse battery staple");
+        // Tokens signed with the user key as a secret are not this bidder's.
+        let forger = Keys::new(&user_key, None).unwrap();
+        let token = forger.sign(&full());
+        assert_eq!(check(&keys, &token), Err(TokenError::BadSignature));
+        assert_eq!(
+            keys.clone().with_user_key(&[7; 15]).unwrap_err(),
+            TokenError::WeakSecret
+        );
+        let other = keys.clone().with_user_key(&[7; 32]).unwrap();
+        assert_ne!(other.user_hash("user-1"), keys.user_hash("user-1"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Campaign, PRECIS, Server, banner_request, bids, check, local, str_of, with};
+use common::{Campaign, PRECIS, Server, banner_request, bids, check, event_urls, str_of, with};
 use serde_json::{Value, json};
 
 /// A banner request from the user with this key (`user.id`), or from no one.
@@ -252,22 +252,6 @@ fn check_refuses_tags_outside_the_taxonomy_and_unknown_packages_with_suggestions
         out.contains("taxonomy.toml:3:1: `food` is not in the tree"),
         "{out}"
     );
-}
-
-/// A bid's event URLs, made local: `(win, impression, click)`.
-fn event_urls(bid: &Value) -> (String, String, String) {
-    let price = |url: &str| local(&url.replace("${AUCTION_PRICE}", "0.5"));
-    let adm = str_of(bid, "adm");
-    let click = adm
-        .split_once("href=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(url, _)| local(url))
-        .unwrap_or_else(|| panic!("no link in {adm}"));
-    (
-        price(str_of(bid, "nurl")),
-        price(str_of(bid, "burl")),
-        click,
-    )
 }
 
 /// Bids for `user` on `shoes`, then sends the win, the impression and the click; returns the

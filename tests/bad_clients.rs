@@ -1,8 +1,11 @@
 //! Bad clients end to end: HTTP misbehaviour, whatever the body holds. Bodies over the size limit
 //! (announced, chunked, 10 MB, gzip bombs) get 413 and bodies slower than the body timeout 408,
-//! each announced with `connection: close`; heads slower than the header timeout, slowloris and
-//! heads past 100 headers or 64 KiB get their connection closed (without an answer, today);
-//! pipelined requests are answered in order; unknown routes and wrong methods are refused; an idle keep-alive connection does not hold up SIGTERM.
+//! each announced with `connection: close`; heads slower than the header timeout and slowloris get
+//! their connection closed; heads past 100 headers or 64 KiB get 431, malformed heads, HTTP/1.1
+//! without `Host` and requests with both `Content-Length` and `Transfer-Encoding` 400, each
+//! before the close; `HEAD` is answered as `GET` without a body; pipelined requests are answered
+//! in order; unknown routes and wrong methods are refused; an idle keep-alive connection does not
+//! hold up SIGTERM.
 //! Each refusal is counted in /metrics, and after the heavy ones the bidder still bids correctly
 //! and its memory is back near where it was.
 
@@ -206,8 +209,42 @@ fn healthz_of_length(bytes: usize) -> String {
     head(&"p".repeat(bytes - head("").len()))
 }
 
+/// Asserts the answer on `raw` is `status`, then that the connection is closed after it: the
+/// answer.
+async fn assert_answered_then_closed(
+    what: &str,
+    mut raw: Raw,
+    status: u16,
+) -> common::wire::Answer {
+    let answer = raw
+        .answer()
+        .await
+        .unwrap_or_else(|| panic!("{what}: closed without an answer"));
+    assert_eq!(answer.status, status, "{what}: {}", answer.body);
+    assert!(
+        answer.head.contains("connection: close"),
+        "{what}: the close is not announced:\n{}",
+        answer.head
+    );
+    assert!(raw.answer().await.is_none(), "{what}: closed after it");
+    answer
+}
+
+/// Polls until `precis_connections_closed_total{reason}` reads `expected`.
+async fn assert_closed_count(server: &Server, reason: &str, expected: f64) {
+    let series = format!("precis_connections_closed_total{{reason=\"{reason}\"}}");
+    server
+        .eventually(&format!("{reason} counted"), async || {
+            let counted = server.metric(&series).await;
+            (counted == expected)
+                .then_some(())
+                .ok_or(format!("{counted} of {expected}"))
+        })
+        .await;
+}
+
 #[tokio::test]
-async fn heads_past_100_headers_or_64_kib_are_refused_and_counted() {
+async fn heads_past_100_headers_or_64_kib_get_431_and_are_counted() {
     let server = bidder();
     let baseline = warm_baseline(&server).await;
     let ask = async |bytes: &[u8]| Raw::sending(&server, bytes).await.answer().await;
@@ -221,8 +258,9 @@ async fn heads_past_100_headers_or_64_kib_are_refused_and_counted() {
     let answer = answer.expect("an answer");
     assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"));
 
-    // One header or one byte more, and floods far past them: the connection is closed, without an
-    // answer today (issue 15 makes it a 431 before the close), and counted.
+    // One header or one byte more, and floods far past them: 431 (RFC 6585: the client learns
+    // why, rather than retrying the same head into a closed connection), then the close, and
+    // each counted.
     let many: String = (0..1_000)
         .map(|i| format!("X-Flood-{i}: {i}\r\n"))
         .collect();
@@ -244,24 +282,155 @@ async fn heads_past_100_headers_or_64_kib_are_refused_and_counted() {
     const TRIES: usize = 10;
     for (what, bytes) in &cases {
         for _ in 0..TRIES {
-            let mut raw = Raw::streaming(&server, bytes.clone()).await;
-            if let Some(answer) = raw.answer().await {
-                panic!("{what}: answered {} {}", answer.status, answer.body);
+            // Streamed: the server answers before all is sent.
+            let raw = Raw::streaming(&server, bytes.clone()).await;
+            assert_answered_then_closed(what, raw, 431).await;
+        }
+    }
+    assert_closed_count(&server, "headers_too_large", (cases.len() * TRIES) as f64).await;
+    assert_recovered(&server, baseline, "header floods").await;
+}
+
+#[tokio::test]
+async fn malformed_heads_get_400_before_the_close_and_are_counted() {
+    let server = bidder();
+    let cases: [(&str, &[u8]); 5] = [
+        ("not HTTP at all", b"GARBAGE\r\n\r\n"),
+        ("a bad method", b"G(T /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("HTTP/2 as a version", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"),
+        ("a header without a colon", b"GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n"),
+        (
+            "two different lengths",
+            b"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        ),
+    ];
+    for (what, bytes) in cases {
+        assert_answered_then_closed(what, Raw::sending(&server, bytes).await, 400).await;
+    }
+    assert_closed_count(&server, "malformed", cases.len() as f64).await;
+    let (status, _, _) = server.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_http_1_1_request_without_one_host_gets_400_and_is_counted() {
+    let server = bidder();
+    let bid = banner_request(300, 250).to_string();
+    let no_host = format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nContent-Length: {}\r\n\r\n{bid}",
+        bid.len()
+    );
+    let two_hosts = "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    let cases = [
+        ("a bid request without Host", no_host.into_bytes()),
+        ("two Host headers", two_hosts.as_bytes().to_vec()),
+        (
+            "no Host on /metrics",
+            b"GET /metrics HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let raw = Raw::sending(&server, &bytes).await;
+        let answer = assert_answered_then_closed(what, raw, 400).await;
+        assert_error_body(what, answer.body.as_bytes());
+    }
+    assert_closed_count(&server, "no_host", 3.0).await;
+    // None of them reached the bid route.
+    assert_eq!(server.outcome_count("bid").await, 0.0);
+    // HTTP/1.0 has no Host requirement: served.
+    let mut raw = Raw::sending(&server, b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    let answer = raw.answer().await.expect("an answer over HTTP/1.0");
+    assert_eq!(answer.body, "ok\n");
+}
+
+#[tokio::test]
+async fn a_request_with_both_lengths_gets_400_and_the_close_whatever_is_pipelined_after_it() {
+    let server = bidder();
+    let bid = banner_request(300, 250).to_string();
+    let chunked = format!("{:x}\r\n{bid}\r\n0\r\n\r\n", bid.len());
+    let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Content-Length covers the chunked body's first bytes only: a server that went by it would
+    // read the rest as the next request (RFC 9112 §11.2).
+    let heads = [
+        "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+        "transfer-encoding: chunked\r\ncontent-length: 4\r\n",
+    ];
+    for framing in heads {
+        let smuggled =
+            format!("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\n{framing}\r\n{chunked}{healthz}");
+        // Behind a served request on the same connection, as on a pooled one.
+        let burst = format!("{healthz}{smuggled}");
+        let mut raw = Raw::sending(&server, burst.as_bytes()).await;
+        let first = raw
+            .answer()
+            .await
+            .expect("the request before it is answered");
+        assert_eq!(first.body, "ok\n");
+        let answer = raw.answer().await.expect("an answer, not a bare close");
+        assert_eq!(answer.status, 400, "{framing}: {}", answer.body);
+        assert_error_body(framing, answer.body.as_bytes());
+        assert!(answer.head.contains("connection: close"), "{}", answer.head);
+        assert!(
+            raw.answer().await.is_none(),
+            "{framing}: nothing after it is served"
+        );
+    }
+    assert_closed_count(&server, "length_and_chunked", 2.0).await;
+    assert_eq!(server.outcome_count("bid").await, 0.0, "no bid was made");
+
+    // Chunked alone is framing, not smuggling: served, and so is what is pipelined after it.
+    let request = format!(
+        "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}{healthz}"
+    );
+    let mut raw = Raw::sending(&server, request.as_bytes()).await;
+    let answer = raw.answer().await.expect("a bid");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(raw.answer().await.expect("the next one").body, "ok\n");
+}
+
+#[tokio::test]
+async fn head_on_every_get_route_answers_as_get_without_a_body() {
+    let server = bidder();
+    // Each route's GET answer, then its HEAD answer on one keep-alive connection: a body sent
+    // after a HEAD answer would be read as the start of the next answer and break the sequence.
+    let mut raw = Raw::connect(&server).await;
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/win?t=forged",
+        "/nowhere",
+    ] {
+        raw.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await;
+        let get = raw.answer().await.expect("an answer to GET");
+        raw.send(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await;
+        let head = raw.answer_to_head().await.expect("an answer to HEAD");
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        let header = |answer: &common::wire::Answer, name: &str| {
+            let line = answer.head.lines().find(|l| l.starts_with(name));
+            line.map(str::to_owned)
+        };
+        for name in ["content-type:", "content-length:"] {
+            if path != "/metrics" || name != "content-length:" {
+                assert_eq!(
+                    header(&head, name),
+                    header(&get, name),
+                    "HEAD {path}: {name}"
+                );
             }
         }
     }
-    let expected = (cases.len() * TRIES) as f64;
-    server
-        .eventually("every refused head counted", async || {
-            let counted = server
-                .metric("precis_connections_closed_total{reason=\"headers_too_large\"}")
-                .await;
-            (counted == expected)
-                .then_some(())
-                .ok_or(format!("{counted} of {expected}"))
-        })
-        .await;
-    assert_recovered(&server, baseline, "header floods").await;
+    raw.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let last = raw.answer().await.expect("the connection is still in step");
+    assert_eq!((last.status, last.body.as_str()), (200, "ok\n"));
+    // Not a GET route: HEAD is refused as GET is.
+    let (status, _, _) = server.request(Method::HEAD, "/openrtb2/bid", "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // On the admin port too.
+    let (status, _, body) = server.admin_request(Method::HEAD, "/status", None).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 0));
 }
 
 #[tokio::test]

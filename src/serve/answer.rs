@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, EXPIRES, HeaderValue, LOCATION};
+use hyper::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, EXPIRES, HeaderValue, LOCATION};
 use hyper::{Response, StatusCode};
 
 pub type Answer = Response<Full<Bytes>>;
@@ -38,6 +38,17 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Answer {
 /// `{"error": "..."}` with `status`.
 pub fn error(status: StatusCode, message: &str) -> Answer {
     json(status, &serde_json::json!({ "error": message }))
+}
+
+/// `{"error": "..."}` with `status` and `Connection: close`: the last answer on its connection,
+/// which cannot carry another request (the rest of a body is still on the wire, or where the next
+/// request starts is in doubt), said so that a client that pools connections does not reuse it.
+pub fn closing(status: StatusCode, message: &str) -> Answer {
+    let mut answer = error(status, message);
+    answer
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    answer
 }
 
 /// A redirect to `location` (the click's landing page).

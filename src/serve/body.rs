@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::Request;
 use hyper::StatusCode;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
 
-use super::answer::{Answer, error};
+use super::answer::{Answer, closing, error};
 use super::encoding::{Coding, CodingError};
 use super::metrics::Outcome;
 use crate::config::Limits;
@@ -26,13 +26,7 @@ pub async fn read(
     limit: usize,
     limits: &Limits,
 ) -> Result<Bytes, (Outcome, Answer)> {
-    let refuse = |outcome, status, message: &str| {
-        let mut answer = error(status, message);
-        answer
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-        (outcome, answer)
-    };
+    let refuse = |outcome, status, message: &str| (outcome, closing(status, message));
     let too_large = || {
         refuse(
             Outcome::TooLarge,

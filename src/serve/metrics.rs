@@ -55,22 +55,30 @@ impl Outcome {
     }
 }
 
-/// Why the server closed a connection in the middle of a request head.
+/// Why the server closed a connection over a bad request head. Each but the timeout is answered
+/// first: hyper answers heads it cannot read, precis those it will not serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
-    /// Headers not received within `header_timeout_ms`.
+    /// Headers not received within `header_timeout_ms` (closed without an answer).
     HeaderTimeout,
-    /// Headers over the size or count limit (the connection is closed without an answer).
+    /// Headers over the size or count limit: 431.
     HeadersTooLarge,
-    /// Not HTTP/1.x (400).
+    /// Not HTTP/1.x: 400.
     Malformed,
+    /// An HTTP/1.1 request without `Host`, or any with two: 400 (RFC 9112 §3.2).
+    NoHost,
+    /// Both `Content-Length` and `Transfer-Encoding`: 400, as a request smuggling attempt
+    /// (RFC 9112 §6.1, §6.3).
+    LengthAndChunked,
 }
 
 impl Closed {
-    const ALL: [Closed; 3] = [
+    const ALL: [Closed; 5] = [
         Closed::HeaderTimeout,
         Closed::HeadersTooLarge,
         Closed::Malformed,
+        Closed::NoHost,
+        Closed::LengthAndChunked,
     ];
 
     fn label(self) -> &'static str {
@@ -78,6 +86,8 @@ impl Closed {
             Closed::HeaderTimeout => "header_timeout",
             Closed::HeadersTooLarge => "headers_too_large",
             Closed::Malformed => "malformed",
+            Closed::NoHost => "no_host",
+            Closed::LengthAndChunked => "length_and_chunked",
         }
     }
 }
@@ -96,7 +106,7 @@ pub struct ServeMetrics {
     outcomes: [AtomicU64; 7],
     /// Connections over `max_connections`, closed as soon as accepted.
     refused: AtomicU64,
-    closed: [AtomicU64; 3],
+    closed: [AtomicU64; Closed::ALL.len()],
     /// How long bid requests that were answered with a bid or a no-bid took.
     latency: Latency,
     connections_accepted: AtomicU64,
@@ -149,7 +159,7 @@ impl ServeMetrics {
         );
         out.counters(
             "precis_connections_closed_total",
-            "Connections closed in the middle of a request head, by reason.",
+            "Connections closed over a bad request head, by reason (each answered 400 or 431 first, except a header timeout).",
             "reason",
             Closed::ALL.map(|why| (why.label(), counted(&self.closed[why as usize]))),
         );

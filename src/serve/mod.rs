@@ -9,10 +9,14 @@
 //! caller's multi-threaded runtime, where slow admin work cannot stall a core.
 //!
 //! Every request gets an answer, never a panic or a hang: oversized bodies 413 (gzip and deflate
-//! bodies too, once decompressed), other codings 415, slow bodies 408 (`body`); slow, oversized or
-//! malformed heads a closed connection; past `max_connections` a new bid-port connection is closed
-//! at once, past `max_in_flight` or its deadline a bid request gets 204 ([`admission`]). What the
-//! layer turned away is counted in its own [`metrics`].
+//! bodies too, once decompressed), other codings 415, slow bodies 408 (`body`); heads over 100
+//! headers or 64 KiB 431 and malformed heads 400 (hyper's answers), an HTTP/1.1 request without
+//! one `Host` 400, a request with both `Content-Length` and `Transfer-Encoding` 400 (which hyper
+//! would serve by the latter: [`framing`] finds them), each then the close; slow heads a closed
+//! connection; past `max_connections` a
+//! new bid-port connection is closed at once, past `max_in_flight` or its deadline a bid request
+//! gets 204 ([`admission`]). `HEAD` is answered as `GET`, without the body. What the layer
+//! turned away is counted in its own [`metrics`].
 
 mod admin;
 pub mod admission;
@@ -22,6 +26,7 @@ pub mod cores;
 mod dashboard;
 pub mod encoding;
 mod exchange;
+pub mod framing;
 mod layer;
 pub mod metrics;
 mod status;
@@ -32,10 +37,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{HOST, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -44,19 +49,20 @@ use crate::app::App;
 use crate::config::{Limits, NoBidAnswer};
 use crate::metrics::Exposition;
 use admission::Gate;
-use answer::{Answer, error, text};
+use answer::{Answer, closing, error, text};
 use cores::Cores;
+use framing::{Conflict, Watched};
 use layer::Http;
 use metrics::Closed;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The largest request head (the connection is closed past it), and a connection's read buffer at
+/// The largest request head (431 and the close past it), and a connection's read buffer at
 /// most: bounds what a client that floods headers holds per connection.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Headers in one request at most (the connection is closed past it).
+/// Headers in one request at most (431 and the close past it).
 const MAX_HEADERS: usize = 100;
 
 /// The two listeners, and where exchange connections run.
@@ -109,8 +115,11 @@ pub async fn serve(
         .max_buf_size(MAX_HEAD_BYTES)
         .max_header_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
-        .keep_alive(true)
-        .pipeline_flush(true);
+        // Not `pipeline_flush`: it holds answers back while the read buffer is not empty, and
+        // after a bad head (400, 431) or a request that must close the connection the buffer
+        // never empties, so the answer was dropped unsent at the close. Answers to pipelined
+        // requests are written one by one instead (no request waits the longer for it).
+        .keep_alive(true);
     let connections = Gate::new(limits.max_connections);
     let http = Arc::new(Http {
         metrics: Arc::default(),
@@ -153,19 +162,31 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let open = http.metrics.connection_opened();
         let (app, routes) = (app.clone(), http.clone());
+        let conflict = Arc::new(Conflict::default());
+        let marked = conflict.clone();
         let service = service_fn(move |request| {
             // The head has just been read: a bid request's deadline counts from here.
             let start = Instant::now();
+            let smuggled = marked.take_next();
             let app = app.get().cloned();
             let routes = routes.clone();
             async move {
-                let answer = handle(&routes, app.as_deref(), port, start, request).await;
+                let answer = if smuggled {
+                    routes.metrics.closed(Closed::LengthAndChunked);
+                    closing(
+                        StatusCode::BAD_REQUEST,
+                        "both Content-Length and Transfer-Encoding: refused as request smuggling",
+                    )
+                } else {
+                    handle(&routes, app.as_deref(), port, start, request).await
+                };
                 Ok::<_, Infallible>(answer)
             }
         });
         let watcher = graceful.watcher();
         let (hyper, counted) = (hyper.clone(), http.metrics.clone());
         let serve = move |stream| async move {
+            let stream = Watched::new(stream, conflict);
             let connection = hyper.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 if let Some(why) = closed(&e) {
@@ -198,7 +219,8 @@ pub async fn serve(
     }
 }
 
-/// Why hyper gave up on a connection mid-head, when it did.
+/// Why hyper gave up on a connection mid-head, when it did (it answered 431 or 400 first but
+/// at a timeout).
 fn closed(e: &hyper::Error) -> Option<Closed> {
     if e.is_timeout() {
         Some(Closed::HeaderTimeout)
@@ -218,8 +240,17 @@ async fn handle(
     app: Option<&App>,
     port: Port,
     start: Instant,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Answer {
+    if let Some((why, answer)) = unservable(&request) {
+        http.metrics.closed(why);
+        return answer;
+    }
+    // `HEAD` is answered as `GET`: the same status and headers, and hyper, which read the method
+    // itself, leaves the body out.
+    if request.method() == Method::HEAD {
+        *request.method_mut() = Method::GET;
+    }
     // The dashboard page holds no data (its script fetches with the token): served to anyone.
     let page = request.method() == Method::GET && request.uri().path() == "/";
     if port == Port::Admin
@@ -258,6 +289,18 @@ async fn handle(
         }
         (_, path) => error(StatusCode::NOT_FOUND, &not_found(port, path)),
     })
+}
+
+/// A request no route may serve, and its answer (which closes the connection): HTTP/1.1 without
+/// `Host` or any request with two (RFC 9112 §3.2).
+fn unservable(request: &Request<Incoming>) -> Option<(Closed, Answer)> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() || (first.is_none() && request.version() == Version::HTTP_11) {
+        let answer = closing(StatusCode::BAD_REQUEST, "one Host header is required");
+        return Some((Closed::NoHost, answer));
+    }
+    None
 }
 
 /// Why a path is not served here: a route of the other port says so, and where it is.

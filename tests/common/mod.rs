@@ -1093,3 +1093,20 @@ impl Server {
 pub fn notice_path(bid: &Value, key: &str, price: &str) -> String {
     local(&str_of(bid, key).replace("${AUCTION_PRICE}", price))
 }
+
+/// A bid's event URLs, made local: `(win, impression, click)`, the win and impression priced at
+/// 0.5 CPM.
+pub fn event_urls(bid: &Value) -> (String, String, String) {
+    let price = |url: &str| local(&url.replace("${AUCTION_PRICE}", "0.5"));
+    let adm = str_of(bid, "adm");
+    let click = adm
+        .split_once("href=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(url, _)| local(url))
+        .unwrap_or_else(|| panic!("no link in {adm}"));
+    (
+        price(str_of(bid, "nurl")),
+        price(str_of(bid, "burl")),
+        click,
+    )
+}

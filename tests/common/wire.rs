@@ -73,7 +73,17 @@ impl Raw {
     /// Reads one response; `None` when the server closes the connection before a whole response
     /// head. Fails the test when the server does neither within [`DEADLINE`].
     pub async fn answer(&mut self) -> Option<Answer> {
-        let read = tokio::time::timeout(DEADLINE, self.read_answer()).await;
+        self.answer_with_body(true).await
+    }
+
+    /// Reads one response to a `HEAD` request: its head only, whatever its `Content-Length` says
+    /// (what follows belongs to the next response). `None` as [`Raw::answer`].
+    pub async fn answer_to_head(&mut self) -> Option<Answer> {
+        self.answer_with_body(false).await
+    }
+
+    async fn answer_with_body(&mut self, with_body: bool) -> Option<Answer> {
+        let read = tokio::time::timeout(DEADLINE, self.read_answer(with_body)).await;
         read.unwrap_or_else(|_| {
             panic!(
                 "the server neither answered nor closed the connection; read: {:?}",
@@ -82,7 +92,7 @@ impl Raw {
         })
     }
 
-    async fn read_answer(&mut self) -> Option<Answer> {
+    async fn read_answer(&mut self, with_body: bool) -> Option<Answer> {
         let end = loop {
             if let Some(at) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                 break at + 4;
@@ -94,12 +104,14 @@ impl Raw {
         let head = String::from_utf8_lossy(&self.buffer[..end]).to_ascii_lowercase();
         let status = head
             .strip_prefix("http/1.1 ")
+            .or_else(|| head.strip_prefix("http/1.0 "))
             .and_then(|s| s.get(..3)?.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP/1.1 response: {head:?}"));
+            .unwrap_or_else(|| panic!("not an HTTP/1.x response: {head:?}"));
         let length: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |n| n.trim().parse().expect("content-length"));
+            .map_or(0, |n| n.trim().parse().expect("content-length"))
+            * usize::from(with_body);
         while self.buffer.len() < end + length {
             assert!(self.fill().await, "response body cut short: {head:?}");
         }
