@@ -70,9 +70,10 @@ impl App {
         self.profiles.sweep(now);
     }
 
-    /// The metrics of the store, the recorder, the profile store and the auction's no-bids.
-    pub fn report(&self, out: &mut Exposition) {
-        self.store.report(out);
+    /// The metrics of the store, the recorder, the profile store and the auction's no-bids;
+    /// with `per_campaign`, each live campaign's too.
+    pub fn report(&self, out: &mut Exposition, per_campaign: bool) {
+        self.store.report(out, per_campaign);
         self.no_bids.report(out);
         self.recorder.report(out);
         self.profiles.report(out);

@@ -159,6 +159,7 @@ impl Bidder {
             limits: config.limits.clone(),
             max_batch_bytes: config.profiles.max_batch_bytes,
             no_bid: config.no_bid,
+            admin_host: config.admin_host.clone(),
         };
         let stopped = async {
             let _ = stopped.await;

@@ -517,3 +517,68 @@ async fn sigterm_waits_for_the_event_log_to_write_its_backlog() {
     let logged: HashSet<String> = of("win").map(|e| str_of(e, "bid").to_owned()).collect();
     assert_eq!(logged, queued, "wins queued and written");
 }
+
+#[tokio::test]
+async fn the_admin_port_refuses_what_a_web_page_could_make_a_browser_send() {
+    let server = two_campaigns();
+    // The status of `method path` on the admin port with these headers and a `{}` body.
+    let admin = async |method: &str, path: &str, headers: &[(&str, &str)]| {
+        let mut request = format!("{method} {path} HTTP/1.1\r\n");
+        for (name, value) in headers {
+            request += &format!("{name}: {value}\r\n");
+        }
+        request += "content-length: 2\r\n\r\n{}";
+        let mut raw = common::wire::Raw::connect_to(server.admin).await;
+        raw.send(request.as_bytes()).await;
+        raw.answer().await.map(|a| a.status)
+    };
+    let host = format!("127.0.0.1:{}", server.admin.port());
+    // A rebound name: 403, whatever the route.
+    let rebound = admin("GET", "/status", &[("host", "attacker.example:8081")]).await;
+    assert_eq!(rebound, Some(403));
+    // A cross-site form or text/plain POST: 415, and nothing reloads.
+    let reloads = server.metric("precis_reloads_total").await;
+    for kind in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let headers = [("host", host.as_str()), ("content-type", kind)];
+        assert_eq!(
+            admin("POST", "/admin/reload", &headers).await,
+            Some(415),
+            "{kind}"
+        );
+    }
+    assert_eq!(server.metric("precis_reloads_total").await, reloads);
+    // Its own Host, by address or as localhost, with JSON: served.
+    let localhost = format!("localhost:{}", server.admin.port());
+    for host in [host.as_str(), localhost.as_str()] {
+        let json = [("host", host), ("content-type", "application/json")];
+        assert_eq!(
+            admin("POST", "/admin/reload", &json).await,
+            Some(200),
+            "{host}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_campaigns_figures_are_on_the_admin_port_only() {
+    let server = two_campaigns();
+    assert!(
+        server
+            .bid(&common::banner_request(300, 250))
+            .await
+            .is_some()
+    );
+    let (_, _, bid_port) = server.get("/metrics").await;
+    let bid_port = String::from_utf8_lossy(&bid_port).into_owned();
+    assert!(bid_port.contains("precis_bid_requests_total"), "{bid_port}");
+    assert!(
+        !bid_port.contains("precis_campaign_bids_total"),
+        "{bid_port}"
+    );
+    let (_, _, admin_port) = server.admin_get("/metrics").await;
+    assert!(String::from_utf8_lossy(&admin_port).contains("precis_campaign_bids_total{campaign="));
+}

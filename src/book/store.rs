@@ -283,7 +283,7 @@ impl Store {
 impl Store {
     /// The store's metrics: what is loaded and refused, reloads, why matching campaigns stepped
     /// aside, budgets' and frequency caps' state, and each live campaign's bids, wins and spend.
-    pub fn report(&self, out: &mut Exposition) {
+    pub fn report(&self, out: &mut Exposition, per_campaign: bool) {
         let snapshot = self.snapshot();
         let load = |n: usize| n as u64;
         for (name, help, value) in [
@@ -345,6 +345,9 @@ impl Store {
         );
         pacer.report(out);
         exposures.report(out);
+        if !per_campaign {
+            return;
+        }
         // Ids are letters, digits, `.`, `_` and `-`: they need no escaping as label values.
         type Value = fn(&Ranked, &Learned) -> f64;
         let families: [(&str, &str, Value); 3] = [

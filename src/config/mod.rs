@@ -31,6 +31,9 @@ settings! {
         listen: Listen = Listen(SocketAddr::from(([127, 0, 0, 1], 8080))), flag "ADDR";
         /// Address of the admin routes (/status, /admin/*); the bid port never serves them.
         admin_listen: Listen = Listen(SocketAddr::from(([127, 0, 0, 1], 8081))), flag "ADDR";
+        /// Another name the admin port is reached by (e.g. `precis-admin.internal`, behind a
+        /// proxy): its `Host` is accepted besides the admin address (and `localhost` on loopback).
+        admin_host: Option<String> = None, flag "HOST";
         /// Bearer token every admin request must carry, when set; PRECIS_ADMIN_TOKEN overrides it.
         /// Required when admin_listen is not loopback.
         admin_token: Option<String> = None, secret;

@@ -1,16 +1,21 @@
 //! The operator's routes, on the admin port only: `GET /` (the [`super::dashboard`]),
 //! `GET /status`, `POST /admin/reload`, `POST /admin/clock?now=TIME` (moves a simulated clock),
-//! `POST /admin/explain` (why a request gets no bid) and the profile API under `/users/` ([`crate::audience::profiles::api`]). The bid port never
-//! serves them.
+//! `POST /admin/explain` (why a request gets no bid) and the profile API under `/users/`
+//! ([`crate::audience::profiles::api`]). The bid port never serves them.
 //!
-//! Behind a bearer token when one is configured, compared in constant time. Work that may take
+//! Only to its own `Host` (no DNS rebinding), only JSON for what changes something (no
+//! cross-site form posts), behind a bearer token when one is configured, compared in constant
+//! time. Work that may take
 //! seconds (a reload, a batch of profile updates, a sweep of millions of profiles) runs on a
 //! blocking thread or with `block_in_place`, never on a request core.
 
+use std::net::SocketAddr;
+
 use chrono::{DateTime, SecondsFormat};
 use hyper::body::Incoming;
-use hyper::header::AUTHORIZATION;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
+use sha2::{Digest, Sha256};
 
 use super::answer::{Answer, error, json};
 use super::body;
@@ -45,8 +50,9 @@ pub(super) async fn route(
     })
 }
 
-/// Whether an admin request may pass: always without a token, else with `Bearer TOKEN`
-/// (compared in constant time).
+/// Whether an admin request may pass: always without a token, else with `Bearer TOKEN`. The
+/// SHA-256 digests of both are compared in constant time, so neither the comparison's time nor
+/// an early exit on length tells how much of a guess was right.
 pub(super) fn authorized(token: Option<&str>, headers: &hyper::HeaderMap) -> bool {
     let Some(token) = token else { return true };
     let given = headers
@@ -54,12 +60,62 @@ pub(super) fn authorized(token: Option<&str>, headers: &hyper::HeaderMap) -> boo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+    let (given, token) = (Sha256::digest(given), Sha256::digest(token));
+    given
+        .iter()
+        .zip(token.iter())
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+        == 0
+}
+
+/// The `Host` values the admin port listening on `addr` answers to: the address itself, on
+/// loopback also `localhost` (both with the port), and `name` with or without it.
+pub(super) fn hosts(addr: SocketAddr, name: Option<&str>) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = vec![addr.to_string()];
+    if addr.ip().is_loopback() {
+        hosts.extend([
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]);
+    }
+    if let Some(name) = name
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+    {
+        hosts.push(format!("{name}:{port}"));
+        hosts.push(name);
+    }
+    hosts
+}
+
+/// The refusal of a request a web page on another site could have made a browser send: a
+/// `Host` that is not the admin port's own (a page on a rebound name: 403), or, on a request that
+/// changes something, no `Content-Type: application/json` (a cross-site form or `text/plain` POST
+/// cannot carry one without a preflight precis never grants: 415).
+pub(super) fn inadmissible(hosts: &[String], request: &Request<Incoming>) -> Option<Answer> {
+    let host = request.headers().get(HOST).and_then(|h| h.to_str().ok());
+    let host = host.unwrap_or_default().trim().to_ascii_lowercase();
+    if !hosts.contains(&host) {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            &format!("the admin port answers only to Host {}", hosts.join(", ")),
+        ));
+    }
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    (!reads && !json).then(|| {
+        error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "admin requests that change something must be Content-Type: application/json",
+        )
+    })
 }
 
 /// `POST /admin/reload`: reads the campaign directory now, off the request threads.

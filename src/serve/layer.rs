@@ -20,6 +20,9 @@ pub(super) struct Http {
     pub in_flight: Arc<Gate>,
     /// How a bid request without a bid is answered.
     pub no_bid: NoBidAnswer,
+    /// The `Host` values the admin port answers to (lower case): its address, `localhost` when it
+    /// is loopback, and `admin_host`. A page on another name (DNS rebinding) gets 403.
+    pub admin_hosts: Vec<String>,
 }
 
 /// A request a router does not serve: its method and path, for the routes both ports share.

@@ -86,6 +86,8 @@ pub struct Settings {
     pub max_batch_bytes: usize,
     /// How a bid request without a bid is answered (`no_bid`).
     pub no_bid: NoBidAnswer,
+    /// Another name the admin port is reached by (`admin_host`), besides its address.
+    pub admin_host: Option<String>,
 }
 
 /// Which listener a request came in on.
@@ -121,6 +123,10 @@ pub async fn serve(
         // requests are written one by one instead (no request waits the longer for it).
         .keep_alive(true);
     let connections = Gate::new(limits.max_connections);
+    let admin_hosts = admin
+        .local_addr()
+        .map(|addr| admin::hosts(addr, settings.admin_host.as_deref()))
+        .unwrap_or_default();
     let http = Arc::new(Http {
         metrics: Arc::default(),
         in_flight: Gate::new(limits.max_in_flight),
@@ -128,6 +134,7 @@ pub async fn serve(
         admin_token: settings.admin_token.map(Into::into),
         max_batch_bytes: settings.max_batch_bytes,
         no_bid: settings.no_bid,
+        admin_hosts,
     });
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -254,6 +261,11 @@ async fn handle(
     // The dashboard page holds no data (its script fetches with the token): served to anyone.
     let page = request.method() == Method::GET && request.uri().path() == "/";
     if port == Port::Admin
+        && let Some(refused) = admin::inadmissible(&http.admin_hosts, &request)
+    {
+        return refused;
+    }
+    if port == Port::Admin
         && !page
         && !admin::authorized(http.admin_token.as_deref(), request.headers())
     {
@@ -283,7 +295,7 @@ async fn handle(
         Port::Admin => admin::route(http, app, request).await,
     };
     routed.unwrap_or_else(|(method, path)| match (method, path.as_str()) {
-        (Method::GET, "/metrics") => text(StatusCode::OK, metrics(http, app)),
+        (Method::GET, "/metrics") => text(StatusCode::OK, metrics(http, app, port)),
         (_, "/healthz" | "/readyz" | "/metrics") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -338,10 +350,11 @@ fn ready(trouble: Option<&str>) -> Answer {
 }
 
 /// `/metrics`: what the HTTP layer counted, then what the application's parts report.
-fn metrics(http: &Http, app: &App) -> String {
+fn metrics(http: &Http, app: &App, port: Port) -> String {
     let mut out = Exposition::default();
     http.metrics.report(&mut out, http.in_flight.held());
-    app.report(&mut out);
+    // Each campaign's bids, wins and spend are the operator's: not on the exchange's port.
+    app.report(&mut out, port == Port::Admin);
     out.finish()
 }
 

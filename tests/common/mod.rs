@@ -674,7 +674,8 @@ impl Server {
 
     /// `GET /metrics`, parsed: each series (name with labels, as written) to its value.
     pub async fn metrics(&self) -> HashMap<String, f64> {
-        let (status, _, body) = self.get("/metrics").await;
+        // The admin port's: the operator's view, with each campaign's series.
+        let (status, _, body) = self.admin_get("/metrics").await;
         assert_eq!(status, StatusCode::OK, "/metrics");
         parse_prometheus(&String::from_utf8_lossy(&body))
     }
