@@ -111,7 +111,10 @@ pub fn list(dir: &Path, endings: &[&str]) -> std::io::Result<Vec<PathBuf>> {
             files.push(path);
         }
     }
-    files.sort();
+    // By bytes: the same order as by path for the files of one directory, without taking each
+    // path apart into components at every comparison (a directory of 10,000 files is sorted at
+    // every reload).
+    files.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     Ok(files)
 }
 

@@ -24,7 +24,7 @@
 //!   of the same reload (a change there checks every file again); a broken taxonomy keeps its last
 //!   good version.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,8 +177,8 @@ struct Tracked {
     /// The same for the directory itself (its stamp moves when a file is added, removed or
     /// renamed).
     directory: Option<(Stamp, Instant)>,
-    /// The files of the set last applied.
-    listed: BTreeSet<PathBuf>,
+    /// The files of the set last applied, in order.
+    listed: Vec<PathBuf>,
 }
 
 /// One campaign file as last read: what it compiled to, valid while its stamp and the context
@@ -372,8 +372,9 @@ impl Store {
         let previous = self.current.load_full();
         let quiet = self.loading.quiet;
         let listing = std::fs::metadata(&self.dir).and_then(|directory| {
-            let files = campaign_files(std::slice::from_ref(&self.dir))?;
-            Ok((Stamp::of(&directory), files))
+            let files = crate::files::list(&self.dir, &[".toml"])?;
+            let campaigns = files.into_iter().filter(|f| !f.ends_with(taxonomy::FILE));
+            Ok((Stamp::of(&directory), campaigns.collect::<Vec<_>>()))
         });
         let (directory, listed) = match listing {
             Ok(listing) => listing,
@@ -389,7 +390,6 @@ impl Store {
                 return Err(e);
             }
         };
-        let listed: BTreeSet<PathBuf> = listed.into_iter().collect();
         let Sources {
             taxonomy,
             audiences,
@@ -422,7 +422,9 @@ impl Store {
         let follow = due.is_none() && !emptied;
         let mut pending = Vec::new();
         if !follow {
-            pending.extend(listed.difference(&tracked.listed).map(|path| Pending {
+            let known: HashSet<&Path> = tracked.listed.iter().map(PathBuf::as_path).collect();
+            let new = listed.iter().filter(|path| !known.contains(path.as_path()));
+            pending.extend(new.map(|path| Pending {
                 path: path.clone(),
                 why: "the directory's list of files is still changing",
                 serving_last_good: false,
@@ -433,11 +435,14 @@ impl Store {
         } else {
             tracked.listed.clone()
         };
+        let last_goods: HashMap<&Path, &Loaded> = (previous.files.iter())
+            .map(|(p, l)| (p.as_path(), l))
+            .collect();
 
         let mut candidates = Vec::new();
         let mut files_read = 0;
         for path in &paths {
-            let last_good = previous.files.get(path).cloned();
+            let last_good = last_goods.get(path.as_path()).map(|&l| l.clone());
             let seen = match files::outside(&self.dir, path) {
                 Some(target) => Seen::Compiled(Err(outside_error(path, &target))),
                 None => {
@@ -476,8 +481,14 @@ impl Store {
         let serving = |id: &str| previous.by_id.get(id).map(|c| c.path.clone());
         let (files, duplicates) = one_file_per_id(candidates, serving);
         refused.extend(duplicates);
-        tracked.readings.retain(|path, _| paths.contains(path));
-        tracked.unsettled.retain(|path, _| listed.contains(path));
+        let applied: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        tracked
+            .readings
+            .retain(|path, _| applied.contains(path.as_path()));
+        let listed: HashSet<&Path> = listed.iter().map(PathBuf::as_path).collect();
+        tracked
+            .unsettled
+            .retain(|path, _| listed.contains(path.as_path()));
         if follow {
             tracked.listed = paths;
         }
@@ -944,15 +955,13 @@ fn one_file_per_id(
                 .filter(|l| (l.campaign.id == *id) == kept);
         }
     }
-    let mut files = BTreeMap::new();
     let mut taken = HashSet::new();
-    for candidate in candidates {
-        if let Some(loaded) = candidate.chosen
-            && taken.insert(loaded.campaign.id.clone())
-        {
-            files.insert(candidate.path, loaded);
-        }
-    }
+    // Collected, not inserted one by one: candidates come in order, which a collect sorts in one
+    // pass, where each insert would compare paths component by component.
+    let files = (candidates.into_iter())
+        .filter_map(|c| Some((c.path, c.chosen?)))
+        .filter(|(_, loaded)| taken.insert(loaded.campaign.id.clone()))
+        .collect();
     (files, refused)
 }
 
