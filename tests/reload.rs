@@ -57,7 +57,12 @@ async fn until_refused(server: &Server, name: &str) -> Value {
 }
 
 fn refused_entry(status: &Value, name: &str) -> Option<Value> {
-    status["refused"]
+    entry(status, "refused", name)
+}
+
+/// The entry of `/status`'s list `list` (`refused`, `pending`) whose path ends with `name`.
+fn entry(status: &Value, list: &str, name: &str) -> Option<Value> {
+    status[list]
         .as_array()?
         .iter()
         .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(name)))
@@ -187,6 +192,34 @@ async fn two_files_claiming_one_id_are_both_refused_and_the_one_serving_keeps_se
 }
 
 #[tokio::test]
+async fn only_the_file_that_changed_is_read_again() {
+    let server = Server::setup()
+        .campaign("shoes.toml", rect(2.0))
+        .campaign("hats.toml", rect(1.0))
+        .campaign("boots.toml", rect(1.5))
+        .start();
+    until_winner(&server, "shoes", 2.0).await;
+    let read = "precis_campaign_files_read_total";
+    assert_eq!(server.metric(read).await, 3.0, "each file once at start");
+
+    server.write_campaign("hats.toml", &rect(4.0).toml());
+    until_winner(&server, "hats", 4.0).await;
+    assert_eq!(server.metric(read).await, 4.0, "hats.toml alone again");
+
+    // Nothing changed: a reload reads nothing.
+    let (status, _, body) = server.admin_post("/admin/reload").await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let reloaded = parse_json(&body);
+    assert_eq!(reloaded["files_read"], 0, "{reloaded}");
+    assert_eq!(
+        reloaded["live"],
+        json!(["hats", "shoes", "boots"]),
+        "{reloaded}"
+    );
+    assert_eq!(server.metric(read).await, 4.0);
+}
+
+#[tokio::test]
 async fn a_new_file_is_picked_up_and_a_deleted_file_stops_bidding() {
     let server = shoes_bidding().await;
 
@@ -262,16 +295,6 @@ async fn sighup_triggers_a_reload() {
     until_winner(&server, "shoes", 2.0).await;
 }
 
-/// `/status`'s pending files: each path that ends with `name`, and whether its last good version
-/// serves.
-fn pending_entry(status: &Value, name: &str) -> Option<Value> {
-    status["pending"]
-        .as_array()?
-        .iter()
-        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(name)))
-        .cloned()
-}
-
 /// A 300x250 request from France.
 fn from_france() -> Value {
     with(
@@ -315,7 +338,7 @@ async fn a_file_written_in_two_parts_never_bids_half_written() {
             assert_eq!(winner(&us).await, Some(("shoes".to_owned(), 2.0)));
             assert_eq!(winner(&france).await, Some(("france".to_owned(), 5.0)));
             let status = server.status().await;
-            pending_entry(&status, "france.toml").ok_or_else(|| status.to_string())
+            entry(&status, "pending", "france.toml").ok_or_else(|| status.to_string())
         })
         .await;
     assert_eq!(pending["serving_last_good"], true, "{pending}");

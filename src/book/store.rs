@@ -17,8 +17,8 @@
 //! - a directory that is missing or holds no campaign file never replaces campaigns serving: the
 //!   last good set is held, and [`Snapshot::held`] says why;
 //! - files over the size limit are refused without being read whole, symbolic links leading
-//!   outside the directory are refused, and two files claiming one id are both refused while the
-//!   one that was serving it keeps serving;
+//!   outside the directory are refused (the taxonomy's too), and two files claiming one id are
+//!   both refused while the one that was serving it keeps serving;
 //! - only files whose [`Stamp`] changed are read again (audience packages: while their length and
 //!   modification time stay the same). Campaigns are checked against the taxonomy and the packages
 //!   of the same reload (a change there checks every file again); a broken taxonomy keeps its last
@@ -158,6 +158,8 @@ pub struct Store {
     /// Reloads asked for since the first load, and those that could not read the directory.
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    /// Campaign files read (and compiled) since start: unchanged files are not read again.
+    files_read: AtomicU64,
 }
 
 impl Snapshot {
@@ -251,6 +253,7 @@ impl Store {
             reloading: Mutex::new(Tracked::default()),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            files_read: AtomicU64::new(0),
         };
         let give_up = Instant::now() + loading.quiet * START_WAIT_QUIET_PERIODS;
         let mut loaded = store.load()?;
@@ -399,6 +402,7 @@ impl Store {
             &self.audiences,
             previous.taxonomy.clone(),
             &previous.audiences,
+            self.loading.limits.max_file_bytes,
         );
         let names = audiences.names();
         let context = Context {
@@ -478,6 +482,8 @@ impl Store {
                 last_good,
             });
         }
+        self.files_read
+            .fetch_add(files_read as u64, Ordering::Relaxed);
         let serving = |id: &str| previous.by_id.get(id).map(|c| c.path.clone());
         let (files, duplicates) = one_file_per_id(candidates, serving);
         refused.extend(duplicates);
@@ -668,6 +674,11 @@ impl Store {
             "Reloads that could not read the campaign directory.",
             self.reload_failures.load(Ordering::Relaxed),
         );
+        out.counter(
+            "precis_campaign_files_read_total",
+            "Campaign files read and compiled since start (a file whose stamp has not changed is not read again).",
+            self.files_read.load(Ordering::Relaxed),
+        );
         let Feedback {
             learned,
             pacer,
@@ -725,22 +736,30 @@ pub struct Sources {
 
 impl Sources {
     /// Reads `dir`'s taxonomy and the packages of `audience_dir`, falling back to the last good
-    /// taxonomy and reusing unchanged packages of `previous`.
+    /// taxonomy and reusing unchanged packages of `previous`. A taxonomy over `max_file_bytes`
+    /// or linking out of `dir` is refused as a campaign file would be.
     pub fn load(
         dir: &Path,
         audience_dir: &Path,
         last_good: Option<Arc<Taxonomy>>,
         previous: &Library,
+        max_file_bytes: u64,
     ) -> Sources {
         let mut refused = Vec::new();
-        let taxonomy = match Taxonomy::load(dir) {
-            None => None,
-            Some(Ok(taxonomy)) => Some(Arc::new(taxonomy)),
-            Some(Err(error)) => {
-                refused.push(error);
-                last_good
-            }
+        let path = dir.join(taxonomy::FILE);
+        let read = match files::outside(dir, &path) {
+            Some(target) => Err(outside_error(&path, &target)),
+            None => read_text(&path, max_file_bytes),
         };
+        let taxonomy =
+            match read.and_then(|text| text.map(|t| Taxonomy::parse(&t, &path)).transpose()) {
+                Ok(None) => None,
+                Ok(Some(taxonomy)) => Some(Arc::new(taxonomy)),
+                Err(error) => {
+                    refused.push(error);
+                    last_good
+                }
+            };
         Sources {
             taxonomy,
             audiences: Arc::new(Library::load(audience_dir, previous)),
@@ -779,7 +798,13 @@ pub fn check(
         .iter()
         .find(|p| p.is_dir())
         .map_or(dir, PathBuf::as_path);
-    let sources = Sources::load(dir, &audience_dir(dir), None, &Library::default());
+    let sources = Sources::load(
+        dir,
+        &audience_dir(dir),
+        None,
+        &Library::default(),
+        limits.max_file_bytes,
+    );
     let names = sources.audiences.names();
     let context = Context {
         rates,
@@ -884,7 +909,15 @@ fn compile_all(
 /// Reads and compiles one campaign file within `context`'s limits: one over the size limit is
 /// refused before it is read whole.
 fn compile_file(path: &Path, context: &Context) -> Result<Arc<Campaign>, FileError> {
-    let limit = context.limits.max_file_bytes;
+    let text = read_text(path, context.limits.max_file_bytes)?
+        .ok_or_else(|| whole_file_error(path, "cannot read: the file is gone".into()))?;
+    campaign::file::parse_in(&text, path, context).map(Arc::new)
+}
+
+/// The text of a file of the campaign directory (a campaign file, the taxonomy), `None` when
+/// there is no such file; refused when it is over `limit` bytes (by its size, unread) or not
+/// UTF-8.
+fn read_text(path: &Path, limit: u64) -> Result<Option<String>, FileError> {
     let bytes = match files::read_at_most(path, limit) {
         Ok(Bounded::Whole(bytes)) => bytes,
         Ok(Bounded::TooLarge(size)) => {
@@ -895,11 +928,12 @@ fn compile_file(path: &Path, context: &Context) -> Result<Arc<Campaign>, FileErr
                 ),
             ));
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(whole_file_error(path, format!("cannot read: {e}"))),
     };
     let text =
         String::from_utf8(bytes).map_err(|_| whole_file_error(path, "not UTF-8 text".into()))?;
-    campaign::file::parse_in(&text, path, context).map(Arc::new)
+    Ok(Some(text))
 }
 
 /// What a file may serve in a reload, before ids are checked: what it compiled to now or else
@@ -1250,6 +1284,55 @@ mod tests {
         assert!(pending.pending[0].serving_last_good);
         let recheck = pending.recheck.expect("a recheck");
         assert!(recheck > before + Duration::from_secs(50), "{recheck:?}");
+    }
+
+    #[test]
+    fn a_taxonomy_over_the_size_limit_or_linking_out_is_refused_and_its_last_good_version_kept() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("campaigns");
+        std::fs::create_dir(&dir).expect("dir");
+        let path = dir.join(taxonomy::FILE);
+        let load = |last_good| {
+            let sources = Sources::load(
+                &dir,
+                &audience_dir(&dir),
+                last_good,
+                &Library::default(),
+                1024,
+            );
+            let refused: Vec<String> = sources.refused.iter().map(ToString::to_string).collect();
+            (sources.taxonomy, refused)
+        };
+        let outside = root.path().join("taxonomy.toml");
+        std::fs::write(&outside, "roots = [\"sports\"]\n").expect("write");
+        std::os::unix::fs::symlink("../taxonomy.toml", &path).expect("link");
+        let (taxonomy, refused) = load(None);
+        assert!(taxonomy.is_none());
+        let target = std::fs::canonicalize(&outside).expect("canonical");
+        assert_eq!(
+            refused,
+            [format!(
+                "{}:1:1: a link to {}, outside the campaign directory: links are followed only within it (copy the file in instead)",
+                path.display(),
+                target.display()
+            )]
+        );
+
+        // A sparse 100 GiB taxonomy is refused unread, and the last good one kept.
+        std::fs::remove_file(&path).expect("unlink");
+        std::fs::File::create(&path)
+            .and_then(|f| f.set_len(100 << 30))
+            .expect("sparse file");
+        let last_good = Arc::new(Taxonomy::parse("roots = [\"travel\"]\n", &path).expect("parse"));
+        let (taxonomy, refused) = load(Some(last_good.clone()));
+        assert!(taxonomy.is_some_and(|t| Arc::ptr_eq(&t, &last_good)));
+        assert_eq!(
+            refused,
+            [format!(
+                "{}:1:1: the file is 107374182400 bytes or more, over the limit of 1024 for a campaign file ([reload] max_file_bytes): it was not read",
+                path.display()
+            )]
+        );
     }
 
     #[test]

@@ -713,11 +713,14 @@ fn replace(dir: &Path, name: &str, text: &str) {
 
 /// Dates the campaign directory and its files a minute back, as files a deployment left before
 /// start: the bidder loads a file only once it has stood still for its quiet period, and these are
-/// complete, so its first load need not wait.
+/// complete, so its first load need not wait. Pipes are left alone (opening one would wait for
+/// the bidder).
 fn backdate_campaigns(dir: &Path) {
     let minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
     let entries = std::fs::read_dir(dir).expect("list campaigns");
-    let files = entries.map(|e| e.expect("campaign entry").path());
+    let files = entries
+        .map(|e| e.expect("campaign entry").path())
+        .filter(|path| path.is_file() || path.is_dir());
     for path in files.chain([dir.to_owned()]) {
         let file = std::fs::File::open(&path).expect("open to date");
         file.set_modified(minute_ago).expect("date file");
