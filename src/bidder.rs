@@ -341,12 +341,14 @@ fn open(
         pacer: Pacer::new(pacing.hold_secs, pacing.step_secs),
         exposures: Exposures::new(pacing.max_users, pacing.hold_secs),
     };
-    let store = Store::open(&config.campaigns, rates, feedback).map_err(|source| {
-        BidderError::Campaigns {
-            path: config.campaigns.clone(),
-            source,
-        }
-    })?;
+    let loading = config.reload.loading();
+    let store =
+        Store::open_with(&config.campaigns, rates, feedback, loading).map_err(|source| {
+            BidderError::Campaigns {
+                path: config.campaigns.clone(),
+                source,
+            }
+        })?;
     let store = Arc::new(store);
     log_reload(&Ok(store.snapshot()));
     // What the log says was learned, spent and shown, then the bids still waiting for a win.

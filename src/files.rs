@@ -1,5 +1,6 @@
-//! Files in directories people and precis both write: listing them one way, and replacing one
-//! whole, durably.
+//! Files in directories people and precis both write: listing them one way, telling whether one
+//! changed ([`Stamp`]) or leads out of its directory ([`outside`]), reading one within a size
+//! limit ([`read_at_most`]), and replacing one whole, durably.
 //!
 //! What precis writes for itself or for a watching bidder to read (budget reservations, the
 //! profile snapshot, audience packages it builds) is written beside its target as a hidden
@@ -9,10 +10,92 @@
 //! itself are made the same way, once, readable by their owner only ([`create_private`]). Never
 //! call these on the bid path: they wait for the disk.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// What says whether a file changed without reading it: its length, its modification and
+/// status-change times and which inode it is. Any write changes the times (and a file replaced by
+/// a rename is another inode), so the same stamp means the same contents, as long as the file was
+/// not written within the filesystem's clock tick of being read (see [`Stamp::settled_before`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
+    /// When its contents last changed: `None` where the filesystem does not say.
+    pub modified: Option<SystemTime>,
+    /// Status change time (seconds, nanoseconds): moves on every write, rename and `touch`, and
+    /// unlike the modification time, no tool can set it back.
+    changed: (i64, i64),
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    pub fn of(metadata: &Metadata) -> Stamp {
+        Stamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+            inode: (metadata.dev(), metadata.ino()),
+        }
+    }
+
+    /// How long ago, as of `now`, the contents last changed: `None` when that is unknown or in
+    /// the future (a clock set back, a file copied with a date to come).
+    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+        now.duration_since(self.modified?).ok()
+    }
+
+    /// Whether the file was last written at least `tick` before `read`: a file written in the
+    /// same clock tick as it was read may change again without its stamp changing, so what was
+    /// read then must be read again rather than trusted.
+    pub fn settled_before(&self, read: SystemTime, tick: Duration) -> bool {
+        self.modified
+            .and_then(|m| read.duration_since(m).ok())
+            .is_some_and(|age| age >= tick)
+    }
+}
+
+/// What [`read_at_most`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bounded {
+    /// The whole file.
+    Whole(Vec<u8>),
+    /// More than the limit: at least this many bytes (its size, when it said so).
+    TooLarge(u64),
+}
+
+/// Reads `path` whole when it holds at most `limit` bytes, never more than `limit` + 1 of them:
+/// a file over the limit is refused by its size before anything is read, and one that grows (or
+/// says it is smaller than it is, as some special files do) is cut short at `limit` + 1.
+pub fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Bounded> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Ok(Bounded::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    match bytes.len() as u64 {
+        read if read > limit => Ok(Bounded::TooLarge(read)),
+        _ => Ok(Bounded::Whole(bytes)),
+    }
+}
+
+/// Where `path`, a symbolic link listed in `dir`, leads when that is outside `dir` (or cannot be
+/// told); `None` for a plain file, or a link to a file inside `dir`.
+pub fn outside(dir: &Path, path: &Path) -> Option<PathBuf> {
+    let link = std::fs::symlink_metadata(path).ok()?;
+    if !link.file_type().is_symlink() {
+        return None;
+    }
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    match std::fs::canonicalize(dir) {
+        Ok(dir) if target.starts_with(&dir) => None,
+        _ => Some(target),
+    }
+}
 
 /// The regular files of `dir` whose name ends with one of `endings` (`".toml"`), sorted by path
 /// (so that whatever depends on their order, such as which of two files claiming one id wins, is
@@ -29,7 +112,10 @@ pub fn list(dir: &Path, endings: &[&str]) -> std::io::Result<Vec<PathBuf>> {
             files.push(path);
         }
     }
-    files.sort();
+    // By bytes: the same order as by path for the files of one directory, without taking each
+    // path apart into components at every comparison (a directory of 10,000 files is sorted at
+    // every reload).
+    files.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     Ok(files)
 }
 
@@ -109,6 +195,52 @@ fn temporary(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_file_within_its_limit_and_refuses_one_over_it_by_its_size() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, b"12345").expect("write");
+        assert_eq!(
+            read_at_most(&path, 5).expect("read"),
+            Bounded::Whole(b"12345".to_vec())
+        );
+        assert_eq!(read_at_most(&path, 4).expect("read"), Bounded::TooLarge(5));
+        // A sparse file of 100 GiB is refused by its size: nothing is read, nothing allocated.
+        let sparse = dir.path().join("sparse.toml");
+        File::create(&sparse)
+            .and_then(|f| f.set_len(100 << 30))
+            .expect("sparse file");
+        assert_eq!(
+            read_at_most(&sparse, 1 << 20).expect("read"),
+            Bounded::TooLarge(100 << 30)
+        );
+    }
+
+    #[test]
+    fn a_file_that_says_it_is_empty_is_still_read_only_up_to_the_limit() {
+        // /proc files report a length of 0 whatever they hold: the stat alone is not trusted.
+        let status = Path::new("/proc/self/status");
+        match read_at_most(status, 16).expect("read") {
+            Bounded::TooLarge(read) => assert_eq!(read, 17),
+            Bounded::Whole(bytes) => panic!("read {} bytes past a 16-byte limit", bytes.len()),
+        }
+    }
+
+    #[test]
+    fn a_link_is_outside_only_when_its_target_is() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("campaigns");
+        std::fs::create_dir(&dir).expect("dir");
+        std::fs::write(dir.join("a.toml"), "").expect("write");
+        std::fs::write(root.path().join("secret.toml"), "").expect("write");
+        std::os::unix::fs::symlink(dir.join("a.toml"), dir.join("b.toml")).expect("link");
+        std::os::unix::fs::symlink("../secret.toml", dir.join("c.toml")).expect("link");
+        assert_eq!(outside(&dir, &dir.join("a.toml")), None);
+        assert_eq!(outside(&dir, &dir.join("b.toml")), None);
+        let secret = std::fs::canonicalize(root.path().join("secret.toml")).expect("canonical");
+        assert_eq!(outside(&dir, &dir.join("c.toml")), Some(secret));
+    }
 
     #[test]
     fn replaces_the_whole_file_and_leaves_no_temporary() {

@@ -333,8 +333,13 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         paths.push(config.campaigns.clone());
     }
     let rates = config.rates().map_err(anyhow::Error::msg)?;
-    let checked =
-        store::check(&paths, &config.campaigns, &rates).context("cannot list campaign files")?;
+    let checked = store::check(
+        &paths,
+        &config.campaigns,
+        &rates,
+        config.reload.loading().limits,
+    )
+    .context("cannot list campaign files")?;
     for error in &checked.refused {
         println!("{error}");
     }
@@ -491,7 +496,8 @@ fn explain(
     })?;
     let rates = config.rates().map_err(anyhow::Error::msg)?;
     let dir = &config.campaigns;
-    let checked = store::check(std::slice::from_ref(dir), dir, &rates)
+    let limits = config.reload.loading().limits;
+    let checked = store::check(std::slice::from_ref(dir), dir, &rates, limits)
         .with_context(|| format!("cannot list campaign files in {}", dir.display()))?;
     for error in &checked.refused {
         eprintln!("precis: refused, not explained: {error}");
@@ -535,8 +541,8 @@ fn report(
     // KPI shortfalls: after the table; on stderr for csv and json, which stay exactly their fields.
     if by == report::By::Campaign && campaigns.is_dir() {
         let rates = config.rates().map_err(anyhow::Error::msg)?;
-        let compiled =
-            store::compile_dir(campaigns, &rates).context("cannot list campaign files")?;
+        let compiled = store::compile_dir(campaigns, &rates, config.reload.loading().limits)
+            .context("cannot list campaign files")?;
         let alerts = report::kpi_alerts(&groups, compiled.iter().map(|c| &**c), &rates);
         if !alerts.is_empty() {
             let lines: Vec<String> = alerts.iter().map(|a| format!("  {a}")).collect();

@@ -253,23 +253,96 @@ fn each_broken_file_fails_on_its_own() {
 }
 
 #[test]
-fn a_campaign_id_used_twice_is_reported_at_the_second_file() {
+fn a_campaign_id_used_twice_is_reported_at_both_files() {
     let shoes = good().top(r#"id = "shoes""#).toml();
     let dir = dir_with(&[("a.toml", shoes.clone()), ("b.toml", shoes)]);
     let (out, found) = check_failing(dir.path(), &[dir.path()]);
-    assert_eq!(found.len(), 1, "{out}");
-    let d = &found[0];
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    let reported: Vec<_> = found
+        .iter()
+        .map(|d| (d.path.clone(), d.line, d.col, d.message.clone()))
+        .collect();
+    let says = |other: &Path| {
+        format!(
+            "campaign id `shoes` is also used by {}: both files are refused until one of them changes its `id`",
+            other.display()
+        )
+    };
     assert_eq!(
-        (&d.path, d.line, d.col),
-        (&dir.path().join("b.toml"), 1, 1),
+        reported,
+        [(a.clone(), 1, 1, says(&b)), (b.clone(), 1, 1, says(&a))],
         "{out}"
     );
+}
+
+#[test]
+fn size_limits_come_from_the_config_file_and_links_out_of_the_directory_are_refused() {
+    let padded = good().top(&format!("# {}", "x".repeat(3000))).toml();
+    let markup = format!("<img src=\"https://cdn.example/{}.png\">", "a".repeat(300));
+    let heavy = Campaign::cpm(2.0)
+        .creative(&format!(
+            "id = \"heavy\"\nformat = \"banner\"\nw = 300\nh = 250\nadm = '{markup}'\n\
+             landing = \"https://advertiser.example/\""
+        ))
+        .toml();
+    let root = dir_with(&[("elsewhere.toml", good().toml())]);
+    let campaigns = root.path().join("campaigns");
+    std::fs::create_dir(&campaigns).expect("campaign dir");
+    std::fs::write(campaigns.join("padded.toml"), &padded).expect("write");
+    std::fs::write(campaigns.join("heavy.toml"), &heavy).expect("write");
+    let link = campaigns.join("linked.toml");
+    std::os::unix::fs::symlink("../elsewhere.toml", &link).expect("link");
+
+    // Within the default limits, only the link is refused.
+    let (out, found) = check_failing(root.path(), &[&campaigns]);
+    let target = std::fs::canonicalize(root.path().join("elsewhere.toml")).expect("canonical");
+    let outside = format!(
+        "a link to {}, outside the campaign directory: links are followed only within it (copy the file in instead)",
+        target.display()
+    );
+    let reported: Vec<_> = found
+        .iter()
+        .map(|d| (d.path.clone(), d.line, d.col, d.message.clone()))
+        .collect();
+    assert_eq!(reported, [(link.clone(), 1, 1, outside.clone())], "{out}");
+
+    let config = root.path().join("precis.toml");
+    std::fs::write(
+        &config,
+        "[reload]\nmax_file_bytes = 2048\nmax_adm_bytes = 256\n",
+    )
+    .expect("write config");
+    let output = check(root.path(), Some(&config), &[&campaigns]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    let reported: Vec<_> = diagnostics(&out)
+        .into_iter()
+        .map(|d| (d.path, d.line, d.col, d.message))
+        .collect();
     assert_eq!(
-        d.message,
-        format!(
-            "campaign id `shoes` is already used by {}",
-            dir.path().join("a.toml").display()
-        )
+        reported,
+        [
+            (
+                campaigns.join("heavy.toml"),
+                line_of(&heavy, "adm = "),
+                7,
+                format!(
+                    "creative `heavy`: `adm` is {} bytes, over the limit of 256 ([reload] max_adm_bytes): every bid carries it, so host images and video elsewhere and link to them",
+                    markup.len()
+                )
+            ),
+            (link, 1, 1, outside),
+            (
+                campaigns.join("padded.toml"),
+                1,
+                1,
+                format!(
+                    "the file is {} bytes or more, over the limit of 2048 for a campaign file ([reload] max_file_bytes): it was not read",
+                    padded.len()
+                )
+            ),
+        ],
+        "{out}"
     );
 }
 

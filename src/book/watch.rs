@@ -3,12 +3,14 @@
 //!
 //! A [`Trigger`] asks for a reload; pokes in quick succession become one run of its work, on a
 //! blocking thread, never two at once. [`spawn`] starts the store's reload task and one file
-//! watcher for all the directories, including ones made after start. Nothing here runs on the
-//! request path or reads a file itself: it only says when to read again.
+//! watcher for all the directories, including ones made after start; when a reload leaves files
+//! pending (changed, not settled yet), the task runs again when they should have settled, without
+//! waiting for another change. Nothing here runs on the request path or reads a file itself: it
+//! only says when to read again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -41,9 +43,11 @@ pub fn spawn(
 ) -> notify::Result<(Trigger, Watch)> {
     let campaigns = store.dir().to_owned();
     let audiences = store.audience_dir().to_owned();
-    let trigger = debounced(move || {
+    let first = store.snapshot().recheck;
+    let trigger = rescheduling(first, move || {
         let result = store.reload();
         after(&result);
+        result.ok().and_then(|snapshot| snapshot.recheck)
     });
     let mut wanted = vec![(campaigns, trigger.clone()), (audiences, trigger.clone())];
     wanted.extend(others);
@@ -155,16 +159,43 @@ impl Watch {
 /// A trigger that runs `work` on a blocking thread when poked, once per burst of pokes (waiting
 /// `SETTLE` for the burst to end), never two at once.
 pub fn debounced(work: impl Fn() + Send + Sync + 'static) -> Trigger {
+    rescheduling(None, move || {
+        work();
+        None
+    })
+}
+
+/// [`debounced`], whose `work` may also ask to run again at an instant (as may `first`) unless a
+/// poke runs it sooner.
+fn rescheduling(
+    first: Option<Instant>,
+    work: impl Fn() -> Option<Instant> + Send + Sync + 'static,
+) -> Trigger {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let work = Arc::new(work);
     tokio::spawn(async move {
-        while rx.recv().await.is_some() {
+        let mut due = first;
+        loop {
+            let woken = match due {
+                Some(at) => tokio::select! {
+                    poke = rx.recv() => poke.is_some(),
+                    () = tokio::time::sleep_until(at.into()) => true,
+                },
+                None => rx.recv().await.is_some(),
+            };
+            if !woken {
+                break;
+            }
             tokio::time::sleep(SETTLE).await;
             while rx.try_recv().is_ok() {}
             let work = work.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || work()).await {
-                tracing::error!("reload task failed: {e}");
-            }
+            due = match tokio::task::spawn_blocking(move || work()).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!("reload task failed: {e}");
+                    None
+                }
+            };
         }
     });
     Trigger(tx)

@@ -17,8 +17,8 @@ use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
 use super::{
-    Budget, Campaign, Creative, CreativeFormat, Frequency, Kpi, Pacing, VAST_VERSIONS, VideoFile,
-    Window,
+    Budget, Campaign, Creative, CreativeFormat, Frequency, Kpi, Limits, Pacing, VAST_VERSIONS,
+    VideoFile, Window,
 };
 use crate::audience::Rule;
 use crate::campaign::pricing::{Currency, Model, Pricing, Rates};
@@ -185,6 +185,8 @@ pub struct Context<'a> {
     pub taxonomy: Option<&'a Taxonomy>,
     /// The audience packages there are: other names are refused. `None`: names are not checked.
     pub audiences: Option<&'a BTreeSet<String>>,
+    /// How large a creative's markup may be (the file's own size is checked before it is read).
+    pub limits: Limits,
 }
 
 /// Parses, checks and compiles one campaign file, without a taxonomy or audience packages to check
@@ -194,6 +196,7 @@ pub fn parse(source: &str, path: &Path, rates: &Rates) -> Result<Campaign, FileE
         rates,
         taxonomy: None,
         audiences: None,
+        limits: Limits::default(),
     };
     parse_in(source, path, &context)
 }
@@ -980,8 +983,18 @@ impl Checker<'_> {
                     }
                 }
             }
-            if c.adm.get_ref().trim().is_empty() {
+            let adm = c.adm.get_ref();
+            let max_adm = self.context.limits.max_adm_bytes;
+            if adm.trim().is_empty() {
                 self.error(c.adm.span(), format!("creative `{id}` has an empty `adm`"));
+            } else if adm.len() > max_adm {
+                self.error(
+                    c.adm.span(),
+                    format!(
+                        "creative `{id}`: `adm` is {} bytes, over the limit of {max_adm} ([reload] max_adm_bytes): every bid carries it, so host images and video elsewhere and link to them",
+                        adm.len()
+                    ),
+                );
             }
             let landing = c.landing.get_ref();
             let host = landing
@@ -1306,6 +1319,36 @@ landing = "https://acme.example/run"
         assert_eq!(found.len(), MAX_DIAGNOSTICS + 1);
         assert!(found[..100].iter().all(|f| f.contains("needs a size")));
         assert_eq!(found[100], "1:1: too many problems: only 100 are listed");
+    }
+
+    #[test]
+    fn markup_over_the_limit_is_refused_at_its_place() {
+        let rates = Rates::default();
+        let limited = |max_adm_bytes| Context {
+            rates: &rates,
+            taxonomy: None,
+            audiences: None,
+            limits: Limits {
+                max_adm_bytes,
+                ..Limits::default()
+            },
+        };
+        let adm = "<a href='${CLICK_URL}'>run</a>";
+        let path = Path::new("campaigns/spring-run.toml");
+        assert!(parse_in(FULL, path, &limited(adm.len())).is_ok());
+        let error = parse_in(FULL, path, &limited(adm.len() - 1)).expect_err("over the limit");
+        let at = FULL.find(&format!("\"{adm}\"")).expect("the adm value");
+        let place = Diagnostic::at(FULL, at, String::new());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "campaigns/spring-run.toml:{}:{}: creative `run-300x250`: `adm` is {} bytes, over the limit of {} ([reload] max_adm_bytes): every bid carries it, so host images and video elsewhere and link to them",
+                place.line,
+                place.col,
+                adm.len(),
+                adm.len() - 1
+            )
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Campaigns: the compiled form the bidder serves, and the file format campaign managers write.
 //!
 //! [`file`](mod@file) owns the contract with people (TOML, every key documented in the README, unknown keys
-//! refused, errors as `path:line:col: message`); this module owns what a file compiles to. A compiled
+//! refused, errors as `path:line:col: message`); this module owns what a file compiles to, and the
+//! [`Limits`] on what people write. A compiled
 //! [`Campaign`] is immutable plain data with every value already in its compared form, so the request
 //! path never parses, normalises or validates anything a person wrote.
 
@@ -74,6 +75,27 @@ impl Campaign {
     /// Active, and `now` lies in `[start, end]` where those are set.
     pub fn in_flight(&self, now: DateTime<Utc>) -> bool {
         self.active && self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| now <= e)
+    }
+}
+
+/// How large what campaign managers write may be, so that no file can exhaust the bidder's memory
+/// or bloat its answers: a whole campaign file (refused before it is read whole) and one
+/// creative's markup (which every bid with it carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one campaign file, at most.
+    pub max_file_bytes: u64,
+    /// Bytes of one creative's `adm`, at most.
+    pub max_adm_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 1 MiB per file (a campaign with dozens of creatives is tens of KiB), 64 KiB per markup.
+    fn default() -> Limits {
+        Limits {
+            max_file_bytes: 1 << 20,
+            max_adm_bytes: 64 << 10,
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //! "sports/running" = ["marathons", "trail-running"]
 //! ```
 //!
-//! Read at reload and by `precis check`, never on the request path. The generated campaigns'
+//! Read at reload and by `precis check` (by the store, within the campaign files' size and link
+//! limits), never on the request path. The generated campaigns'
 //! tree ([`crate::generate::taxonomy`]) is written in this form by `precis gen-campaigns`, and is
 //! the sample `campaigns/taxonomy.toml`.
 
@@ -128,22 +129,6 @@ impl Taxonomy {
                 diagnostics,
             })
         }
-    }
-
-    /// Reads the taxonomy of a campaign directory: `None` when it has none.
-    pub fn load(dir: &Path) -> Option<Result<Taxonomy, FileError>> {
-        let path = dir.join(FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                return Some(Err(FileError {
-                    path,
-                    diagnostics: vec![Diagnostic::at("", 0, format!("cannot read: {e}"))],
-                }));
-            }
-        };
-        Some(Taxonomy::parse(&text, &path))
     }
 
     /// Parents first, each followed by its subtree, siblings in the order they were declared.

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::book::store::Loading;
+use crate::campaign;
 use crate::campaign::pricing::{Currency, Rates};
 use crate::diagnostic::{Diagnostic, FileError, for_people, path_at};
 use keys::{Setting, settings};
@@ -75,6 +77,18 @@ settings! {
         max_tmax_ms: u64 = 1_000, flag "MS", above 0;
         /// Kept off a request's tmax for the answer's way back to the exchange.
         tmax_margin_ms: u64 = 5, flag "MS";
+    }
+
+    /// How campaign files are read, at reload and by `precis check`.
+    [reload] pub struct ReloadConfig {
+        /// A changed campaign file is loaded only once its size and modification time have stood
+        /// still this long (and the directory's list of files too); until then its last good
+        /// version keeps serving. 0: load whatever is there.
+        quiet_ms: u64 = 500, flag "MS";
+        /// Campaign files larger than this are refused without being read.
+        max_file_bytes: u64 = campaign::Limits::default().max_file_bytes, flag "BYTES", above 0;
+        /// A creative whose markup (adm) is larger than this refuses its campaign file.
+        max_adm_bytes: usize = campaign::Limits::default().max_adm_bytes, flag "BYTES", above 0;
     }
 
     /// The measurement loop: event log and event tokens.
@@ -475,6 +489,19 @@ impl clap::Args for Flags {
 
     fn augment_args_for_update(command: clap::Command) -> clap::Command {
         keys::flags(KEYS, command)
+    }
+}
+
+impl ReloadConfig {
+    /// How the store reads campaign files.
+    pub fn loading(&self) -> Loading {
+        Loading {
+            quiet: Duration::from_millis(self.quiet_ms),
+            limits: campaign::Limits {
+                max_file_bytes: self.max_file_bytes,
+                max_adm_bytes: self.max_adm_bytes,
+            },
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What `GET /status` (and `POST /admin/reload`) show an operator: the campaigns loaded and live
-//! with what each measured, spent and falls short of; the files refused, with why; the taxonomy,
-//! the audience packages and the profile store.
+//! with what each measured, spent and falls short of; the files refused, with why, and those
+//! pending (changed, not settled yet); whether the set is held (directory missing or emptied); the
+//! taxonomy, the audience packages and the profile store.
 //!
 //! Typed views built from one snapshot: they read, never change anything, and run on the admin
 //! port only (a snapshot of 100,000 campaigns is a large answer).
@@ -24,7 +25,12 @@ pub struct Status<'a> {
     campaigns_loaded: usize,
     campaigns_live: usize,
     live: Vec<&'a str>,
+    /// Why the campaign set is held as it was (the directory missing or emptied), or null.
+    held: Option<&'a str>,
+    /// Campaign files read by the reload that made this snapshot (unchanged ones are not).
+    files_read: usize,
     refused: Vec<Refused>,
+    pending: Vec<PendingFile>,
     campaigns: Vec<CampaignView<'a>>,
     taxonomy: Option<Taxonomy>,
     audiences: Audiences<'a>,
@@ -36,6 +42,15 @@ pub struct Status<'a> {
 struct Refused {
     path: String,
     errors: Vec<String>,
+    serving_last_good: bool,
+}
+
+/// A campaign file changed but not read yet (not stood still for the quiet period), and whether
+/// its last good version serves meanwhile.
+#[derive(Serialize)]
+struct PendingFile {
+    path: String,
+    why: &'static str,
     serving_last_good: bool,
 }
 
@@ -136,7 +151,16 @@ impl<'a> Status<'a> {
                 .iter()
                 .map(|r| r.campaign.id.as_str())
                 .collect(),
+            held: snapshot.held.as_deref(),
+            files_read: snapshot.files_read,
             refused,
+            pending: (snapshot.pending.iter())
+                .map(|p| PendingFile {
+                    path: p.path.display().to_string(),
+                    why: p.why,
+                    serving_last_good: p.serving_last_good,
+                })
+                .collect(),
             campaigns: (snapshot.ranked.iter())
                 .map(|r| CampaignView::of(store, r, now))
                 .collect(),

@@ -193,6 +193,7 @@ impl Setup {
         for path in &self.fifos {
             fifo::make(&root.path().join(path));
         }
+        backdate_campaigns(&campaigns);
         let config = self.config.map(|config| {
             let path = root.path().join("precis.toml");
             std::fs::write(&path, config).expect("write config");
@@ -742,6 +743,22 @@ fn replace(dir: &Path, name: &str, text: &str) {
     let staging = dir.join(format!(".{name}.partial"));
     std::fs::write(&staging, text).expect("write file");
     std::fs::rename(&staging, dir.join(name)).expect("rename file");
+}
+
+/// Dates the campaign directory and its files a minute back, as files a deployment left before
+/// start: the bidder loads a file only once it has stood still for its quiet period, and these are
+/// complete, so its first load need not wait. Pipes are left alone (opening one would wait for
+/// the bidder).
+fn backdate_campaigns(dir: &Path) {
+    let minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    let entries = std::fs::read_dir(dir).expect("list campaigns");
+    let files = entries
+        .map(|e| e.expect("campaign entry").path())
+        .filter(|path| path.is_file() || path.is_dir());
+    for path in files.chain([dir.to_owned()]) {
+        let file = std::fs::File::open(&path).expect("open to date");
+        file.set_modified(minute_ago).expect("date file");
+    }
 }
 
 /// Parses Prometheus text exposition: `name{labels} value` lines, comments skipped.
