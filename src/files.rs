@@ -5,8 +5,9 @@
 //! profile snapshot, audience packages it builds) is written beside its target as a hidden
 //! temporary file, fsynced, renamed over it and the directory fsynced ([`replace`]): a reader sees
 //! the old file or the new one, never half of one, and a crash leaves at worst a stray temporary
-//! file, which [`list`] never lists (nor an editor's hidden swap files). Never call this on the
-//! bid path: it waits for the disk.
+//! file, which [`list`] never lists (nor an editor's hidden swap files). What precis cannot read
+//! back is set aside ([`set_aside`]), never deleted. Never call this on the bid path: it waits
+//! for the disk.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -58,6 +59,17 @@ pub fn replace<T, E: From<std::io::Error>>(
     // The rename itself is durable once the directory is synced.
     File::open(parent.unwrap_or(Path::new(".")))?.sync_all()?;
     Ok(written)
+}
+
+/// Moves a file precis cannot read (a damaged snapshot) to `NAME.bad` beside it, where the next
+/// start does not meet it and an operator finds it: what became of it, for the error line.
+pub fn set_aside(path: &Path) -> String {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let aside = path.with_file_name(format!("{name}.bad"));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!("the file was moved to {}", aside.display()),
+        Err(e) => format!("and cannot move it aside: {e}"),
+    }
 }
 
 /// `.NAME.tmp` beside `path`: hidden, so directory watchers and loaders that skip dot files

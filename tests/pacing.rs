@@ -21,8 +21,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::task::Poll;
 
-use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};
-use common::{Campaign, Server, Setup, bids, local, parse_json, price_of, str_of};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use common::{
+    Campaign, Server, Setup, advance, bids, local, markup_link, price_of, rfc3339, str_of,
+};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
@@ -50,12 +52,6 @@ fn seed() -> u64 {
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 time")
-}
-
-/// `t` as `/admin/clock` and `--simulate-from` take it (`Z`, not `+00:00`, which a query would
-/// read as a space).
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A bidder on a simulated clock standing at `start`, with a fixed events secret (so notices of
@@ -101,28 +97,6 @@ fn bid_request(id: &str, user: Option<&str>) -> Value {
         request["user"] = json!({ "id": user });
     }
     request
-}
-
-/// Moves the server's simulated clock to `t`.
-async fn advance(server: &Server, t: DateTime<Utc>) {
-    let (status, _, body) = server
-        .admin_post(&format!("/admin/clock?now={}", rfc3339(t)))
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "clock to {t}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let now = parse_json(&body)["now"]
-        .as_str()
-        .map(|now| now.parse::<DateTime<Utc>>().expect("an RFC 3339 `now`"));
-    assert_eq!(
-        now,
-        Some(t),
-        "the clock answered {}",
-        String::from_utf8_lossy(&body)
-    );
 }
 
 /// A campaign's `budget` in `/status`.
@@ -750,12 +724,7 @@ async fn a_user_who_converted_is_not_shown_the_campaign_again() {
     let bid = exchange.offer(&server, Some("U")).await.expect("a bid");
     assert_eq!(bid.cid, "shoes");
     exchange.win_and_show(&server, &bid).await;
-    let click = bid
-        .adm
-        .split_once("href=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .unwrap_or_else(|| panic!("no link in adm: {}", bid.adm))
-        .0;
+    let click = markup_link(&bid.adm);
     let (status, headers, _) = server.get(&local(click)).await;
     assert_eq!(status, StatusCode::FOUND);
     let location = headers["location"].to_str().expect("ascii");

@@ -1,29 +1,29 @@
 //! The recorder: what an event notice means. The exchange's win and impression notices, the
 //! user's click and the advertiser's conversion each become one line of the event log
 //! ([`Event`]): the recorder verifies the token, applies the first-price rule, prices the event
-//! (spend, what the advertiser owes), logs each event once, feeds what it teaches to the book
-//! ([`Store::observe`]: rates, spend, exposures) and counts what it accepted and refused.
+//! (spend, what the advertiser owes), logs each event once (what it logged is remembered in
+//! [`Seen`] until its token expires), feeds what it teaches to the book ([`Store::observe`]:
+//! rates, spend, exposures) and counts what it accepted and refused.
 //!
 //! The HTTP layer only reads parameters and turns a [`Refusal`] into a status. The recorder never
 //! waits for disk: it hands lines to the log's queue, and a full queue is a [`Refusal::Busy`]
 //! (503) the sender retries. What it accepted carries the line's receipt ([`Recorded`]): the
 //! route answers once [`Recorder::durable`] says the line is on disk, or 503
 //! ([`Refusal::Unwritten`]) while the log cannot write. An event is counted (in memory, and in
-//! the book) when its line is queued, once: a repeat waits on the first copy's receipt, so a
-//! retry during a disk outage is acknowledged only once that copy is written.
+//! the book) when its line is queued, once: a repeat waits for every line queued before it (its
+//! first copy among them), so a retry during a disk outage is acknowledged only once that copy is
+//! written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 use crate::book::store::Store;
 use crate::campaign::Campaign;
 use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::clock::unix_secs;
-use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, Event, EventLog, Health, Kind, Receipt, Unwritten};
+use crate::measure::seen::{self, Full, Remembered, Seen};
 use crate::metrics::Exposition;
 use crate::token::{Claims, Keys, Purpose, TokenError};
 
@@ -44,6 +44,13 @@ pub enum Refusal {
     Busy(#[from] Busy),
     #[error(transparent)]
     Unwritten(#[from] Unwritten),
+}
+
+impl From<Full> for Refusal {
+    /// No room to remember one more event now: a 503 the sender retries, as a full log queue is.
+    fn from(_: Full) -> Refusal {
+        Refusal::Busy(Busy)
+    }
 }
 
 /// The reasons refusals are counted by, in `/metrics` order (see [`Refusal::reason`]).
@@ -77,8 +84,8 @@ impl Refusal {
     }
 }
 
-/// What an accepted event request did, with the receipt of its line (for a repeat, the first
-/// copy's): answer once [`Recorder::durable`] says it is on disk.
+/// What an accepted event request did, with the receipt of its line (for a repeat, the last line
+/// queued, which its first copy came before): answer once [`Recorder::durable`] says it is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// Logged.
@@ -115,6 +122,8 @@ pub struct Policy {
     pub log_bids_every: u64,
     /// How many conversions one click may bring.
     pub max_orders_per_click: u32,
+    /// Events remembered at most to count each once (see [`Seen`]).
+    pub max_dedup_keys: usize,
 }
 
 /// The kinds of logged events counted in `/metrics` (bid lines are counted apart: a sample).
@@ -125,11 +134,8 @@ pub struct Recorder {
     log: EventLog,
     keys: Keys,
     policy: Policy,
-    /// Events already logged, until their token expires: (kind, bid, order) → (expiry, the
-    /// receipt of its line).
-    seen: DashMap<(Kind, String, Option<String>), (u32, Receipt)>,
-    /// Orders counted per click (by bid), until the click token expires: bid → (orders, expiry).
-    orders: DashMap<String, (u32, u32)>,
+    /// Events already logged, until their token expires, and each click's orders.
+    seen: Seen,
     bids: AtomicU64,
     /// Bid lines not logged because the log was busy (bid lines are a sample; events are not).
     bid_lines_dropped: AtomicU64,
@@ -145,8 +151,7 @@ impl Recorder {
             log,
             keys,
             policy,
-            seen: DashMap::new(),
-            orders: DashMap::new(),
+            seen: Seen::new(policy.token_ttl_secs, policy.max_dedup_keys),
             bids: AtomicU64::new(0),
             bid_lines_dropped: AtomicU64::new(0),
             logged: Default::default(),
@@ -155,9 +160,29 @@ impl Recorder {
         }
     }
 
+    /// The same, remembering what `seen` remembers (read back from a state snapshot).
+    pub fn with_seen(self, seen: Seen) -> Recorder {
+        Recorder { seen, ..self }
+    }
+
     /// The keys event tokens are signed with (the auction signs its bids' with them).
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// What it remembers of the events it logged.
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    /// Its event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Until when an event logged as `event` could arrive again: its token's lifetime from then.
+    pub fn expiry(&self, event: &Event) -> u32 {
+        unix_secs(event.ts).saturating_add(self.policy.token_ttl_secs)
     }
 
     /// `GET /win?t=TOKEN&price=P`: the exchange says the bid won at clearing price `price` (CPM in
@@ -278,10 +303,15 @@ impl Recorder {
         self.record(store, event, campaign.map(|c| &**c))
     }
 
-    /// The claims of a token of `purpose`, if it is genuine and current.
+    /// The claims of a token of `purpose`, if it is genuine and current, and its events are
+    /// still remembered (see [`Seen::forgotten`]: past `max_dedup_keys`, as if it had expired).
     fn verify(&self, token: &str, purpose: Purpose, now: DateTime<Utc>) -> Result<Claims, Refusal> {
         let ttl = self.policy.token_ttl_secs;
-        Ok(self.keys.verify(token, unix_secs(now), ttl, purpose)?)
+        let claims = self.keys.verify(token, unix_secs(now), ttl, purpose)?;
+        if self.seen.forgotten(claims.issued.saturating_add(ttl)) {
+            return Err(TokenError::Expired.into());
+        }
+        Ok(claims)
     }
 
     /// Counts what became of a request for an event of `kind`.
@@ -314,28 +344,31 @@ impl Recorder {
         event: Event,
         campaign: Option<&Campaign>,
     ) -> Result<Recorded, Refusal> {
-        let key = (event.event, event.bid.clone(), event.order.clone());
-        let expiry = unix_secs(event.ts).saturating_add(self.policy.token_ttl_secs);
-        // The entry stays locked while the line is queued: a repeat arriving meanwhile finds the
-        // receipt.
-        let receipt = match self.seen.entry(key) {
-            Entry::Occupied(seen) => return Ok(Recorded::Again(seen.get().1)),
-            Entry::Vacant(slot) => {
-                if event.event == Kind::Conv && !self.count_order(&event.bid, expiry) {
-                    return Err(Refusal::TooManyOrders);
-                }
-                let receipt = self.log.submit(event.clone()).map_err(|busy| {
-                    if event.event == Kind::Conv {
-                        self.uncount_order(&event.bid);
-                    }
-                    Refusal::Busy(busy)
-                })?;
-                slot.insert((expiry, receipt));
-                receipt
+        let digest = seen::digest(event.event, &event.bid, event.order.as_deref());
+        let expiry = self.expiry(&event);
+        let conv = event.event == Kind::Conv;
+        // The shard stays locked while the line is queued: a repeat arriving meanwhile finds it.
+        let remembered = self.seen.remember(digest, expiry, || {
+            let max = self.policy.max_orders_per_click;
+            if conv && !self.seen.count_order(&event.bid, expiry, max) {
+                return Err(Refusal::TooManyOrders);
             }
-        };
-        store.observe(&event, campaign);
-        Ok(Recorded::New(receipt))
+            self.log.submit(event.clone()).map_err(|busy| {
+                if conv {
+                    self.seen.uncount_order(&event.bid);
+                }
+                Refusal::Busy(busy)
+            })
+        })?;
+        match remembered {
+            Remembered::New(receipt) => {
+                store.observe(&event, campaign);
+                Ok(Recorded::New(receipt))
+            }
+            // Its first copy was queued before any line queued since: once the last is on disk,
+            // so is it.
+            Remembered::Again => Ok(Recorded::Again(self.log.last_receipt())),
+        }
     }
 
     /// Waits until the line of what was recorded (for a repeat, the first copy's) is on disk,
@@ -354,22 +387,6 @@ impl Recorder {
     /// Whether the event log records what is accepted (see [`Health`]).
     pub fn log_health(&self) -> Health {
         self.log.health()
-    }
-
-    /// Counts one more order for the click of `bid`, unless it has had its share.
-    fn count_order(&self, bid: &str, expiry: u32) -> bool {
-        let mut orders = self.orders.entry(bid.to_owned()).or_insert((0, expiry));
-        if orders.0 >= self.policy.max_orders_per_click {
-            return false;
-        }
-        orders.0 += 1;
-        true
-    }
-
-    fn uncount_order(&self, bid: &str) {
-        if let Some(mut orders) = self.orders.get_mut(bid) {
-            orders.0 = orders.0.saturating_sub(1);
-        }
     }
 
     /// Logs a sample of bids (one line in `log_bids_every`, carrying that weight), never waiting:
@@ -402,40 +419,7 @@ impl Recorder {
 
     /// Forgets events whose tokens have expired (they can no longer arrive): bounds memory.
     pub fn sweep(&self, now: DateTime<Utc>) {
-        let now = unix_secs(now);
-        self.seen.retain(|_, (expiry, _)| *expiry > now);
-        self.orders.retain(|_, (_, expiry)| *expiry > now);
-    }
-
-    /// Reads the whole log in `dir` back: every event counts toward what campaigns have
-    /// learned, spent and shown ([`Store::observe`]), and those within the token lifetime are
-    /// remembered, so that a retry after a restart still counts once. Returns how many events it
-    /// read.
-    pub fn replay(
-        &self,
-        dir: &std::path::Path,
-        store: &Store,
-        now: DateTime<Utc>,
-    ) -> Result<usize, ReadError> {
-        let ttl = self.policy.token_ttl_secs;
-        let horizon = now - chrono::Duration::seconds(ttl.into());
-        let mut events = events_in(dir, ..).map_err(|source| ReadError {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let snapshot = store.snapshot();
-        let mut read = 0;
-        for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
-            store.observe(&event, snapshot.campaign(&event.campaign).map(|c| &**c));
-            if event.ts >= horizon {
-                let expiry = unix_secs(event.ts).saturating_add(ttl);
-                let key = (event.event, event.bid, event.order);
-                self.seen.insert(key, (expiry, Receipt::DURABLE));
-            }
-            read += 1;
-        }
-        events.finish()?;
-        Ok(read)
+        self.seen.sweep(unix_secs(now));
     }
 
     /// Writes everything accepted so far to disk and stops the log's writer (see
@@ -471,6 +455,7 @@ impl Recorder {
                 .map(|(reason, n)| (reason, n.load(Ordering::Relaxed))),
         );
         self.log.report(out);
+        self.seen.report(out);
         out.counter(
             "precis_bid_lines_dropped_total",
             "Sampled bid lines not logged because the log was busy.",
@@ -533,8 +518,9 @@ pub fn spend_usd(price: f64, cur: &str, rates: &Rates) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The recorder tests' fixture, shared with the tests of what reads its log back.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::book::frequency::Exposures;
     use crate::book::learning::{Learned, Priors};
@@ -544,23 +530,27 @@ mod tests {
     use std::time::Duration;
 
     /// A CPC campaign `shoes` with creative `c`, whose clicks land on `https://shoes.example/`.
-    const CAMPAIGN: &str = "adomain = [\"shoes.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\n\
+    pub const CAMPAIGN: &str = "adomain = [\"shoes.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\n\
         ctr = 0.01\nmax_cpm = 50\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\n\
         adm = \"x\"\nlanding = \"https://shoes.example/\"";
 
-    const DAY: u32 = 86_400;
+    pub const DAY: u32 = 86_400;
 
     /// The store serving `shoes`, and a recorder logging into the same temporary directory.
-    struct Fixture {
-        store: Store,
-        recorder: Recorder,
-        _dir: tempfile::TempDir,
+    pub struct Fixture {
+        pub store: Store,
+        pub recorder: Recorder,
+        pub _dir: tempfile::TempDir,
     }
 
-    fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+    pub fn fixture() -> Fixture {
+        fixture_in(tempfile::tempdir().unwrap())
+    }
+
+    /// A fixture on `dir`: its log, if there is one, is the one it writes to.
+    pub fn fixture_in(dir: tempfile::TempDir) -> Fixture {
         let campaigns = dir.path().join("campaigns");
-        std::fs::create_dir(&campaigns).unwrap();
+        std::fs::create_dir_all(&campaigns).unwrap();
         std::fs::write(campaigns.join("shoes.toml"), CAMPAIGN).unwrap();
         let feedback = Feedback {
             learned: Learned::new(Priors {
@@ -583,6 +573,7 @@ mod tests {
             token_ttl_secs: DAY,
             log_bids_every: 1,
             max_orders_per_click: 3,
+            max_dedup_keys: 1_000,
         };
         Fixture {
             store,
@@ -591,16 +582,21 @@ mod tests {
         }
     }
 
-    fn at(text: &str) -> DateTime<Utc> {
+    pub fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
     }
 
     /// The event token of bid `b1` of `shoes`, bid at 2.0 USD CPM, signed at `issued`.
-    fn token(recorder: &Recorder, issued: DateTime<Utc>) -> String {
+    pub fn token(recorder: &Recorder, issued: DateTime<Utc>) -> String {
+        token_of(recorder, "b1", issued)
+    }
+
+    /// The event token of bid `bid` of `shoes`, bid at 2.0 USD CPM, signed at `issued`.
+    pub fn token_of(recorder: &Recorder, bid: &str, issued: DateTime<Utc>) -> String {
         recorder.keys().sign(&Claims {
             purpose: Purpose::Event,
             issued: unix_secs(issued),
-            bid: "b1".into(),
+            bid: bid.into(),
             request: "r".into(),
             imp: "1".into(),
             campaign: "shoes".into(),
@@ -615,7 +611,7 @@ mod tests {
     }
 
     /// `Ok("new")` or `Ok("again")`, for what was recorded (its receipt left out); the refusal.
-    fn kind_of(recorded: &Result<Recorded, Refusal>) -> Result<&'static str, &Refusal> {
+    pub fn kind_of(recorded: &Result<Recorded, Refusal>) -> Result<&'static str, &Refusal> {
         recorded.as_ref().map(|recorded| match recorded {
             Recorded::New(_) => "new",
             Recorded::Again(_) => "again",
@@ -623,7 +619,7 @@ mod tests {
     }
 
     /// Clicks `shoes`' ad for bid `b1` at `clicked`, and returns the pclid its landing page is given.
-    fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
+    pub fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
         let click = fx
             .recorder
             .click(&fx.store, &token(&fx.recorder, bid), clicked)
@@ -634,6 +630,13 @@ mod tests {
             .unwrap_or_else(|| panic!("{}", click.landing))
             .to_owned()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_win_costs_its_clearing_price_which_must_be_given_and_at_most_the_bid() {
@@ -731,39 +734,25 @@ mod tests {
         } = &fx;
         let converted = recorder.conversion(store, &pclid, None, Some("o1"), now);
         assert_eq!(kind_of(&converted), Ok("new"));
-        let remembered = || (recorder.seen.len(), recorder.orders.len());
+        let remembered = || recorder.seen.len();
         assert_eq!(remembered(), (2, 1));
         let expiry = now + chrono::Duration::seconds(DAY.into());
         recorder.sweep(expiry - chrono::Duration::seconds(1));
         assert_eq!(remembered(), (2, 1), "a second before the tokens expire");
         recorder.sweep(expiry);
-        assert_eq!(remembered(), (0, 0), "as they expire");
-    }
-
-    #[test]
-    fn a_replay_reads_back_every_event_and_what_it_taught() {
-        let first = fixture();
-        let now = at("2026-11-23T10:00:00Z");
-        let t = token(&first.recorder, now);
-        first
-            .recorder
-            .win(&first.store, &t, Some("1.5"), now)
-            .unwrap();
-        first
-            .recorder
-            .impression(&first.store, &t, None, now)
-            .unwrap();
-        first.recorder.bids(Vec::new(), now);
-        first.recorder.close(Duration::from_secs(5));
-        // Started again on the same log: two events read, the spend back, a retry counted once.
-        let again = fixture();
-        let logs = first._dir.path().join("logs");
-        assert_eq!(again.recorder.replay(&logs, &again.store, now).unwrap(), 2);
-        let counts = again.store.learned().counts("shoes");
-        assert_eq!((counts.wins, counts.impressions), (1, 1));
-        assert!((counts.spend_usd - 0.0015).abs() < 1e-12);
-        let retried = again.recorder.win(&again.store, &t, Some("1.5"), now);
-        assert_eq!(retried, Ok(Recorded::Again(Receipt::DURABLE)));
+        assert_eq!(
+            remembered(),
+            (2, 0),
+            "the click's orders as its token expires"
+        );
+        // The events go with their bucket: the 32nd of a day (2,700 s) their expiry falls in.
+        let width = DAY / 32;
+        let bucket_end = (unix_secs(expiry) / width + 1) * width;
+        let at_end = DateTime::from_timestamp(bucket_end.into(), 0).unwrap();
+        recorder.sweep(at_end - chrono::Duration::seconds(1));
+        assert_eq!(remembered(), (2, 0), "a second before their bucket ends");
+        recorder.sweep(at_end);
+        assert_eq!(remembered(), (0, 0), "as it ends");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
@@ -1025,8 +1026,44 @@ impl Server {
     }
 }
 
+/// The link in a bid's markup (`href="..."`, `${CLICK_URL}` expanded), as it stands there.
+pub fn markup_link(adm: &str) -> &str {
+    adm.split_once("href=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .unwrap_or_else(|| panic!("no link in adm: {adm}"))
+        .0
+}
+
 /// The path and query of a bid's event URL `key` (`nurl`, `burl`) with `price` in place of
 /// `${AUCTION_PRICE}`: what the exchange sends.
 pub fn notice_path(bid: &Value, key: &str, price: &str) -> String {
     local(&str_of(bid, key).replace("${AUCTION_PRICE}", price))
+}
+
+/// `t` as `/admin/clock` and `--simulate-from` take it (`Z`, not `+00:00`, which a query would
+/// read as a space).
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Moves the server's simulated clock to `t`.
+pub async fn advance(server: &Server, t: DateTime<Utc>) {
+    let (status, _, body) = server
+        .admin_post(&format!("/admin/clock?now={}", rfc3339(t)))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "clock to {t}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let now = parse_json(&body)["now"]
+        .as_str()
+        .map(|now| now.parse::<DateTime<Utc>>().expect("an RFC 3339 `now`"));
+    assert_eq!(
+        now,
+        Some(t),
+        "the clock answered {}",
+        String::from_utf8_lossy(&body)
+    );
 }
