@@ -1,8 +1,10 @@
 //! The serving process as a value. [`Bidder::start`] binds the two ports, opens everything precis
 //! serves from (the campaigns; the keys, made at the first start when not configured
-//! ([`secrets`]); the event log, replayed into learning, spend and exposures; the budget
-//! reservations saved at the last stop; the profiles) and starts its named background
-//! tasks; [`Bidder::shutdown`] stops them in order and writes out what must survive a restart.
+//! ([`secrets`]); the state snapshot and the event log written after it, replayed into learning,
+//! spend, reservations, exposures and dedup; the profiles) and starts its named background
+//! tasks; [`Bidder::shutdown`] stops them in order and writes out what must survive a restart. A
+//! damaged snapshot or holds file is set aside with an error line, never a reason not to start;
+//! after a crash, budgets wait for the bids made before it ([`mark_running`]).
 //! `precis serve` is [`run`]: a bidder that SIGTERM or SIGINT stops and SIGHUP reloads.
 //!
 //! The background tasks, each named in what it logs:
@@ -10,7 +12,9 @@
 //! - `repricer`: ranks the campaigns again at their learned prices, every `reprice_secs`;
 //! - `sweeper`: forgets what has expired (event tokens, budget reservations, frequency windows,
 //!   profile tags) and hands freed memory back to the system, every `reprice_secs`;
-//! - `snapshotter`: writes the profile snapshot every `snapshot_secs` when profiles changed.
+//! - `snapshotter`: writes the profile snapshot every `snapshot_secs` when profiles changed;
+//! - `checkpointer`: brings the state snapshot up to the event log every `[events] snapshot_secs`
+//!   when the log has grown ([`checkpoint::refresh`]), so that the next start replays little.
 //!
 //! Each does its work on a blocking thread, never on a request thread, and the bidder owns them
 //! all: nothing it starts outlives [`Bidder::shutdown`] but the log lines it wrote.
@@ -42,13 +46,15 @@ use crate::book::store::{Feedback, Snapshot, Store};
 use crate::book::watch::{self, Trigger, Watch};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::eventlog::read::ReadError;
+use crate::eventlog::read::{Positions, ReadError};
 use crate::eventlog::{EventLog, Settings};
+use crate::measure::checkpoint::{self, Restored, State};
 use crate::measure::recorder::{Policy, Recorder};
 use crate::serve::cores::Cores;
 use crate::serve::{self, Ports, Ready};
 
-/// Where open reservations are kept between a shutdown and the next start (in the events dir).
+/// Where an earlier precis kept the open reservations between a shutdown and the next start (in
+/// the events dir); the state snapshot keeps them now.
 const HOLDS_FILE: &str = "holds.json";
 
 /// There while a bidder serves from the events dir, removed once a shutdown has saved the
@@ -90,10 +96,10 @@ pub enum BidderError {
     },
     #[error("cannot replay the event log")]
     Replay(#[from] ReadError),
-    #[error("cannot write {path}")]
-    WriteHolds {
+    #[error("cannot write the state snapshot {path}")]
+    WriteState {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::binary::BinaryError,
     },
     #[error("cannot watch the campaign directory")]
     Watch(#[from] notify::Error),
@@ -116,7 +122,7 @@ pub struct Bidder {
     serving: JoinHandle<()>,
     tasks: Tasks,
     watcher: Watcher,
-    holds_file: PathBuf,
+    state_file: PathBuf,
     snapshot_file: PathBuf,
 }
 
@@ -173,14 +179,15 @@ impl Bidder {
             let (config, clock) = (config.clone(), clock.clone());
             move || open(&config, clock, bid_addr)
         });
-        let (app, watcher) = match opening.await.map_err(BidderError::from).and_then(|r| r) {
-            Ok(opened) => opened,
-            Err(e) => {
-                let _ = stop_serving.send(());
-                let _ = serving.await;
-                return Err(e);
-            }
-        };
+        let (app, watcher, snapshot) =
+            match opening.await.map_err(BidderError::from).and_then(|r| r) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let _ = stop_serving.send(());
+                    let _ = serving.await;
+                    return Err(e);
+                }
+            };
         let _ = ready.set(app.clone());
         tracing::info!("ready: answering bids");
 
@@ -207,6 +214,13 @@ impl Bidder {
                 written.store(changes, Ordering::Relaxed);
             }
         });
+        let state_file = config.events.dir.join(checkpoint::FILE);
+        let (refreshed, file, dir) = (app.clone(), state_file.clone(), config.events.dir.clone());
+        let covered = std::sync::Mutex::new(snapshot);
+        let every = Duration::from_secs(config.events.snapshot_secs);
+        tasks.every("checkpointer", every, move || {
+            refresh_state(&refreshed, &file, &dir, &covered);
+        });
         Ok(Bidder {
             app,
             bid_addr,
@@ -215,7 +229,7 @@ impl Bidder {
             serving,
             tasks,
             watcher,
-            holds_file: config.events.dir.join(HOLDS_FILE),
+            state_file,
             snapshot_file,
         })
     }
@@ -243,38 +257,26 @@ impl Bidder {
     }
 
     /// Stops taking requests and lets those in flight finish, stops the background tasks, then
-    /// writes out every event the requests accepted, the reservations of bids still waiting for
-    /// their win (the next start takes them over) and the profile snapshot.
+    /// writes out every event the requests accepted, the state snapshot (with the reservations
+    /// of bids still waiting for their win: the next start takes them over) and the profile
+    /// snapshot.
     pub async fn shutdown(self) -> Result<(), BidderError> {
         let _ = self.stop_serving.send(());
         self.serving.await?;
         drop(self.watcher);
         self.tasks.stop().await;
-        let (app, holds, snapshot) = (self.app, self.holds_file, self.snapshot_file);
-        let held =
-            tokio::task::spawn_blocking(move || {
-                app.recorder.close(LOG_PATIENCE);
-                let held = app.store.pacer().save_holds(&holds).map_err(|source| {
-                    BidderError::WriteHolds {
-                        path: holds.clone(),
-                        source,
-                    }
-                });
-                if held.is_ok() {
-                    // The reservations are saved: the next start need not assume a crash.
-                    let running = holds.with_file_name(RUNNING_FILE);
-                    if let Err(e) = std::fs::remove_file(&running) {
-                        tracing::error!("cannot remove {}: {e}", running.display());
-                    }
-                }
-                let saved = save_profiles(&app.profiles, &snapshot, app.clock.now());
-                let held = held?;
-                saved.map(|()| held)
-            })
-            .await??;
+        let (app, state, snapshot) = (self.app, self.state_file, self.snapshot_file);
+        let held = tokio::task::spawn_blocking(move || {
+            app.recorder.close(LOG_PATIENCE);
+            let held = save_state(&app, &state);
+            let saved = save_profiles(&app.profiles, &snapshot, app.clock.now());
+            let held = held?;
+            saved.map(|()| held)
+        })
+        .await??;
         tracing::info!(
             held,
-            "stopped; event log flushed and synced, reservations saved"
+            "stopped; event log flushed and synced, state and reservations saved"
         );
         Ok(())
     }
@@ -322,25 +324,37 @@ fn raise_open_files(max_connections: usize) {
     }
 }
 
-/// Loads the campaigns, replays the event log into learning, pacing and frequency, takes back
-/// the reservations saved at the last shutdown, reads the profiles (snapshot, then bulk files)
-/// and starts watching the campaign, audience and profile directories. Blocks: run it off the
-/// runtime's threads.
+/// Loads the campaigns, reads the state snapshot and replays the event log written after it into
+/// learning, pacing, frequency and dedup, takes back the reservations an earlier precis saved in
+/// `holds.json`, reads the profiles (snapshot, then bulk files) and starts watching the campaign,
+/// audience and profile directories. Returns what it opened and the log positions the state
+/// snapshot on disk covers. Blocks: run it off the runtime's threads.
 fn open(
     config: &Config,
     clock: Arc<Clock>,
     bid_addr: SocketAddr,
-) -> Result<(Arc<App>, Watcher), BidderError> {
+) -> Result<(Arc<App>, Watcher, Positions), BidderError> {
     let rates = config.rates().map_err(BidderError::Config)?;
     let (learning, pacing) = (&config.learning, &config.pacing);
-    let feedback = Feedback {
-        learned: Learned::new(Priors {
-            impressions: learning.prior_impressions,
-            clicks: learning.prior_clicks,
-        }),
-        pacer: Pacer::new(pacing.hold_secs, pacing.step_secs),
-        exposures: Exposures::new(pacing.max_users, pacing.hold_secs),
-    };
+    let recorder = recorder(config)?;
+    let dir = &config.events.dir;
+    // What the snapshot says was learned, spent, held, shown and seen, and how far into the log.
+    let Restored {
+        feedback,
+        seen,
+        from,
+    } = checkpoint::restore(
+        &dir.join(checkpoint::FILE),
+        Feedback {
+            learned: Learned::new(Priors {
+                impressions: learning.prior_impressions,
+                clicks: learning.prior_clicks,
+            }),
+            pacer: Pacer::new(pacing.hold_secs, pacing.step_secs),
+            exposures: Exposures::new(pacing.max_users, pacing.hold_secs),
+        },
+        recorder.seen().empty_like(),
+    );
     let loading = config.reload.loading();
     let store =
         Store::open_with(&config.campaigns, rates, feedback, loading).map_err(|source| {
@@ -351,13 +365,32 @@ fn open(
         })?;
     let store = Arc::new(store);
     log_reload(&Ok(store.snapshot()));
-    // What the log says was learned, spent and shown, then the bids still waiting for a win.
-    let recorder = Arc::new(recorder(config)?);
+    let recorder = Arc::new(recorder.with_seen(seen));
     // Budgeted campaigns bid only while their spend can be written down.
     store.pacer().record_spend_in(recorder.log_health());
-    let replayed = recorder.replay(&config.events.dir, &store, clock.now())?;
-    tracing::info!(replayed, dir = %config.events.dir.display(), "event log open");
-    restore_holds(&config.events.dir, &store, clock.now());
+    // Then what the log says happened since.
+    let to = checkpoint::log_lengths(dir)?;
+    let into = State {
+        feedback: store.feedback(),
+        seen: recorder.seen(),
+    };
+    let (campaigns, now) = (store.snapshot(), clock.now());
+    let expiry = |e: &_| recorder.expiry(e);
+    let replayed = checkpoint::replay(dir, (&from, &to), &into, &campaigns, expiry, now)?;
+    tracing::info!(replayed, dir = %dir.display(), "event log open");
+    let held = restore_holds_file(&dir.join(HOLDS_FILE), &store);
+    mark_running(dir, &store, held.is_none(), now);
+    let held = held.unwrap_or_default();
+    // Nothing changes the state before the first request: what was replayed (and the holds file
+    // read) is written down now, so that the next start need not do it again.
+    let state_file = dir.join(checkpoint::FILE);
+    let mut covered = from;
+    if replayed > 0 || held > 0 {
+        match write_state(&store, &recorder, &state_file, &to, now) {
+            Ok(()) => covered = to,
+            Err(e) => tracing::error!("{}", with_causes(&e)),
+        }
+    }
     // Spend just replayed is in the accounts; rank again so budgets see it from the first bid.
     store.reprice();
     let (profiles, profile_files) = open_profiles(config, clock.now());
@@ -391,29 +424,125 @@ fn open(
         profiles: profiles_trigger,
         _watch: watch,
     };
-    Ok((app, watcher))
+    Ok((app, watcher, covered))
 }
 
-/// Takes back the reservations the last shutdown saved. When the last run ended without saving
-/// them (the running marker is still there, or the file is damaged), the reservations of its last
-/// moments are unknown: budgeted campaigns stay out of the auction for `hold_secs`, until every
-/// bid made before the crash has been won or has lapsed. A damaged file is set aside (`.bad`),
-/// never a reason not to start. Then marks this run as running.
-fn restore_holds(dir: &Path, store: &Store, now: DateTime<Utc>) {
-    let (holds, running) = (dir.join(HOLDS_FILE), dir.join(RUNNING_FILE));
-    let mut crashed = running.exists();
-    match store.pacer().load_holds(&holds) {
-        Ok(held) => tracing::info!(held, "budget reservations restored"),
+/// Takes back the reservations an earlier precis saved at shutdown in `holds.json`: how many. A
+/// file that cannot be read is set aside with an error line, and `None` says the reservations it
+/// held are unknown (the bidder then starts as after a crash: see [`mark_running`]).
+fn restore_holds_file(path: &Path, store: &Store) -> Option<usize> {
+    match store.pacer().load_holds_file(path) {
+        Ok(0) => Some(0),
+        Ok(held) => {
+            tracing::info!(held, file = %path.display(), "budget reservations restored");
+            Some(held)
+        }
         Err(e) => {
-            crashed = true;
+            // Outside the macro: its arguments are not evaluated when nothing logs errors.
+            let aside = crate::files::set_aside(path);
             tracing::error!(
-                "cannot read the budget reservations {}: {e}; starting without them ({})",
-                holds.display(),
-                set_aside(&holds, &holds.with_extension("json.bad"))
+                "cannot read the budget reservations {}: {e}; starting without them ({aside})",
+                path.display(),
             );
+            None
         }
     }
-    if crashed {
+}
+
+/// At shutdown, once the log is closed: the live state written as the state snapshot of the
+/// whole log. Returns the reservations it holds. Not when the log could not write everything it
+/// accepted: the state would count events the log does not hold, and the last snapshot stays.
+fn save_state(app: &App, path: &Path) -> Result<usize, BidderError> {
+    let (store, recorder) = (&app.store, &app.recorder);
+    let stats = &recorder.log().stats;
+    let left = stats.queued.load(Ordering::Relaxed) + stats.unsynced.load(Ordering::Relaxed);
+    if left > 0 {
+        tracing::error!(
+            left,
+            "the event log did not write everything it accepted: the state snapshot is not written (the last one stays)"
+        );
+        return Ok(0);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let positions = crate::eventlog::read::lengths(dir).map_err(|e| BidderError::WriteState {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    write_state(store, recorder, path, &positions, app.clock.now())?;
+    // The reservations are saved: the next start need not assume a crash.
+    let running = dir.join(RUNNING_FILE);
+    if let Err(e) = std::fs::remove_file(&running) {
+        tracing::error!("cannot remove {}: {e}", running.display());
+    }
+    Ok(store.pacer().holds())
+}
+
+/// The live state written as the state snapshot of the log up to `positions`: only when nothing
+/// changes it (before serving, after it).
+fn write_state(
+    store: &Store,
+    recorder: &Recorder,
+    path: &Path,
+    positions: &Positions,
+    now: DateTime<Utc>,
+) -> Result<(), BidderError> {
+    let state = State {
+        feedback: store.feedback(),
+        seen: recorder.seen(),
+    };
+    checkpoint::save(path, &state, store.pacer(), positions, now).map_err(|source| {
+        BidderError::WriteState {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// An error with its causes, for a log line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text += &format!(": {e}");
+        cause = e.source();
+    }
+    text
+}
+
+/// The `checkpointer`'s run: the state snapshot brought up to the log, when the log has grown
+/// past what the snapshot covers.
+fn refresh_state(app: &App, path: &Path, dir: &Path, covered: &std::sync::Mutex<Positions>) {
+    let mut covered = covered.lock().unwrap_or_else(|p| p.into_inner());
+    match app.recorder.log().positions() {
+        Ok(now) if now == *covered => {}
+        Ok(now) => {
+            let started = std::time::Instant::now();
+            let (store, recorder) = (&app.store, &app.recorder);
+            match checkpoint::refresh(path, (dir, &now), store, recorder, app.clock.now()) {
+                Ok(events) => {
+                    tracing::info!(
+                        events,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "state snapshot brought up to the event log"
+                    );
+                    *covered = now;
+                }
+                Err(e) => tracing::error!("cannot refresh the state snapshot: {}", with_causes(&e)),
+            }
+        }
+        Err(e) => tracing::error!("cannot list the event log: {e}"),
+    }
+}
+
+/// Marks this run as running, and holds budgets back if the last one did not end cleanly (or left
+/// a `damaged` holds file): the marker is removed only once a shutdown has written the state
+/// snapshot with its reservations.
+/// Found at start, it says the last run crashed (`kill -9`, power loss), so the reservations of its
+/// last moments are unknown: budgeted campaigns stay out of the auction for `hold_secs`, until
+/// every bid made before the crash has been won (its win, logged, counts in spend) or has lapsed.
+fn mark_running(dir: &Path, store: &Store, damaged: bool, now: DateTime<Utc>) {
+    let running = dir.join(RUNNING_FILE);
+    if running.exists() || damaged {
         let until = store.pacer().hold_back_until(now);
         tracing::warn!(
             %until,
@@ -446,6 +575,7 @@ fn recorder(config: &Config) -> Result<Recorder, BidderError> {
         log_bids_every: events.log_bids_every,
         max_orders_per_click: events.max_orders_per_click,
         max_order_value_usd: events.max_order_value,
+        max_dedup_keys: events.max_dedup_keys,
     };
     let exchanges = config.exchanges().map_err(BidderError::Config)?;
     Ok(Recorder::new(log, keys, policy).with_exchanges(exchanges))
@@ -460,10 +590,10 @@ fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, Feed) {
     match profiles::snapshot::load(&profiles, &file, now) {
         Ok(users) => tracing::info!(users, file = %file.display(), "profile snapshot loaded"),
         Err(e) => {
+            let aside = crate::files::set_aside(&file);
             tracing::error!(
-                "cannot load the profile snapshot {}: {e}; starting with no profiles ({})",
+                "cannot load the profile snapshot {}: {e}; starting with no profiles ({aside})",
                 file.display(),
-                set_aside(&file, &file.with_extension("snapshot.bad"))
             );
         }
     }
@@ -472,15 +602,6 @@ fn open_profiles(config: &Config, now: DateTime<Utc>) -> (Profiles, Feed) {
         Err(e) => tracing::error!("cannot read the profile directory: {e}"),
     }
     (profiles, files)
-}
-
-/// Moves a file that cannot be read to `aside`, where the next start will not meet it: what
-/// became of it, for the error line.
-fn set_aside(file: &Path, aside: &Path) -> String {
-    match std::fs::rename(file, aside) {
-        Ok(()) => format!("the file was moved to {}", aside.display()),
-        Err(e) => format!("and cannot move it aside: {e}"),
-    }
 }
 
 /// Writes the profile snapshot, logging the outcome.

@@ -7,8 +7,9 @@
 //! temporary file, fsynced, renamed over it and the directory fsynced ([`replace`]): a reader sees
 //! the old file or the new one, never half of one, and a crash leaves at worst a stray temporary
 //! file, which [`list`] never lists (nor an editor's hidden swap files). Keys precis makes for
-//! itself are made the same way, once, readable by their owner only ([`create_private`]). Never
-//! call these on the bid path: they wait for the disk.
+//! itself are made the same way, once, readable by their owner only ([`create_private`]). What
+//! precis cannot read back is set aside ([`set_aside`]), never deleted. Never call these on the bid
+//! path: they wait for the disk.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -183,6 +184,17 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 
 fn parent(path: &Path) -> Option<&Path> {
     path.parent().filter(|p| !p.as_os_str().is_empty())
+}
+
+/// Moves a file precis cannot read (a damaged snapshot) to `NAME.bad` beside it, where the next
+/// start does not meet it and an operator finds it: what became of it, for the error line.
+pub fn set_aside(path: &Path) -> String {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let aside = path.with_file_name(format!("{name}.bad"));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!("the file was moved to {}", aside.display()),
+        Err(e) => format!("and cannot move it aside: {e}"),
+    }
 }
 
 /// `.NAME.tmp` beside `path`: hidden, so directory watchers and loaders that skip dot files

@@ -32,12 +32,14 @@
 //! - leaves: [`metrics`] (the text format every part reports through), [`token`] (signed event
 //!   URLs), [`price`] (clearing prices as exchanges send them, encrypted ones too), [`clock`] (the system's or a simulated time; local days), [`forms`] (the compared forms
 //!   of ids, tags, categories, hosts), [`diagnostic`] (`path:line:col` problems in files people
-//!   edit), [`files`] (listing a directory, replacing a file whole, making a private one once).
+//!   edit), [`binary`] (the checksummed files precis writes for itself to read back), [`files`]
+//!   (listing a directory, replacing a file whole, making a private one once).
 
 pub mod app;
 pub mod auction;
 pub mod audience;
 pub mod bidder;
+pub mod binary;
 pub mod book;
 pub mod campaign;
 pub mod clock;

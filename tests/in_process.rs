@@ -124,7 +124,7 @@ async fn a_bidder_started_in_process_serves_and_on_shutdown_keeps_what_it_acknow
     let wins: Vec<&Value> = logged.iter().filter(|e| e["event"] == "win").collect();
     assert_eq!(wins.len(), 1, "{logged:?}");
     assert_eq!(wins[0]["price"], 1.5);
-    assert!(root.path().join("logs/holds.json").is_file());
+    assert!(root.path().join("logs/state.snapshot").is_file());
 
     // Started again on the same directories: the win's spend and the open reservation are back.
     let again = start(root.path()).await;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    Server, Setup, banner_imp, banner_request, bids, fifo, local, parse_json, request, str_of, with,
+    Server, Setup, banner_imp, banner_request, bids, fifo, local, markup_link, parse_json, request,
+    str_of, with,
 };
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
@@ -155,11 +156,7 @@ impl Bid {
     fn of(bid: &Value, offer: &'static Offer, user: Option<&str>) -> Bid {
         assert_eq!(str_of(bid, "cid"), offer.id, "{bid}");
         let adm = str_of(bid, "adm");
-        let click = adm
-            .split_once("href=\"")
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .unwrap_or_else(|| panic!("no link in adm: {adm}"))
-            .0;
+        let click = markup_link(adm);
         assert!(!click.contains("${CLICK_URL}"), "unexpanded: {adm}");
         Bid {
             id: str_of(bid, "id").to_owned(),

@@ -22,7 +22,9 @@ use std::future::Future;
 use std::task::Poll;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use common::{Campaign, Server, Setup, advance, at, bids, local, price_of, rfc3339, str_of};
+use common::{
+    Campaign, Server, Setup, advance, at, bids, local, markup_link, price_of, rfc3339, str_of,
+};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
@@ -718,12 +720,7 @@ async fn a_user_who_converted_is_not_shown_the_campaign_again() {
     let bid = exchange.offer(&server, Some("U")).await.expect("a bid");
     assert_eq!(bid.cid, "shoes");
     exchange.win_and_show(&server, &bid).await;
-    let click = bid
-        .adm
-        .split_once("href=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .unwrap_or_else(|| panic!("no link in adm: {}", bid.adm))
-        .0;
+    let click = markup_link(&bid.adm);
     let (status, headers, _) = server.get(&local(click)).await;
     assert_eq!(status, StatusCode::FOUND);
     let location = headers["location"].to_str().expect("ascii");

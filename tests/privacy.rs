@@ -81,12 +81,7 @@ async fn winner(server: &Server, request: &Value) -> (String, Value) {
 
 /// Clicks the bid's link and reports an order with its `pclid`.
 async fn click_and_order(server: &Server, bid: &Value, order: &str) {
-    let adm = str_of(bid, "adm");
-    let click = adm
-        .split_once("href=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .expect("a link in adm")
-        .0;
+    let click = common::markup_link(str_of(bid, "adm"));
     let (status, headers, _) = server.get(&local(click)).await;
     assert_eq!(status, StatusCode::FOUND);
     let location = headers["location"].to_str().expect("a location");

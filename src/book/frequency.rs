@@ -8,14 +8,17 @@
 //!
 //! Memory is bounded: [`Exposures::sweep`] drops windows that are over and, past `max_users`,
 //! the users seen least recently. The bid path takes one shard lock of a dashmap for a few
-//! integer compares; it never waits on anything else.
+//! integer compares; it never waits on anything else. The exposures go into the state snapshot
+//! ([`Exposures::save`]) and come back from it at start.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
+use crate::binary::{BinaryError, Le, get_count};
 use crate::campaign::{Campaign, Window};
 use crate::clock::{next_hour, next_midnight, next_monday, unix_secs};
 use crate::metrics::Exposition;
@@ -236,6 +239,70 @@ impl Exposures {
         before.saturating_sub(self.users.len())
     }
 }
+
+impl Exposures {
+    /// An empty one with the same bounds.
+    pub fn empty_like(&self) -> Exposures {
+        Exposures::new(self.max_users, self.hold_secs)
+    }
+
+    /// Writes every user's exposures into a state snapshot, after the key of a known campaign id:
+    /// campaigns are kept by their key, and a build that keys them otherwise must not read them.
+    pub fn save(&self, out: &mut impl Write) -> std::io::Result<()> {
+        campaign_key(PROBE).put(out)?;
+        let users: Vec<(u64, u32, Vec<Seen>)> = self
+            .users
+            .iter()
+            .map(|user| (*user.key(), user.last, user.seen.clone()))
+            .collect();
+        (users.len() as u64).put(out)?;
+        for (id, last, seen) in users {
+            id.put(out)?;
+            last.put(out)?;
+            (seen.len() as u64).put(out)?;
+            for s in seen {
+                s.campaign.put(out)?;
+                s.shown.put(out)?;
+                s.window_end.put(out)?;
+                s.pending.put(out)?;
+                s.pending_until.put(out)?;
+                u8::from(s.converted).put(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Exposures::save`] wrote into this one (meant to be empty).
+    pub fn load(&self, input: &mut impl Read) -> Result<(), BinaryError> {
+        if u64::get(input)? != campaign_key(PROBE) {
+            return Err(BinaryError::Corrupt(
+                "its exposures were written by a build that keys campaigns otherwise",
+            ));
+        }
+        for _ in 0..get_count(input, usize::MAX)? {
+            let id = u64::get(input)?;
+            let last = u32::get(input)?;
+            let count = get_count(input, usize::from(u16::MAX))?;
+            let seen = (0..count)
+                .map(|_| {
+                    Ok(Seen {
+                        campaign: u64::get(input)?,
+                        shown: u16::get(input)?,
+                        window_end: u32::get(input)?,
+                        pending: u16::get(input)?,
+                        pending_until: u32::get(input)?,
+                        converted: u8::get(input)? != 0,
+                    })
+                })
+                .collect::<Result<_, BinaryError>>()?;
+            self.users.insert(id, User { last, seen });
+        }
+        Ok(())
+    }
+}
+
+/// The campaign id whose key a snapshot carries, to tell whether campaigns are keyed alike.
+const PROBE: &str = "precis";
 
 impl User {
     fn seen(&mut self, campaign: u64) -> &mut Seen {

@@ -6,9 +6,13 @@
 //! clicks (for CVR) of data, a Beta prior in effect. Counting is two sharded-map updates per event
 //! (campaign and creative), off the bid path; the bid path reads prices and creative order that
 //! [`crate::book::store::Store::reprice`] computed from these counts, never the counts themselves.
+//! The counts go into the state snapshot ([`Learned::save`]) and come back from it at start.
+
+use std::io::{Read, Write};
 
 use dashmap::DashMap;
 
+use crate::binary::{BinaryError, Le, get_count, get_str, put_str};
 use crate::campaign::Campaign;
 use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::eventlog::{Event, Kind};
@@ -150,6 +154,75 @@ impl Learned {
     /// in the campaign currency.
     pub fn ecpm(&self, campaign: &Campaign) -> f64 {
         self.model(campaign).ecpm().min(campaign.pricing.max_cpm)
+    }
+}
+
+impl Counts {
+    fn put(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for n in [self.wins, self.impressions, self.clicks, self.conversions] {
+            n.put(out)?;
+        }
+        self.spend_usd.put(out)?;
+        self.revenue_usd.put(out)?;
+        self.gmv_usd.put(out)
+    }
+
+    fn get(input: &mut impl Read) -> Result<Counts, BinaryError> {
+        Ok(Counts {
+            wins: u64::get(input)?,
+            impressions: u64::get(input)?,
+            clicks: u64::get(input)?,
+            conversions: u64::get(input)?,
+            spend_usd: f64::get(input)?,
+            revenue_usd: f64::get(input)?,
+            gmv_usd: f64::get(input)?,
+        })
+    }
+}
+
+impl Learned {
+    /// An empty one with the same priors.
+    pub fn empty_like(&self) -> Learned {
+        Learned::new(self.priors)
+    }
+
+    /// Writes every campaign's and every creative's counts into a state snapshot.
+    pub fn save(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let campaigns: Vec<(String, Counts)> = self
+            .counts
+            .iter()
+            .map(|entry| (entry.key().clone(), *entry.value()))
+            .collect();
+        (campaigns.len() as u64).put(out)?;
+        for (campaign, counts) in campaigns {
+            put_str(out, &campaign)?;
+            counts.put(out)?;
+        }
+        let creatives: Vec<((String, String), Counts)> = self
+            .creatives
+            .iter()
+            .map(|entry| (entry.key().clone(), *entry.value()))
+            .collect();
+        (creatives.len() as u64).put(out)?;
+        for ((campaign, creative), counts) in creatives {
+            put_str(out, &campaign)?;
+            put_str(out, &creative)?;
+            counts.put(out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Learned::save`] wrote into this one (meant to be empty).
+    pub fn load(&self, input: &mut impl Read, max_id: usize) -> Result<(), BinaryError> {
+        for _ in 0..get_count(input, usize::MAX)? {
+            let campaign = get_str(input, max_id)?;
+            self.counts.insert(campaign, Counts::get(input)?);
+        }
+        for _ in 0..get_count(input, usize::MAX)? {
+            let key = (get_str(input, max_id)?, get_str(input, max_id)?);
+            self.creatives.insert(key, Counts::get(input)?);
+        }
+        Ok(())
     }
 }
 

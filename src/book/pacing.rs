@@ -26,8 +26,10 @@
 //!
 //! Money is counted in nano-dollars (USD, as the event log counts it) in atomics: the bid path
 //! never takes a lock here, except a `try_lock` that one bid per step takes to re-plan. Accounts
-//! are kept by campaign id and outlive reloads; they are rebuilt from the event log at start.
+//! are kept by campaign id and outlive reloads; they are rebuilt at start from the state snapshot
+//! (which also keeps the open reservations: [`Pacer::save_holds`]) and the event log after it.
 
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -36,6 +38,7 @@ use chrono_tz::Tz;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::binary::{BinaryError, Le, get_count, get_str, put_str};
 use crate::campaign::pricing::{Currency, Rates};
 use crate::campaign::{Budget, Campaign, Pacing};
 use crate::clock::{local_day, next_hour, next_midnight};
@@ -171,8 +174,8 @@ pub struct State {
     pub pass_rate: f64,
 }
 
-/// A hold as written at shutdown and read back at start.
-#[derive(Debug, Serialize, Deserialize)]
+/// A hold as a state snapshot (or, from an earlier precis, `holds.json`) keeps it.
+#[derive(Debug, Deserialize)]
 struct SavedHold {
     bid: String,
     campaign: String,
@@ -421,10 +424,43 @@ impl Pacer {
         })
     }
 
-    /// Writes the holds still open (at shutdown), so that wins of bids made before a restart are
-    /// still covered by their reservations after it.
-    pub fn save_holds(&self, path: &std::path::Path) -> std::io::Result<usize> {
-        let saved: Vec<SavedHold> = self
+    /// Writes every account's spend into a state snapshot (the reservations apart:
+    /// [`Pacer::save_holds`]).
+    pub fn save_accounts(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let accounts: Vec<(String, [i64; 3])> = self
+            .accounts
+            .iter()
+            .map(|account| {
+                let read = |n: &AtomicI64| n.load(Ordering::Acquire);
+                let spent = [&account.spent_total, &account.spent_day, &account.day].map(read);
+                (account.id.clone(), spent)
+            })
+            .collect();
+        (accounts.len() as u64).put(out)?;
+        for (id, spent) in accounts {
+            put_str(out, &id)?;
+            for n in spent {
+                n.put(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Pacer::save_accounts`] wrote into this one (meant to be empty).
+    pub fn load_accounts(&self, input: &mut impl Read, max_id: usize) -> Result<(), BinaryError> {
+        for _ in 0..get_count(input, usize::MAX)? {
+            let account = self.account(&get_str(input, max_id)?);
+            for n in [&account.spent_total, &account.spent_day, &account.day] {
+                n.store(i64::get(input)?, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the reservations still open into a state snapshot, so that the wins of bids made
+    /// before a restart are still covered by them after it.
+    pub fn save_holds(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let holds: Vec<SavedHold> = self
             .holds
             .iter()
             .map(|h| SavedHold {
@@ -434,14 +470,33 @@ impl Pacer {
                 expires: h.expires,
             })
             .collect();
-        crate::files::replace(path, |out| {
-            Ok::<_, std::io::Error>(serde_json::to_writer(out, &saved)?)
-        })?;
-        Ok(saved.len())
+        (holds.len() as u64).put(out)?;
+        for hold in holds {
+            put_str(out, &hold.bid)?;
+            put_str(out, &hold.campaign)?;
+            hold.nanos.put(out)?;
+            hold.expires.put(out)?;
+        }
+        Ok(())
     }
 
-    /// Reads back the holds [`Pacer::save_holds`] wrote, then removes the file (each hold once).
-    pub fn load_holds(&self, path: &std::path::Path) -> std::io::Result<usize> {
+    /// Reads what [`Pacer::save_holds`] wrote into this one. Returns how many holds it took.
+    pub fn load_holds(&self, input: &mut impl Read, max_id: usize) -> Result<usize, BinaryError> {
+        let count = get_count(input, usize::MAX)?;
+        for _ in 0..count {
+            self.take(SavedHold {
+                bid: get_str(input, max_id)?,
+                campaign: get_str(input, max_id)?,
+                nanos: i64::get(input)?,
+                expires: i64::get(input)?,
+            });
+        }
+        Ok(count)
+    }
+
+    /// Reads the holds file an earlier precis saved at shutdown (JSON), then removes it: each
+    /// hold is taken once. No file is no holds.
+    pub fn load_holds_file(&self, path: &std::path::Path) -> std::io::Result<usize> {
         let text = match std::fs::read(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -449,18 +504,7 @@ impl Pacer {
         };
         let saved: Vec<SavedHold> = serde_json::from_slice(&text)?;
         let count = saved.len();
-        for hold in saved {
-            let account = self.account(&hold.campaign);
-            account.held.fetch_add(hold.nanos, Ordering::AcqRel);
-            self.holds.insert(
-                hold.bid,
-                Hold {
-                    account,
-                    nanos: hold.nanos,
-                    expires: hold.expires,
-                },
-            );
-        }
+        saved.into_iter().for_each(|hold| self.take(hold));
         std::fs::remove_file(path)?;
         Ok(count)
     }
@@ -473,6 +517,29 @@ impl Pacer {
         self.held_back_until
             .fetch_max(until.timestamp(), Ordering::Relaxed);
         until
+    }
+
+    /// Holds a reservation read back from disk.
+    fn take(&self, hold: SavedHold) {
+        let account = self.account(&hold.campaign);
+        account.held.fetch_add(hold.nanos, Ordering::AcqRel);
+        self.holds.insert(
+            hold.bid,
+            Hold {
+                account,
+                nanos: hold.nanos,
+                expires: hold.expires,
+            },
+        );
+    }
+
+    /// An empty one with the same settings.
+    pub fn empty_like(&self) -> Pacer {
+        Pacer {
+            hold_secs: self.hold_secs,
+            step_secs: self.step_secs,
+            ..Pacer::new(0, 0)
+        }
     }
 
     /// Even pacing's re-plan: the line for this hour, the pass rate and ceiling for this step.
@@ -788,8 +855,6 @@ mod tests {
     #[test]
     fn holds_saved_at_shutdown_are_taken_back_at_start_and_still_block_the_budget() {
         let campaign = asap(None, Some(0.01));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("holds.json");
         let now = at("2026-11-23T12:00:00Z");
         // Five 2.00 CPM bids reserve the whole 0.01; none has won yet.
         let before = Pacer::new(60, 10);
@@ -801,17 +866,13 @@ mod tests {
             }
         }
         assert!(!bids(&before, &campaign, now), "a sixth bid");
-        assert_eq!(before.save_holds(&path).expect("saved"), 5);
+        let mut saved = Vec::new();
+        before.save_holds(&mut saved).expect("saved");
 
-        let after = Pacer::new(60, 10);
-        assert_eq!(after.load_holds(&path).expect("loaded"), 5);
-        assert!(!path.exists(), "each hold is taken back once");
-        assert_eq!(after.load_holds(&path).expect("no file"), 0);
-        // A file that is there but cannot be read is an error (the bidder sets it aside and
-        // holds every budget back instead: see `hold_back_until`).
-        assert!(
-            after.load_holds(dir.path()).is_err(),
-            "a directory read as holds"
+        let after = before.empty_like();
+        assert_eq!(
+            after.load_holds(&mut saved.as_slice(), 64).expect("loaded"),
+            5
         );
         assert_eq!(after.holds(), 5);
         assert_eq!(
@@ -858,6 +919,36 @@ mod tests {
         // A later hold back never shortens an earlier one.
         pacer.hold_back_until(start - Duration::seconds(30));
         assert!(!bids(&pacer, &budgeted, last));
+    }
+
+    #[test]
+    fn the_holds_file_of_an_earlier_precis_is_taken_back_once() {
+        let campaign = asap(None, Some(0.01));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("holds.json");
+        let now = at("2026-11-23T12:00:00Z");
+        let hold = |bid: &str| {
+            format!(
+                "{{\"bid\": \"{bid}\", \"campaign\": \"{}\", \"nanos\": 5000000, \"expires\": {}}}",
+                campaign.id,
+                now.timestamp() + 60
+            )
+        };
+        std::fs::write(&path, format!("[{}, {}]", hold("b1"), hold("b2"))).expect("written");
+        let pacer = Pacer::new(60, 10);
+        assert_eq!(pacer.load_holds_file(&path).expect("loaded"), 2);
+        assert!(!path.exists(), "each hold is taken back once");
+        assert_eq!(pacer.load_holds_file(&path).expect("no file"), 0);
+        let held = pacer.state(&campaign, now).expect("an account").held_usd;
+        assert_eq!(held, 0.01);
+        assert!(
+            !bids(&pacer, &campaign, now),
+            "the restored holds fill the budget"
+        );
+        // One that cannot be read is an error (the bidder sets it aside and starts without it).
+        std::fs::write(&path, "[{\"bid\": ").expect("written");
+        assert!(pacer.load_holds_file(&path).is_err());
+        assert_eq!(pacer.holds(), 2);
     }
 
     #[test]

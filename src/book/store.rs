@@ -127,7 +127,8 @@ pub struct Pending {
     pub serving_last_good: bool,
 }
 
-/// What logged events teach the bidder, rebuilt by replaying the log at start: rates (which price
+/// What logged events teach the bidder, rebuilt at start from the state snapshot and the log
+/// written after it ([`crate::measure::checkpoint`]): rates (which price
 /// CPC and CPS campaigns), spend (which budgets hold against) and exposures (which frequency caps
 /// count).
 #[derive(Debug)]
@@ -135,6 +136,43 @@ pub struct Feedback {
     pub learned: Learned,
     pub pacer: Pacer,
     pub exposures: Exposures,
+}
+
+impl Feedback {
+    /// Counts a logged event into what it teaches: rates, spend (a win settles its reservation)
+    /// and exposures. `campaign` is its campaign, when still loaded.
+    pub fn observe(&self, event: &Event, campaign: Option<&Campaign>) {
+        let Feedback {
+            learned,
+            pacer,
+            exposures,
+        } = self;
+        learned.observe(event);
+        let user = event
+            .user
+            .as_deref()
+            .and_then(|u| u64::from_str_radix(u, 16).ok());
+        match (event.event, campaign, user) {
+            (Kind::Win, _, _) => {
+                let tz = campaign.map_or(chrono_tz::UTC, |c| c.timezone);
+                pacer.settle(&event.bid, &event.campaign, tz, event.spend_usd, event.ts);
+            }
+            (Kind::Imp, Some(campaign), Some(user)) => exposures.shown(user, campaign, event.ts),
+            (Kind::Conv, Some(campaign), Some(user)) => {
+                exposures.converted(user, campaign, event.ts);
+            }
+            _ => {}
+        }
+    }
+
+    /// An empty one with the same settings: what a state snapshot is read into.
+    pub fn empty_like(&self) -> Feedback {
+        Feedback {
+            learned: self.learned.empty_like(),
+            pacer: self.pacer.empty_like(),
+            exposures: self.exposures.empty_like(),
+        }
+    }
 }
 
 /// The live campaigns, how to refresh them, and what events taught about them.
@@ -292,30 +330,14 @@ impl Store {
         &self.feedback.exposures
     }
 
-    /// Counts a logged event into what it teaches: rates, spend (a win settles its reservation)
-    /// and exposures. `campaign` is its campaign, when still loaded.
+    /// What events taught: learned rates, spend and reservations, exposures.
+    pub fn feedback(&self) -> &Feedback {
+        &self.feedback
+    }
+
+    /// Counts a logged event into what it teaches (see [`Feedback::observe`]).
     pub fn observe(&self, event: &Event, campaign: Option<&Campaign>) {
-        let Feedback {
-            learned,
-            pacer,
-            exposures,
-        } = &self.feedback;
-        learned.observe(event);
-        let user = event
-            .user
-            .as_deref()
-            .and_then(|u| u64::from_str_radix(u, 16).ok());
-        match (event.event, campaign, user) {
-            (Kind::Win, _, _) => {
-                let tz = campaign.map_or(chrono_tz::UTC, |c| c.timezone);
-                pacer.settle(&event.bid, &event.campaign, tz, event.spend_usd, event.ts);
-            }
-            (Kind::Imp, Some(campaign), Some(user)) => exposures.shown(user, campaign, event.ts),
-            (Kind::Conv, Some(campaign), Some(user)) => {
-                exposures.converted(user, campaign, event.ts);
-            }
-            _ => {}
-        }
+        self.feedback.observe(event, campaign);
     }
 
     /// Forgets what time has expired as of `now`: budget reservations no win claimed, frequency

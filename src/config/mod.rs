@@ -111,6 +111,12 @@ settings! {
         /// The largest order amount a conversion may report, USD (converted to the campaign's
         /// currency), for campaigns that set no `max_order_value` and are not CPS.
         max_order_value: f64 = 100_000.0, flag "USD", above 0;
+        /// Events remembered at most so that each counts once (about 26 bytes each); past it,
+        /// those whose tokens expire first are forgotten and their tokens refused.
+        max_dedup_keys: usize = 100_000_000, flag "N", above 0;
+        /// How often the state snapshot (state.snapshot in dir) is brought up to the log while
+        /// serving; it is also written at shutdown.
+        snapshot_secs: u64 = 300, flag "SECS", above 0;
         /// Signs event tokens; PRECIS_SECRET overrides it. At least 16 bytes.
         secret: Option<String> = None, secret;
         /// Also accepted while rotating secrets; PRECIS_SECRET_PREVIOUS overrides it.

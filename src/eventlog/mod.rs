@@ -27,6 +27,8 @@
 //!
 //! Files: `events-YYYYMMDDTHH.jsonl` (the UTC hour of the event), then `.1`, `.2`, … when a file
 //! passes the size limit. [`read`] is the other side of the same format: it streams the lines back.
+//! [`EventLog::positions`] says how far each file is whole and on disk: what a state snapshot may
+//! take in while the writer appends.
 
 pub mod read;
 pub mod record;
@@ -45,6 +47,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::metrics::Exposition;
+use read::Positions;
 use writer::{Durability, Message, Shared, Writer};
 
 /// A line's place in the log, handed out by [`EventLog::submit`]: what [`EventLog::durable`]
@@ -84,6 +87,7 @@ impl Health {
 
 /// The handle request handlers use. Cheap to share; [`EventLog::close`] once at shutdown.
 pub struct EventLog {
+    dir: std::path::PathBuf,
     sender: SyncSender<Message>,
     capacity: usize,
     /// The last receipt handed out, held while its line is queued: receipts follow queue order.
@@ -123,12 +127,15 @@ impl EventLog {
             trouble: AtomicBool::new(false),
             disk_call_since_ms: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            synced: Mutex::default(),
         });
+        let dir = settings.dir.clone();
         let writer = Writer::new(settings, shared.clone());
         let handle = std::thread::Builder::new()
             .name("event-log".into())
             .spawn(move || writer.run(receiver))?;
         Ok(EventLog {
+            dir,
             sender,
             capacity,
             last: Mutex::new(0),
@@ -161,6 +168,28 @@ impl EventLog {
         self.queue(Message::Line(event, seq))?;
         *last = seq;
         Ok(Receipt(seq))
+    }
+
+    /// The receipt of the last line queued: once it is on disk, so is every line queued before it.
+    pub fn last_receipt(&self) -> Receipt {
+        Receipt(*self.last.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// How far each log file is whole and on disk, by name: files this run wrote, as of their
+    /// last fsync; the others (written before this run) as they are. Lines past these positions
+    /// may still be in flight; a state snapshot takes in the log up to them.
+    pub fn positions(&self) -> io::Result<Positions> {
+        // Listed first: a file the writer opens after the listing is in `synced`, with what it
+        // held then; one it opens after `synced` was read held what the listing saw.
+        let mut positions = read::lengths(&self.dir)?;
+        let synced = self
+            .shared
+            .synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        positions.extend(synced);
+        Ok(positions)
     }
 
     /// Queues a best-effort line (a sampled bid), without waiting: no receipt, no lock.

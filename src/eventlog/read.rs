@@ -1,19 +1,21 @@
 //! Reading the event log back: every line of its files, in order, one line in memory at a time.
 //!
 //! The writer (the parent module) and this reader are the two sides of one file format, so both
-//! live here; `precis report` and the bidder's start-up replay read through [`events_in`]. A line
+//! live here; `precis report` reads through [`events_in`], the bidder's start-up replay and state
+//! snapshot through [`events_between`] (the log past the [`Positions`] a snapshot reached). A line
 //! that is not an event (cut short by a crash, or being written as it is read) is skipped and
 //! counted, never fatal; a file that cannot be read ends the stream with [`ReadError`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Take};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
-use super::Event;
+use super::record::Event;
 
 /// A log file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,54 @@ pub fn files_for(dir: &Path, range: &impl RangeBounds<DateTime<Utc>>) -> io::Res
     Ok(files)
 }
 
+/// How far into each log file (by file name) something reaches, in bytes: what a state snapshot
+/// has taken in, what is on disk.
+pub type Positions = BTreeMap<String, u64>;
+
+/// The length of every log file in `dir` now, by name.
+pub fn lengths(dir: &Path) -> io::Result<Positions> {
+    let mut lengths = Positions::new();
+    for path in log_files(dir)? {
+        let length = std::fs::metadata(&path)?.len();
+        lengths.insert(name_of(&path), length);
+    }
+    Ok(lengths)
+}
+
+/// A log file's name, as [`Positions`] key it.
+pub(crate) fn name_of(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Streams the events of the log files in `dir` that lie past `from` and up to `to`: each file
+/// `to` names, from where `from` says (its start, when `from` does not name it) to where `to`
+/// says, in file-name order. A file shorter than `from` says (replaced since) is read from its
+/// start. Lines that are not events are skipped and counted, as with [`events_in`].
+pub fn events_between(dir: &Path, from: &Positions, to: &Positions) -> EventStream {
+    let segments = to
+        .iter()
+        .map(|(name, &end)| {
+            let start = from.get(name).copied().unwrap_or(0);
+            Segment {
+                path: dir.join(name),
+                from: if start > end { 0 } else { start },
+                to: Some(end),
+            }
+        })
+        .collect();
+    EventStream::of(segments, (Bound::Unbounded, Bound::Unbounded))
+}
+
+/// A stretch of a log file to read: from byte `from` to byte `to` (its end when `None`).
+struct Segment {
+    path: PathBuf,
+    from: u64,
+    to: Option<u64>,
+}
+
 /// Streams the events of the log files in `dir` (sorted by name) whose timestamp is in `range`,
 /// one line in memory at a time. Files whose name says they hold another hour are not opened.
 /// Lines that are not events are skipped and counted; a read error ends the stream: see
@@ -113,10 +163,11 @@ pub fn events_in(dir: &Path, range: impl RangeBounds<DateTime<Utc>>) -> io::Resu
 
 /// The events of some log files, as [`events_in`] streams them.
 pub struct EventStream {
-    files: std::vec::IntoIter<PathBuf>,
+    files: std::vec::IntoIter<Segment>,
     range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
-    /// The file being read and the number of the last line read from it.
-    open: Option<(PathBuf, BufReader<File>, u64)>,
+    /// The file being read and the number of the last line read from it (counted from where the
+    /// stream started reading it).
+    open: Option<(PathBuf, BufReader<Take<File>>, u64)>,
     line: Vec<u8>,
     skipped: Skipped,
     error: Option<(PathBuf, io::Error)>,
@@ -128,8 +179,20 @@ impl EventStream {
         files: Vec<PathBuf>,
         range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
     ) -> EventStream {
+        let whole = |path| Segment {
+            path,
+            from: 0,
+            to: None,
+        };
+        EventStream::of(files.into_iter().map(whole).collect(), range)
+    }
+
+    fn of(
+        segments: Vec<Segment>,
+        range: (Bound<DateTime<Utc>>, Bound<DateTime<Utc>>),
+    ) -> EventStream {
         EventStream {
-            files: files.into_iter(),
+            files: segments.into_iter(),
             range,
             open: None,
             line: Vec::with_capacity(1024),
@@ -165,8 +228,12 @@ impl Iterator for EventStream {
     fn next(&mut self) -> Option<Event> {
         loop {
             let Some((path, reader, number)) = &mut self.open else {
-                let path = self.files.next()?;
-                match File::open(&path) {
+                let Segment { path, from, to } = self.files.next()?;
+                let opened = File::open(&path).and_then(|mut file| {
+                    file.seek(SeekFrom::Start(from))?;
+                    Ok(file.take(to.map_or(u64::MAX, |to| to.saturating_sub(from))))
+                });
+                match opened {
                     Ok(file) => {
                         self.open = Some((path, BufReader::with_capacity(1 << 16, file), 0))
                     }

@@ -8,13 +8,13 @@
 //! therefore loses nothing and, because the file is cut back to its last fsynced length before
 //! the lines are written again, never leaves half a line or a line twice.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
@@ -94,6 +94,9 @@ pub(super) struct Shared {
     /// When the writer's current disk call began, unix milliseconds; 0 outside one.
     pub(super) disk_call_since_ms: AtomicU64,
     pub(super) closing: AtomicBool,
+    /// Every file the writer opened in this run, by name, with its length as of its last fsync
+    /// (or its opening): what of it is whole and on disk.
+    pub(super) synced: Mutex<HashMap<String, u64>>,
 }
 
 impl Shared {
@@ -109,6 +112,16 @@ impl Shared {
             durable.failing = Some(reason);
             changed
         });
+    }
+
+    fn synced_to(&self, name: &str, length: u64) {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        match synced.get_mut(name) {
+            Some(known) => *known = length,
+            None => {
+                synced.insert(name.to_owned(), length);
+            }
+        }
     }
 
     fn recording_again(&self) {
@@ -195,6 +208,8 @@ struct Failure {
 
 /// The file being appended to.
 struct Open {
+    /// Its file name.
+    name: String,
     /// Hours since the epoch (UTC) of the lines in it.
     hour: i64,
     index: u32,
@@ -405,7 +420,9 @@ impl Writer {
             // Nothing of ours is left in its buffer; dropping it would only try to flush.
             let _ = old.out.into_parts();
         }
-        self.file = Some(open_file(&self.settings, hour, index)?);
+        let open = open_file(&self.settings, hour, index)?;
+        self.shared.synced_to(&open.name, open.synced);
+        self.file = Some(open);
         self.resume = None;
         Ok(())
     }
@@ -415,6 +432,7 @@ impl Writer {
         if let Some(open) = self.file.as_mut() {
             finish(open)?;
             open.synced = open.bytes;
+            self.shared.synced_to(&open.name, open.synced);
         }
         self.release();
         Ok(())
@@ -528,7 +546,8 @@ fn open_file(settings: &Settings, hour: i64, mut index: u32) -> io::Result<Open>
     /// Files one hour may take: far beyond any real hour, and a stop to a search that could not end.
     const FILES_PER_HOUR: u32 = 100_000;
     while index < FILES_PER_HOUR {
-        let path = path_of(&settings.dir, &name, index);
+        let named = file_name(&name, index);
+        let path = settings.dir.join(&named);
         let existing = match std::fs::metadata(&path) {
             Ok(meta) => Some(meta.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -551,6 +570,7 @@ fn open_file(settings: &Settings, hour: i64, mut index: u32) -> io::Result<Open>
                 out.write_all(b"\n")?;
             }
             return Ok(Open {
+                name: named,
                 hour,
                 index,
                 bytes: bytes + out.buffer().len() as u64,
@@ -573,9 +593,10 @@ fn ends_with_newline(file: &mut File, len: u64) -> io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-fn path_of(dir: &Path, hour: &str, index: u32) -> PathBuf {
+/// The name of the hour's file number `index`.
+fn file_name(hour: &str, index: u32) -> String {
     match index {
-        0 => dir.join(format!("events-{hour}.jsonl")),
-        n => dir.join(format!("events-{hour}.{n}.jsonl")),
+        0 => format!("events-{hour}.jsonl"),
+        n => format!("events-{hour}.{n}.jsonl"),
     }
 }

@@ -13,26 +13,29 @@
 //! genuine, and a budget must hold whatever the exchange sends. The page's pixel and click never
 //! set spend.
 //!
+//! What it logged is remembered ([`Seen`]: compact digests in buckets by token expiry) until its
+//! token expires, so that a retry counts once; past `max_dedup_keys` the oldest are forgotten and
+//! their tokens refused as expired, never counted twice.
+//!
 //! The HTTP layer only reads parameters and turns a [`Refusal`] into a status. The recorder never
 //! waits for disk: it hands lines to the log's queue, and a full queue is a [`Refusal::Busy`]
 //! (503) the sender retries. What it accepted carries the line's receipt ([`Recorded`]): the
 //! route answers once [`Recorder::durable`] says the line is on disk, or 503
 //! ([`Refusal::Unwritten`]) while the log cannot write. An event is counted (in memory, and in
-//! the book) when its line is queued, once: a repeat waits on the first copy's receipt, so a
-//! retry during a disk outage is acknowledged only once that copy is written.
+//! the book) when its line is queued, once: a repeat waits for every line queued before it (its
+//! first copy among them), so a retry during a disk outage is acknowledged only once that copy is
+//! written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 
 use crate::book::store::Store;
 use crate::campaign::Campaign;
 use crate::campaign::pricing::{Currency, Model, Rates};
 use crate::clock::unix_secs;
-use crate::eventlog::read::{ReadError, events_in};
 use crate::eventlog::{Busy, Event, EventLog, Health, Kind, Receipt, Unwritten};
+use crate::measure::seen::{self, Full, Remembered, Seen};
 use crate::metrics::Exposition;
 use crate::price::{Exchanges, Unreadable};
 use crate::token::{Claims, Keys, Purpose, TokenError};
@@ -54,6 +57,13 @@ pub enum Refusal {
     Busy(#[from] Busy),
     #[error(transparent)]
     Unwritten(#[from] Unwritten),
+}
+
+impl From<Full> for Refusal {
+    /// No room to remember one more event now: a 503 the sender retries, as a full log queue is.
+    fn from(_: Full) -> Refusal {
+        Refusal::Busy(Busy)
+    }
 }
 
 /// The reasons refusals are counted by, in `/metrics` order (see [`Refusal::reason`]).
@@ -87,8 +97,8 @@ impl Refusal {
     }
 }
 
-/// What an accepted event request did, with the receipt of its line (for a repeat, the first
-/// copy's): answer once [`Recorder::durable`] says it is on disk.
+/// What an accepted event request did, with the receipt of its line (for a repeat, the last line
+/// queued, which its first copy came before): answer once [`Recorder::durable`] says it is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// Logged.
@@ -127,6 +137,8 @@ pub struct Policy {
     pub max_orders_per_click: u32,
     /// The largest order amount of a campaign that sets none and is not CPS, USD.
     pub max_order_value_usd: f64,
+    /// Events remembered at most to count each once (see [`Seen`]).
+    pub max_dedup_keys: usize,
 }
 
 /// Where bids charged at their bid price because their price was above it are counted, after
@@ -142,11 +154,8 @@ pub struct Recorder {
     log: EventLog,
     keys: Keys,
     policy: Policy,
-    /// Events already logged, until their token expires: (kind, bid, order) → (expiry, the
-    /// receipt of its line).
-    seen: DashMap<(Kind, String, Option<String>), (u32, Receipt)>,
-    /// Orders counted per click (by bid), until the click token expires: bid → (orders, expiry).
-    orders: DashMap<String, (u32, u32)>,
+    /// Events already logged, until their token expires, and each click's orders.
+    seen: Seen,
     bids: AtomicU64,
     /// Bid lines not logged because the log was busy (bid lines are a sample; events are not).
     bid_lines_dropped: AtomicU64,
@@ -179,8 +188,7 @@ impl Recorder {
             log,
             keys,
             policy,
-            seen: DashMap::new(),
-            orders: DashMap::new(),
+            seen: Seen::new(policy.token_ttl_secs, policy.max_dedup_keys),
             bids: AtomicU64::new(0),
             bid_lines_dropped: AtomicU64::new(0),
             logged: Default::default(),
@@ -199,9 +207,29 @@ impl Recorder {
         self
     }
 
+    /// The same, remembering what `seen` remembers (read back from a state snapshot).
+    pub fn with_seen(self, seen: Seen) -> Recorder {
+        Recorder { seen, ..self }
+    }
+
     /// The keys event tokens are signed with (the auction signs its bids' with them).
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// What it remembers of the events it logged.
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    /// Its event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Until when an event logged as `event` could arrive again: its token's lifetime from then.
+    pub fn expiry(&self, event: &Event) -> u32 {
+        unix_secs(event.ts).saturating_add(self.ttl(event.event == Kind::Conv))
     }
 
     /// `GET /win?t=TOKEN&price=P`: the exchange says the bid won at clearing price `price` (CPM in
@@ -425,22 +453,23 @@ impl Recorder {
         self.record(store, event, campaign.map(|c| &**c))
     }
 
-    /// The claims of a token of `purpose`, if it is genuine and current. A pclid carries its
-    /// bid's issue time and lives twice the token lifetime (see [`Recorder::click`]).
+    /// The claims of a token of `purpose`, if it is genuine and current, and its events are
+    /// still remembered (see [`Seen::forgotten`]: past `max_dedup_keys`, as if it had expired). A
+    /// pclid carries its bid's issue time and lives twice the token lifetime (see
+    /// [`Recorder::click`]).
     fn verify(&self, token: &str, purpose: Purpose, now: DateTime<Utc>) -> Result<Claims, Refusal> {
         let ttl = self.ttl(purpose == Purpose::Conversion);
-        Ok(self.keys.verify(token, unix_secs(now), ttl, purpose)?)
+        let claims = self.keys.verify(token, unix_secs(now), ttl, purpose)?;
+        if self.seen.forgotten(claims.issued.saturating_add(ttl)) {
+            return Err(TokenError::Expired.into());
+        }
+        Ok(claims)
     }
 
     /// How long a token lives: `token_ttl_secs`, twice that for a pclid.
     fn ttl(&self, pclid: bool) -> u32 {
         let ttl = self.policy.token_ttl_secs;
         if pclid { ttl.saturating_mul(2) } else { ttl }
-    }
-
-    /// Until when an event logged at `ts` could arrive again: its token's lifetime from then.
-    fn expiry(&self, kind: Kind, ts: DateTime<Utc>) -> u32 {
-        unix_secs(ts).saturating_add(self.ttl(kind == Kind::Conv))
     }
 
     /// Counts what became of a request for an event of `kind`.
@@ -473,28 +502,31 @@ impl Recorder {
         event: Event,
         campaign: Option<&Campaign>,
     ) -> Result<Recorded, Refusal> {
-        let key = (event.event, event.bid.clone(), event.order.clone());
-        let expiry = self.expiry(event.event, event.ts);
-        // The entry stays locked while the line is queued: a repeat arriving meanwhile finds the
-        // receipt.
-        let receipt = match self.seen.entry(key) {
-            Entry::Occupied(seen) => return Ok(Recorded::Again(seen.get().1)),
-            Entry::Vacant(slot) => {
-                if event.event == Kind::Conv && !self.count_order(&event.bid, expiry) {
-                    return Err(Refusal::TooManyOrders);
-                }
-                let receipt = self.log.submit(event.clone()).map_err(|busy| {
-                    if event.event == Kind::Conv {
-                        self.uncount_order(&event.bid);
-                    }
-                    Refusal::Busy(busy)
-                })?;
-                slot.insert((expiry, receipt));
-                receipt
+        let digest = seen::digest(event.event, &event.bid, event.order.as_deref());
+        let expiry = self.expiry(&event);
+        let conv = event.event == Kind::Conv;
+        // The shard stays locked while the line is queued: a repeat arriving meanwhile finds it.
+        let remembered = self.seen.remember(digest, expiry, || {
+            let max = self.policy.max_orders_per_click;
+            if conv && !self.seen.count_order(&event.bid, expiry, max) {
+                return Err(Refusal::TooManyOrders);
             }
-        };
-        store.observe(&event, campaign);
-        Ok(Recorded::New(receipt))
+            self.log.submit(event.clone()).map_err(|busy| {
+                if conv {
+                    self.seen.uncount_order(&event.bid);
+                }
+                Refusal::Busy(busy)
+            })
+        })?;
+        match remembered {
+            Remembered::New(receipt) => {
+                store.observe(&event, campaign);
+                Ok(Recorded::New(receipt))
+            }
+            // Its first copy was queued before any line queued since: once the last is on disk,
+            // so is it.
+            Remembered::Again => Ok(Recorded::Again(self.log.last_receipt())),
+        }
     }
 
     /// Waits until the line of what was recorded (for a repeat, the first copy's) is on disk,
@@ -513,22 +545,6 @@ impl Recorder {
     /// Whether the event log records what is accepted (see [`Health`]).
     pub fn log_health(&self) -> Health {
         self.log.health()
-    }
-
-    /// Counts one more order for the click of `bid`, unless it has had its share.
-    fn count_order(&self, bid: &str, expiry: u32) -> bool {
-        let mut orders = self.orders.entry(bid.to_owned()).or_insert((0, expiry));
-        if orders.0 >= self.policy.max_orders_per_click {
-            return false;
-        }
-        orders.0 += 1;
-        true
-    }
-
-    fn uncount_order(&self, bid: &str) {
-        if let Some(mut orders) = self.orders.get_mut(bid) {
-            orders.0 = orders.0.saturating_sub(1);
-        }
     }
 
     /// Logs a sample of bids (one line in `log_bids_every`, carrying that weight), never waiting:
@@ -561,42 +577,7 @@ impl Recorder {
 
     /// Forgets events whose tokens have expired (they can no longer arrive): bounds memory.
     pub fn sweep(&self, now: DateTime<Utc>) {
-        let now = unix_secs(now);
-        self.seen.retain(|_, (expiry, _)| *expiry > now);
-        self.orders.retain(|_, (_, expiry)| *expiry > now);
-    }
-
-    /// Reads the whole log in `dir` back: every event counts toward what campaigns have
-    /// learned, spent and shown ([`Store::observe`]), and those within the token lifetime are
-    /// remembered, so that a retry after a restart still counts once and a click's orders still
-    /// count toward `max_orders_per_click`. Returns how many events it read.
-    pub fn replay(
-        &self,
-        dir: &std::path::Path,
-        store: &Store,
-        now: DateTime<Utc>,
-    ) -> Result<usize, ReadError> {
-        let now = unix_secs(now);
-        let mut events = events_in(dir, ..).map_err(|source| ReadError {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let snapshot = store.snapshot();
-        let mut read = 0;
-        for event in events.by_ref().filter(|e| e.event != Kind::Bid) {
-            store.observe(&event, snapshot.campaign(&event.campaign).map(|c| &**c));
-            let expiry = self.expiry(event.event, event.ts);
-            if expiry > now {
-                let key = (event.event, event.bid, event.order);
-                if key.0 == Kind::Conv && !self.seen.contains_key(&key) {
-                    self.orders.entry(key.1.clone()).or_insert((0, expiry)).0 += 1;
-                }
-                self.seen.insert(key, (expiry, Receipt::DURABLE));
-            }
-            read += 1;
-        }
-        events.finish()?;
-        Ok(read)
+        self.seen.sweep(unix_secs(now));
     }
 
     /// Writes everything accepted so far to disk and stops the log's writer (see
@@ -652,6 +633,7 @@ impl Recorder {
                 .map(|(name, n)| (name, n.load(Ordering::Relaxed))),
         );
         self.log.report(out);
+        self.seen.report(out);
         out.counter(
             "precis_bid_lines_dropped_total",
             "Sampled bid lines not logged because the log was busy.",
@@ -714,8 +696,9 @@ pub fn spend_usd(price: f64, cur: &str, rates: &Rates) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The recorder tests' fixture, shared with the tests of what reads its log back.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::book::frequency::Exposures;
     use crate::book::learning::{Learned, Priors};
@@ -726,31 +709,31 @@ mod tests {
     use std::time::Duration;
 
     /// A CPC campaign `shoes` with creative `c`, whose clicks land on `https://shoes.example/`.
-    const CAMPAIGN: &str = "adomain = [\"shoes.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\n\
+    pub const CAMPAIGN: &str = "adomain = [\"shoes.example\"]\n[pricing]\nmodel = \"cpc\"\ncpc = 0.5\n\
         ctr = 0.01\nmax_cpm = 50\n[[creative]]\nid = \"c\"\nformat = \"banner\"\nw = 1\nh = 1\n\
         adm = \"x\"\nlanding = \"https://shoes.example/\"";
 
-    const DAY: u32 = 86_400;
+    pub const DAY: u32 = 86_400;
 
     /// The example keys of Google's "Decrypt price confirmations" page, and its example price:
     /// 100 micros (0.0001 CPM).
     const E_KEY: &str = "skU7Ax_NL5pPAFyKdkfZjZz2-VhIN8bjj1rVFOaJ_5o=";
     const I_KEY: &str = "arO23ykdNqUQ5LEoQ0FVmPkBd7xB5CO89PDZlSjpFxo=";
-    const SEALED_100_MICROS: &str = "YWJjMTIzZGVmNDU2Z2hpN7fhCuPemCce_6msaw";
+    pub const SEALED_100_MICROS: &str = "YWJjMTIzZGVmNDU2Z2hpN7fhCuPemCce_6msaw";
 
     /// The store serving `shoes`, and a recorder logging into the same temporary directory.
-    struct Fixture {
-        store: Store,
-        recorder: Recorder,
-        _dir: tempfile::TempDir,
+    pub struct Fixture {
+        pub store: Store,
+        pub recorder: Recorder,
+        pub _dir: tempfile::TempDir,
     }
 
-    fn fixture() -> Fixture {
+    pub fn fixture() -> Fixture {
         fixture_in(tempfile::tempdir().unwrap())
     }
 
     /// A fixture on `dir`: its log, if there is one, is the one it writes to.
-    fn fixture_in(dir: tempfile::TempDir) -> Fixture {
+    pub fn fixture_in(dir: tempfile::TempDir) -> Fixture {
         let campaigns = dir.path().join("campaigns");
         std::fs::create_dir_all(&campaigns).unwrap();
         std::fs::write(campaigns.join("shoes.toml"), CAMPAIGN).unwrap();
@@ -776,6 +759,7 @@ mod tests {
             log_bids_every: 1,
             max_orders_per_click: 3,
             max_order_value_usd: 1_000.0,
+            max_dedup_keys: 1_000,
         };
         let adx = Exchange::new("adx", E_KEY, I_KEY).unwrap();
         Fixture {
@@ -785,12 +769,17 @@ mod tests {
         }
     }
 
-    fn at(text: &str) -> DateTime<Utc> {
+    pub fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
     }
 
     /// The token for `purpose` of bid `bid` of `shoes`, bid at 2.0 USD CPM, signed at `issued`.
-    fn token_of(recorder: &Recorder, bid: &str, purpose: Purpose, issued: DateTime<Utc>) -> String {
+    pub fn token_of(
+        recorder: &Recorder,
+        bid: &str,
+        purpose: Purpose,
+        issued: DateTime<Utc>,
+    ) -> String {
         recorder.keys().sign(&Claims {
             purpose,
             issued: unix_secs(issued),
@@ -809,7 +798,7 @@ mod tests {
     }
 
     /// `Ok("new")` or `Ok("again")`, for what was recorded (its receipt left out); the refusal.
-    fn kind_of(recorded: &Result<Recorded, Refusal>) -> Result<&'static str, &Refusal> {
+    pub fn kind_of(recorded: &Result<Recorded, Refusal>) -> Result<&'static str, &Refusal> {
         recorded.as_ref().map(|recorded| match recorded {
             Recorded::New(_) => "new",
             Recorded::Again(_) => "again",
@@ -817,12 +806,12 @@ mod tests {
     }
 
     /// The token for `purpose` of bid `b1`.
-    fn token(recorder: &Recorder, purpose: Purpose, issued: DateTime<Utc>) -> String {
+    pub fn token(recorder: &Recorder, purpose: Purpose, issued: DateTime<Utc>) -> String {
         token_of(recorder, "b1", purpose, issued)
     }
 
     /// Clicks `shoes`' ad for bid `b1` at `clicked`, and returns the pclid its landing page is given.
-    fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
+    pub fn click_through(fx: &Fixture, bid: DateTime<Utc>, clicked: DateTime<Utc>) -> String {
         let click = fx
             .recorder
             .click(
@@ -836,6 +825,14 @@ mod tests {
             .unwrap_or_else(|| panic!("{}", click.landing))
             .to_owned()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::price::Exchange;
+    use std::time::Duration;
 
     /// A fixture whose bid `b1` was made and clicked at `now`, and the pclid the click gave.
     fn clicked(now: DateTime<Utc>) -> (Fixture, String) {
@@ -1071,60 +1068,40 @@ mod tests {
         } = &fx;
         let converted = recorder.conversion(store, &pclid, None, Some("o1"), now);
         assert_eq!(kind_of(&converted), Ok("new"));
-        let remembered = || (recorder.seen.len(), recorder.orders.len());
+        let remembered = || recorder.seen.len();
         assert_eq!(remembered(), (2, 1));
-        // The click's token lives a day; the pclid's two.
-        let day = now + chrono::Duration::seconds(DAY.into());
-        recorder.sweep(day - chrono::Duration::seconds(1));
+        // The click's token lives a day; the pclid's, and so its conversion's, two. Events go
+        // with their bucket (the 32nd of a day, 2,700 s, their expiry falls in); a click's order
+        // count goes as its pclid expires.
+        let (day, days) = (DAY.into(), 2 * i64::from(DAY));
+        let (day, days) = (
+            now + chrono::Duration::seconds(day),
+            now + chrono::Duration::seconds(days),
+        );
+        let width = DAY / 32;
+        let bucket_end = |t: DateTime<Utc>| {
+            let end = (unix_secs(t) / width + 1) * width;
+            DateTime::from_timestamp(end.into(), 0).unwrap()
+        };
+        let second = chrono::Duration::seconds(1);
+        recorder.sweep(bucket_end(day) - second);
         assert_eq!(
             remembered(),
             (2, 1),
-            "a second before the click token expires"
+            "a second before the click's bucket ends"
         );
-        recorder.sweep(day);
-        assert_eq!(remembered(), (1, 1), "as it expires");
-        let days = now + chrono::Duration::seconds(2 * i64::from(DAY));
-        recorder.sweep(days - chrono::Duration::seconds(1));
+        recorder.sweep(bucket_end(day));
+        assert_eq!(remembered(), (1, 1), "the click, with its bucket");
+        recorder.sweep(days - second);
         assert_eq!(remembered(), (1, 1), "a second before the pclid expires");
         recorder.sweep(days);
-        assert_eq!(remembered(), (0, 0), "as it expires");
-    }
-
-    #[test]
-    fn a_replay_reads_back_every_event_what_it_taught_and_each_clicks_orders() {
-        let first = fixture();
-        let now = at("2026-11-23T10:00:00Z");
-        let (recorder, store) = (&first.recorder, &first.store);
-        let win = token(recorder, Purpose::Win, now);
-        recorder.win(store, &win, Some("1.5"), now).unwrap();
-        let imp = token(recorder, Purpose::Imp, now);
-        recorder.impression(store, &imp, now).unwrap();
-        let pclid = click_through(&first, now, now);
-        for order in ["o1", "o2", "o3"] {
-            let converted = recorder.conversion(store, &pclid, None, Some(order), now);
-            assert_eq!(kind_of(&converted), Ok("new"), "{order}");
-        }
-        recorder.bids(Vec::new(), now);
-        recorder.close(Duration::from_secs(5));
-        // Started again on the same log: six events read, the spend back, a retry counted once,
-        // and the click has had its three orders.
-        let Fixture { _dir: dir, .. } = first;
-        let again = fixture_in(dir);
-        let logs = again._dir.path().join("logs");
-        assert_eq!(again.recorder.replay(&logs, &again.store, now).unwrap(), 6);
-        let counts = again.store.learned().counts("shoes");
-        assert_eq!((counts.wins, counts.impressions), (1, 1));
-        assert!((counts.spend_usd - 0.0015).abs() < 1e-12);
-        let retried = again.recorder.win(&again.store, &win, Some("1.5"), now);
-        assert_eq!(retried, Ok(Recorded::Again(Receipt::DURABLE)));
-        let fourth = again
-            .recorder
-            .conversion(&again.store, &pclid, None, Some("o4"), now);
-        assert_eq!(fourth, Err(Refusal::TooManyOrders));
-        let repeated = again
-            .recorder
-            .conversion(&again.store, &pclid, None, Some("o1"), now);
-        assert_eq!(repeated, Ok(Recorded::Again(Receipt::DURABLE)));
+        assert_eq!(
+            remembered(),
+            (1, 0),
+            "the click's orders, as its pclid expires"
+        );
+        recorder.sweep(bucket_end(days));
+        assert_eq!(remembered(), (0, 0), "the conversion, with its bucket");
     }
 
     #[test]

@@ -1106,6 +1106,14 @@ impl Server {
     }
 }
 
+/// The link in a bid's markup (`href="..."`, `${CLICK_URL}` expanded), as it stands there.
+pub fn markup_link(adm: &str) -> &str {
+    adm.split_once("href=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .unwrap_or_else(|| panic!("no link in adm: {adm}"))
+        .0
+}
+
 /// The path and query of a bid's event URL `key` (`nurl`, `burl`) with `price` in place of
 /// `${AUCTION_PRICE}`: what the exchange sends.
 pub fn notice_path(bid: &Value, key: &str, price: &str) -> String {
@@ -1116,12 +1124,7 @@ pub fn notice_path(bid: &Value, key: &str, price: &str) -> String {
 /// 0.5 CPM.
 pub fn event_urls(bid: &Value) -> (String, String, String) {
     let price = |url: &str| local(&url.replace("${AUCTION_PRICE}", "0.5"));
-    let adm = str_of(bid, "adm");
-    let click = adm
-        .split_once("href=\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(url, _)| local(url))
-        .unwrap_or_else(|| panic!("no link in {adm}"));
+    let click = local(markup_link(str_of(bid, "adm")));
     (
         price(str_of(bid, "nurl")),
         price(str_of(bid, "burl")),

@@ -1,16 +1,16 @@
 //! The profile snapshot: the store written to one binary file (at shutdown and periodically) and
 //! read back at start, so a restart keeps profiles.
 //!
-//! Layout (little-endian): the magic `PRECISPF`, a u32 version, the tag table (a u32 count, then
-//! each name as a u16 length and its bytes), the users (each a u16 tag count, a u64 id and that
-//! many (u32 tag, u32 expiry) pairs, the tag being its index in the table times two, plus one if
-//! a bulk file gave it; a count of 0 ends them), then the CRC-32 (`crc32fast`, a few GB/s) of
-//! everything before it, as a u32. Written to a temporary file, fsynced and renamed over the old one, so a
+//! Layout (a [`crate::binary`] file: little-endian, the magic `PRECISPF` and a u32 version first,
+//! the CRC-32 of everything before it last): the tag table (a u32 count, then each name as a u16
+//! length and its bytes), the users (each a u16 tag count, a u64 id and that many (u32 tag, u32
+//! expiry) pairs, the tag being its index in the table times two, plus one if a bulk file gave it;
+//! a count of 0 ends them). Written to a temporary file, fsynced and renamed over the old one, so a
 //! crash leaves the last good snapshot. A file that is not a valid snapshot is refused with an
 //! error, never half-loaded. Never runs on the bid path: it walks the map shard by shard on a
 //! blocking thread.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use std::sync::atomic::Ordering;
@@ -18,90 +18,23 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 
 use super::{Held, Origin, Profiles, stamp};
+use crate::binary::{self, BinaryError, Kind, Le, get_exact};
 use crate::request::user::UserId;
 
-const MAGIC: &[u8; 8] = b"PRECISPF";
 /// 2: the origin bit in each tag, and CRC-32 instead of a byte-at-a-time FNV-1a checksum.
-const VERSION: u32 = 2;
+const KIND: Kind = Kind {
+    magic: b"PRECISPF",
+    version: 2,
+    what: "profile snapshot",
+};
 
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("not a precis profile snapshot (bad magic)")]
-    Magic,
-    #[error("snapshot version {0}; this precis reads version {VERSION}")]
-    Version(u32),
-    #[error("the snapshot is corrupt: {0}")]
-    Corrupt(&'static str),
-}
-
-/// The CRC-32 of everything written or read through it. Bytes are gathered into blocks before
-/// they are summed: the snapshot is written and read a few bytes at a time.
-struct Summed<T> {
-    inner: T,
-    hasher: crc32fast::Hasher,
-    block: Vec<u8>,
-}
-
-/// Bytes summed at a time.
-const BLOCK: usize = 1 << 16;
-
-impl<T> Summed<T> {
-    fn new(inner: T) -> Summed<T> {
-        Summed {
-            inner,
-            hasher: crc32fast::Hasher::new(),
-            block: Vec::with_capacity(BLOCK),
-        }
-    }
-
-    fn add(&mut self, bytes: &[u8]) {
-        if self.block.len() + bytes.len() > BLOCK {
-            self.hasher.update(&self.block);
-            self.block.clear();
-        }
-        if bytes.len() >= BLOCK {
-            self.hasher.update(bytes);
-        } else {
-            self.block.extend_from_slice(bytes);
-        }
-    }
-
-    /// The sum so far, and what it was summed over.
-    fn finish(mut self) -> (T, u32) {
-        self.hasher.update(&self.block);
-        (self.inner, self.hasher.finalize())
-    }
-}
-
-impl<W: Write> Write for Summed<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.add(buf.get(..n).unwrap_or_default());
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<R: Read> Read for Summed<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.add(buf.get(..n).unwrap_or_default());
-        Ok(n)
-    }
-}
+pub type SnapshotError = BinaryError;
 
 /// Writes the live tags of every user to `path` atomically ([`crate::files::replace`]).
 /// Returns the users written.
 pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, SnapshotError> {
     let _one_at_a_time = store.saving.lock().unwrap_or_else(|p| p.into_inner());
-    crate::files::replace(path, |file| {
-        let mut out = Summed::new(file);
-        out.write_all(MAGIC)?;
-        out.write_all(&VERSION.to_le_bytes())?;
+    binary::write(path, KIND, |out| {
         // The table as of now: tags interned later are left to the next snapshot.
         let names = store.tags.names.load_full();
         out.write_all(&(names.len() as u32).to_le_bytes())?;
@@ -141,51 +74,19 @@ pub fn save(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, 
             users += 1;
         }
         out.write_all(&0u16.to_le_bytes())?;
-        let (file, sum) = out.finish();
-        file.write_all(&sum.to_le_bytes())?;
         Ok(users)
-    })
-}
-
-fn read_array<const N: usize>(input: &mut impl Read) -> Result<[u8; N], SnapshotError> {
-    let mut buf = [0; N];
-    read_exact(input, &mut buf)?;
-    Ok(buf)
-}
-
-fn read_exact(input: &mut impl Read, buf: &mut [u8]) -> Result<(), SnapshotError> {
-    input.read_exact(buf).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("it ends too early"),
-        _ => SnapshotError::Io(e),
     })
 }
 
 /// Reads `path` into `store` (meant to be empty), dropping tags expired at `now`. Returns the
 /// users loaded. On any error the store is left empty of what was read. A missing file is 0 users.
 pub fn load(store: &Profiles, path: &Path, now: DateTime<Utc>) -> Result<usize, SnapshotError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e.into()),
-    };
-    let mut input = Summed::new(BufReader::with_capacity(1 << 20, file));
-    let read = read_into(store, &mut input, now).and_then(|users| {
-        let (mut input, sum) = input.finish();
-        let stored = u32::from_le_bytes(read_array(&mut input)?);
-        let mut rest = [0u8; 1];
-        if input.read(&mut rest)? != 0 {
-            return Err(SnapshotError::Corrupt("bytes after the checksum"));
-        }
-        if stored != sum {
-            return Err(SnapshotError::Corrupt("checksum mismatch"));
-        }
-        Ok(users)
-    });
+    let read = binary::read(path, KIND, |input| read_into(store, input, now));
     if read.is_err() {
         store.users.clear();
         store.count.store(0, Ordering::Relaxed);
     }
-    read
+    Ok(read?.unwrap_or(0))
 }
 
 fn read_into(
@@ -193,20 +94,13 @@ fn read_into(
     input: &mut impl Read,
     now: DateTime<Utc>,
 ) -> Result<usize, SnapshotError> {
-    if &read_array::<8>(input)? != MAGIC {
-        return Err(SnapshotError::Magic);
-    }
-    let version = u32::from_le_bytes(read_array(input)?);
-    if version != VERSION {
-        return Err(SnapshotError::Version(version));
-    }
-    let count = u32::from_le_bytes(read_array(input)?) as usize;
+    let count = u32::get(input)? as usize;
     if count > super::MAX_DISTINCT_TAGS {
         return Err(SnapshotError::Corrupt("too many tags"));
     }
     let mut names = Vec::with_capacity(count);
     for _ in 0..count {
-        let len = usize::from(u16::from_le_bytes(read_array(input)?));
+        let len = usize::from(u16::get(input)?);
         let mut name = vec![0; len];
         input
             .read_exact(&mut name)
@@ -229,13 +123,13 @@ fn read_into(
     let mut held = Vec::new();
     let mut record = Vec::new();
     loop {
-        let count = usize::from(u16::from_le_bytes(read_array(input)?));
+        let count = usize::from(u16::get(input)?);
         if count == 0 {
             break;
         }
-        let user = UserId(u64::from_le_bytes(read_array(input)?));
+        let user = UserId(u64::get(input)?);
         record.resize(count * 8, 0);
-        read_exact(input, &mut record)?;
+        get_exact(input, &mut record)?;
         held.clear();
         for pair in record.chunks_exact(8) {
             let (tag, until) = pair.split_at(4);
