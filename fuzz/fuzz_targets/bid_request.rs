@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
-use precis::auction::{self, Env, Urls};
+use precis::auction::{self, Env, NoBids, Urls};
 use precis::audience::Library;
 use precis::book::frequency::Exposures;
 use precis::book::index::Index;
@@ -188,8 +188,9 @@ fuzz_target!(|data: &[u8]| {
             // Packages are checked on the index's survivors like any residual term; the oracle
             // test in src/auction.rs covers them with real packages.
             audiences: &Library::default(),
+            no_bids: &NoBids::default(),
         };
-        let Some(auctioned) = auction::run(&world.ranked, index, &request, &facts, &env) else {
+        let Ok(auctioned) = auction::run(&world.ranked, index, &request, &facts, &env) else {
             return Vec::new();
         };
         check_response(&auctioned, fixture);
@@ -233,9 +234,7 @@ fn check_response(auctioned: &auction::Auctioned, fixture: &Fixture) {
                 .find(|(k, _)| k == "t")
                 .expect("an event URL has a token")
                 .1;
-            let opened = fixture
-                .keys
-                .verify(&token, now, TOKEN_TTL_SECS, purpose);
+            let opened = fixture.keys.verify(&token, now, TOKEN_TTL_SECS, purpose);
             let expected = Claims {
                 purpose,
                 ..clipped(claims)
