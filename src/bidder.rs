@@ -47,6 +47,7 @@ use crate::book::watch::{self, Trigger, Watch};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::eventlog::read::{Positions, ReadError};
+use crate::eventlog::retention::{self, Keep};
 use crate::eventlog::{EventLog, Settings};
 use crate::measure::checkpoint::{self, Restored, State};
 use crate::measure::recorder::{Policy, Recorder};
@@ -218,8 +219,13 @@ impl Bidder {
         let (refreshed, file, dir) = (app.clone(), state_file.clone(), config.events.dir.clone());
         let covered = std::sync::Mutex::new(snapshot);
         let every = Duration::from_secs(config.events.snapshot_secs);
+        let keep = Keep {
+            days: config.events.keep_days,
+            bytes: config.events.keep_gb.saturating_mul(1 << 30),
+        };
         tasks.every("checkpointer", every, move || {
             refresh_state(&refreshed, &file, &dir, &covered);
+            prune_log(&refreshed, &dir, &covered, keep);
         });
         Ok(Bidder {
             app,
@@ -531,6 +537,24 @@ fn refresh_state(app: &App, path: &Path, dir: &Path, covered: &std::sync::Mutex<
             }
         }
         Err(e) => tracing::error!("cannot list the event log: {e}"),
+    }
+}
+
+/// The `checkpointer`'s second step: the log files the state snapshot has read to their end and
+/// `[events] keep_days` / `keep_gb` let go are removed ([`retention`]).
+fn prune_log(app: &App, dir: &Path, covered: &std::sync::Mutex<Positions>, keep: Keep) {
+    let covered = covered.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match retention::prune(dir, &covered, keep, app.clock.now()) {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => {
+            let removed: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            tracing::info!(
+                files = removed.len(),
+                "event log files removed: {}",
+                removed.join(", ")
+            );
+        }
+        Err(e) => tracing::error!("cannot remove old event log files: {e}"),
     }
 }
 

@@ -2,7 +2,8 @@
 //! only the log written after it and ends where a replay of the whole log ends (spend, learned
 //! counts, frequency caps, events remembered); a damaged snapshot or holds file is set aside and
 //! the bidder starts from the log; past `max_dedup_keys` the events whose tokens expire first
-//! are forgotten early and their tokens refused, never counted twice.
+//! are forgotten early and their tokens refused, never counted twice; with `keep_days`, log files
+//! the snapshot has read go once they are old enough, never before.
 
 #[allow(dead_code)]
 mod common;
@@ -12,7 +13,8 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use common::{
-    Campaign, Server, Setup, advance, bids, local, markup_link, notice_path, rfc3339, str_of,
+    Campaign, Server, Setup, advance, banner_request, bids, local, markup_link, notice_path,
+    rfc3339, str_of,
 };
 
 const SECRET: &str = "a restart test secret of 32 byte";
@@ -373,4 +375,29 @@ async fn bids_now(server: &Server, n: usize) -> Vec<Value> {
         made.push(bid_now(server).await);
     }
     made
+}
+
+#[tokio::test]
+async fn with_keep_days_old_log_files_go_once_the_snapshot_has_read_them() {
+    let now = at("2030-01-01T10:00:00Z");
+    let old = "logs/events-20291201T10.0.jsonl";
+    let server = simulated(now, 1)
+        .arg("--events-keep-days")
+        .arg("30")
+        .file(old, "a line cut short by a crash\n")
+        .campaign("free.toml", Campaign::cpm(1.0).banner(300, 250))
+        .start();
+    let old = server.root().join(old);
+    assert!(
+        old.exists(),
+        "kept while it is the newest file (the one written to)"
+    );
+    // A bid line starts this hour's file; the checkpointer then reads the old one and lets it go.
+    assert!(server.bid(&banner_request(300, 250)).await.is_some());
+    server.until_logged("event log files removed").await;
+    assert!(!old.exists(), "31 days old and read: removed");
+    let kept = server.log_files();
+    assert_eq!(kept.len(), 1, "the hour being written stays: {kept:?}");
+    let name = kept[0].file_name().unwrap_or_default().to_string_lossy();
+    assert!(name.starts_with("events-20300101T10"), "{name}");
 }

@@ -117,6 +117,12 @@ settings! {
         /// How often the state snapshot (state.snapshot in dir) is brought up to the log while
         /// serving; it is also written at shutdown.
         snapshot_secs: u64 = 300, flag "SECS", above 0;
+        /// Log files of hours older than this many days are removed once the state snapshot has
+        /// read them; 0: kept.
+        keep_days: u32 = 0, flag "DAYS";
+        /// The oldest log files are removed, once the state snapshot has read them, while the log
+        /// is larger than this; 0: no limit.
+        keep_gb: u64 = 0, flag "GB";
         /// Signs event tokens; PRECIS_SECRET overrides it. At least 16 bytes.
         secret: Option<String> = None, secret;
         /// Also accepted while rotating secrets; PRECIS_SECRET_PREVIOUS overrides it.

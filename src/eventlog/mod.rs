@@ -32,6 +32,7 @@
 
 pub mod read;
 pub mod record;
+pub mod retention;
 mod writer;
 
 pub use record::{Event, Kind};
