@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Each module uses only those after it in this list (`tests/layout.rs` holds the code to that,
-//! and README's Layout section to the same order):
+//! and the Layout section of docs/development.md to the same order):
 //! - [`bidder`]: the serving process: start, the named background tasks, shutdown, signals;
 //! - [`generate`]: the generated world (the `precis-generate` crate) compiled and written;
 //! - [`serve`]: HTTP on two ports (exchanges', operators'), per-core runtimes, limits;

@@ -297,7 +297,7 @@ async fn every_valid_corpus_request_gets_a_well_formed_bid_or_no_bid() {
     );
 }
 
-/// The invalid requests this repository carries, and what precis answers each (README, "What
+/// The invalid requests this repository carries, and what precis answers each (docs/reference.md, "What
 /// precis reads from a request"): 400 when it cannot be bid on safely, 204 when it reads as a
 /// request for nothing the campaigns offer.
 const INVALID: &str = concat!(

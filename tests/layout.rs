@@ -365,11 +365,11 @@ fn inline_modules_close_their_file() {
     }
 }
 
-/// README's Layout block below `src/`: each entry's depth (0 for a top-level file or folder of
+/// The Layout block of docs/development.md below `src/`: each entry's depth (0 for a top-level file or folder of
 /// `src/`) and name (folders end in `/`), in the order written.
 fn readme_layout() -> Vec<(usize, String)> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/development.md");
+    let readme = std::fs::read_to_string(readme).expect("docs/development.md");
     let section = readme
         .split("\n## Layout\n")
         .nth(1)
@@ -391,7 +391,7 @@ fn readme_layout() -> Vec<(usize, String)> {
 }
 
 #[test]
-fn the_readme_lists_every_file_of_src_and_nothing_else() {
+fn the_layout_lists_every_file_of_src_and_nothing_else() {
     let mut listed = BTreeSet::new();
     let mut folders: Vec<String> = Vec::new();
     for (depth, name) in readme_layout() {
@@ -421,11 +421,11 @@ fn the_readme_lists_every_file_of_src_and_nothing_else() {
     let stale: Vec<_> = listed.difference(&files).collect();
     assert!(
         missing.is_empty() && stale.is_empty(),
-        "README's Layout misses {missing:?} and names {stale:?}, which are not in src/"
+        "docs/development.md's Layout misses {missing:?} and names {stale:?}, which are not in src/"
     );
 }
 
-/// The top-level modules in the order README lists them (the binary's `main.rs` and the crate
+/// The top-level modules in the order docs/development.md lists them (the binary's `main.rs` and the crate
 /// root `lib.rs` left out).
 fn readme_order() -> Vec<String> {
     let mut order: Vec<String> = readme_layout()
@@ -481,6 +481,6 @@ fn lib_rs_maps_every_module_in_the_readme_order() {
     assert_eq!(
         declared,
         readme_order(),
-        "lib.rs' map names each module, in README's order"
+        "lib.rs' map names each module, in docs/development.md's order"
     );
 }

@@ -1,7 +1,7 @@
 //! `precis audience expand` end to end: on a generated population with a planted group, the
 //! command writes exactly the library's expansion of half the group (the seed), best first, which
 //! finds the other half far better than chance (the library's own tests pin how much better: the
-//! README figure).
+//! figure in docs/reference.md).
 
 #[allow(dead_code)]
 mod common;

@@ -6,7 +6,7 @@
 //! `ln(θs / (1 − θs)) − ln(θp / (1 − θp))`, where θs and θp are the shares of seed and non-seed
 //! users holding it. A user's score is the sum of the weights of the tags they hold; the top N
 //! users not in the seed are the expansion. Also owns [`planted`], the generated population (with
-//! a planted group) that tests and the README figures measure recovery on. Offline only (`precis
+//! a planted group) that tests and the reference's figures (docs/reference.md) measure recovery on. Offline only (`precis
 //! audience expand`): it never runs in the bidder.
 
 use std::collections::{HashMap, HashSet};
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn the_expansion_recovers_a_planted_group_as_the_readme_says() {
-        // README, Lookalikes: 50,000 users of seed 1, N = the 256 held out.
+        // docs/reference.md, Lookalikes: 50,000 users of seed 1, N = the 256 held out.
         let planted = planted(1, 50_000);
         assert_eq!((planted.seed.len(), planted.held_out.len()), (284, 256));
         let recovery = planted.recovery();

@@ -122,7 +122,7 @@ impl Package {
 /// How package files end: `NAME.txt` or `NAME.csv`.
 const PACKAGE_FILES: &[&str] = &[".txt", ".csv"];
 
-/// Loads one package file (see the README for the format). Streams the file: memory is the set
+/// Loads one package file (see docs/reference.md for the format). Streams the file: memory is the set
 /// plus 8 bytes per line while it is built.
 pub fn load(path: &Path) -> Result<Package, FileError> {
     // A problem on a whole line (or with the whole file, line 0).

@@ -1,6 +1,6 @@
 //! Campaigns: the compiled form the bidder serves, and the file format campaign managers write.
 //!
-//! [`file`](mod@file) owns the contract with people (TOML, every key documented in the README, unknown keys
+//! [`file`](mod@file) owns the contract with people (TOML, every key documented in docs/reference.md, unknown keys
 //! refused, errors as `path:line:col: message`); this module owns what a file compiles to, and the
 //! [`Limits`] on what people write. A compiled
 //! [`Campaign`] is immutable plain data with every value already in its compared form, so the request

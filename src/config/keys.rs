@@ -79,7 +79,7 @@ macro_rules! settings {
         )*
 
         /// Every key, in the order of the declaration (which is the order of the flags and of
-        /// README's table).
+        /// reference's table in docs/reference.md).
         static KEYS: &[$crate::config::keys::Key<$Config>] = &[
             $(
                 settings!(@key None, $top: $top_ty, [$($top_doc)*], $Config::default().$top,

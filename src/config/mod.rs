@@ -581,14 +581,14 @@ mod tests {
         assert_eq!(missing, Vec::<String>::new(), "keys without a serve flag");
     }
 
-    /// README's table of keys, row by row: each key (`[section] key`) with its flag and default
+    /// The reference's table of keys (docs/reference.md), row by row: each key (`[section] key`) with its flag and default
     /// cells; a row naming two keys (`[events] secret`, `previous_secret`) gives both.
     fn readme_keys() -> Vec<(String, String, String)> {
-        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md");
         let readme = std::fs::read_to_string(readme).unwrap();
         let (_, table) = readme
             .split_once("\n## Configuration: `precis.toml`\n")
-            .expect("README has a configuration section");
+            .expect("docs/reference.md has a configuration section");
         let table = table.split("\n## ").next().unwrap_or_default();
         let mut keys = Vec::new();
         for row in table.lines().filter_map(|row| row.strip_prefix("| `")) {
@@ -619,13 +619,16 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_key_with_its_flag_and_default() {
+    fn the_reference_lists_every_key_with_its_flag_and_default() {
         use clap::CommandFactory;
         let command = Serve::command();
         let readme = readme_keys();
         let listed: Vec<&str> = readme.iter().map(|(key, _, _)| key.as_str()).collect();
         let declared: Vec<String> = KEYS.iter().map(|key| key.title()).collect();
-        assert_eq!(listed, declared, "README's keys, in the order of the flags");
+        assert_eq!(
+            listed, declared,
+            "the reference's keys, in the order of the flags"
+        );
         for (key, (title, flag, default)) in KEYS.iter().zip(&readme) {
             match key.long() {
                 Some(long) => {
