@@ -21,6 +21,13 @@ use precis::measure::{exposure, report};
 use precis::request::openrtb;
 use precis::token::Keys;
 
+/// A line on standard output; failing to write it (a closed pipe) is an error, not a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).context("cannot write to standard output")?
+    };
+}
+
 /// mimalloc: per-thread free lists with no arena locks. The bid path allocates and frees a few
 /// dozen small objects per request; with glibc's malloc that was about 15% of the server's CPU.
 #[global_allocator]
@@ -321,11 +328,22 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`precis check | head`): the output ends there, quietly.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("precis: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe nobody reads any more.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -341,11 +359,11 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     )
     .context("cannot list campaign files")?;
     for error in &checked.refused {
-        println!("{error}");
+        say!("{error}");
     }
     let problems: usize = checked.refused.iter().map(|e| e.diagnostics.len()).sum();
     if problems > 0 {
-        println!(
+        say!(
             "{problems} error(s) in {} of {} file(s)",
             checked.refused.len(),
             checked.files
@@ -372,7 +390,7 @@ fn check(config: &Config, mut paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         true => String::new(),
         false => format!("; checked against {}", against.join(" and ")),
     };
-    println!(
+    say!(
         "ok: {loaded} campaign file(s), {active} active, {} paused{against}",
         loaded - active
     );
@@ -392,7 +410,7 @@ fn audience_build(
     if built.skipped.lines > 0 {
         eprintln!("precis: {}", built.skipped);
     }
-    println!("wrote {} user(s) to {}", built.users, out.display());
+    say!("wrote {} user(s) to {}", built.users, out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -413,7 +431,7 @@ fn gen_campaigns(
     let started = std::time::Instant::now();
     let written = precis_generate::write_dir(&generator, count, out, force)?;
     precis::generate::write_taxonomy(out)?;
-    println!(
+    say!(
         "wrote {} campaign file(s) ({:.1} MB) to {} in {:.2} s (seed {seed})",
         written.files,
         written.bytes as f64 / 1e6,
@@ -441,7 +459,7 @@ fn audience_expand(
     for problem in &expanded.problems {
         eprintln!("precis: skipped {problem}");
     }
-    println!(
+    say!(
         "wrote {} user(s) to {}: the lookalikes of {} seed users among {} profile lines",
         expanded.written,
         out.display(),

@@ -400,3 +400,31 @@ fn a_missing_path_is_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("precis:"), "{stderr}");
 }
+
+#[test]
+fn a_reader_that_stops_reading_ends_the_output_without_a_panic() {
+    // `precis check | head -1` on a directory with thousands of problems: the pipe closes after the
+    // first lines, and precis stops writing there, quietly.
+    let files: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            (
+                format!("c{i:03}.toml"),
+                format!("{}\nstray_key = 1\n", good().toml()),
+            )
+        })
+        .collect();
+    let named: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let dir = dir_with(&named);
+    let mut child = std::process::Command::new(common::PRECIS)
+        .arg("check")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("precis runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("precis ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}
