@@ -68,6 +68,8 @@ const LOG_PATIENCE: Duration = Duration::from_secs(30);
 /// Why a bidder could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum BidderError {
+    #[error(transparent)]
+    Tls(#[from] crate::serve::tls::TlsError),
     #[error(
         "admin_listen {0} is not a loopback address: set admin_token (or PRECIS_ADMIN_TOKEN) so that admin routes need it"
     )]
@@ -167,6 +169,10 @@ impl Bidder {
             max_batch_bytes: config.profiles.max_batch_bytes,
             no_bid: config.no_bid,
             admin_host: config.admin_host.clone(),
+            tls: match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => Some(serve::tls::acceptor(cert, key)?),
+                _ => None,
+            },
         };
         let stopped = async {
             let _ = stopped.await;
@@ -409,10 +415,14 @@ fn open(
     });
     let others = vec![(config.profiles.dir.clone(), profiles_trigger.clone())];
     let (campaigns_trigger, watch) = watch::spawn(store.clone(), log_reload, others)?;
-    let public = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{bid_addr}"));
+    let public = config.public_url.clone().unwrap_or_else(|| {
+        let scheme = if config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{bid_addr}")
+    });
     let app = Arc::new(App {
         store,
         recorder,

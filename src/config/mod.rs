@@ -39,6 +39,10 @@ settings! {
         /// Bearer token every admin request must carry, when set; PRECIS_ADMIN_TOKEN overrides it.
         /// Required when admin_listen is not loopback.
         admin_token: Option<String> = None, secret;
+        /// The bid port's TLS certificate chain (PEM); with `tls_key`, the bid port speaks HTTPS.
+        tls_cert: Option<PathBuf> = None, flag "FILE";
+        /// The private key (PEM) of `tls_cert`.
+        tls_key: Option<PathBuf> = None, flag "FILE";
         /// Base of the URLs precis puts in bids (win and billing notices, clicks).
         public_url: Option<String> = None, flag "URL", shown "http://LISTEN";
         /// Campaign directory.
@@ -355,6 +359,9 @@ impl Config {
 
     /// Values that would stop the bidder working, refused at start.
     fn check(&self) -> Result<(), String> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key go together: set both for HTTPS, or neither".into());
+        }
         if let Some(url) = &self.public_url {
             // Bids carry it as it is, in URLs and in markup (see `openrtb::response`).
             let plain = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '<' | '>');
@@ -704,6 +711,10 @@ mod tests {
             (
                 "public_url = \"bid.example\"",
                 "public_url must be an http://",
+            ),
+            (
+                "tls_cert = \"cert.pem\"",
+                "tls_cert and tls_key go together",
             ),
             (
                 "[events]\nmax_file_gb = 1",

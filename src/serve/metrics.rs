@@ -70,15 +70,18 @@ pub enum Closed {
     /// Both `Content-Length` and `Transfer-Encoding`: 400, as a request smuggling attempt
     /// (RFC 9112 §6.1, §6.3).
     LengthAndChunked,
+    /// A TLS handshake that failed or did not finish within `header_timeout_ms`.
+    Handshake,
 }
 
 impl Closed {
-    const ALL: [Closed; 5] = [
+    const ALL: [Closed; 6] = [
         Closed::HeaderTimeout,
         Closed::HeadersTooLarge,
         Closed::Malformed,
         Closed::NoHost,
         Closed::LengthAndChunked,
+        Closed::Handshake,
     ];
 
     fn label(self) -> &'static str {
@@ -87,6 +90,7 @@ impl Closed {
             Closed::HeadersTooLarge => "headers_too_large",
             Closed::Malformed => "malformed",
             Closed::NoHost => "no_host",
+            Closed::Handshake => "tls_handshake",
             Closed::LengthAndChunked => "length_and_chunked",
         }
     }

@@ -30,6 +30,7 @@ pub mod framing;
 mod layer;
 pub mod metrics;
 mod status;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,7 +77,7 @@ pub struct Ports {
 }
 
 /// How the HTTP layer is configured.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// When set, every admin request must carry `Authorization: Bearer TOKEN`.
     pub admin_token: Option<String>,
@@ -88,7 +89,13 @@ pub struct Settings {
     pub no_bid: NoBidAnswer,
     /// Another name the admin port is reached by (`admin_host`), besides its address.
     pub admin_host: Option<String>,
+    /// The bid port speaks HTTPS with this, when set (`tls_cert`, `tls_key`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +117,7 @@ pub async fn serve(
 ) {
     let Ports { bid, admin, cores } = ports;
     let limits = settings.limits;
+    let tls = settings.tls;
     let mut hyper = http1::Builder::new();
     hyper
         .timer(TokioTimer::new())
@@ -192,8 +200,24 @@ pub async fn serve(
         });
         let watcher = graceful.watcher();
         let (hyper, counted) = (hyper.clone(), http.metrics.clone());
-        let serve = move |stream| async move {
-            let stream = Watched::new(stream, conflict);
+        // HTTPS on the bid port when configured: the handshake first, within the head's time.
+        let tls = (port == Port::Bid).then(|| tls.clone()).flatten();
+        let handshake = http.limits.header_timeout();
+        let serve = move |stream: tokio::net::TcpStream| async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => Box::new(tls),
+                        _ => {
+                            counted.closed(Closed::Handshake);
+                            drop((open, slot));
+                            return;
+                        }
+                    }
+                }
+            };
+            let stream = Watched::new(io, conflict);
             let connection = hyper.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 if let Some(why) = closed(&e) {
