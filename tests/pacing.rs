@@ -463,6 +463,15 @@ async fn even_pacing_spreads_the_daily_budget_over_a_simulated_day_and_a_restart
                 "spent_today {before} before the restart, {after} after"
             );
         }
+        if minute == 18 * 60 {
+            // /status shows the line: by 18:00, 16 of the 22 running hours have passed.
+            let line = budget_figure(&server, "paced", "pacing_line").await;
+            let straight = DAILY * 16.0 / RUNNING_HOURS;
+            assert!(
+                (line - straight).abs() < 0.25 * straight,
+                "the line at 18:00 is {line}, a straight one {straight}"
+            );
+        }
         let hour = minute / 60;
         in_flight(WIDTH, PER_MINUTE, |n| {
             let (exchange, server, hourly) = (&exchange, &server, &hourly);

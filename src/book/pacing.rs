@@ -172,6 +172,9 @@ pub struct State {
     pub held_usd: f64,
     /// The share of bids even pacing lets through (1 for asap).
     pub pass_rate: f64,
+    /// Where even pacing's line puts what the campaign should have used (spent, and held as its
+    /// wins are expected to spend) by `now`, USD; `None` before its first plan, or under asap.
+    pub line_usd: Option<f64>,
 }
 
 /// A hold as a state snapshot (or, from an earlier precis, `holds.json`) keeps it.
@@ -416,11 +419,20 @@ impl Pacer {
         let account = self.accounts.get(&campaign.id)?;
         let usd = |a: &AtomicI64| a.load(Ordering::Relaxed) as f64 / NANOS;
         let today = local_day(now, campaign.timezone) <= account.day.load(Ordering::Acquire);
+        // The plan is the bid path's (it takes it with `try_lock`): read it only when free.
+        let line_usd = account.plan.try_lock().ok().and_then(|plan| {
+            let start = plan
+                .start
+                .filter(|_| today || campaign.budget.as_ref().is_some_and(|b| b.daily.is_none()))?;
+            let line = plan.from + plan.rate * running_secs(campaign, start, now);
+            Some(line / NANOS)
+        });
         Some(State {
             spent_today_usd: if today { usd(&account.spent_day) } else { 0.0 },
             spent_total_usd: usd(&account.spent_total),
             held_usd: usd(&account.held),
             pass_rate: account.pass_rate.load(),
+            line_usd,
         })
     }
 
@@ -757,6 +769,40 @@ mod tests {
             .expect("a valid campaign");
         campaign.budget = Some(budget);
         campaign
+    }
+
+    #[test]
+    fn the_state_shows_where_even_pacings_line_puts_use_by_now() {
+        let budget = Budget {
+            daily: Some(24.0),
+            total: None,
+            pacing: Pacing::Even,
+        };
+        let campaign = campaign(budget, "[[0, 24]]");
+        let pacer = Pacer::new(60, 10);
+        let midnight = at("2026-11-23T00:00:00Z");
+        assert_eq!(
+            pacer.state(&campaign, midnight).map(|s| s.line_usd),
+            None,
+            "no account yet"
+        );
+        // The first bid of the day draws the line: 24 USD over 24 running hours, from 0 used.
+        let account = pacer.account_for(&campaign);
+        let _ = pacer.admit(&campaign, account.as_ref(), 2.0, &rates(), midnight);
+        let line = |t: &str| pacer.state(&campaign, at(t)).and_then(|s| s.line_usd);
+        let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-6);
+        assert!(
+            near(line("2026-11-23T00:00:00Z"), 0.0),
+            "{:?}",
+            line("2026-11-23T00:00:00Z")
+        );
+        assert!(
+            near(line("2026-11-23T06:00:00Z"), 6.0),
+            "{:?}",
+            line("2026-11-23T06:00:00Z")
+        );
+        // The next local day has spent nothing and has no line until its first bid draws one.
+        assert_eq!(line("2026-11-24T01:00:00Z"), None);
     }
 
     fn at(text: &str) -> DateTime<Utc> {

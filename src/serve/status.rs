@@ -92,6 +92,9 @@ struct Budget {
     spent_total: f64,
     held: f64,
     pass_rate: f64,
+    /// Where even pacing's line puts use (spent and held) by now; `null` before its first plan
+    /// of the day, or under asap.
+    pacing_line: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -235,6 +238,7 @@ impl Budget {
             spent_total: local(state.spent_total_usd),
             held: local(state.held_usd),
             pass_rate: state.pass_rate,
+            pacing_line: state.line_usd.map(local),
         })
     }
 }
