@@ -19,6 +19,7 @@ use crate::measure::recorder::Recorder;
 use crate::metrics::Exposition;
 use crate::request::facts::Facts;
 use crate::request::openrtb::BidRequest;
+use crate::request::user::UserId;
 
 pub struct App {
     /// The campaigns being served, and what events taught about them.
@@ -58,6 +59,15 @@ impl App {
         let mut facts = Facts::from_request_as(request, now, self.vendor_id);
         self.profiles.enrich(&mut facts);
         facts
+    }
+
+    /// Forgets the user whose raw key (`user.id`, `buyeruid` or `ifa`) is `key`: their profile
+    /// tags, frequency counts and conversion memory (a deletion request). The snapshots written
+    /// next no longer hold them. Returns whether each held anything: `(tags, exposures)`.
+    pub fn forget(&self, key: &str) -> (bool, bool) {
+        let tags = self.profiles.remove(UserId::of_key(key), None);
+        let exposures = (self.store.exposures()).forget(self.recorder.keys().user_hash(key));
+        (tags, exposures)
     }
 
     /// Forgets what time has expired as of `now`: events whose tokens can no longer arrive, budget

@@ -167,3 +167,78 @@ async fn a_campaign_that_needs_the_user_and_alone_fits_is_counted_as_stepping_as
     let metric = r#"precis_no_bid_imps_total{reason="consent"}"#;
     assert_eq!(server.metric(metric).await, 1.0);
 }
+
+#[tokio::test]
+async fn a_forgotten_user_loses_their_cap_and_tags_also_after_a_restart() {
+    let capped = format!(
+        "{}\n[frequency]\nimpressions = 1\n",
+        Campaign::cpm(2.0).banner(300, 250).toml()
+    );
+    let mut server = Setup::default().campaign("capped.toml", capped).start();
+    let request = |user: &str| json!({ "id": "r", "imp": [{ "id": "1", "banner": { "w": 300, "h": 250 } }], "user": { "id": user } });
+    // One impression caps `reader`; `other` is capped too, and stays so.
+    for user in ["reader", "other"] {
+        let answer = server.bid(&request(user)).await.expect("a first bid");
+        let bill = common::notice_path(&bids(&answer)[0], "burl", "1.0");
+        let (status, _, _) = server.get(&bill).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            server.bid(&request(user)).await.is_none(),
+            "{user} is capped"
+        );
+    }
+    let tags = json!({ "tags": ["sports/running"] }).to_string();
+    let (status, _, _) = server
+        .admin_send(hyper::Method::PUT, "/users/reader/tags", None, tags)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _, body) = server
+        .admin_send(hyper::Method::DELETE, "/users/reader", None, "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = common::parse_json(&body);
+    assert_eq!(
+        (
+            answer["had_tags"].as_bool(),
+            answer["had_exposures"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let (status, _, _) = server.admin_get("/users/reader").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no tags left");
+    // Asked again: nothing left, still 200.
+    let (status, _, body) = server
+        .admin_send(hyper::Method::DELETE, "/users/reader", None, "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(common::parse_json(&body)["had_exposures"], false);
+
+    // The snapshot written at shutdown no longer holds them: after a restart too, `reader` is
+    // new to the campaign and `other` is still capped.
+    server.restart(&[]).await;
+    assert!(
+        server.bid(&request("reader")).await.is_some(),
+        "forgotten, uncapped"
+    );
+    assert!(
+        server.bid(&request("other")).await.is_none(),
+        "not forgotten"
+    );
+
+    // The batch form.
+    let batch = json!({ "users": ["other", "nobody"] }).to_string();
+    let (status, _, body) = server
+        .admin_send(hyper::Method::POST, "/users/forget", None, batch)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let answer = common::parse_json(&body);
+    assert_eq!(
+        (
+            answer["forgotten"].as_u64(),
+            answer["had_exposures"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert!(server.bid(&request("other")).await.is_some());
+}

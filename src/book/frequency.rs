@@ -140,6 +140,12 @@ impl Exposures {
             })
     }
 
+    /// Forgets everything about `user`: impressions, pending bids, conversions (a deletion
+    /// request). Says whether there was anything.
+    pub fn forget(&self, user: u64) -> bool {
+        self.users.remove(&user).is_some()
+    }
+
     /// Gives back an admission whose bid was not made after all.
     pub fn cancel(&self, user: Option<u64>, campaign: &Campaign) {
         let (Some(user), Some(_)) = (user, &campaign.frequency) else {

@@ -139,12 +139,19 @@ async fn reload(app: &App) -> Answer {
 async fn users(http: &Http, app: &App, request: Request<Incoming>) -> Answer {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let rest = path.strip_prefix("/users/").unwrap_or_default();
+    if method == Method::DELETE && !rest.contains('/') && rest != "batch" {
+        return forget(app, rest);
+    }
     let query = request.uri().query().map(str::to_owned);
     let limit = http.limits.max_body_bytes.max(http.max_batch_bytes);
     let body = match body::read(request, limit, &http.limits).await {
         Ok(body) => body,
         Err((_, answer)) => return answer,
     };
+    if method == Method::POST && rest == "forget" {
+        return forget_all(app, &body);
+    }
     // A batch of thousands of updates is parsed and applied off the runtime's threads, which
     // answer bids meanwhile.
     let (store, now) = (app.profiles.clone(), app.clock.now());
@@ -193,6 +200,56 @@ async fn explain(http: &Http, app: &App, request: Request<Incoming>) -> Answer {
         auction::explain::explain(&snapshot.ranked, &paused, &request, &facts, &env, only)
     });
     json(StatusCode::OK, &explained)
+}
+
+/// `DELETE /users/{key}`: a deletion request. The user's tags, frequency counts and conversion
+/// memory are forgotten; the next snapshots hold none of them. Idempotent: 200 either way, saying
+/// what there was.
+fn forget(app: &App, segment: &str) -> Answer {
+    let Ok(key) = percent_encoding::percent_decode_str(segment).decode_utf8() else {
+        return error(StatusCode::BAD_REQUEST, "the user key is not UTF-8");
+    };
+    if key.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "the user key is empty");
+    }
+    let (tags, exposures) = app.forget(&key);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "forgotten": true, "had_tags": tags, "had_exposures": exposures }),
+    )
+}
+
+/// `POST /users/forget` with `{"users": [KEY, ...]}`: deletion requests in a batch, each as
+/// `DELETE /users/{key}`. All or nothing on a body that cannot be read (400); an empty key is
+/// refused by its place.
+fn forget_all(app: &App, body: &[u8]) -> Answer {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch {
+        users: Vec<String>,
+    }
+    let batch: Batch = match serde_json::from_slice(body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("not {{\"users\": [...]}}: {e}"),
+            );
+        }
+    };
+    if let Some(at) = batch.users.iter().position(|k| k.trim().is_empty()) {
+        return error(StatusCode::BAD_REQUEST, &format!("users[{at}] is empty"));
+    }
+    let (mut tags, mut exposures) = (0, 0);
+    for key in &batch.users {
+        let (had_tags, had_exposures) = app.forget(key);
+        tags += usize::from(had_tags);
+        exposures += usize::from(had_exposures);
+    }
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "forgotten": batch.users.len(), "had_tags": tags, "had_exposures": exposures }),
+    )
 }
 
 /// `POST /admin/clock?now=RFC3339`: moves a simulated clock forward, then expires what the new
