@@ -8,7 +8,9 @@
 //! path of an ordinary request and of the same request made hostile (a tag of 120,000 levels,
 //! categories of 50,000 levels, a `badv` of 20,000 entries that blocks half the campaigns), each
 //! body within the default body limit; what each costs as a multiple of the ordinary request is
-//! printed.
+//! printed. Reading the privacy signals (`privacy`): decoding and the facts of an app request, and
+//! of the same under GDPR with a TCF v2 consent string that grants precis' vendor (parsed on every
+//! request), with and without that vendor configured.
 //!
 //! The campaigns are the files `precis gen-campaigns` writes for a fixed seed (`precis_generate`'s
 //! `Generator`, in memory), compiled with the real `campaign::file::parse` (`generate::compile`): real
@@ -528,5 +530,32 @@ fn hostile(c: &mut Criterion) {
     group(c, "hostile", &cases, |case| bidder.answer(&case.body));
 }
 
-criterion_group!(benches, bid_path, scale, hostile);
+/// A TCF v2 core segment consenting purposes 1, 3 and 4 and vendor 755 (`tests/privacy.rs`).
+const CONSENT: &str = "CO5rKAAO5rKAAAHABBENCWEAALAAAAAAAAogF5wAQF5gAAAA";
+
+/// Decoding and the facts of [`APP_BANNER`] as it is, and under GDPR with [`CONSENT`]: with
+/// precis' vendor 755 (personal data allowed), and with another (withheld).
+fn privacy(c: &mut Criterion) {
+    let now: DateTime<Utc> = NOW.parse().expect("NOW is a timestamp");
+    let plain: serde_json::Value = serde_json::from_str(APP_BANNER).expect("APP_BANNER is JSON");
+    let mut gdpr = plain.clone();
+    gdpr["regs"] = serde_json::json!({ "gdpr": 1 });
+    gdpr["user"]["consent"] = CONSENT.into();
+    let mut group = c.benchmark_group("privacy");
+    for (name, request, vendor) in [
+        ("plain", &plain, Some(755)),
+        ("gdpr-consented", &gdpr, Some(755)),
+        ("gdpr-withheld", &gdpr, Some(7)),
+    ] {
+        let body = request.to_string().into_bytes();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let request = openrtb::decode(black_box(&body)).expect("a bid request");
+                black_box(Facts::from_request_as(&request, now, vendor))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bid_path, scale, hostile, privacy);
 criterion_main!(benches);
