@@ -772,6 +772,27 @@ mod tests {
     }
 
     #[test]
+    fn running_seconds_are_those_both_in_flight_and_within_the_campaigns_hours() {
+        let budget = || Budget {
+            daily: Some(24.0),
+            total: None,
+            pacing: Pacing::Even,
+        };
+        let (midnight, end) = (at("2026-11-23T00:00:00Z"), at("2026-11-24T00:00:00Z"));
+        // Scheduled 00:00-12:00, in flight all day: 12 hours.
+        let mornings = campaign(budget(), "[[0, 12]]");
+        assert_eq!(running_secs(&mornings, midnight, end), 12.0 * 3600.0);
+        // Scheduled all day, in flight until 05:30: the hours that start in flight, 00:00 to
+        // 05:00, a local hour at a time: 6 hours.
+        let mut ending = campaign(budget(), "[[0, 24]]");
+        ending.end = Some(at("2026-11-23T05:30:00Z"));
+        assert_eq!(running_secs(&ending, midnight, end), 6.0 * 3600.0);
+        // Part hours count by the second.
+        let half = at("2026-11-23T11:30:00Z");
+        assert_eq!(running_secs(&mornings, half, end), 1800.0);
+    }
+
+    #[test]
     fn the_state_shows_where_even_pacings_line_puts_use_by_now() {
         let budget = Budget {
             daily: Some(24.0),
