@@ -1,6 +1,8 @@
 //! The application: the state every request reads, one owner for each piece. The book of
 //! campaigns with what events taught it ([`Store`]), the recorder of events ([`Recorder`]), the
-//! profile store and its bulk files, the clock, and where precis' own URLs point.
+//! profile store and its bulk files, the clock, where precis' own URLs point, the auction's no-bid
+//! counts and the TCF vendor id requests are read for ([`App::facts`]); and forgetting a user on
+//! request ([`App::forget`]).
 //!
 //! Built once by [`crate::bidder::Bidder::start`] and shared by the HTTP routes and the
 //! background tasks; it holds no HTTP and no tasks of its own. Its methods never wait on disk or

@@ -1,5 +1,6 @@
-//! The `precis` command: `serve` runs the bidder, `check` validates campaign files, `report` sums
-//! the event log, `gen-campaigns` writes test campaigns, `audience build|expand` makes packages.
+//! The `precis` command: `serve` runs the bidder, `check` validates campaign files, `explain` says
+//! why a request gets no bid, `report` sums the event log, `gen-campaigns` writes test campaigns,
+//! `audience build|expand` makes packages.
 //! Each command parses its flags and calls the library ([`precis::bidder::run`] serves); this is
 //! the binary edge, where errors become `anyhow` reports and exit codes, and nowhere else.
 

@@ -16,7 +16,7 @@ use std::io;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Blocks, Env, NoBids, Urls, bid_price, fitting, floor, response_currency};
+use super::{Blocks, Env, NoBids, Urls, bid_price, budget_usd, fitting, floor, response_currency};
 use crate::audience::Member;
 use crate::book::frequency::Exposures;
 use crate::book::pacing::{Pacer, Preview};
@@ -277,17 +277,6 @@ impl Check<'_> {
         bid_price(self.entry, self.currency, self.env.rates)
     }
 
-    /// The bid in USD, as budgets count it.
-    fn usd(&self) -> f64 {
-        (self.env.rates)
-            .convert(
-                self.entry.ecpm,
-                self.campaign().pricing.currency,
-                Currency::USD,
-            )
-            .unwrap_or(0.0)
-    }
-
     /// The first check the campaign fails, in words; `None` when it would bid.
     fn first_miss(&self, blocks: &Blocks, member: &Member) -> Option<(Outcome, String)> {
         let (campaign, facts) = (self.campaign(), self.facts);
@@ -415,7 +404,12 @@ impl Check<'_> {
                 ));
             }
         }
-        match env.pacer.preview(campaign, self.usd(), env.rates, now) {
+        match env.pacer.preview(
+            campaign,
+            budget_usd(self.entry, self.env.rates),
+            env.rates,
+            now,
+        ) {
             Preview::OutOfBudget {
                 which,
                 spent_usd,
@@ -446,8 +440,12 @@ impl Check<'_> {
         let mut detail = format!("bids {:.6} {}", self.price(), self.currency);
         if let Preview::Open {
             pass_rate: Some(rate),
-        } = (self.env.pacer).preview(self.campaign(), self.usd(), self.env.rates, self.facts.now)
-            && rate < 1.0
+        } = (self.env.pacer).preview(
+            self.campaign(),
+            budget_usd(self.entry, self.env.rates),
+            self.env.rates,
+            self.facts.now,
+        ) && rate < 1.0
         {
             let _ = write!(
                 detail,

@@ -310,10 +310,7 @@ fn admit(
     if !env.exposures.admit(user, campaign, now) {
         return Err(NoBid::Frequency);
     }
-    let usd = env
-        .rates
-        .convert(entry.ecpm, campaign.pricing.currency, Currency::USD)
-        .unwrap_or(0.0);
+    let usd = budget_usd(entry, env.rates);
     match env
         .pacer
         .admit(campaign, entry.account.as_ref(), usd, env.rates, now)
@@ -339,6 +336,11 @@ fn bid_price(entry: &Ranked, currency: Currency, rates: &Rates) -> f64 {
     let price =
         (rates.convert(entry.ecpm, entry.campaign.pricing.currency, currency)).unwrap_or(0.0);
     (price * 1e6).round() / 1e6
+}
+
+/// What `entry` bids in USD, as budgets count it (CPM); 0 when its currency cannot be converted.
+fn budget_usd(entry: &Ranked, rates: &Rates) -> f64 {
+    (rates.convert(entry.ecpm, entry.campaign.pricing.currency, Currency::USD)).unwrap_or(0.0)
 }
 
 /// The first currency the exchange accepts that precis has a rate for; USD when it names none.

@@ -3,8 +3,9 @@
 //! advertiser's `GET|POST /conv`.
 //!
 //! The bid route decodes, normalises, runs the auction and encodes inline: microseconds of CPU
-//! with nothing to wait on. Over `max_in_flight` a bid request gets 204 at once, its body unread;
-//! past its deadline, 204 whatever the auction found. Event routes only read their parameters and
+//! with nothing to wait on. No bid is 204 (or, with `no_bid = "nbr"`, 200 with the reason); over
+//! `max_in_flight` a bid request gets 204 at once, its body unread; past its deadline, 204
+//! whatever the auction found. Event routes only read their parameters and
 //! answer: what a notice means is the recorder's ([`crate::measure::recorder`]). They answer 2xx
 //! only once the event's line is on disk ([`acknowledged`]: an await, never a blocked thread),
 //! 503 with `Retry-After` while the log cannot write; a click redirects the user either way.
@@ -27,6 +28,9 @@ use crate::config::NoBidAnswer;
 use crate::measure::recorder::{Recorded, Refusal};
 use crate::request::openrtb::{self, BidRequest};
 use crate::token::TokenError;
+
+/// The paths this port serves (with the shared `/healthz`, `/readyz` and `/metrics`).
+pub(super) const ROUTES: [&str; 6] = ["/openrtb2/bid", "/win", "/bill", "/imp", "/click", "/conv"];
 
 /// Routes a request on the bid port; what is not an exchange route goes back to the caller.
 pub(super) async fn route(
@@ -75,7 +79,7 @@ pub(super) async fn route(
             }
         }
         (&Method::GET | &Method::POST, "/conv") => conversion(http, app, request).await,
-        (_, "/openrtb2/bid" | "/win" | "/bill" | "/imp" | "/click" | "/conv") => {
+        (_, path) if ROUTES.contains(&path) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         (method, path) => return Err((method.clone(), path.to_owned())),

@@ -343,7 +343,7 @@ fn unservable(request: &Request<Incoming>) -> Option<(Closed, Answer)> {
 fn not_found(port: Port, path: &str) -> String {
     let admin = path == "/" || path == "/status" || path.starts_with("/admin/");
     let admin = admin || path.starts_with("/users/");
-    let exchange = ["/openrtb2/bid", "/win", "/bill", "/imp", "/click", "/conv"].contains(&path);
+    let exchange = exchange::ROUTES.contains(&path);
     match port {
         Port::Bid if admin => format!(
             "{path} is an admin route: it is served on the admin port (admin_listen), not the bid port"
